@@ -1,0 +1,381 @@
+"""The ``discharge-bridge`` command: database, sources, sync and dead letters.
+
+Output for people goes to the terminal through rich; ``--format json`` gives machines the same data.
+Nothing printed here carries patient names, birth dates or identifiers.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from discharge_bridge.config import get_settings
+from discharge_bridge.db import get_engine, session_scope
+
+app = typer.Typer(no_args_is_help=True, help="Discharge coordination over a hospital's FHIR R4 server.")
+db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
+sources_app = typer.Typer(no_args_is_help=True, help="Hospital FHIR endpoints (sources).")
+dead_app = typer.Typer(no_args_is_help=True, help="Resources that could not be ingested.")
+app.add_typer(db_app, name="db")
+app.add_typer(sources_app, name="sources")
+app.add_typer(dead_app, name="deadletters")
+
+console = Console()
+err = Console(stderr=True)
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code)
+
+
+def ready_database() -> None:
+    """Upgrade the embedded SQLite schema on the fly; PostgreSQL must be upgraded on purpose."""
+    from discharge_bridge.db import current_revision, upgrade
+
+    settings = get_settings()
+    if settings.is_sqlite:
+        upgrade(settings)
+        return
+    from alembic.script import ScriptDirectory
+
+    from discharge_bridge.db import alembic_config
+
+    head = ScriptDirectory.from_config(alembic_config(settings.sqlalchemy_url)).get_current_head()
+    if current_revision(settings) != head:
+        raise _fail("the database schema is not current: run `discharge-bridge db upgrade` first")
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Apply Alembic migrations up to REVISION (default: the newest)."""
+    from discharge_bridge.db import current_revision, upgrade
+
+    upgrade(get_settings(), revision)
+    console.print(f"schema at revision {current_revision()}")
+
+
+# -- sources -------------------------------------------------------------------------------------
+
+
+@sources_app.command("add")
+def sources_add(
+    name: Annotated[str, typer.Argument(help="Short name used in commands and URLs, e.g. city-hospital-1.")],
+    hospital: Annotated[str, typer.Option(help="Hospital display name.")],
+    base_url: Annotated[str, typer.Option(help="FHIR R4 base URL (or a folder/file for --mode file).")],
+    auth: Annotated[str, typer.Option(help="none | bearer | basic | smart")] = "none",
+    token_env: Annotated[str | None, typer.Option(help="bearer: env var holding the token.")] = None,
+    token_file: Annotated[str | None, typer.Option(help="bearer: file holding the token.")] = None,
+    username: Annotated[str | None, typer.Option(help="basic: user name.")] = None,
+    password_env: Annotated[str | None, typer.Option(help="basic: env var holding the password.")] = None,
+    password_file: Annotated[str | None, typer.Option(help="basic: file holding the password.")] = None,
+    client_id: Annotated[str | None, typer.Option(help="smart: registered client id.")] = None,
+    private_key_file: Annotated[str | None, typer.Option(help="smart: PEM private key file.")] = None,
+    kid: Annotated[str | None, typer.Option(help="smart: key id registered with the EHR.")] = None,
+    alg: Annotated[str, typer.Option(help="smart: RS384 or ES384.")] = "RS384",
+    scope: Annotated[str | None, typer.Option(help="smart: scopes to request.")] = None,
+    token_url: Annotated[str | None, typer.Option(help="smart: token URL (default: discovered).")] = None,
+    timezone: Annotated[str, typer.Option(help="Hospital IANA time zone.")] = "UTC",
+    mode: Annotated[str, typer.Option(help="poll | subscription | bulk | file")] = "poll",
+    interval: Annotated[int, typer.Option(help="Seconds between polls.")] = 300,
+    mapping: Annotated[str, typer.Option(help="Mapping file name in mappings/ (without .yaml).")] = "default",
+    classes: Annotated[str, typer.Option(help="Inpatient Encounter.class codes.")] = "IMP,ACUTE,NONAC",
+) -> None:
+    """Register a hospital's FHIR endpoint. Secrets are named by env var or file, never given inline."""
+    from discharge_bridge.sources.models import SourceMode
+    from discharge_bridge.sources.service import SourceError, add_source
+
+    ready_database()
+    auth_fields: dict[str, Any] = {
+        "type": auth,
+        "token_env": token_env,
+        "token_file": token_file,
+        "username": username,
+        "password_env": password_env,
+        "password_file": password_file,
+        "client_id": client_id,
+        "private_key_file": private_key_file,
+        "kid": kid,
+        "alg": alg,
+        "scope": scope,
+        "token_url": token_url,
+    }
+    try:
+        source_mode = SourceMode(mode)
+    except ValueError:
+        raise _fail(f"mode must be one of {', '.join(m.value for m in SourceMode)}") from None
+    try:
+        with session_scope(get_engine()) as session:
+            add_source(
+                session,
+                name=name,
+                hospital=hospital,
+                base_url=base_url,
+                auth={k: v for k, v in auth_fields.items() if v is not None},
+                timezone=timezone,
+                mode=source_mode,
+                poll_interval_seconds=interval,
+                mapping=mapping,
+                inpatient_classes=[c.strip() for c in classes.split(",") if c.strip()],
+            )
+    except SourceError as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"added source [bold]{name}[/bold]; next: `discharge-bridge sources check {name}`")
+
+
+@sources_app.command("list")
+def sources_list(fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table") -> None:
+    """Show every source with its sync status."""
+    from discharge_bridge.sources.service import list_sources
+
+    ready_database()
+    with session_scope(get_engine()) as session:
+        rows = [_source_row(s) for s in list_sources(session)]
+    if fmt == "json":
+        typer.echo(json.dumps(rows, indent=2, default=str))
+        return
+    table = Table("name", "hospital", "mode", "base URL", "auth", "last success", "last error")
+    for row in rows:
+        table.add_row(
+            row["name"],
+            row["hospital"],
+            row["mode"],
+            row["base_url"],
+            row["auth"],
+            str(row["last_success_at"] or "never"),
+            (row["last_error"] or "")[:80],
+        )
+    console.print(table)
+
+
+def _source_row(source: Any) -> dict[str, Any]:
+    return {
+        "name": source.name,
+        "hospital": source.hospital,
+        "mode": str(source.mode),
+        "base_url": source.base_url,
+        "auth": source.auth.get("type", "none"),
+        "timezone": source.timezone,
+        "interval_s": source.poll_interval_seconds,
+        "mapping": source.mapping,
+        "cursor": source.cursors.get("Encounter"),
+        "last_success_at": source.last_success_at,
+        "last_error": source.last_error,
+    }
+
+
+@sources_app.command("remove")
+def sources_remove(
+    name: str, yes: Annotated[bool, typer.Option("--yes", help="Confirm deleting its synced data.")] = False
+) -> None:
+    """Delete a source and everything synced from it."""
+    from discharge_bridge.sources.service import SourceNotFound, remove_source
+
+    if not yes:
+        raise _fail(f"this deletes {name!r} and all data synced from it; repeat with --yes", 2)
+    ready_database()
+    try:
+        with session_scope(get_engine()) as session:
+            remove_source(session, name)
+    except SourceNotFound as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"removed source {name}")
+
+
+@sources_app.command("check")
+def sources_check(name: str) -> None:
+    """Read the CapabilityStatement and try an authenticated search; say what to fix."""
+    from discharge_bridge.fhir import FhirError
+    from discharge_bridge.sources.check import CheckStatus, check_source
+    from discharge_bridge.sources.service import SourceNotFound, client_for, get_source
+
+    ready_database()
+    try:
+        with session_scope(get_engine()) as session:
+            source = get_source(session, name)
+    except SourceNotFound as exc:
+        raise _fail(str(exc)) from None
+    try:
+        client = client_for(source)
+    except FhirError as exc:
+        raise _fail(f"cannot set up auth: {exc}") from None
+    with client:
+        report = check_source(source, client)
+    marks = {CheckStatus.ok: "[green]ok[/green]", CheckStatus.warning: "[yellow]warn[/yellow]"}
+    for item in report.items:
+        console.print(f"{marks.get(item.status, '[red]FAIL[/red]'):>6}  {item.name}: {item.detail}")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+# -- sync ----------------------------------------------------------------------------------------
+
+
+@app.command("sync")
+def sync(
+    once: Annotated[bool, typer.Option("--once", help="One pass, then exit.")] = False,
+    source: Annotated[str | None, typer.Option(help="Only this source.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table",
+) -> None:
+    """Poll sources: one pass with --once, otherwise at each source's interval until stopped."""
+    ready_database()
+    if not once:
+        from discharge_bridge.scheduler import run_polling_forever
+
+        run_polling_forever(only=source)
+        return
+    results = _sync_once(source, show_progress=sys.stderr.isatty() and fmt == "table")
+    rows = [
+        {
+            "source": r.source,
+            "status": str(r.status),
+            "fetched": r.fetched,
+            "new": r.created,
+            "updated": r.updated,
+            "unchanged": r.unchanged,
+            "dead_letters": r.dead_letters,
+            "cursor": r.cursor_after,
+            "duration_s": round(r.duration_s, 2),
+            "error": r.error,
+        }
+        for r in results
+    ]
+    if fmt == "json":
+        typer.echo(json.dumps(rows, indent=2))
+    else:
+        table = Table("source", "status", "fetched", "new", "updated", "dead letters", "cursor", "seconds")
+        for row in rows:
+            status = "[green]ok[/green]" if row["status"] == "ok" else "[red]failed[/red]"
+            table.add_row(
+                row["source"],
+                status,
+                *(str(row[k]) for k in ("fetched", "new", "updated", "dead_letters")),
+                str(row["cursor"] or "-"),
+                str(row["duration_s"]),
+            )
+        console.print(table)
+        for row in rows:
+            if row["error"]:
+                err.print(f"[red]{row['source']}:[/red] {row['error']}")
+    if any(row["status"] != "ok" for row in rows):
+        raise typer.Exit(1)
+
+
+def _sync_once(only: str | None, *, show_progress: bool) -> list[Any]:
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    from discharge_bridge.ingest.poll import sync_source
+    from discharge_bridge.sources.service import SourceNotFound, get_source, list_sources
+
+    engine = get_engine()
+    with session_scope(engine) as session:
+        try:
+            names = [get_source(session, only).name] if only else [s.name for s in list_sources(session)]
+        except SourceNotFound as exc:
+            raise _fail(str(exc)) from None
+    if not names:
+        raise _fail("no sources yet: add one with `discharge-bridge sources add`")
+    results = []
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=err, disable=not show_progress) as bar:
+        for name in names:
+            task = bar.add_task(f"{name}: starting")
+
+            def report(stage: str, count: int, task: Any = task, name: str = name) -> None:
+                bar.update(task, description=f"{name}: {count} resources")
+
+            results.append(sync_source(name, engine=engine, progress=report))
+            bar.update(task, description=f"{name}: done")
+    return results
+
+
+# -- dead letters --------------------------------------------------------------------------------
+
+
+@dead_app.command("list")
+def deadletters_list(
+    source: Annotated[str | None, typer.Option(help="Only this source.")] = None,
+    include_resolved: Annotated[bool, typer.Option("--all", help="Include replayed ones.")] = False,
+    fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table",
+) -> None:
+    """Resources that could not be ingested, with the reason (payloads stay in the database)."""
+    from discharge_bridge.ingest.deadletters import list_dead_letters
+    from discharge_bridge.sources.service import SourceNotFound, get_source, list_sources
+
+    ready_database()
+    with session_scope(get_engine()) as session:
+        try:
+            source_id = get_source(session, source).id if source else None
+        except SourceNotFound as exc:
+            raise _fail(str(exc)) from None
+        names = {s.id: s.name for s in list_sources(session)}
+        rows = [
+            {
+                "id": d.id,
+                "source": names.get(d.source_id),
+                "resource": f"{d.resource_type or '?'}/{d.fhir_id or '?'}",
+                "error": d.error,
+                "count": d.count,
+                "last_seen": d.last_seen.isoformat(),
+                "resolved": d.resolved_at is not None,
+            }
+            for d in list_dead_letters(session, source_id=source_id, include_resolved=include_resolved)
+        ]
+    if fmt == "json":
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table("id", "source", "resource", "error", "count", "last seen")
+    for row in rows:
+        table.add_row(*(str(row[k]) for k in ("id", "source", "resource", "error", "count", "last_seen")))
+    console.print(table if rows else "no dead letters")
+
+
+@dead_app.command("replay")
+def deadletters_replay(
+    ids: Annotated[list[int] | None, typer.Argument(help="Dead letter ids (default: all unresolved).")] = None,
+    source: Annotated[str | None, typer.Option(help="Only this source.")] = None,
+) -> None:
+    """Re-read each dead letter from the EHR (or re-parse it) through the normal ingest path."""
+    from discharge_bridge.fhir import FhirError
+    from discharge_bridge.ingest.deadletters import list_dead_letters, replay
+    from discharge_bridge.ingest.models import DeadLetter
+    from discharge_bridge.sources.models import Source
+    from discharge_bridge.sources.service import client_for, get_source
+
+    ready_database()
+    engine = get_engine()
+    failed = 0
+    with session_scope(engine) as session:
+        source_id = get_source(session, source).id if source else None
+        if ids:
+            letters = [d for i in ids if (d := session.get(DeadLetter, i)) is not None]
+        else:
+            letters = list_dead_letters(session, source_id=source_id, limit=10_000)
+        clients: dict[int, Any] = {}
+        for letter in letters:
+            src = session.get(Source, letter.source_id)
+            assert src is not None and src.id is not None
+            if src.id not in clients:
+                try:
+                    clients[src.id] = client_for(src)
+                except FhirError:
+                    clients[src.id] = None
+            outcome = replay(session, letter, src, clients[src.id])
+            failed += not outcome.resolved
+            console.print(f"{outcome.dead_letter_id}: {'resolved' if outcome.resolved else 'not resolved'} "
+                          f"({outcome.detail})")
+        for client in clients.values():
+            if client is not None:
+                client.close()
+    if not letters:
+        console.print("nothing to replay")
+    if failed:
+        raise typer.Exit(1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

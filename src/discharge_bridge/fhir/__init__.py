@@ -1,0 +1,25 @@
+"""The FHIR edge: a small synchronous FHIR R4 client with retry, paging and SMART auth.
+
+Everything public is re-exported here; the underscore modules are private.
+"""
+
+from ._auth import AuthConfig, BearerTokenAuth, build_auth
+from ._client import FhirClient, SearchPage
+from ._exceptions import FhirAuthError, FhirError, FhirFatalError, FhirNotFound, FhirTemporaryError
+from ._retry import RetryPolicy
+from ._smart import SmartBackendAuth
+
+__all__ = [
+    "AuthConfig",
+    "BearerTokenAuth",
+    "FhirAuthError",
+    "FhirClient",
+    "FhirError",
+    "FhirFatalError",
+    "FhirNotFound",
+    "FhirTemporaryError",
+    "RetryPolicy",
+    "SearchPage",
+    "SmartBackendAuth",
+    "build_auth",
+]

@@ -1,0 +1,146 @@
+"""One exception class per failure kind, and the mapping from an HTTP response to one of them.
+
+Callers decide on the class alone: `FhirTemporaryError` means "try the whole job again later",
+`FhirFatalError` means "a person has to change something" (configuration, credentials, scopes).
+"""
+
+from __future__ import annotations
+
+import httpx
+import orjson
+
+__all__ = [
+    "FhirAuthError",
+    "FhirError",
+    "FhirFatalError",
+    "FhirNotFound",
+    "FhirTemporaryError",
+    "error_for_response",
+    "outcome_diagnostics",
+]
+
+_DIAGNOSTICS_MAX = 300
+
+# 501 (not implemented) and 505 (HTTP version) will not change on a retry.
+_FATAL_5XX = frozenset({501, 505})
+
+
+class FhirError(Exception):
+    """Base of every error raised by `discharge_bridge.fhir`.
+
+    `url` keeps path and query (useful to reproduce the call); response bodies of auth failures
+    are never included in messages.
+    """
+
+    def __init__(self, message: str, *, status_code: int | None = None, url: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code
+        self.url = url
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class FhirTemporaryError(FhirError):
+    """Retryable failure (429, 5xx, timeouts, resets, truncated JSON), raised once retries ran out."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        url: str = "",
+        retry_after: float | None = None,
+        attempts: int = 1,
+    ) -> None:
+        super().__init__(message, status_code=status_code, url=url)
+        self.retry_after = retry_after
+        self.attempts = attempts
+        self.retried = False
+
+    def __str__(self) -> str:
+        if self.retried:
+            return f"{self.message} (gave up after {self.attempts} attempts)"
+        return self.message
+
+
+class FhirFatalError(FhirError):
+    """Not retryable: configuration, request or permission problem that needs a person."""
+
+
+class FhirAuthError(FhirFatalError):
+    """Authentication or authorisation failed (token endpoint refused us, or 401/403 after re-auth)."""
+
+
+class FhirNotFound(FhirFatalError):
+    """The resource or endpoint does not exist (404) or was deleted (410)."""
+
+
+def outcome_diagnostics(response: httpx.Response) -> str | None:
+    """Summarise an OperationOutcome body (diagnostics, else details.text), capped at 300 chars."""
+    try:
+        body = orjson.loads(response.content)
+    except (orjson.JSONDecodeError, httpx.ResponseNotRead):
+        return None
+    return diagnostics_of(body)
+
+
+def diagnostics_of(body: object) -> str | None:
+    """Same as `outcome_diagnostics` for an already parsed body."""
+    if not isinstance(body, dict) or body.get("resourceType") != "OperationOutcome":
+        return None
+    texts: list[str] = []
+    for issue in body.get("issue") or []:
+        if not isinstance(issue, dict):
+            continue
+        text = issue.get("diagnostics") or (issue.get("details") or {}).get("text")
+        if isinstance(text, str) and text.strip():
+            texts.append(text.strip())
+    if not texts:
+        return None
+    return "; ".join(texts)[:_DIAGNOSTICS_MAX]
+
+
+def _reason(response: httpx.Response) -> str:
+    return f"{response.status_code} {response.reason_phrase}".strip()
+
+
+def _body_hint(response: httpx.Response) -> str:
+    diagnostics = outcome_diagnostics(response)
+    if diagnostics:
+        return f": {diagnostics}"
+    # A gateway or login proxy answering instead of the FHIR server sends HTML, not an outcome.
+    if "html" in response.headers.get("content-type", ""):
+        return " (HTML body: a proxy or gateway answered, not the FHIR server)"
+    return ""
+
+
+def error_for_response(response: httpx.Response, *, retry_after: float | None = None) -> FhirError:
+    """Map a non-2xx response to the exception class callers act on."""
+    request = response.request
+    url = str(request.url)
+    status = response.status_code
+    what = f"{request.method} {url} returned {_reason(response)}"
+    if status in (401, 403):
+        # Never echo the body here: some token servers reflect the rejected credentials.
+        advice = (
+            "the server rejected the credentials; check the token / client registration"
+            if status == 401
+            else "access denied; check the scopes granted to this client"
+        )
+        return FhirAuthError(f"{what}: {advice}", status_code=status, url=url)
+    if status in (404, 410):
+        return FhirNotFound(f"{what}{_body_hint(response)}", status_code=status, url=url)
+    if status in (408, 429) or (status >= 500 and status not in _FATAL_5XX):
+        return FhirTemporaryError(
+            f"{what}{_body_hint(response)}", status_code=status, url=url, retry_after=retry_after
+        )
+    if 300 <= status < 400:
+        location = response.headers.get("location", "?")
+        return FhirFatalError(
+            f"{what} redirecting to {location}: configure that address as the base URL",
+            status_code=status,
+            url=url,
+        )
+    return FhirFatalError(f"{what}{_body_hint(response)}", status_code=status, url=url)

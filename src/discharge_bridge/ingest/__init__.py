@@ -1,0 +1,1 @@
+"""Ingest: fetch, parse, normalise and store FHIR resources, idempotently."""

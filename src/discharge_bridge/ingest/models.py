@@ -1,0 +1,116 @@
+"""Stored snapshots of FHIR resources, dead letters and conformance problems.
+
+Each snapshot keeps the fields the service queries plus the raw resource for audit and for the
+risk rules. Rows are keyed by (source, type, FHIR id) and only ever move forward in version.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from discharge_bridge.db import UTCDateTime, utcnow
+
+
+class PatientSnapshot(SQLModel, table=True):
+    __tablename__ = "patient_snapshot"
+    __table_args__ = (UniqueConstraint("source_id", "fhir_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source_id: int = Field(foreign_key="source.id", ondelete="CASCADE")
+    fhir_id: str = Field(max_length=64)
+    version_id: str | None = Field(default=None, max_length=64)
+    last_updated: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    active: bool = True
+    birth_date: str | None = Field(default=None, max_length=10)  # may be partial: 1938, 1938-05
+    gender: str | None = Field(default=None, max_length=16)
+    deceased: bool = False
+    raw: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    ingested_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class EncounterSnapshot(SQLModel, table=True):
+    __tablename__ = "encounter_snapshot"
+    __table_args__ = (
+        UniqueConstraint("source_id", "fhir_id"),
+        Index("ix_encounter_snapshot_patient", "source_id", "patient_fhir_id"),
+        Index("ix_encounter_snapshot_status", "source_id", "status"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    source_id: int = Field(foreign_key="source.id", ondelete="CASCADE")
+    fhir_id: str = Field(max_length=64)
+    version_id: str | None = Field(default=None, max_length=64)
+    last_updated: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    patient_fhir_id: str = Field(max_length=64)
+    status: str = Field(max_length=32)
+    class_code: str | None = Field(default=None, max_length=32)
+    period_start: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    period_end: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    admit_source: str | None = Field(default=None, max_length=64)
+    discharge_disposition: str | None = Field(default=None, max_length=64)
+    ward: str | None = Field(default=None, max_length=200)
+    bed: str | None = Field(default=None, max_length=200)
+    planned_end: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    raw: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    ingested_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ClinicalSnapshot(SQLModel, table=True):
+    """Condition, Observation and RelatedPerson: the facts behind a patient's risk."""
+
+    __tablename__ = "clinical_snapshot"
+    __table_args__ = (
+        UniqueConstraint("source_id", "resource_type", "fhir_id"),
+        Index("ix_clinical_snapshot_patient", "source_id", "patient_fhir_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    source_id: int = Field(foreign_key="source.id", ondelete="CASCADE")
+    resource_type: str = Field(max_length=32)
+    fhir_id: str = Field(max_length=64)
+    version_id: str | None = Field(default=None, max_length=64)
+    last_updated: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    patient_fhir_id: str = Field(max_length=64)
+    status: str | None = Field(default=None, max_length=32)
+    raw: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    ingested_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class DeadLetter(SQLModel, table=True):
+    """A resource the service could not use, kept verbatim with the reason until replayed."""
+
+    __tablename__ = "dead_letter"
+    __table_args__ = (UniqueConstraint("source_id", "fingerprint"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source_id: int = Field(foreign_key="source.id", index=True, ondelete="CASCADE")
+    resource_type: str | None = Field(default=None, max_length=64)
+    fhir_id: str | None = Field(default=None, max_length=64)
+    fingerprint: str = Field(max_length=64)  # sha256 of the payload: the same bad payload counts, not repeats
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+    error: str = Field(sa_column=Column(Text, nullable=False))
+    count: int = 1
+    first_seen: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    last_seen: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class ConformanceIssue(SQLModel, table=True):
+    """A way a source's resources depart from FHIR R4, aggregated for hospital IT (no patient data)."""
+
+    __tablename__ = "conformance_issue"
+    __table_args__ = (UniqueConstraint("source_id", "resource_type", "path", "problem"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source_id: int = Field(foreign_key="source.id", index=True, ondelete="CASCADE")
+    resource_type: str = Field(max_length=64)
+    path: str = Field(max_length=300)
+    problem: str = Field(max_length=300)
+    count: int = 1
+    example_id: str | None = Field(default=None, max_length=64)
+    first_seen: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    last_seen: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

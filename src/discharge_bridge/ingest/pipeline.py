@@ -1,0 +1,71 @@
+"""One batch of resources from any channel (poll page, file, notification, export) into the store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, tzinfo
+from typing import Any
+
+from sqlmodel import Session
+
+from discharge_bridge.ingest.conformance import Sampler
+from discharge_bridge.ingest.normalise import Normalised, UnusableResource, normalise
+from discharge_bridge.ingest.store import (
+    UpsertStats,
+    record_conformance,
+    record_dead_letter,
+    upsert_snapshots,
+)
+
+
+@dataclass
+class Parsed:
+    """Resources of a batch sorted into what will be stored and what will be dead-lettered."""
+
+    rows: list[Normalised] = field(default_factory=list)
+    rejected: list[tuple[Any, str]] = field(default_factory=list)  # (payload, reason)
+    conformance: list[tuple[str, str, str, str | None]] = field(default_factory=list)
+    ignored: int = 0  # resource types the service does not keep (OperationOutcome, Practitioner, ...)
+
+
+def parse_batch(resources: Iterable[Any], *, tz: tzinfo = UTC, sampler: Sampler | None = None) -> Parsed:
+    """Normalise each resource; a bad one is set aside with its reason and the rest go on."""
+    parsed = Parsed()
+    for resource in resources:
+        if isinstance(resource, dict) and resource.get("resourceType") in ("OperationOutcome", "Bundle"):
+            parsed.ignored += 1
+            continue
+        if sampler is not None and isinstance(resource, dict):
+            parsed.conformance.extend(sampler.check(resource))
+        try:
+            parsed.rows.append(normalise(resource, tz))
+        except UnusableResource as exc:
+            if isinstance(resource, dict) and isinstance(resource.get("resourceType"), str) and str(
+                exc
+            ).startswith("unsupported resourceType"):
+                parsed.ignored += 1
+            else:
+                parsed.rejected.append((resource, str(exc)))
+    return parsed
+
+
+@dataclass
+class BatchResult:
+    stats: UpsertStats
+    dead_letters: int
+    ignored: int
+
+    @property
+    def changed_patients(self) -> set[str]:
+        return {fid for rtype, fid in self.stats.changed_keys if rtype == "Patient"}
+
+
+def store_batch(session: Session, source_id: int, parsed: Parsed) -> BatchResult:
+    """Write a parsed batch in the caller's transaction."""
+    stats = upsert_snapshots(session, source_id, parsed.rows)
+    for payload, reason in parsed.rejected:
+        record_dead_letter(session, source_id, payload, reason)
+    if parsed.conformance:
+        record_conformance(session, source_id, parsed.conformance)
+    return BatchResult(stats=stats, dead_letters=len(parsed.rejected), ignored=parsed.ignored)

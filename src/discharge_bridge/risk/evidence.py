@@ -1,0 +1,50 @@
+"""Which Conditions and Observations count as evidence, and which encounters can be flagged."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from discharge_bridge.risk._fhir import code_values, encounter_class_codes, encounter_status, reference_id
+from discharge_bridge.risk.mapping import Mapping
+
+ACTIVE_CLINICAL = {"active", "recurrence", "relapse"}
+NOT_TRUE = {"refuted", "entered-in-error"}
+USABLE_OBSERVATION = {"final", "amended", "corrected", "preliminary"}
+
+
+def condition_counts(condition: dict[str, Any]) -> bool:
+    """Clinically active (or no clinicalStatus at all) and not refuted or entered in error."""
+    if code_values(condition.get("verificationStatus")) & NOT_TRUE:
+        return False
+    clinical = code_values(condition.get("clinicalStatus"))
+    return not clinical or bool(clinical & ACTIVE_CLINICAL)
+
+
+def observation_counts(observation: dict[str, Any]) -> bool:
+    status = observation.get("status")
+    return isinstance(status, str) and status.strip().lower() in USABLE_OBSERVATION
+
+
+def related_person_counts(person: dict[str, Any], patient_id: str) -> bool:
+    """Active (absent = active) and, when it names a patient, naming this one."""
+    if person.get("active") is False:
+        return False
+    ref = reference_id(person.get("patient"), "Patient")
+    return not ref or not patient_id or ref == patient_id
+
+
+def is_inpatient(encounter: dict[str, Any], mapping: Mapping) -> bool:
+    wanted = {c.upper() for c in mapping.encounters.inpatient_classes}
+    return bool({c.upper() for c in encounter_class_codes(encounter)} & wanted)
+
+
+def is_flaggable(encounter: dict[str, Any], mapping: Mapping) -> bool:
+    """An inpatient admission that is current: the only kind that may open a new flag.
+
+    Outpatient, emergency-only, planned, cancelled, entered-in-error and finished encounters
+    never do. Classes and statuses come from the mapping's `encounters:` section.
+    """
+    if not isinstance(encounter, dict):
+        return False
+    current = {s.lower() for s in mapping.encounters.current_statuses}
+    return is_inpatient(encounter, mapping) and encounter_status(encounter) in current

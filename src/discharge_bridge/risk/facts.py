@@ -1,0 +1,297 @@
+"""Facts: concepts proved for one admission, each with the resource that proves it."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from discharge_bridge.risk._fhir import (
+    as_list,
+    codes,
+    encounter_status,
+    extensions,
+    last_segment,
+    period,
+    resource_ref,
+    text,
+)
+from discharge_bridge.risk.ages import age_at
+from discharge_bridge.risk.codes import describe, first_match
+from discharge_bridge.risk.evidence import (
+    condition_counts,
+    is_inpatient,
+    observation_counts,
+    related_person_counts,
+)
+from discharge_bridge.risk.mapping import Concept, ExtensionRule, Mapping, ObservationRule
+from discharge_bridge.risk.record import PatientRecord
+
+log = logging.getLogger(__name__)
+
+# Age is carried as a fact of its own so rules can test `min_age`; it is no risk by itself.
+AGE = "age"
+
+
+@dataclass(frozen=True)
+class Fact:
+    """A concept proved for an admission. `evidence` is a chart reference a person can open."""
+
+    concept: str
+    evidence: str
+    text: str
+    value: object | None = None
+
+
+def admission_date(record: PatientRecord) -> date | None:
+    start, _ = period(record.encounter)
+    return start.date() if start else None
+
+
+def extract_facts(record: PatientRecord, mapping: Mapping) -> list[Fact]:
+    """Every concept the record proves under the mapping, deduplicated, in a stable order."""
+    facts: list[Fact] = []
+    facts += _age_facts(record, mapping)
+    for concept in mapping.concepts.values():
+        facts += _mapped_facts(record, concept)
+    if "no_contacts" not in mapping.disabled:
+        facts += _no_contacts(record)
+    if "no_guardian" not in mapping.disabled:
+        facts += _no_guardian(record, mapping)
+    if "readmission" not in mapping.disabled:
+        facts += _readmission(record, mapping)
+    seen: set[tuple[str, str]] = set()
+    unique = []
+    for fact in facts:
+        if (fact.concept, fact.evidence) not in seen:
+            seen.add((fact.concept, fact.evidence))
+            unique.append(fact)
+    return unique
+
+
+def _patient_ref(record: PatientRecord) -> str:
+    return resource_ref({"resourceType": "Patient", **record.patient})
+
+
+def _age(record: PatientRecord) -> int | None:
+    on = admission_date(record)
+    birth = text(record.patient.get("birthDate"))
+    return age_at(birth, on) if on and birth else None
+
+
+def _age_facts(record: PatientRecord, mapping: Mapping) -> list[Fact]:
+    age = _age(record)
+    if age is None:
+        return []
+    birth = text(record.patient.get("birthDate"))
+    evidence = f"{_patient_ref(record)}.birthDate"
+    facts = [Fact(AGE, evidence, f"Aged {age} at admission (born {birth})", age)]
+    if age >= mapping.ages.elderly_from and "elderly" not in mapping.disabled:
+        facts.append(Fact("elderly", evidence, f"Aged {age} at admission (born {birth})", age))
+    return facts
+
+
+# --- mapped concepts ------------------------------------------------------------------------
+
+
+def _mapped_facts(record: PatientRecord, concept: Concept) -> list[Fact]:
+    facts: list[Fact] = []
+    if concept.conditions:
+        for condition in record.conditions:
+            if not isinstance(condition, dict) or not condition_counts(condition):
+                continue
+            hit = first_match(concept.conditions, codes(condition.get("code")))
+            if hit:
+                ref = resource_ref({"resourceType": "Condition", **condition})
+                facts.append(Fact(concept.name, ref, f"{concept.text} ({describe(hit)}) on {ref}"))
+    if concept.observations:
+        for observation in record.observations:
+            if isinstance(observation, dict) and observation_counts(observation):
+                facts += _observation_facts(concept, observation)
+    patient_ref = _patient_ref(record)
+    for rule in concept.patient_extensions:
+        facts += _extension_facts(concept, rule, record.patient, patient_ref)
+    encounter_ref = resource_ref({"resourceType": "Encounter", **record.encounter})
+    for rule in concept.encounter_extensions:
+        facts += _extension_facts(concept, rule, record.encounter, encounter_ref)
+    for fp in concept.fhirpath:
+        for resource in _fhirpath_targets(record, fp.resource):
+            env = {"patient": record.patient, "encounter": record.encounter}
+            try:
+                result = fp.evaluate(resource, env)
+            except Exception:  # a vendor shape the expression did not expect: skip, never crash
+                log.debug("FHIRPath %r failed on %s", fp.expression, resource_ref(resource), exc_info=True)
+                continue
+            if any(item not in (False, None, "") for item in result):
+                ref = resource_ref({"resourceType": fp.resource, **resource})
+                label = fp.text or f"{concept.text} (FHIRPath on {fp.resource})"
+                facts.append(Fact(concept.name, ref, f"{label} on {ref}"))
+    return facts
+
+
+def _fhirpath_targets(record: PatientRecord, resource: str) -> list[dict[str, Any]]:
+    if resource == "Patient":
+        return [record.patient]
+    if resource == "Encounter":
+        return [record.encounter]
+    if resource == "Condition":
+        return [c for c in record.conditions if isinstance(c, dict) and condition_counts(c)]
+    if resource == "Observation":
+        return [o for o in record.observations if isinstance(o, dict) and observation_counts(o)]
+    patient_id = text(record.patient.get("id"))
+    return [r for r in record.related_persons if isinstance(r, dict) and related_person_counts(r, patient_id)]
+
+
+def _number(holder: dict[str, Any]) -> float | None:
+    for key in ("valueInteger", "valueDecimal"):
+        value = holder.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    quantity = holder.get("valueQuantity")
+    if isinstance(quantity, dict):
+        value = quantity.get("value")
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    return None
+
+
+def _value_codes(holder: dict[str, Any]) -> list[Any]:
+    return (
+        codes(holder.get("valueCodeableConcept"))
+        + codes(holder.get("valueCoding"))
+        + codes(holder.get("valueCode"))
+    )
+
+
+def _observation_facts(concept: Concept, observation: dict[str, Any]) -> list[Fact]:
+    ref = resource_ref({"resourceType": "Observation", **observation})
+    # A social-history panel may carry the answer in a component rather than the top level.
+    holders = [observation] + [c for c in as_list(observation.get("component")) if isinstance(c, dict)]
+    for rule in concept.observations:
+        for holder in holders:
+            detail = _observation_matches(rule, holder)
+            if detail is not None:
+                return [Fact(concept.name, ref, f"{concept.text} ({detail}) on {ref}", _number(holder))]
+    return []
+
+
+def _observation_matches(rule: ObservationRule, holder: dict[str, Any]) -> str | None:
+    parts: list[str] = []
+    if rule.code:
+        hit = first_match(rule.code, codes(holder.get("code")))
+        if hit is None:
+            return None
+        parts.append(describe(hit))
+    if rule.value_codes:
+        value_hit = first_match(rule.value_codes, _value_codes(holder))
+        if value_hit is None:
+            return None
+        parts.append(f"= {describe(value_hit)}")
+    if rule.value_min is not None or rule.value_max is not None:
+        number = _number(holder)
+        if number is None:
+            return None
+        if rule.value_min is not None and number < rule.value_min:
+            return None
+        if rule.value_max is not None and number > rule.value_max:
+            return None
+        parts.append(f"= {number:g}")
+    if rule.value_boolean is not None:
+        if holder.get("valueBoolean") is not rule.value_boolean:
+            return None
+        parts.append(f"= {str(rule.value_boolean).lower()}")
+    return " ".join(parts)
+
+
+def _extension_facts(concept: Concept, rule: ExtensionRule, resource: dict[str, Any], ref: str) -> list[Fact]:
+    for ext in extensions(resource):
+        if text(ext.get("url")).rstrip("/") != rule.url.rstrip("/"):
+            continue
+        shown = _extension_value_matches(rule, ext)
+        if shown is not None:
+            name = last_segment(rule.url)
+            return [Fact(concept.name, f"{ref}.extension[{name}]",
+                         f"{concept.text} (extension {name} = {shown}) on {ref}")]
+    return []
+
+
+def _extension_value_matches(rule: ExtensionRule, ext: dict[str, Any]) -> str | None:
+    shown: list[str] = []
+    if rule.value_boolean is not None:
+        if ext.get("valueBoolean") is not rule.value_boolean:
+            return None
+        shown.append(str(rule.value_boolean).lower())
+    if rule.value_codes:
+        hit = first_match(rule.value_codes, _value_codes(ext))
+        if hit is None:
+            return None
+        shown.append(describe(hit) if hit.system else hit.code)
+    if rule.value_string is not None:
+        if text(ext.get("valueString")).lower() != rule.value_string.strip().lower():
+            return None
+        shown.append(repr(rule.value_string))
+    if rule.value_min is not None:
+        number = _number(ext)
+        if number is None or number < rule.value_min:
+            return None
+        shown.append(f"{number:g}")
+    return ", ".join(shown)
+
+
+# --- computed concepts ----------------------------------------------------------------------
+
+
+def _contacts(record: PatientRecord) -> list[dict[str, Any]]:
+    keys = ("name", "telecom", "relationship", "address", "organization")
+    contacts = as_list(record.patient.get("contact"))
+    return [c for c in contacts if isinstance(c, dict) and any(c.get(k) for k in keys)]
+
+
+def _related(record: PatientRecord) -> list[dict[str, Any]]:
+    patient_id = text(record.patient.get("id"))
+    return [r for r in record.related_persons if isinstance(r, dict) and related_person_counts(r, patient_id)]
+
+
+def _no_contacts(record: PatientRecord) -> list[Fact]:
+    if _contacts(record) or _related(record):
+        return []
+    ref = _patient_ref(record)
+    return [Fact("no_contacts", f"{ref}.contact", f"No contact person on {ref} and no active RelatedPerson")]
+
+
+def _no_guardian(record: PatientRecord, mapping: Mapping) -> list[Fact]:
+    age = _age(record)
+    if age is None or age >= mapping.ages.child_under:
+        return []
+    holders = _contacts(record) + _related(record)
+    for holder in holders:
+        if first_match(mapping.guardian_relationships, codes(holder.get("relationship"))):
+            return []
+    ref = _patient_ref(record)
+    return [Fact("no_guardian", f"{ref}.contact",
+                 f"Child aged {age} with no parent or guardian among contacts or related persons", age)]
+
+
+def _readmission(record: PatientRecord, mapping: Mapping) -> list[Fact]:
+    admitted, _ = period(record.encounter)
+    if admitted is None:
+        return []
+    this_id = text(record.encounter.get("id"))
+    facts = []
+    for prior in record.other_encounters:
+        if not isinstance(prior, dict) or (this_id and text(prior.get("id")) == this_id):
+            continue
+        if encounter_status(prior) in {"cancelled", "entered-in-error", "planned"}:
+            continue
+        if not is_inpatient(prior, mapping):
+            continue
+        _, ended = period(prior)
+        if ended is None or ended > admitted:
+            continue
+        gap = (admitted.date() - ended.date()).days
+        if gap <= mapping.encounters.readmission_days:
+            ref = resource_ref({"resourceType": "Encounter", **prior})
+            said = f"Readmission: inpatient stay {ref} ended {ended.date()}, {gap} days before"
+            facts.append(Fact("readmission", ref, said, gap))
+    return facts

@@ -1,0 +1,1 @@
+"""Sources: the hospitals' FHIR endpoints this deployment watches."""

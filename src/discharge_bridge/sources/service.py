@@ -1,0 +1,99 @@
+"""Adding, listing and removing sources; building a FHIR client for one."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import ValidationError
+from sqlmodel import Session, select
+
+from discharge_bridge.fhir import AuthConfig, FhirClient, RetryPolicy, build_auth
+from discharge_bridge.sources.models import Source, SourceMode
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+class SourceError(ValueError):
+    """A source definition that cannot be saved, with what to fix."""
+
+
+class SourceNotFound(LookupError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no source named {name!r} (see `discharge-bridge sources list`)")
+
+
+def validate_auth(auth: dict[str, Any]) -> AuthConfig:
+    try:
+        return AuthConfig.model_validate(auth)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'auth'}: {e['msg']}" for e in exc.errors())
+        raise SourceError(f"auth settings are incomplete: {problems}") from exc
+
+
+def add_source(
+    session: Session,
+    *,
+    name: str,
+    hospital: str,
+    base_url: str,
+    auth: dict[str, Any] | None = None,
+    timezone: str = "UTC",
+    mode: SourceMode = SourceMode.poll,
+    poll_interval_seconds: int = 300,
+    mapping: str = "default",
+    inpatient_classes: list[str] | None = None,
+) -> Source:
+    """Create a source after checking every field a sync will rely on."""
+    if not _NAME.match(name):
+        raise SourceError("name must be 1-64 lowercase letters, digits, '-' or '_' (it is used in URLs)")
+    if session.exec(select(Source).where(Source.name == name)).first() is not None:
+        raise SourceError(f"a source named {name!r} already exists")
+    if mode != SourceMode.file and not base_url.startswith(("http://", "https://")):
+        raise SourceError("base URL must start with http:// or https:// (the FHIR R4 base, e.g. https://ehr/fhir/r4)")
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise SourceError(f"unknown time zone {timezone!r} (use an IANA name such as Europe/Moscow)") from exc
+    if poll_interval_seconds < 10:
+        raise SourceError("poll interval must be at least 10 seconds")
+    auth_config = validate_auth(auth or {"type": "none"})
+    source = Source(
+        name=name,
+        hospital=hospital,
+        base_url=base_url.rstrip("/"),
+        auth=auth_config.model_dump(exclude_none=True),
+        timezone=timezone,
+        mode=mode,
+        poll_interval_seconds=poll_interval_seconds,
+        mapping=mapping,
+        inpatient_classes=inpatient_classes or ["IMP", "ACUTE", "NONAC"],
+    )
+    session.add(source)
+    session.flush()
+    return source
+
+
+def get_source(session: Session, name: str) -> Source:
+    source = session.exec(select(Source).where(Source.name == name)).first()
+    if source is None:
+        raise SourceNotFound(name)
+    return source
+
+
+def list_sources(session: Session) -> list[Source]:
+    return list(session.exec(select(Source).order_by(Source.name)))
+
+
+def remove_source(session: Session, name: str) -> None:
+    """Delete a source and, by cascade, everything synced from it."""
+    session.delete(get_source(session, name))
+    session.flush()
+
+
+def client_for(source: Source, *, retry: RetryPolicy | None = None, transport: Any = None) -> FhirClient:
+    """A FHIR client with the source's auth; secrets are read from their env vars or files now."""
+    auth_config = validate_auth(source.auth)
+    auth = build_auth(auth_config, source.base_url, transport=transport)
+    return FhirClient(source.base_url, auth=auth, retry=retry, transport=transport)

@@ -1,0 +1,52 @@
+"""Shared fixtures: settings on a temp folder, and a migrated database on SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from discharge_bridge.config import Settings
+from discharge_bridge.db import make_engine, upgrade
+from tests.support.postgres import PostgresServer, _pg_bin
+
+pytest_plugins = ["tests.support.fixtures"]
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    if _pg_bin() is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL binaries are missing on CI: .ci/run must apt-get install postgresql")
+        pytest.skip("PostgreSQL binaries not installed (apt-get install postgresql)")
+    server = PostgresServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Settings whose database is a fresh, migrated SQLite file or PostgreSQL database."""
+    url = None
+    if request.param == "postgresql":
+        server: PostgresServer = request.getfixturevalue("postgres_server")
+        url = server.url(server.create_database())
+    settings = Settings(data_dir=tmp_path / "data", database_url=url)
+    upgrade(settings)
+    return settings
+
+
+@pytest.fixture
+def settings(db_settings: Settings) -> Settings:
+    return db_settings
+
+
+@pytest.fixture
+def engine(db_settings: Settings) -> Iterator[Engine]:
+    engine = make_engine(db_settings.sqlalchemy_url)
+    yield engine
+    engine.dispose()
