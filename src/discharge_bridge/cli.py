@@ -377,5 +377,60 @@ def deadletters_replay(
         raise typer.Exit(1)
 
 
+# -- serving -------------------------------------------------------------------------------------
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    poll: Annotated[bool, typer.Option(help="Also poll sources at their intervals in this process.")] = True,
+) -> None:
+    """Run the web service (and, unless --no-poll, the polling jobs) on the configured database."""
+    import uvicorn
+
+    from discharge_bridge.api import create_app
+
+    settings = get_settings()
+    if settings.api_token is None:
+        raise _fail("set DISCHARGE_BRIDGE_API_TOKEN: every API route except health checks needs it")
+    ready_database()
+    scheduler = None
+    if poll:
+        from discharge_bridge.scheduler import start_background_polling
+
+        scheduler = start_background_polling()
+    try:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    finally:
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)
+
+
+@app.command("demo")
+def demo(
+    port: Annotated[int, typer.Option(help="Port to listen on (127.0.0.1).")] = 8000,
+    load_only: Annotated[bool, typer.Option("--load-only", help="Load the demo hospital and exit.")] = False,
+) -> None:
+    """Start on the embedded default: SQLite in the data folder and the bundled demo hospital."""
+    import uvicorn
+
+    from discharge_bridge.api import create_app
+    from discharge_bridge.demo import prepare_demo
+
+    settings, result = prepare_demo(get_settings())
+    console.print(
+        f"demo hospital loaded: {result.fetched} resources ({result.created} new), "
+        f"{result.dead_letters} dead letters, database {settings.sqlalchemy_url}"
+    )
+    if load_only:
+        return
+    token = settings.api_token.get_secret_value() if settings.api_token else ""
+    console.print(f"\n  discharge_bridge demo at [bold]http://127.0.0.1:{port}/docs[/bold]")
+    console.print(f"  API token: [bold]{token}[/bold]")
+    console.print(f"  try: curl -H 'Authorization: Bearer {token}' http://127.0.0.1:{port}/api/v1/sources\n")
+    uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

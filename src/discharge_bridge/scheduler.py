@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from discharge_bridge.db import get_engine, session_scope
@@ -33,3 +34,17 @@ def run_polling_forever(only: str | None = None) -> None:
         )
         poll_job(source.name)
     scheduler.start()
+
+
+def start_background_polling() -> BackgroundScheduler:
+    """Polling jobs in a thread of the web process (the embedded default: one process)."""
+    scheduler = BackgroundScheduler(timezone="UTC")
+    with session_scope(get_engine()) as session:
+        sources = [s for s in list_sources(session) if s.enabled]
+    for source in sources:
+        scheduler.add_job(
+            poll_job, "interval", seconds=source.poll_interval_seconds, args=[source.name],
+            id=f"poll:{source.name}", max_instances=1, coalesce=True,
+        )
+    scheduler.start()
+    return scheduler

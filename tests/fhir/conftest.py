@@ -10,10 +10,9 @@ import pytest
 import respx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-
-from discharge_bridge.fhir import FhirClient, RetryPolicy
 from fhir_testkit import BASE, FakeClock
 
+from discharge_bridge.fhir import FhirClient, RetryPolicy
 
 
 @pytest.fixture

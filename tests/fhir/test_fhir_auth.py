@@ -70,13 +70,13 @@ def test_bearer_401_is_auth_error_without_retry(
 
 def test_missing_env_var_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("EHR_TOKEN_MISSING", raising=False)
-    with pytest.raises(FhirFatalError, match="environment variable EHR_TOKEN_MISSING .* is not set"):
+    with pytest.raises(FhirFatalError, match=r"environment variable EHR_TOKEN_MISSING .* is not set"):
         build_auth(AuthConfig(type="bearer", token_env="EHR_TOKEN_MISSING"), BASE)
 
 
 def test_empty_env_var_is_refused_and_value_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EHR_PASSWORD", "   ")
-    with pytest.raises(FhirFatalError, match="EHR_PASSWORD .* is empty"):
+    with pytest.raises(FhirFatalError, match=r"EHR_PASSWORD .* is empty"):
         build_auth(AuthConfig(type="basic", username="u", password_env="EHR_PASSWORD"), BASE)
 
 
@@ -87,57 +87,67 @@ def test_missing_secret_file_names_the_file(tmp_path: Path) -> None:
 
 
 def test_secret_pasted_into_env_field_is_refused_without_echo() -> None:
-    config = AuthConfig(type="bearer", token_env="eyJhbGciOi.secret-token")
-    with pytest.raises(FhirFatalError) as caught:
-        build_auth(config, BASE)
+    with pytest.raises(pydantic.ValidationError) as caught:
+        AuthConfig(type="bearer", token_env="eyJhbGciOi.secret-token")
     assert "NAME of an environment variable" in str(caught.value)
     assert "secret-token" not in str(caught.value)
+    # Instances that skipped validation are still checked before use, again without echo.
+    with pytest.raises(FhirFatalError) as fatal:
+        build_auth(AuthConfig.model_construct(type="bearer", token_env="eyJhbGciOi.secret-token"), BASE)
+    assert "secret-token" not in str(fatal.value)
 
 
 @pytest.mark.parametrize(
-    ("config", "expected"),
+    ("fields", "expected"),
     [
-        (AuthConfig(type="bearer"), ["bearer auth needs exactly one of auth.token_env or auth.token_file"]),
+        ({"type": "bearer"}, ["bearer auth needs exactly one of auth.token_env or auth.token_file"]),
         (
-            AuthConfig(type="bearer", token_env="A", token_file="/b"),
+            {"type": "bearer", "token_env": "A", "token_file": "/b"},
             ["bearer auth needs exactly one of auth.token_env or auth.token_file"],
         ),
+        ({"type": "basic", "password_env": "P"}, ["basic auth needs auth.username"]),
         (
-            AuthConfig(type="basic", password_env="P"),
-            ["basic auth needs auth.username"],
-        ),
-        (
-            AuthConfig(type="smart", client_id="c"),
+            {"type": "smart", "client_id": "c"},
             ["smart auth needs auth.private_key_file", "smart auth needs auth.kid"],
         ),
         (
-            AuthConfig(type="smart", client_id="c", private_key_file="/k", kid="k", token_url="ftp://x"),
+            {"type": "smart", "client_id": "c", "private_key_file": "/k", "kid": "k", "token_url": "ftp://x"},
             ["auth.token_url must be an http(s) URL"],
         ),
-        (AuthConfig(type="none"), []),
     ],
 )
-def test_problems_per_type(config: AuthConfig, expected: list[str]) -> None:
-    assert config.problems() == expected
+def test_incomplete_config_is_rejected_per_type(fields: dict[str, str], expected: list[str]) -> None:
+    assert AuthConfig.model_construct(**fields).problems() == expected  # type: ignore[arg-type]
+    with pytest.raises(pydantic.ValidationError) as caught:
+        AuthConfig.model_validate(fields)
+    assert [e["msg"] for e in caught.value.errors()] == ["Value error, " + "; ".join(expected)]
+
+
+def test_complete_configs_validate() -> None:
+    assert AuthConfig().problems() == []
+    assert AuthConfig(type="bearer", token_file="/run/secrets/ehr").problems() == []
+    assert AuthConfig(type="smart", client_id="c", private_key_file="/k.pem", kid="k").problems() == []
 
 
 def test_validate_complete_lists_every_problem() -> None:
     with pytest.raises(FhirFatalError) as caught:
-        AuthConfig(type="smart").validate_complete()
+        AuthConfig.model_construct(type="smart").validate_complete()
     message = str(caught.value)
     assert message.startswith("incomplete FHIR auth config (type=smart)")
     for field in ("client_id", "private_key_file", "kid"):
         assert f"auth.{field}" in message
 
 
-def test_config_refuses_unknown_keys() -> None:
+def test_config_refuses_unknown_keys_without_echo() -> None:
     # Catches typos and attempts to put a secret straight into the config.
-    with pytest.raises(pydantic.ValidationError):
-        AuthConfig.model_validate({"type": "bearer", "token": SECRET})
+    with pytest.raises(pydantic.ValidationError) as caught:
+        AuthConfig.model_validate({"type": "bearer", "token_env": "T", "token": SECRET})
+    assert "token" in str(caught.value)
+    assert SECRET not in str(caught.value)
 
 
 def test_smart_defaults() -> None:
-    config = AuthConfig(type="smart")
+    config = AuthConfig(type="smart", client_id="c", private_key_file="/k.pem", kid="k")
     assert config.alg == "RS384"
     assert config.scope.split() == [
         "system/Patient.rs",

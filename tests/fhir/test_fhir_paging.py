@@ -64,7 +64,9 @@ def test_relative_next_links_resolve_against_base(client: FhirClient, mock: resp
     mock.get(f"{BASE}/Encounter", params__eq={"status": "in-progress", "page": "2"}).mock(
         return_value=httpx.Response(200, json=bundle(["e2"], "/fhir/Encounter?status=in-progress&page=3"))
     )
-    mock.get(f"{BASE}/Encounter", params__eq={"status": "in-progress", "page": "3"}).mock(return_value=httpx.Response(200, json=bundle(["e3"])))
+    mock.get(f"{BASE}/Encounter", params__eq={"status": "in-progress", "page": "3"}).mock(
+        return_value=httpx.Response(200, json=bundle(["e3"]))
+    )
 
     pages = list(client.search_pages("Encounter", {"status": "in-progress"}))
 
@@ -146,7 +148,10 @@ def test_invalid_resource_type_is_refused_before_sending(client: FhirClient, moc
         ("Encounter?x=1", "http://127.0.0.1:54321/fhir/Encounter?x=1"),
         ("/fhir/Encounter?x=1", "http://127.0.0.1:54321/fhir/Encounter?x=1"),
         ("?_getpages=a", "http://127.0.0.1:54321/fhir?_getpages=a"),
-        ("http://localhost/fhir/Encounter?name=O%27Brien%20Mary", "http://127.0.0.1:54321/fhir/Encounter?name=O%27Brien%20Mary"),
+        (
+            "http://localhost/fhir/Encounter?name=O%27Brien%20Mary",
+            "http://127.0.0.1:54321/fhir/Encounter?name=O%27Brien%20Mary",
+        ),
     ],
 )
 def test_rebase_url_for_search_links(link: str, expected: str) -> None:
@@ -155,10 +160,10 @@ def test_rebase_url_for_search_links(link: str, expected: str) -> None:
 
 def test_rebase_url_keeps_foreign_path_without_resource_type() -> None:
     # Bulk Data status URLs carry no resource type: only the origin is pinned.
-    assert (
-        rebase_url("http://localhost:8090/fhir/bulkstatus/42", BASE) == "http://127.0.0.1:54321/fhir/bulkstatus/42"
-    )
+    assert rebase_url("http://localhost:8090/fhir/bulkstatus/42", BASE) == "http://127.0.0.1:54321/fhir/bulkstatus/42"
 
 
 def test_rebase_url_with_root_base() -> None:
-    assert rebase_url("http://localhost:8090/Encounter?p=2", "https://ehr.example") == "https://ehr.example/Encounter?p=2"
+    assert (
+        rebase_url("http://localhost:8090/Encounter?p=2", "https://ehr.example") == "https://ehr.example/Encounter?p=2"
+    )

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 import respx
+from fhir_testkit import BASE
 
 from discharge_bridge.fhir import (
     FhirAuthError,
@@ -18,8 +19,6 @@ from discharge_bridge.fhir import (
     RetryPolicy,
 )
 from discharge_bridge.fhir._retry import parse_retry_after
-
-from fhir_testkit import BASE
 
 PATIENT = {"resourceType": "Patient", "id": "p1"}
 OUTCOME = {
@@ -94,9 +93,9 @@ def test_503_burst_then_success(client: FhirClient, mock: respx.MockRouter, slee
 
 def test_exhausted_retries_raise_temporary_error_with_attempts(mock: respx.MockRouter, sleeps: list[float]) -> None:
     route = mock.get(f"{BASE}/Patient/p1").mock(return_value=httpx.Response(502, json=OUTCOME))
-    with FhirClient(BASE, retry=RetryPolicy(max_attempts=3, sleep=sleeps.append)) as client:
-        with pytest.raises(FhirTemporaryError) as caught:
-            client.read("Patient", "p1")
+    client = FhirClient(BASE, retry=RetryPolicy(max_attempts=3, sleep=sleeps.append))
+    with client, pytest.raises(FhirTemporaryError) as caught:
+        client.read("Patient", "p1")
     error = caught.value
     assert route.call_count == 3
     assert len(sleeps) == 2
@@ -121,9 +120,9 @@ def test_timeouts_are_retried(
 
 def test_timeouts_exhausted_report_timeout(mock: respx.MockRouter, sleeps: list[float]) -> None:
     mock.get(f"{BASE}/Patient/p1").mock(side_effect=httpx.ReadTimeout("read timed out"))
-    with FhirClient(BASE, retry=RetryPolicy(max_attempts=2, sleep=sleeps.append)) as client:
-        with pytest.raises(FhirTemporaryError, match="timed out") as caught:
-            client.read("Patient", "p1")
+    client = FhirClient(BASE, retry=RetryPolicy(max_attempts=2, sleep=sleeps.append))
+    with client, pytest.raises(FhirTemporaryError, match="timed out") as caught:
+        client.read("Patient", "p1")
     assert caught.value.status_code is None
     assert caught.value.attempts == 2
     assert isinstance(caught.value.__cause__, httpx.ReadTimeout)
@@ -153,9 +152,9 @@ def test_truncated_json_body_is_retried(client: FhirClient, mock: respx.MockRout
 
 def test_truncated_json_body_every_time_is_temporary(mock: respx.MockRouter, sleeps: list[float]) -> None:
     mock.get(f"{BASE}/Patient/p1").mock(return_value=httpx.Response(200, content=b'{"resourceType": "Pat'))
-    with FhirClient(BASE, retry=RetryPolicy(max_attempts=2, sleep=sleeps.append)) as client:
-        with pytest.raises(FhirTemporaryError, match="not valid JSON"):
-            client.read("Patient", "p1")
+    client = FhirClient(BASE, retry=RetryPolicy(max_attempts=2, sleep=sleeps.append))
+    with client, pytest.raises(FhirTemporaryError, match="not valid JSON"):
+        client.read("Patient", "p1")
 
 
 @pytest.mark.parametrize(

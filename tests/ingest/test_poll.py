@@ -187,3 +187,30 @@ def test_server_failure_marks_the_source_and_keeps_the_cursor(
         src = session.exec(select(Source)).one()
     assert src.last_error and "503" in src.last_error
     assert src.cursors == {}
+
+
+def test_an_update_during_the_pass_cannot_make_offset_paging_skip_a_resource(
+    engine: Engine, settings: Settings, ehr: FakeFhir
+) -> None:
+    """Offset paging shifts when a resource moves to the end mid-pass; re-issued searches do not."""
+    _source(engine)
+    _admit(ehr, 9)
+    encounter_searches = []
+
+    def update_e0_after_first_page(request: httpx.Request) -> None:
+        if request.url.path.endswith("/Encounter") and "class" in request.url.params:
+            encounter_searches.append(request)
+            if len(encounter_searches) == 2:
+                ehr.put(encounter("e0", "p0", status="onleave"))
+
+    ehr.before_request = update_e0_after_first_page
+    result = _sync(engine, settings, ehr)
+
+    assert result.status == SyncStatus.ok
+    with Session(engine) as session:
+        statuses = dict(session.exec(select(EncounterSnapshot.fhir_id, EncounterSnapshot.status)).all())
+    assert {f"e{i}" for i in range(9)} <= set(statuses)
+    assert statuses["e0"] == "onleave"
+    # every page after the first was a fresh search from the last stamp, not an offset next link
+    assert all("_offset" not in str(r.url) for r in encounter_searches)
+    assert all("_lastUpdated=ge" in str(r.url) for r in encounter_searches[1:])

@@ -35,6 +35,7 @@ class FakeFhir:
         self.page_size_cap = page_size_cap
         self.honour_sort = honour_sort
         self.fail: Callable[[httpx.Request], httpx.Response | None] | None = None
+        self.before_request: Callable[[httpx.Request], None] | None = None
 
     # -- writing ---------------------------------------------------------------------------------
     def put(self, resource: dict[str, Any], *, advance: float = 1.0) -> dict[str, Any]:
@@ -56,9 +57,10 @@ class FakeFhir:
             if name == "_id" and res["id"] not in options:
                 return False
             if name == "_lastUpdated":
-                assert value.startswith("gt")
+                assert value[:2] in ("gt", "ge"), value
                 since = datetime.fromisoformat(value[2:].replace("Z", "+00:00"))
-                if datetime.fromisoformat(res["meta"]["lastUpdated"].replace("Z", "+00:00")) <= since:
+                stamp = datetime.fromisoformat(res["meta"]["lastUpdated"].replace("Z", "+00:00"))
+                if stamp < since or (stamp == since and value.startswith("gt")):
                     return False
             if name == "class" and (res.get("class") or {}).get("code") not in options:
                 return False
@@ -74,6 +76,8 @@ class FakeFhir:
 
     def handler(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
+        if self.before_request is not None:
+            self.before_request(request)
         if self.fail is not None and (response := self.fail(request)) is not None:
             return response
         path = request.url.path.removeprefix("/fhir/")

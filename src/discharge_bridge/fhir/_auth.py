@@ -7,10 +7,10 @@ import re
 import time
 from collections.abc import Callable, Generator
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
 import httpx
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from ._exceptions import FhirFatalError
 from ._retry import RetryPolicy
@@ -28,8 +28,9 @@ class AuthConfig(BaseModel):
     so the config can be logged, stored and shown in an admin page safely.
     """
 
-    # Unknown keys are refused: a typo (or a pasted `token:`) must not pass silently.
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Unknown keys are refused: a typo (or a pasted `token:`) must not pass silently; and
+    # validation errors never quote input values, which may be a secret in the wrong place.
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     type: Literal["none", "bearer", "basic", "smart"] = "none"
     # bearer
@@ -55,9 +56,7 @@ class AuthConfig(BaseModel):
         elif self.type == "basic":
             if not self.username:
                 found.append("basic auth needs auth.username")
-            found += _one_secret_source(
-                "basic", "password_env", self.password_env, "password_file", self.password_file
-            )
+            found += _one_secret_source("basic", "password_env", self.password_env, "password_file", self.password_file)
         elif self.type == "smart":
             for name in ("client_id", "private_key_file", "kid"):
                 if not getattr(self, name):
@@ -73,16 +72,24 @@ class AuthConfig(BaseModel):
                 found.append(f"auth.{field} must be the NAME of an environment variable, not its value")
         return found
 
+    @model_validator(mode="after")
+    def _check_complete(self) -> Self:
+        found = self.problems()
+        if found:
+            raise ValueError("; ".join(found))
+        return self
+
     def validate_complete(self) -> None:
-        """Raise FhirFatalError listing every missing or inconsistent field."""
+        """Raise FhirFatalError listing every missing or inconsistent field.
+
+        Construction already validates; this re-checks instances built with `model_construct`.
+        """
         found = self.problems()
         if found:
             raise FhirFatalError(f"incomplete FHIR auth config (type={self.type}): " + "; ".join(found))
 
 
-def _one_secret_source(
-    kind: str, env_field: str, env: str | None, file_field: str, file: str | None
-) -> list[str]:
+def _one_secret_source(kind: str, env_field: str, env: str | None, file_field: str, file: str | None) -> list[str]:
     if bool(env) == bool(file):
         return [f"{kind} auth needs exactly one of auth.{env_field} or auth.{file_field}"]
     return []

@@ -137,8 +137,7 @@ class FhirClient:
             found = body.get("resourceType", "no resourceType")
             detail = diagnostics_of(body)
             raise FhirFatalError(
-                f"search {resource_type} returned {found} instead of a Bundle"
-                + (f": {detail}" if detail else ""),
+                f"search {resource_type} returned {found} instead of a Bundle" + (f": {detail}" if detail else ""),
                 status_code=response.status_code,
                 url=str(response.request.url),
             )
@@ -179,9 +178,7 @@ class FhirClient:
 
     def get_json(self, path_or_url: str, params: Params | None = None) -> dict[str, Any]:
         """GET a path relative to the base (or a URL pinned to it) and return its JSON object."""
-        return self._send(
-            "GET", resolve(self.base_url, path_or_url), params=_query(params), handle=self._object
-        )
+        return self._send("GET", resolve(self.base_url, path_or_url), params=_query(params), handle=self._object)
 
     def post_json(
         self,
@@ -265,9 +262,7 @@ class FhirClient:
         def build() -> httpx.Request:
             return self._http.build_request(method, url, params=params, content=content, headers=headers)
 
-        return send_with_retry(
-            self._http, build, self.retry, handle=handle, idempotent=method in IDEMPOTENT_METHODS
-        )
+        return send_with_retry(self._http, build, self.retry, handle=handle, idempotent=method in IDEMPOTENT_METHODS)
 
     @staticmethod
     def _checked(response: httpx.Response) -> httpx.Response:
@@ -308,8 +303,7 @@ class FhirClient:
         except orjson.JSONDecodeError as exc:
             # Seen with proxies that cut long responses: a valid JSON start, then nothing.
             raise FhirTemporaryError(
-                f"{request.method} {url} returned {len(content)} bytes that are not valid JSON "
-                "(truncated body?)",
+                f"{request.method} {url} returned {len(content)} bytes that are not valid JSON (truncated body?)",
                 status_code=response.status_code,
                 url=url,
             ) from exc

@@ -133,9 +133,7 @@ def error_for_response(response: httpx.Response, *, retry_after: float | None = 
     if status in (404, 410):
         return FhirNotFound(f"{what}{_body_hint(response)}", status_code=status, url=url)
     if status in (408, 429) or (status >= 500 and status not in _FATAL_5XX):
-        return FhirTemporaryError(
-            f"{what}{_body_hint(response)}", status_code=status, url=url, retry_after=retry_after
-        )
+        return FhirTemporaryError(f"{what}{_body_hint(response)}", status_code=status, url=url, retry_after=retry_after)
     if 300 <= status < 400:
         location = response.headers.get("location", "?")
         return FhirFatalError(

@@ -96,9 +96,7 @@ def _transport_error(exc: httpx.TransportError, request: httpx.Request) -> FhirE
     if isinstance(exc, httpx.UnsupportedProtocol | httpx.LocalProtocolError):
         return FhirFatalError(f"{request.method} {url} cannot be sent: {exc}", url=url)
     kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "failed"
-    return FhirTemporaryError(
-        f"{request.method} {url} {kind} ({type(exc).__name__}: {exc or 'no detail'})", url=url
-    )
+    return FhirTemporaryError(f"{request.method} {url} {kind} ({type(exc).__name__}: {exc or 'no detail'})", url=url)
 
 
 def send_with_retry(

@@ -234,9 +234,7 @@ class SmartBackendAuth(httpx.Auth):
         status = response.status_code
         code = _oauth_error_code(response)
         label = f"{status} {code}" if code else str(status)
-        advice = _ADVICE.get(
-            code or "", "refused the token request ({code}): check the SMART client registration"
-        )
+        advice = _ADVICE.get(code or "", "refused the token request ({code}): check the SMART client registration")
         message = advice.format(code=label, kid=self.kid, client_id=self.client_id, scope=self.scope)
         # Only the OAuth error code is quoted: error_description may echo the assertion.
         return FhirAuthError(f"token endpoint {url} {message}", status_code=status, url=url)

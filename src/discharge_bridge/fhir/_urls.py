@@ -23,13 +23,9 @@ def normalise_base_url(base_url: str) -> str:
     if parts.username is not None or parts.password is not None:
         raise FhirFatalError("FHIR base URL must not contain credentials: configure them under auth")
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise FhirFatalError(
-            f"malformed FHIR base URL {base_url!r}: expected http(s)://host[:port]/path", url=base_url
-        )
+        raise FhirFatalError(f"malformed FHIR base URL {base_url!r}: expected http(s)://host[:port]/path", url=base_url)
     if parts.query or parts.fragment:
-        raise FhirFatalError(
-            f"FHIR base URL {base_url!r} must not contain a query string or fragment", url=base_url
-        )
+        raise FhirFatalError(f"FHIR base URL {base_url!r} must not contain a query string or fragment", url=base_url)
     try:
         parts.port  # noqa: B018 - raises ValueError on a non-numeric or out-of-range port
     except ValueError as exc:

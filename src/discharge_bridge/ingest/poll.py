@@ -21,11 +21,12 @@ from sqlalchemy.engine import Engine
 
 from discharge_bridge.config import Settings, get_settings
 from discharge_bridge.db import session_scope, utcnow
-from discharge_bridge.fhir import FhirClient, FhirError
+from discharge_bridge.fhir import FhirClient, FhirError, SearchPage
 from discharge_bridge.ingest.conformance import Sampler
 from discharge_bridge.ingest.models import PatientSnapshot
 from discharge_bridge.ingest.normalise import parse_instant, reference_id, zone
 from discharge_bridge.ingest.pipeline import parse_batch, store_batch
+from discharge_bridge.ingest.store import fingerprint, payload_text
 from discharge_bridge.sources.models import Source, SourceMode, SyncRun, SyncStatus
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ class _Cursor:
         self.committed = start
         self.sorted = True
         self.newest: datetime | None = parse_instant(start) if start else None
+        self.page_max: datetime | None = None  # newest stamp of the previous page in this pass
         self.fallback: datetime | None = None
 
     def observe(self, stamps: list[datetime]) -> str | None:
@@ -78,12 +80,12 @@ class _Cursor:
             return None
         if self.sorted and (
             any(b < a for a, b in itertools.pairwise(stamps))
-            or (self.newest is not None and stamps[0] < self.newest - timedelta(seconds=1))
+            or (self.page_max is not None and stamps[0] < self.page_max - timedelta(seconds=1))
         ):
             self.sorted = False
-        page_max = max(stamps)
-        if self.newest is None or page_max > self.newest:
-            self.newest = page_max
+        self.page_max = max(stamps)
+        if self.newest is None or self.page_max > self.newest:
+            self.newest = self.page_max
         return format_instant(self.newest) if self.sorted else None
 
     def final(self) -> str | None:
@@ -140,6 +142,7 @@ class PollPass:
         self.sampler = Sampler(settings.conformance_sample)
         self.result = SyncResult(source=source.name, cursor_before=source.cursors.get("Encounter"))
         self.pass_started: datetime | None = None
+        self.rejected_this_pass: set[str] = set()
 
     # -- fetching -----------------------------------------------------------------------------
     def _search_all(self, resource_type: str, params: dict[str, str]) -> list[Any]:
@@ -174,6 +177,35 @@ class PollPass:
             # Earlier stays of any class: readmission within 30 days, ED visits for LACE.
             found += self._search_all("Encounter", {"patient": batch, "_count": count})
         return found
+
+    def _pages(self, resource_type: str, params: dict[str, str], cursor: _Cursor) -> Iterator[SearchPage]:
+        """Pages of a search ordered by _lastUpdated, re-issued from the newest stamp seen.
+
+        Offset-based next links skip a resource when another one is updated mid-pass (the update
+        moves it to the end of the result set and shifts every offset after it; seen on the EHR
+        simulator and on HAPI). So while the server honours ``_sort``, each next page is a fresh
+        search ``_lastUpdated=ge<page max>``: an update during the pass can only move a resource
+        later, never past us. Re-reading the resources at the boundary stamp is harmless because
+        upserts are idempotent. A server that ignores ``_sort``, or a tie group larger than a page,
+        falls back to following the next links.
+        """
+        assert self.client is not None
+        since = _since(cursor.committed, self.settings.sync_overlap_seconds)
+        lower = f"gt{since}" if since else None
+        while True:
+            query = {**params, "_lastUpdated": lower} if lower else dict(params)
+            reissued = False
+            for page in self.client.search_pages(resource_type, query):
+                yield page
+                if page.next_url is None or not cursor.sorted or cursor.page_max is None:
+                    continue
+                boundary = f"ge{format_instant(cursor.page_max)}"
+                if boundary == lower:
+                    continue  # the whole page shares one stamp: only the next link gets past it
+                lower, reissued = boundary, True
+                break
+            if not reissued:
+                return
 
     # -- the pass -----------------------------------------------------------------------------
     def run(self) -> SyncResult:
@@ -232,11 +264,7 @@ class PollPass:
             "_count": str(self.settings.sync_page_size),
             "_sort": "_lastUpdated",
         }
-        since = _since(cursor.committed, self.settings.sync_overlap_seconds)
-        if since:
-            params["_lastUpdated"] = f"gt{since}"
-        assert self.client is not None
-        for page in self.client.search_pages("Encounter", params):
+        for page in self._pages("Encounter", params, cursor):
             if self.pass_started is None:
                 self.pass_started = page.server_date or utcnow()
                 cursor.fallback = self.pass_started
@@ -274,16 +302,11 @@ class PollPass:
             if committed is None:
                 continue
             cursor = _Cursor(committed)
-            params = {
-                "_lastUpdated": f"gt{_since(committed, self.settings.sync_overlap_seconds)}",
-                "_count": str(self.settings.sync_page_size),
-                "_sort": "_lastUpdated",
-            }
+            params = {"_count": str(self.settings.sync_page_size), "_sort": "_lastUpdated"}
             if resource_type == "Observation":
                 params["category"] = ",".join(self.settings.observation_categories)
             field_name = "patient" if resource_type == "RelatedPerson" else "subject"
-            assert self.client is not None
-            for page in self.client.search_pages(resource_type, params):
+            for page in self._pages(resource_type, params, cursor):
                 resources = [r for r, mode in _entries(page.bundle) if mode in (None, "match")]
                 owners = {
                     pid: r
@@ -301,6 +324,14 @@ class PollPass:
 
     def _commit_page(self, resources: list[Any], cursors: dict[str, str | None]) -> None:
         parsed = parse_batch(resources, tz=self.tz, sampler=self.sampler)
+        # A resource at a page boundary is read twice in one pass: count its dead letter once.
+        fresh = []
+        for payload, reason in parsed.rejected:
+            key = fingerprint(payload_text(payload))
+            if key not in self.rejected_this_pass:
+                self.rejected_this_pass.add(key)
+                fresh.append((payload, reason))
+        parsed.rejected = fresh
         with session_scope(self.engine) as session:
             batch = store_batch(session, self.source_id, parsed)
             source = session.get(Source, self.source_id)

@@ -117,7 +117,7 @@ def _mapped_facts(record: PatientRecord, concept: Concept) -> list[Fact]:
         facts += _extension_facts(concept, rule, record.encounter, encounter_ref)
     for fp in concept.fhirpath:
         for resource in _fhirpath_targets(record, fp.resource):
-            env = {"patient": record.patient, "encounter": record.encounter}
+            env = {"patient": record.patient, "encounter": record.encounter, "resource": resource}
             try:
                 result = fp.evaluate(resource, env)
             except Exception:  # a vendor shape the expression did not expect: skip, never crash

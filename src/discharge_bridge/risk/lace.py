@@ -103,8 +103,10 @@ def _front_door(record: PatientRecord) -> set[int]:
             this_id and reference_id(other.get("partOf"), "Encounter") == this_id
         )
         o_start, o_end = period(other)
-        adjacent = start is not None and o_start is not None and o_start <= start and (
-            o_end is None or start - ED_TO_WARD <= o_end
+        # Without an end, the visit's start must itself be within the day before admission.
+        last_seen = o_end or o_start
+        adjacent = start is not None and o_start is not None and last_seen is not None and (
+            o_start <= start and start - ED_TO_WARD <= last_seen
         )
         if linked or adjacent:
             out.add(index)

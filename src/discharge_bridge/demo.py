@@ -1,0 +1,50 @@
+"""The embedded demo: SQLite, the bundled demo hospital as a file source, a generated API token."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from discharge_bridge.config import PROJECT_ROOT, Settings
+from discharge_bridge.db import get_engine, session_scope, upgrade
+from discharge_bridge.ingest.poll import SyncResult, sync_source
+from discharge_bridge.sources.models import SourceMode
+from discharge_bridge.sources.service import SourceNotFound, add_source, get_source
+
+DEMO_SOURCE = "demo"
+DEMO_DATA = PROJECT_ROOT / "fhir_fixtures" / "demo-hospital"
+
+
+def demo_token(settings: Settings) -> str:
+    """The API token for the demo: the configured one, or one generated once into the data folder."""
+    if settings.api_token:
+        return settings.api_token.get_secret_value()
+    path = settings.data_dir / "demo-api-token"
+    if not path.exists():
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(24))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def prepare_demo(settings: Settings, data: Path = DEMO_DATA) -> tuple[Settings, SyncResult]:
+    """Migrate, register the demo hospital if needed, load it; return settings carrying the token."""
+    upgrade(settings)
+    engine = get_engine(settings)
+    with session_scope(engine) as session:
+        try:
+            get_source(session, DEMO_SOURCE)
+        except SourceNotFound:
+            add_source(
+                session,
+                name=DEMO_SOURCE,
+                hospital="Demo City Hospital No. 1",
+                base_url=str(data),
+                mode=SourceMode.file,
+                timezone="Europe/Moscow",
+            )
+    result = sync_source(DEMO_SOURCE, engine=engine, settings=settings)
+    token = demo_token(settings)
+    return settings.model_copy(update={"api_token": SecretStr(token)}), result

@@ -1,0 +1,93 @@
+"""Hospital IT's API: sources, their sync status, dead letters and conformance problems."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query
+from pydantic import BaseModel
+from sqlalchemy import func
+from sqlmodel import col, select
+
+from discharge_bridge.db import utcnow
+from discharge_bridge.deps import Authenticated, SessionDep
+from discharge_bridge.ingest.deadletters import list_dead_letters
+from discharge_bridge.ingest.models import ConformanceIssue, DeadLetter
+from discharge_bridge.sources.models import Source, SyncRun
+from discharge_bridge.sources.schemas import SourcePublic
+from discharge_bridge.sources.service import SourceNotFound, get_source, list_sources
+
+router = APIRouter(prefix="/api/v1", tags=["sources"], dependencies=[Authenticated])
+
+
+def _source_or_404(session: SessionDep, name: str) -> Source:
+    try:
+        return get_source(session, name)
+    except SourceNotFound as exc:
+        raise HTTPException(404, str(exc)) from None
+
+
+def _public(session: SessionDep, source: Source, now: datetime) -> SourcePublic:
+    open_letters = session.exec(
+        select(func.count())
+        .select_from(DeadLetter)
+        .where(DeadLetter.source_id == source.id, col(DeadLetter.resolved_at).is_(None))
+    ).one()
+    last_run = session.exec(
+        select(SyncRun).where(SyncRun.source_id == source.id).order_by(col(SyncRun.id).desc()).limit(1)
+    ).first()
+    return SourcePublic.of(source, dead_letters=open_letters, last_run=last_run, now=now)
+
+
+@router.get("/sources", response_model=list[SourcePublic])
+def sources_index(session: SessionDep) -> list[SourcePublic]:
+    now = utcnow()
+    return [_public(session, s, now) for s in list_sources(session)]
+
+
+@router.get("/sources/{name}", response_model=SourcePublic)
+def source_detail(name: str, session: SessionDep) -> SourcePublic:
+    return _public(session, _source_or_404(session, name), utcnow())
+
+
+class DeadLetterPublic(BaseModel):
+    id: int
+    resource_type: str | None
+    fhir_id: str | None
+    error: str
+    count: int
+    first_seen: datetime
+    last_seen: datetime
+    resolved_at: datetime | None
+
+
+@router.get("/sources/{name}/deadletters", response_model=list[DeadLetterPublic])
+def source_dead_letters(
+    name: str,
+    session: SessionDep,
+    include_resolved: bool = False,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> list[DeadLetter]:
+    source = _source_or_404(session, name)
+    return list_dead_letters(session, source_id=source.id, include_resolved=include_resolved, limit=limit)
+
+
+class ConformancePublic(BaseModel):
+    resource_type: str
+    path: str
+    problem: str
+    count: int
+    example_id: str | None
+    last_seen: datetime
+
+
+@router.get("/sources/{name}/conformance", response_model=list[ConformancePublic])
+def source_conformance(name: str, session: SessionDep) -> list[ConformanceIssue]:
+    source = _source_or_404(session, name)
+    query = (
+        select(ConformanceIssue)
+        .where(ConformanceIssue.source_id == source.id)
+        .order_by(col(ConformanceIssue.count).desc())
+    )
+    return list(session.exec(query))

@@ -1,0 +1,63 @@
+"""API shapes for sources: what hospital IT sees about a connection (never secrets)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel
+
+from discharge_bridge.sources.models import Source, SyncRun
+
+
+class SyncRunPublic(BaseModel):
+    started_at: datetime
+    finished_at: datetime | None
+    status: str
+    fetched: int
+    created: int
+    updated: int
+    dead_letters: int
+    error: str | None
+
+    @classmethod
+    def of(cls, run: SyncRun) -> SyncRunPublic:
+        return cls.model_validate(run, from_attributes=True)
+
+
+class SourcePublic(BaseModel):
+    name: str
+    hospital: str
+    base_url: str
+    auth_type: str
+    mode: str
+    timezone: str
+    poll_interval_seconds: int
+    mapping: str
+    cursor: str | None
+    last_sync_at: datetime | None
+    last_success_at: datetime | None
+    last_error: str | None
+    lag_seconds: float | None  # since the last successful pass
+    dead_letters: int
+    last_run: SyncRunPublic | None
+
+    @classmethod
+    def of(cls, source: Source, *, dead_letters: int, last_run: SyncRun | None, now: datetime) -> SourcePublic:
+        lag = (now - source.last_success_at).total_seconds() if source.last_success_at else None
+        return cls(
+            name=source.name,
+            hospital=source.hospital,
+            base_url=source.base_url,
+            auth_type=str(source.auth.get("type", "none")),
+            mode=str(source.mode),
+            timezone=source.timezone,
+            poll_interval_seconds=source.poll_interval_seconds,
+            mapping=source.mapping,
+            cursor=source.cursors.get("Encounter"),
+            last_sync_at=source.last_sync_at,
+            last_success_at=source.last_success_at,
+            last_error=source.last_error,
+            lag_seconds=lag,
+            dead_letters=dead_letters,
+            last_run=SyncRunPublic.of(last_run) if last_run else None,
+        )
