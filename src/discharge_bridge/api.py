@@ -10,6 +10,7 @@ from discharge_bridge import __version__
 from discharge_bridge.config import Settings, get_settings
 from discharge_bridge.db import get_engine
 from discharge_bridge.sources.routes import router as sources_router
+from discharge_bridge.worklists.routes import router as worklist_router
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -36,4 +37,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse({"status": "ok", "database": "ok"})
 
     app.include_router(sources_router)
+    app.include_router(worklist_router)
     return app

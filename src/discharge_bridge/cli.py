@@ -240,6 +240,8 @@ def sync(
             "unchanged": r.unchanged,
             "dead_letters": r.dead_letters,
             "cursor": r.cursor_after,
+            "assessed": r.assessed,
+            "flagged": r.flagged,
             "duration_s": round(r.duration_s, 2),
             "error": r.error,
         }
@@ -291,6 +293,84 @@ def _sync_once(only: str | None, *, show_progress: bool) -> list[Any]:
             results.append(sync_source(name, engine=engine, progress=report))
             bar.update(task, description=f"{name}: done")
     return results
+
+
+# -- risk and worklist ---------------------------------------------------------------------------
+
+
+@app.command("rescore")
+def rescore(
+    source: Annotated[str | None, typer.Option(help="Only this source.")] = None,
+    force: Annotated[bool, typer.Option(help="Recompute even where nothing changed.")] = False,
+) -> None:
+    """Re-assess every current admission (after a rule or mapping change; daily for length of stay)."""
+    from discharge_bridge.risk import MappingError, RuleSetError
+    from discharge_bridge.risk.service import score_source
+    from discharge_bridge.sources.service import SourceNotFound, get_source, list_sources
+
+    ready_database()
+    engine = get_engine()
+    with session_scope(engine) as session:
+        try:
+            names = [get_source(session, source).name] if source else [s.name for s in list_sources(session)]
+        except SourceNotFound as exc:
+            raise _fail(str(exc)) from None
+    for name in names:
+        try:
+            stats = score_source(engine, name, get_settings(), force=force)
+        except (MappingError, RuleSetError) as exc:
+            raise _fail(str(exc)) from None
+        console.print(f"{name}: {stats.assessed} assessed, {stats.flagged} flagged, {stats.unchanged} unchanged")
+
+
+@app.command("worklist")
+def worklist_cmd(
+    fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table",
+    source: Annotated[str | None, typer.Option(help="Only this source.")] = None,
+    min_priority: Annotated[str | None, typer.Option(help="high | medium | low")] = None,
+    limit: Annotated[int, typer.Option(help="Rows to show.")] = 200,
+) -> None:
+    """Current flagged admissions, highest priority first, with the reasons to check in the chart."""
+    from discharge_bridge.risk import RuleSetError, load_rules
+    from discharge_bridge.sources.service import SourceNotFound, get_source
+    from discharge_bridge.worklists.service import worklist
+
+    ready_database()
+    if min_priority not in (None, "high", "medium", "low"):
+        raise _fail("--min-priority must be high, medium or low")
+    try:
+        rules = load_rules("rules", search_dir=get_settings().mappings_dir)
+    except RuleSetError as exc:
+        raise _fail(str(exc)) from None
+    with session_scope(get_engine()) as session:
+        try:
+            ids = [get_source(session, source).id or 0] if source else None
+        except SourceNotFound as exc:
+            raise _fail(str(exc)) from None
+        page = worklist(session, rules_version=rules.version, source_ids=ids, min_priority=min_priority, limit=limit)
+    if fmt == "json":
+        typer.echo(page.model_dump_json(indent=2))
+        return
+    table = Table("priority", "score", "source", "patient", "encounter", "admitted", "ward", "why", "LACE")
+    colours = {"high": "red", "medium": "yellow", "low": "cyan"}
+    for item in page.items:
+        why = "; ".join(r.text for r in item.reasons)
+        lace = "-"
+        if item.lace is not None and item.lace.total is not None:
+            lace = f"{item.lace.total}{'*' if item.lace.partial else ''}"
+        table.add_row(
+            f"[{colours[item.priority]}]{item.priority}[/]",
+            str(item.score),
+            item.source,
+            item.patient,
+            item.encounter,
+            item.admitted_at.date().isoformat() if item.admitted_at else "-",
+            item.ward or "-",
+            why,
+            lace,
+        )
+    console.print(table)
+    console.print(f"{page.total} flagged admissions (rules {rules.version}); LACE * = partial")
 
 
 # -- dead letters --------------------------------------------------------------------------------

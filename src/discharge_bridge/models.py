@@ -7,6 +7,7 @@ from discharge_bridge.ingest.models import (
     EncounterSnapshot,
     PatientSnapshot,
 )
+from discharge_bridge.risk.models import RiskAssessment
 from discharge_bridge.sources.models import Source, SyncRun
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "DeadLetter",
     "EncounterSnapshot",
     "PatientSnapshot",
+    "RiskAssessment",
     "Source",
     "SyncRun",
 ]

@@ -14,7 +14,7 @@ from discharge_bridge.config import Settings
 from discharge_bridge.db import session_scope
 from discharge_bridge.fhir import FhirClient, RetryPolicy
 from discharge_bridge.ingest.models import ClinicalSnapshot, DeadLetter, EncounterSnapshot, PatientSnapshot
-from discharge_bridge.ingest.poll import SyncAborted, sync_source
+from discharge_bridge.ingest.poll import sync_source
 from discharge_bridge.sources.models import Source, SyncRun, SyncStatus
 from discharge_bridge.sources.service import add_source
 from tests.support.fakefhir import BASE, FakeFhir, condition, encounter, patient

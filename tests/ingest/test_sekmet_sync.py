@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from discharge_bridge.config import Settings
-from discharge_bridge.db import make_engine, session_scope, upgrade
+from discharge_bridge.db import make_engine, session_scope
 from discharge_bridge.ingest.models import ClinicalSnapshot, DeadLetter, EncounterSnapshot, PatientSnapshot
 from discharge_bridge.ingest.poll import sync_source
 from discharge_bridge.sources.models import SyncStatus

@@ -54,6 +54,8 @@ class SyncResult:
     duration_s: float = 0.0
     error: str | None = None
     changed_patients: set[str] = field(default_factory=set)
+    assessed: int = 0
+    flagged: int = 0
 
 
 def format_instant(value: datetime) -> str:
@@ -383,19 +385,39 @@ def sync_source(
     if source.mode == SourceMode.file:
         from discharge_bridge.ingest.files import sync_files
 
-        return sync_files(source, engine=engine, settings=settings, progress=progress)
-    own_client = client is None
+        result = sync_files(source, engine=engine, settings=settings, progress=progress)
+    else:
+        own_client = client is None
+        try:
+            client = client or client_for(source)
+        except FhirError as exc:
+            return _failed_before_start(engine, source, str(exc))
+        try:
+            result = PollPass(
+                engine, source, client, settings=settings, progress=progress, stop_after_pages=stop_after_pages
+            ).run()
+        finally:
+            if own_client:
+                client.close()
+    # Pages committed before a failure are scored too: their rows are already in the store.
+    return _score(engine, source, settings, result)
+
+
+def _score(engine: Engine, source: Source, settings: Settings, result: SyncResult) -> SyncResult:
+    from discharge_bridge.risk import MappingError, RuleSetError
+    from discharge_bridge.risk.service import score_source
+
+    if not result.changed_patients:
+        return result
     try:
-        client = client or client_for(source)
-    except FhirError as exc:
-        return _failed_before_start(engine, source, str(exc))
-    try:
-        return PollPass(
-            engine, source, client, settings=settings, progress=progress, stop_after_pages=stop_after_pages
-        ).run()
-    finally:
-        if own_client:
-            client.close()
+        stats = score_source(engine, source.name, settings, patient_ids=result.changed_patients)
+    except (MappingError, RuleSetError) as exc:
+        result.status = SyncStatus.failed
+        result.error = f"data stored, but risk scoring stopped: {exc}"
+        _failed_before_start(engine, source, result.error)
+        return result
+    result.assessed, result.flagged = stats.assessed, stats.flagged
+    return result
 
 
 def _failed_before_start(engine: Engine, source: Source, error: str) -> SyncResult:

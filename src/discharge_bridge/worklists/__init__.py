@@ -1,0 +1,1 @@
+"""Read-only projections for people: the coordinator's worklist."""

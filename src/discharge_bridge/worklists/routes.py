@@ -1,0 +1,47 @@
+"""GET /api/v1/worklist."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, Query
+
+from discharge_bridge.deps import Authenticated, SessionDep, SettingsDep
+from discharge_bridge.risk import RuleSetError, load_rules
+from discharge_bridge.sources.service import SourceNotFound, get_source
+from discharge_bridge.worklists.schemas import WorklistPage
+from discharge_bridge.worklists.service import worklist
+
+router = APIRouter(prefix="/api/v1", tags=["worklist"], dependencies=[Authenticated])
+
+
+@router.get("/worklist", response_model=WorklistPage)
+def get_worklist(
+    session: SessionDep,
+    settings: SettingsDep,
+    source: Annotated[str | None, Query(description="Only this source (hospital).")] = None,
+    min_priority: Annotated[Literal["high", "medium", "low"] | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> WorklistPage:
+    """Current flagged admissions, highest priority first, each with the reasons and their evidence."""
+    try:
+        rules = load_rules("rules", search_dir=settings.mappings_dir)
+    except RuleSetError as exc:
+        raise HTTPException(503, f"the rule set cannot be loaded: {exc}") from None
+    source_ids = None
+    if source is not None:
+        try:
+            found = get_source(session, source)
+        except SourceNotFound as exc:
+            raise HTTPException(404, str(exc)) from None
+        assert found.id is not None
+        source_ids = [found.id]
+    return worklist(
+        session,
+        rules_version=rules.version,
+        source_ids=source_ids,
+        min_priority=min_priority,
+        limit=limit,
+        offset=offset,
+    )

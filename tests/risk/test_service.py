@@ -1,0 +1,121 @@
+"""Scoring from stored snapshots: one assessment per admission and rule set, re-scored on change."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+from sqlalchemy import func
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from discharge_bridge.api import create_app
+from discharge_bridge.config import PROJECT_ROOT, Settings
+from discharge_bridge.db import session_scope
+from discharge_bridge.fhir import FhirClient, RetryPolicy
+from discharge_bridge.ingest.poll import sync_source
+from discharge_bridge.risk.models import RiskAssessment
+from discharge_bridge.risk.service import score_source
+from discharge_bridge.sources.service import add_source
+from discharge_bridge.worklists.service import worklist
+from tests.support.fakefhir import BASE, FakeFhir, condition, encounter, patient
+
+
+@pytest.fixture
+def site(engine: Engine, settings: Settings, tmp_path: Path) -> tuple[FakeFhir, Settings]:
+    mappings = tmp_path / "mappings"
+    shutil.copytree(PROJECT_ROOT / "mappings", mappings)
+    settings = settings.model_copy(update={"mappings_dir": mappings, "api_token": SecretStr("t0ken")})
+    ehr = FakeFhir()
+    ehr.put(patient("old", birthDate="1936-04-01"))  # 90 at admission, no contacts on record
+    ehr.put(condition("dem", "old", code="F03.90"))
+    ehr.put(encounter("adm", "old"))
+    ehr.put(patient("young", birthDate="1990-01-01", contact=[{"relationship": [{"coding": [{"code": "N"}]}]}]))
+    ehr.put(encounter("adm2", "young"))
+    with session_scope(engine) as session:
+        add_source(session, name="city", hospital="City Hospital", base_url=BASE)
+    return ehr, settings
+
+
+def _sync(engine: Engine, settings: Settings, ehr: FakeFhir) -> None:
+    client = FhirClient(BASE, transport=ehr.transport(), retry=RetryPolicy(sleep=lambda s: None))
+    assert sync_source("city", engine=engine, settings=settings, client=client).error is None
+
+
+def _rows(engine: Engine) -> list[RiskAssessment]:
+    with Session(engine) as session:
+        return list(session.exec(select(RiskAssessment).order_by(RiskAssessment.id)))
+
+
+def test_sync_scores_and_the_worklist_explains(engine: Engine, site: tuple[FakeFhir, Settings]) -> None:
+    ehr, settings = site
+    _sync(engine, settings, ehr)
+    rows = {r.encounter_fhir_id: r for r in _rows(engine)}
+    assert set(rows) == {"adm", "adm2"}
+    assert rows["adm"].priority == "high" and rows["adm"].age == 90
+    assert rows["adm2"].flagged is False
+    concepts = {r["concept"] for r in rows["adm"].reasons}
+    assert {"dementia", "dementia+no_contacts"} <= concepts
+    evidence = {e for r in rows["adm"].reasons for e in r["evidence"]}
+    assert "Condition/dem" in evidence
+
+    client = TestClient(create_app(settings))
+    assert client.get("/api/v1/worklist").status_code == 401
+    assert client.get("/api/v1/worklist", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    body = client.get("/api/v1/worklist", headers={"Authorization": "Bearer t0ken"}).json()
+    assert body["total"] == 1
+    item = body["items"][0]
+    assert (item["source"], item["patient"], item["encounter"], item["priority"]) == ("city", "old", "adm", "high")
+    assert item["admitted_at"].startswith("2026-11-01T06:30:00")
+    assert all({"concept", "evidence", "rule", "points", "text"} <= set(r) for r in item["reasons"])
+    assert item["lace"]["components"]["C"] is not None
+    bad = client.get("/api/v1/worklist?min_priority=urgent", headers={"Authorization": "Bearer t0ken"})
+    assert bad.status_code == 422 and "min_priority" in bad.text
+    assert client.get("/api/v1/worklist?source=nope", headers={"Authorization": "Bearer t0ken"}).status_code == 404
+
+
+def test_rescoring_never_duplicates_and_unchanged_data_is_skipped(
+    engine: Engine, site: tuple[FakeFhir, Settings]
+) -> None:
+    ehr, settings = site
+    _sync(engine, settings, ehr)
+    first = _rows(engine)
+    stats = score_source(engine, "city", settings)
+    assert (stats.assessed, stats.unchanged) == (0, 2)
+    forced = score_source(engine, "city", settings, force=True)
+    assert forced.assessed == 2
+    assert [r.id for r in _rows(engine)] == [r.id for r in first]
+
+
+def test_a_rule_change_makes_a_new_assessment_and_keeps_the_first_flag_time(
+    engine: Engine, site: tuple[FakeFhir, Settings]
+) -> None:
+    ehr, settings = site
+    _sync(engine, settings, ehr)
+    flagged_at = next(r.first_flagged_at for r in _rows(engine) if r.encounter_fhir_id == "adm")
+    rules = settings.mappings_dir / "rules.yaml"
+    text = rules.read_text()
+    version = text.split("version:", 1)[1].split("\n", 1)[0].strip().strip('"')
+    rules.write_text(text.replace(f'version: "{version}"', 'version: "test-2"', 1))
+    score_source(engine, "city", settings)
+    rows = _rows(engine)
+    assert sorted({r.rules_version for r in rows}) == sorted({version, "test-2"})
+    new = next(r for r in rows if r.rules_version == "test-2" and r.encounter_fhir_id == "adm")
+    assert new.first_flagged_at == flagged_at
+    with Session(engine) as session:
+        assert worklist(session, rules_version="test-2").total == 1
+
+
+def test_a_discharge_takes_the_admission_off_the_worklist(engine: Engine, site: tuple[FakeFhir, Settings]) -> None:
+    ehr, settings = site
+    _sync(engine, settings, ehr)
+    ehr.put(encounter("adm", "old", status="finished", period={"start": "2026-11-01T09:30:00Z", "end": "2026-11-03T10:00:00Z"}))
+    _sync(engine, settings, ehr)
+    row = next(r for r in _rows(engine) if r.encounter_fhir_id == "adm")
+    assert row.current is False and row.flagged is True  # history kept, but not current
+    with Session(engine) as session:
+        assert worklist(session, rules_version=row.rules_version).total == 0
+        assert session.exec(select(func.count()).select_from(RiskAssessment)).one() == 2
