@@ -354,7 +354,8 @@ def worklist_cmd(
     table = Table("priority", "score", "source", "patient", "encounter", "admitted", "ward", "why", "LACE")
     colours = {"high": "red", "medium": "yellow", "low": "cyan"}
     for item in page.items:
-        why = "; ".join(r.text for r in item.reasons)
+        concepts = dict.fromkeys(c for r in item.reasons for c in r.concept.split("+"))
+        why = ", ".join(concepts)
         lace = "-"
         if item.lace is not None and item.lace.total is not None:
             lace = f"{item.lace.total}{'*' if item.lace.partial else ''}"
@@ -370,7 +371,10 @@ def worklist_cmd(
             lace,
         )
     console.print(table)
-    console.print(f"{page.total} flagged admissions (rules {rules.version}); LACE * = partial")
+    console.print(
+        f"{page.total} flagged admissions (rules {rules.version}); LACE * = partial. "
+        "Reasons with their evidence: --format json"
+    )
 
 
 # -- dead letters --------------------------------------------------------------------------------

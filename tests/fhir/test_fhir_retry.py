@@ -265,3 +265,12 @@ def test_logs_path_and_status_but_never_query_values(
     assert "GET /fhir/Patient -> 503; attempt 1/5, retrying in" in caplog.text
     assert "Smith" not in caplog.text
     assert "1938" not in caplog.text
+
+
+def test_error_messages_mask_patient_bearing_query_values() -> None:
+    from discharge_bridge.fhir import FhirTemporaryError
+
+    url = "http://ehr/fhir/Condition?patient=p1%2Cp2&_count=50&name=Ivanova"
+    err = FhirTemporaryError(f"GET {url} failed (ReadTimeout)", url=url)
+    assert "p1" not in str(err) and "Ivanova" not in str(err) and "Ivanova" not in err.url
+    assert "patient=***" in str(err) and "_count=50" in str(err) and "name=***" in err.url

@@ -25,18 +25,44 @@ _DIAGNOSTICS_MAX = 300
 _FATAL_5XX = frozenset({501, 505})
 
 
+# Search parameters whose values say nothing about a patient; every other value is masked.
+_SAFE_PARAMS = frozenset(
+    {"_count", "_sort", "_include", "_revinclude", "_summary", "_elements", "_offset", "_lastUpdated",
+     "_since", "_type", "_format", "class", "category", "status", "_getpages", "_page", "page"}
+)
+
+
+def redact_url(url: str) -> str:
+    """The URL with the values of patient-bearing query parameters (patient, _id, name...) masked.
+
+    Errors end up in logs, the sync history and hospital IT's page: none of them may carry who
+    a search was about.
+    """
+    if "?" not in url:
+        return url
+    head, _, query = url.partition("?")
+    parts = []
+    for pair in query.split("&"):
+        name, eq, _value = pair.partition("=")
+        parts.append(pair if not eq or name in _SAFE_PARAMS else f"{name}=***")
+    return head + "?" + "&".join(parts)
+
+
 class FhirError(Exception):
     """Base of every error raised by `discharge_bridge.fhir`.
 
-    `url` keeps path and query (useful to reproduce the call); response bodies of auth failures
-    are never included in messages.
+    `url` keeps the path and the query with patient-bearing values masked (see `redact_url`);
+    response bodies of auth failures are never included in messages.
     """
 
     def __init__(self, message: str, *, status_code: int | None = None, url: str = "") -> None:
+        safe = redact_url(url)
+        if url and safe != url:
+            message = message.replace(url, safe)
         super().__init__(message)
         self.message = message
         self.status_code = status_code
-        self.url = url
+        self.url = safe
 
     def __str__(self) -> str:
         return self.message
