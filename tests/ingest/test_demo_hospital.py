@@ -3,7 +3,9 @@ every concept of the default mapping while leaving a dozen admissions unflagged.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
+import sys
 from collections import Counter, defaultdict
 from datetime import date
 from pathlib import Path
@@ -22,10 +24,13 @@ BUILT_IN = {"elderly", "no_contacts", "no_guardian", "readmission"}
 PARENT_CODES = {"MTH", "FTH", "PRN", "GUARD"}
 
 
+@functools.cache
 def _generator() -> ModuleType:
+    """fhir_fixtures/ is no package: load the script by path (registered, as dataclasses need)."""
     spec = importlib.util.spec_from_file_location("make_demo_hospital", FIXTURES / "make_demo_hospital.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
 
