@@ -214,3 +214,25 @@ def test_an_update_during_the_pass_cannot_make_offset_paging_skip_a_resource(
     # every page after the first was a fresh search from the last stamp, not an offset next link
     assert all("_offset" not in str(r.url) for r in encounter_searches)
     assert all("_lastUpdated=ge" in str(r.url) for r in encounter_searches[1:])
+
+
+def test_replay_reads_the_fixed_resource_from_the_ehr(engine: Engine, settings: Settings, ehr: FakeFhir) -> None:
+    from discharge_bridge.ingest.deadletters import list_dead_letters, replay
+    from discharge_bridge.sources.service import get_source
+
+    _source(engine)
+    _admit(ehr, 1)
+    broken = encounter("bad1", "p0")
+    del broken["subject"]
+    ehr.put(broken)
+    _sync(engine, settings, ehr)
+    ehr.put(encounter("bad1", "p0"))  # the hospital fixed it in the EHR
+
+    with session_scope(engine) as session:
+        letter = list_dead_letters(session)[0]
+        outcome = replay(session, letter, get_source(session, "city"), _client(ehr))
+    assert outcome.resolved and outcome.detail == "ingested"
+    with Session(engine) as session:
+        assert list_dead_letters(session) == []
+        stored = session.exec(select(EncounterSnapshot).where(EncounterSnapshot.fhir_id == "bad1")).one()
+    assert stored.patient_fhir_id == "p0" and stored.version_id == "2"

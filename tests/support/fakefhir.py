@@ -84,6 +84,10 @@ class FakeFhir:
         params = {k: v[-1] for k, v in parse_qs(request.url.query.decode()).items()}
         if path == "metadata":
             return httpx.Response(200, json={"resourceType": "CapabilityStatement", "fhirVersion": "4.0.1"})
+        if "/" in path:  # a read: Type/id
+            rtype, rid = path.split("/", 1)
+            found = self.store.get((rtype, rid))
+            return httpx.Response(200, json=found) if found else httpx.Response(404)
         rtype = path
         offset = int(params.pop("_offset", "0"))
         count = min(int(params.get("_count", "50")), self.page_size_cap)
