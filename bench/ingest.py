@@ -24,7 +24,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from synthetic import SEED  # noqa: E402
+from synthetic import SEED
 
 ADVERTISED = "http://localhost:8090/fhir"
 
@@ -354,8 +354,9 @@ def main() -> None:
     for size, label in ((small, "small"), (big, "large")):
         x = real[size]
         print(
-            f"  {label} risk scoring after the pass: {x['assessed']:,} patients assessed in {x['scoring_wall_s']:.2f} s wall"
-            f" {x['scoring_cpu_s']:.2f} s CPU; sync_source end to end {x['total_wall_s']:.2f} s"
+            f"  {label} risk scoring after the pass: {x['assessed']:,} patients assessed"
+            f" in {x['scoring_wall_s']:.2f} s wall {x['scoring_cpu_s']:.2f} s CPU;"
+            f" sync_source end to end {x['total_wall_s']:.2f} s"
             f" = {x['fetched'] / x['total_wall_s']:,.0f} res/s"
         )
     print(

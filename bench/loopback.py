@@ -24,7 +24,7 @@ ADVERTISED = "http://localhost:8090/fhir"
 
 
 class _Hit:
-    __slots__ = ("cls", "categories", "entry", "patient", "stamp")
+    __slots__ = ("categories", "cls", "entry", "patient", "stamp")
 
     def __init__(self, item: Item, entry: bytes) -> None:
         self.stamp = item.stamp
@@ -144,7 +144,7 @@ class _Handler(BaseHTTPRequestHandler):
     index: Index
     served = 0
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         parts = urlsplit(self.path)
         path = parts.path.removeprefix("/fhir/")
         params = dict(parse_qsl(parts.query))
@@ -162,7 +162,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
 
@@ -176,5 +176,7 @@ def serve(n_resources: int, seed: int, conn: Any) -> None:
     del gen.items  # the index holds the bytes; the dicts are no longer needed
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     httpd.daemon_threads = True
-    conn.send({"port": httpd.server_address[1], "resources": sum(counts.values()), "by_type": dict(counts), "bad": gen.bad})
+    conn.send(
+        {"port": httpd.server_address[1], "resources": sum(counts.values()), "by_type": dict(counts), "bad": gen.bad}
+    )
     httpd.serve_forever(poll_interval=0.5)

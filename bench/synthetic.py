@@ -234,7 +234,9 @@ class Generator:
             "type": [_cc("http://snomed.info/sct", "32485007", "Hospital admission")],
             "period": {"start": _local(start, rng, messy)},
             "hospitalization": {
-                "admitSource": _cc("http://terminology.hl7.org/CodeSystem/admit-source", "emd", "From accident/emergency department"),
+                "admitSource": _cc(
+                    "http://terminology.hl7.org/CodeSystem/admit-source", "emd", "From accident/emergency department"
+                ),
             },
             "location": [
                 {

@@ -80,6 +80,11 @@ def codings(value: Any) -> list[dict[str, Any]]:
     return [value] if "code" in value else []
 
 
+def obj(value: Any) -> dict[str, Any]:
+    """``value`` when it is a JSON object, else an empty one (tolerates junk where an object is due)."""
+    return value if isinstance(value, dict) else {}
+
+
 def first_code(value: Any) -> str | None:
     for coding in codings(value):
         code = coding.get("code")
@@ -144,7 +149,7 @@ def _locations(resource: dict[str, Any]) -> tuple[str | None, str | None]:
     entries = [e for e in resource.get("location") or [] if isinstance(e, dict)]
     current = [e for e in entries if e.get("status") in (None, "active", "reserved")] or entries
     for entry in current:
-        loc = entry.get("location") if isinstance(entry.get("location"), dict) else {}
+        loc = obj(entry.get("location"))
         label = loc.get("display") or loc.get("reference")
         if not isinstance(label, str) or not label:
             continue
@@ -167,8 +172,8 @@ def _encounter(resource: dict[str, Any], rid: str, tz: tzinfo) -> dict[str, Any]
     patient = reference_id(resource.get("subject"), "Patient")
     if patient is None:
         raise UnusableResource("Encounter has no subject reference to a Patient")
-    period = resource.get("period") if isinstance(resource.get("period"), dict) else {}
-    hosp = resource.get("hospitalization") if isinstance(resource.get("hospitalization"), dict) else {}
+    period = obj(resource.get("period"))
+    hosp = obj(resource.get("hospitalization"))
     planned_end = None
     for ext in resource.get("extension") or []:
         if isinstance(ext, dict) and ext.get("url") in PLANNED_END_URLS:

@@ -15,11 +15,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Table, bindparam, func, update
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from discharge_bridge.config import Settings
 from discharge_bridge.db import utcnow
 from discharge_bridge.ingest.models import ClinicalSnapshot, EncounterSnapshot, PatientSnapshot
+from discharge_bridge.ingest.normalise import obj
+from discharge_bridge.ingest.store import insert_for
 from discharge_bridge.risk import (
     Mapping,
     PatientRecord,
@@ -79,37 +83,70 @@ def _inputs_digest(ctx: ScoringContext, record: PatientRecord, day: str) -> str:
     sha.update(day.encode())  # LACE's length of stay grows daily for a current stay
     for res in (record.patient, record.encounter, *record.conditions, *record.observations,
                 *record.related_persons, *record.other_encounters):
-        meta = res.get("meta") if isinstance(res.get("meta"), dict) else {}
-        sha.update(f"{res.get('resourceType')}/{res.get('id')}/{meta.get('versionId')}/{meta.get('lastUpdated')}|".encode())
+        meta = obj(res.get("meta"))
+        key = f"{res.get('resourceType')}/{res.get('id')}/{meta.get('versionId')}/{meta.get('lastUpdated')}|"
+        sha.update(key.encode())
     return sha.hexdigest()
 
 
-def _load(session: Session, source_id: int, patient_ids: Sequence[str]) -> tuple[
-    dict[str, dict[str, Any]], dict[str, list[EncounterSnapshot]], dict[str, dict[str, list[dict[str, Any]]]]
-]:
-    patients = {
-        fid: raw
+@dataclass(frozen=True, slots=True)
+class _Stay:
+    fhir_id: str
+    raw: dict[str, Any]
+
+
+_Loaded = tuple[
+    dict[str, dict[str, Any]], dict[str, list[_Stay]], dict[str, dict[str, list[dict[str, Any]]]]
+]
+
+
+def _load(session: Session, source_id: int, patient_ids: Sequence[str]) -> _Loaded:
+    """Patients, their encounters and their clinical facts, as raw FHIR, in three queries."""
+    patients: dict[str, dict[str, Any]] = {
+        fid: dict(raw)
         for fid, raw in session.exec(
             select(PatientSnapshot.fhir_id, PatientSnapshot.raw).where(
                 PatientSnapshot.source_id == source_id, col(PatientSnapshot.fhir_id).in_(patient_ids)
             )
         )
     }
-    encounters: dict[str, list[EncounterSnapshot]] = defaultdict(list)
-    for enc in session.exec(
-        select(EncounterSnapshot).where(
+    encounters: dict[str, list[_Stay]] = defaultdict(list)
+    for fid, pid, raw in session.exec(
+        select(EncounterSnapshot.fhir_id, EncounterSnapshot.patient_fhir_id, EncounterSnapshot.raw).where(
             EncounterSnapshot.source_id == source_id, col(EncounterSnapshot.patient_fhir_id).in_(patient_ids)
         )
     ):
-        encounters[enc.patient_fhir_id].append(enc)
+        encounters[pid].append(_Stay(fid, dict(raw)))
     clinical: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
     for pid, rtype, raw in session.exec(
         select(ClinicalSnapshot.patient_fhir_id, ClinicalSnapshot.resource_type, ClinicalSnapshot.raw).where(
             ClinicalSnapshot.source_id == source_id, col(ClinicalSnapshot.patient_fhir_id).in_(patient_ids)
         )
     ):
-        clinical[pid][rtype].append(raw)
+        clinical[pid][rtype].append(dict(raw))
     return patients, encounters, clinical
+
+
+@dataclass(frozen=True, slots=True)
+class _Previous:
+    id: int
+    rules_version: str
+    inputs_digest: str
+    first_flagged_at: datetime | None
+
+
+_TABLE: Table = RiskAssessment.__table__  # type: ignore[attr-defined]
+
+
+def _previous(session: Session, source_id: int, patient_ids: Sequence[str]) -> dict[tuple[str, str], _Previous]:
+    query = sa_select(
+        _TABLE.c.encounter_fhir_id, _TABLE.c.id, _TABLE.c.rules_version, _TABLE.c.inputs_digest,
+        _TABLE.c.first_flagged_at,
+    ).where(_TABLE.c.source_id == source_id, _TABLE.c.patient_fhir_id.in_(patient_ids))
+    return {
+        (enc_id, version): _Previous(row_id, version, digest, flagged_at)
+        for enc_id, row_id, version, digest, flagged_at in session.execute(query)
+    }
 
 
 def score_patients(
@@ -124,7 +161,8 @@ def score_patients(
     """(Re)assess every current admission of these patients; mark ended ones as no longer current.
 
     A finished, cancelled or outpatient encounter never gets a new flag: it is only assessed if it
-    was assessed while current, and then just loses ``current``.
+    was assessed while current, and then just loses ``current``. Rows are written with Core
+    upserts: building ORM objects cost more than the scoring itself.
     """
     assert source.id is not None
     now = now or utcnow()
@@ -134,90 +172,93 @@ def score_patients(
     for start in range(0, len(ids), BATCH):
         batch = ids[start : start + BATCH]
         patients, encounters, clinical = _load(session, source.id, batch)
-        existing = {
-            (row.encounter_fhir_id, row.rules_version): row
-            for row in session.exec(
-                select(RiskAssessment).where(
-                    RiskAssessment.source_id == source.id, col(RiskAssessment.patient_fhir_id).in_(batch)
-                )
-            )
-        }
+        existing = _previous(session, source.id, batch)
         first_flags: dict[str, datetime] = {}
-        for (enc_id, _), row in existing.items():
-            if row.first_flagged_at and (enc_id not in first_flags or row.first_flagged_at < first_flags[enc_id]):
-                first_flags[enc_id] = row.first_flagged_at
+        for (enc_id, _), previous in existing.items():
+            flagged_at = previous.first_flagged_at
+            if flagged_at and (enc_id not in first_flags or flagged_at < first_flags[enc_id]):
+                first_flags[enc_id] = flagged_at
+        upserts: list[dict[str, Any]] = []
+        ended: list[dict[str, Any]] = []
         for pid in batch:
             patient = patients.get(pid)
             if patient is None:
                 continue  # assessed once the Patient arrives; no_contacts cannot be judged without it
             facts_of = clinical.get(pid, {})
-            for enc in encounters.get(pid, []):
-                row = existing.get((enc.fhir_id, ctx.rules.version))
-                current = is_flaggable(enc.raw, ctx.mapping)
+            for stay in encounters.get(pid, []):
+                row = existing.get((stay.fhir_id, ctx.rules.version))
+                current = is_flaggable(stay.raw, ctx.mapping)
                 if not current and row is None:
                     continue
                 record = PatientRecord(
                     patient=patient,
-                    encounter=enc.raw,
+                    encounter=stay.raw,
                     conditions=facts_of.get("Condition", []),
                     observations=facts_of.get("Observation", []),
                     related_persons=facts_of.get("RelatedPerson", []),
-                    other_encounters=[e.raw for e in encounters[pid] if e.fhir_id != enc.fhir_id],
+                    other_encounters=[e.raw for e in encounters[pid] if e.fhir_id != stay.fhir_id],
                 )
                 digest = _inputs_digest(ctx, record, day)
                 if row is not None and row.inputs_digest == digest and not force:
                     stats.unchanged += 1
                     continue
-                if row is not None and not current:
-                    row.current, row.inputs_digest, row.assessed_at = False, digest, now
-                    session.add(row)
-                    stats.assessed += 1
-                    continue
-                written = _write(session, source.id, enc, record, ctx, row, digest, now, first_flags.get(enc.fhir_id))
                 stats.assessed += 1
-                stats.flagged += written.flagged
+                if row is not None and not current:
+                    ended.append({"_id": row.id, "_digest": digest, "_now": now})
+                    continue
+                values = _assessment(source.id, pid, stay.fhir_id, record, ctx, digest, now)
+                if values["flagged"]:
+                    stats.flagged += 1
+                    values["first_flagged_at"] = (row and row.first_flagged_at) or first_flags.get(stay.fhir_id) or now
+                upserts.append(values)
+        _write(session, upserts, ended)
     session.flush()
     return stats
 
 
-def _write(
-    session: Session,
-    source_id: int,
-    enc: EncounterSnapshot,
-    record: PatientRecord,
-    ctx: ScoringContext,
-    row: RiskAssessment | None,
-    digest: str,
+def _assessment(
+    source_id: int, patient_id: str, encounter_id: str, record: PatientRecord, ctx: ScoringContext, digest: str,
     now: datetime,
-    first_flagged: datetime | None,
-) -> RiskAssessment:
+) -> dict[str, Any]:
     facts = extract_facts(record, ctx.mapping)
     result = assess(facts, ctx.rules)
     lace = compute_lace(record, now)
-    age = next((f.value for f in facts if f.concept == "age" and isinstance(f.value, int)), None)
-    if row is None:
-        row = RiskAssessment(
-            source_id=source_id,
-            encounter_fhir_id=enc.fhir_id,
-            patient_fhir_id=enc.patient_fhir_id,
-            rules_version=ctx.rules.version,
-            inputs_digest=digest,
+    return {
+        "source_id": source_id,
+        "encounter_fhir_id": encounter_id,
+        "patient_fhir_id": patient_id,
+        "rules_version": ctx.rules.version,
+        "score": result.score,
+        "priority": result.priority,
+        "priority_rank": PRIORITY_ORDER.get(result.priority or "", 0),
+        "flagged": result.flagged,
+        "current": True,
+        "reasons": [asdict(r) for r in result.reasons],
+        "facts": [{"concept": f.concept, "evidence": f.evidence, "text": f.text} for f in facts],
+        "lace": asdict(lace),
+        "age": next((f.value for f in facts if f.concept == "age" and isinstance(f.value, int)), None),
+        "inputs_digest": digest,
+        "first_flagged_at": None,
+        "assessed_at": now,
+    }
+
+
+def _write(session: Session, upserts: list[dict[str, Any]], ended: list[dict[str, Any]]) -> None:
+    if upserts:
+        stmt = insert_for(session, _TABLE)
+        key = ["source_id", "encounter_fhir_id", "rules_version"]
+        changing = [c for c in upserts[0] if c not in key and c != "first_flagged_at"]
+        set_ = {c: getattr(stmt.excluded, c) for c in changing}
+        # Keep the first time an admission was flagged (the morning list's "new since").
+        set_["first_flagged_at"] = func.coalesce(_TABLE.c.first_flagged_at, stmt.excluded.first_flagged_at)
+        session.execute(stmt.on_conflict_do_update(index_elements=key, set_=set_), upserts)
+    if ended:
+        session.execute(
+            update(_TABLE)
+            .where(_TABLE.c.id == bindparam("_id"))
+            .values(current=False, inputs_digest=bindparam("_digest"), assessed_at=bindparam("_now")),
+            ended,
         )
-    row.score = result.score
-    row.priority = result.priority
-    row.priority_rank = PRIORITY_ORDER.get(result.priority or "", 0)
-    row.flagged = result.flagged
-    row.current = True
-    row.reasons = [asdict(r) for r in result.reasons]
-    row.facts = [{"concept": f.concept, "evidence": f.evidence, "text": f.text} for f in facts]
-    row.lace = asdict(lace)
-    row.age = age
-    row.inputs_digest = digest
-    row.assessed_at = now
-    if result.flagged and row.first_flagged_at is None:
-        row.first_flagged_at = first_flagged or now
-    session.add(row)
-    return row
 
 
 def patients_to_rescore(session: Session, source_id: int) -> list[str]:

@@ -11,6 +11,7 @@ from enum import StrEnum
 from typing import Any
 
 from discharge_bridge.fhir import FhirAuthError, FhirClient, FhirError
+from discharge_bridge.ingest.normalise import obj
 from discharge_bridge.sources.models import Source
 
 # What a poll pass asks of the server, per resource type.
@@ -51,7 +52,7 @@ class CheckReport:
 def _rest_resources(capability: dict[str, Any]) -> dict[str, dict[str, Any]]:
     for rest in capability.get("rest") or []:
         if isinstance(rest, dict) and rest.get("mode", "server") == "server":
-            return {r.get("type"): r for r in rest.get("resource") or [] if isinstance(r, dict)}
+            return {str(r.get("type")): r for r in rest.get("resource") or [] if isinstance(r, dict)}
     return {}
 
 
@@ -139,7 +140,7 @@ def check_source(source: Source, client: FhirClient) -> CheckReport:
             )
         )
         return CheckReport(source.name, items)
-    software = capability.get("software") if isinstance(capability.get("software"), dict) else {}
+    software = obj(capability.get("software"))
     name = " ".join(str(v) for v in (software.get("name"), software.get("version")) if v)
     items.append(CheckItem("CapabilityStatement", CheckStatus.ok, f"read ({name})" if name else "read"))
     items.append(_version_item(capability))

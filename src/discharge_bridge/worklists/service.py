@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func
+from sqlalchemy import ColumnElement, func
 from sqlmodel import Session, and_, col, select
 
 from discharge_bridge.ingest.models import EncounterSnapshot
@@ -23,15 +23,15 @@ def worklist(
     offset: int = 0,
 ) -> WorklistPage:
     """Flagged assessments of the active rule set whose encounter is still a current stay."""
-    conditions = [
-        RiskAssessment.rules_version == rules_version,
+    conditions: list[ColumnElement[bool]] = [
+        col(RiskAssessment.rules_version) == rules_version,
         col(RiskAssessment.flagged).is_(True),
         col(RiskAssessment.current).is_(True),
     ]
     if source_ids is not None:
         conditions.append(col(RiskAssessment.source_id).in_(source_ids))
     if min_priority:
-        conditions.append(RiskAssessment.priority_rank >= PRIORITY_RANK[min_priority])
+        conditions.append(col(RiskAssessment.priority_rank) >= PRIORITY_RANK[min_priority])
     where = and_(*conditions)
     total = session.exec(select(func.count()).select_from(RiskAssessment).where(where)).one()
     query = (
