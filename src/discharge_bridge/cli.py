@@ -268,20 +268,27 @@ def sync(
         raise typer.Exit(1)
 
 
-def _sync_once(only: str | None, *, show_progress: bool) -> list[Any]:
-    from rich.progress import Progress, SpinnerColumn, TextColumn
-
-    from discharge_bridge.ingest.poll import sync_source
+def _source_names(only: str | None) -> list[str]:
+    """The named source, or every source; a clear error for an unknown name or none at all."""
     from discharge_bridge.sources.service import SourceNotFound, get_source, list_sources
 
-    engine = get_engine()
-    with session_scope(engine) as session:
+    with session_scope(get_engine()) as session:
         try:
             names = [get_source(session, only).name] if only else [s.name for s in list_sources(session)]
         except SourceNotFound as exc:
             raise _fail(str(exc)) from None
     if not names:
         raise _fail("no sources yet: add one with `discharge-bridge sources add`")
+    return names
+
+
+def _sync_once(only: str | None, *, show_progress: bool) -> list[Any]:
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    from discharge_bridge.ingest.poll import sync_source
+
+    engine = get_engine()
+    names = _source_names(only)
     results = []
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=err, disable=not show_progress) as bar:
         for name in names:
@@ -306,16 +313,10 @@ def rescore(
     """Re-assess every current admission (after a rule or mapping change; daily for length of stay)."""
     from discharge_bridge.risk import MappingError, RuleSetError
     from discharge_bridge.risk.service import score_source
-    from discharge_bridge.sources.service import SourceNotFound, get_source, list_sources
 
     ready_database()
     engine = get_engine()
-    with session_scope(engine) as session:
-        try:
-            names = [get_source(session, source).name] if source else [s.name for s in list_sources(session)]
-        except SourceNotFound as exc:
-            raise _fail(str(exc)) from None
-    for name in names:
+    for name in _source_names(source):
         try:
             stats = score_source(engine, name, get_settings(), force=force)
         except (MappingError, RuleSetError) as exc:

@@ -11,7 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
 from discharge_bridge.config import Settings, get_settings
-from discharge_bridge.db import get_engine
+from discharge_bridge.db import get_engine, session_scope
 
 _bearer = HTTPBearer(auto_error=False, description="API token (DISCHARGE_BRIDGE_API_TOKEN)")
 
@@ -25,15 +25,8 @@ SettingsDep = Annotated[Settings, Depends(settings_dep)]
 
 def get_session(settings: SettingsDep) -> Iterator[Session]:
     """Commit when the route returns, roll back when it raises."""
-    session = Session(get_engine(settings), expire_on_commit=False)
-    try:
+    with session_scope(get_engine(settings)) as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
