@@ -32,18 +32,34 @@ class Parsed:
 def parse_batch(resources: Iterable[Any], *, tz: tzinfo = UTC, sampler: Sampler | None = None) -> Parsed:
     """Normalise each resource; a bad one is set aside with its reason and the rest go on."""
     parsed = Parsed()
+    seen: set[tuple[Any, Any, Any]] = set()
     for resource in resources:
-        if isinstance(resource, dict) and resource.get("resourceType") in ("OperationOutcome", "Bundle"):
-            parsed.ignored += 1
-            continue
+        if isinstance(resource, dict):
+            if resource.get("resourceType") in ("OperationOutcome", "Bundle"):
+                parsed.ignored += 1
+                continue
+            # The same version twice in a batch (a stay that is also a patient's "earlier stay",
+            # an include repeated across entries): normalise and store it once.
+            meta = resource.get("meta")
+            key = (
+                resource.get("resourceType"),
+                resource.get("id"),
+                meta.get("versionId") if isinstance(meta, dict) else None,
+            )
+            if key[1] is not None and key[2] is not None:
+                if key in seen:
+                    continue
+                seen.add(key)
         if sampler is not None and isinstance(resource, dict):
             parsed.conformance.extend(sampler.check(resource))
         try:
             parsed.rows.append(normalise(resource, tz))
         except UnusableResource as exc:
-            if isinstance(resource, dict) and isinstance(resource.get("resourceType"), str) and str(
-                exc
-            ).startswith("unsupported resourceType"):
+            if (
+                isinstance(resource, dict)
+                and isinstance(resource.get("resourceType"), str)
+                and str(exc).startswith("unsupported resourceType")
+            ):
                 parsed.ignored += 1
             else:
                 parsed.rejected.append((resource, str(exc)))

@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
 import orjson
-from sqlalchemy import Table, bindparam, select
+from sqlalchemy import JSON, Table, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlmodel import Session, SQLModel
 
-from discharge_bridge.db import utcnow
+from discharge_bridge.db import UTCDateTime, utcnow
 from discharge_bridge.ingest.models import (
     ClinicalSnapshot,
     ConformanceIssue,
@@ -136,27 +136,42 @@ def _upsert_chunk(session: Session, source_id: int, table: Table, rows: Sequence
     return stats
 
 
+def _utc_text(value: datetime | None) -> str | None:
+    """The text form SQLAlchemy's SQLite DATETIME stores and reads back (naive UTC)."""
+    if value is None:
+        return None
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _json_text(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
+
+
 @lru_cache(maxsize=64)
-def _upsert_sql(dialect: Dialect, table_name: str, columns: tuple[str, ...], conflict: tuple[str, ...]) -> Any:
+def _upsert_plan(
+    dialect: Dialect, table_name: str, columns: tuple[str, ...], conflict: tuple[str, ...]
+) -> tuple[str, tuple[str, ...], tuple[Callable[[Any], Any] | None, ...]]:
+    """SQL, parameter order and per-column converters for one upsert shape, built once."""
     table = SQLModel.metadata.tables[table_name]
     stmt = (postgresql.insert if dialect.name == "postgresql" else sqlite.insert)(table)
     stmt = stmt.values({c: bindparam(c) for c in columns})
     stmt = stmt.on_conflict_do_update(
         index_elements=list(conflict), set_={c: stmt.excluded[c] for c in columns if c not in conflict}
     )
-    return stmt.compile(dialect=dialect)
-
-
-def _sqlite_value(value: Any) -> Any:
-    if isinstance(value, datetime):  # the text form SQLAlchemy's SQLite DATETIME stores and reads back
-        return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-    if isinstance(value, dict | list):
-        return orjson.dumps(value).decode()
-    return value
-
-
-def _pg_value(value: Any) -> Any:
-    return orjson.dumps(value).decode() if isinstance(value, dict | list) else value
+    compiled = stmt.compile(dialect=dialect)
+    order = tuple(compiled.positiontup or columns)
+    converters: list[Callable[[Any], Any] | None] = []
+    for name in order:
+        column_type = table.c[name].type
+        if isinstance(column_type, JSON):
+            converters.append(_json_text)
+        elif isinstance(column_type, UTCDateTime) and dialect.name == "sqlite":
+            converters.append(_utc_text)
+        else:
+            converters.append(None)
+    return str(compiled), order, tuple(converters)
 
 
 def execute_upsert(session: Session, table: Table, conflict: tuple[str, ...], values: list[dict[str, Any]]) -> None:
@@ -167,15 +182,13 @@ def execute_upsert(session: Session, table: Table, conflict: tuple[str, ...], va
     values are converted here the way the column types would (JSON text, UTC datetimes).
     """
     connection = session.connection()
-    dialect = connection.dialect
-    columns = tuple(values[0])
-    compiled = _upsert_sql(dialect, table.name, columns, conflict)
-    if dialect.name == "sqlite":
-        order = compiled.positiontup
-        params: list[Any] = [tuple(_sqlite_value(row[c]) for c in order) for row in values]
+    sql, order, converters = _upsert_plan(connection.dialect, table.name, tuple(values[0]), conflict)
+    plan = list(zip(order, converters, strict=True))
+    rows = [tuple(conv(row[c]) if conv else row[c] for c, conv in plan) for row in values]
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql(sql, rows)
     else:
-        params = [{c: _pg_value(v) for c, v in row.items()} for row in values]
-    connection.exec_driver_sql(str(compiled), params)
+        connection.exec_driver_sql(sql, [dict(zip(order, row, strict=True)) for row in rows])
 
 
 def fingerprint(payload: str) -> str:
