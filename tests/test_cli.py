@@ -76,3 +76,16 @@ def test_file_source_sync_worklist_and_dead_letter_replay(tmp_path: Path) -> Non
     assert replay.exit_code == 1  # the files have not been fixed: still unusable, still listed
     assert "still" in replay.output
     assert len(json.loads(_ok("deadletters", "list", "--format", "json"))) == 2
+
+
+def test_sources_set_changes_settings_in_place_and_refuses_a_broken_mapping(tmp_path: Path) -> None:
+    _ok("sources", "add", "city", "--hospital", "City", "--base-url", "https://ehr.example/fhir")
+    _ok("sources", "set", "city", "--interval", "120", "--mapping", "city-hospital", "--disabled")
+    listed = json.loads(_ok("sources", "list", "--format", "json"))[0]
+    assert (listed["interval_s"], listed["mapping"]) == (120, "city-hospital")
+
+    missing = runner.invoke(app, ["sources", "set", "city", "--mapping", "no-such-site"])
+    assert missing.exit_code == 1 and "no-such-site" in missing.output
+    nothing = runner.invoke(app, ["sources", "set", "city"])
+    assert nothing.exit_code == 2
+    assert json.loads(_ok("sources", "list", "--format", "json"))[0]["mapping"] == "city-hospital"

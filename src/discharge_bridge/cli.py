@@ -128,6 +128,43 @@ def sources_add(
     console.print(f"added source [bold]{name}[/bold]; next: `discharge-bridge sources check {name}`")
 
 
+@sources_app.command("set")
+def sources_set(
+    name: str,
+    hospital: Annotated[str | None, typer.Option(help="Hospital display name.")] = None,
+    base_url: Annotated[str | None, typer.Option(help="FHIR R4 base URL.")] = None,
+    timezone: Annotated[str | None, typer.Option(help="Hospital IANA time zone.")] = None,
+    interval: Annotated[int | None, typer.Option(help="Seconds between polls.")] = None,
+    mapping: Annotated[str | None, typer.Option(help="Mapping file name in mappings/.")] = None,
+    classes: Annotated[str | None, typer.Option(help="Inpatient Encounter.class codes.")] = None,
+    enabled: Annotated[bool | None, typer.Option("--enabled/--disabled", help="Poll this source or not.")] = None,
+) -> None:
+    """Change a source's settings; its synced data stays. Run `rescore` after a mapping change."""
+    from discharge_bridge.sources.service import SourceError, SourceNotFound, update_source
+
+    ready_database()
+    changes: dict[str, Any] = {
+        "hospital": hospital,
+        "base_url": base_url,
+        "timezone": timezone,
+        "poll_interval_seconds": interval,
+        "mapping": mapping,
+        "inpatient_classes": [c.strip() for c in classes.split(",") if c.strip()] if classes else None,
+        "enabled": enabled,
+    }
+    changes = {k: v for k, v in changes.items() if v is not None}
+    if not changes:
+        raise _fail("nothing to change: give at least one option (see --help)", 2)
+    try:
+        with session_scope(get_engine()) as session:
+            update_source(session, name, changes)
+    except (SourceError, SourceNotFound) as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"updated {name}: {', '.join(sorted(changes))}")
+    if "mapping" in changes:
+        console.print(f"next: `discharge-bridge rescore --source {name}`")
+
+
 @sources_app.command("list")
 def sources_list(fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table") -> None:
     """Show every source with its sync status."""

@@ -44,6 +44,7 @@ def prepare_demo(settings: Settings, data: Path = DEMO_DATA) -> tuple[Settings, 
                 base_url=str(data),
                 mode=SourceMode.file,
                 timezone="Europe/Moscow",
+                mappings_dir=settings.mappings_dir,
             )
     result = sync_source(DEMO_SOURCE, engine=engine, settings=settings)
     token = demo_token(settings)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -32,6 +33,28 @@ def validate_auth(auth: dict[str, Any]) -> AuthConfig:
         raise SourceError(f"auth settings are incomplete: {problems}") from exc
 
 
+def validate_mapping(mapping: str, mappings_dir: Path | None) -> None:
+    """Load the mapping now, so a typo or a broken file is reported when the source is saved."""
+    from discharge_bridge.config import get_settings
+    from discharge_bridge.risk import MappingError, load_mapping
+
+    try:
+        load_mapping(mapping, search_dir=mappings_dir or get_settings().mappings_dir)
+    except (MappingError, FileNotFoundError) as exc:
+        raise SourceError(f"mapping {mapping!r} cannot be used: {exc}") from exc
+
+
+def _check_fields(mode: SourceMode, base_url: str, timezone: str, poll_interval_seconds: int) -> None:
+    if mode != SourceMode.file and not base_url.startswith(("http://", "https://")):
+        raise SourceError("base URL must start with http:// or https:// (the FHIR R4 base, e.g. https://ehr/fhir/r4)")
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise SourceError(f"unknown time zone {timezone!r} (use an IANA name such as Europe/Moscow)") from exc
+    if poll_interval_seconds < 10:
+        raise SourceError("poll interval must be at least 10 seconds")
+
+
 def add_source(
     session: Session,
     *,
@@ -44,20 +67,15 @@ def add_source(
     poll_interval_seconds: int = 300,
     mapping: str = "default",
     inpatient_classes: list[str] | None = None,
+    mappings_dir: Path | None = None,
 ) -> Source:
     """Create a source after checking every field a sync will rely on."""
     if not _NAME.match(name):
         raise SourceError("name must be 1-64 lowercase letters, digits, '-' or '_' (it is used in URLs)")
     if session.exec(select(Source).where(Source.name == name)).first() is not None:
         raise SourceError(f"a source named {name!r} already exists")
-    if mode != SourceMode.file and not base_url.startswith(("http://", "https://")):
-        raise SourceError("base URL must start with http:// or https:// (the FHIR R4 base, e.g. https://ehr/fhir/r4)")
-    try:
-        ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise SourceError(f"unknown time zone {timezone!r} (use an IANA name such as Europe/Moscow)") from exc
-    if poll_interval_seconds < 10:
-        raise SourceError("poll interval must be at least 10 seconds")
+    _check_fields(mode, base_url, timezone, poll_interval_seconds)
+    validate_mapping(mapping, mappings_dir)
     auth_config = validate_auth(auth or {"type": "none"})
     source = Source(
         name=name,
@@ -70,6 +88,23 @@ def add_source(
         mapping=mapping,
         inpatient_classes=inpatient_classes or ["IMP", "ACUTE", "NONAC"],
     )
+    session.add(source)
+    session.flush()
+    return source
+
+
+def update_source(session: Session, name: str, changes: dict[str, Any], *, mappings_dir: Path | None = None) -> Source:
+    """Change a source's settings in place (its synced data and cursors stay)."""
+    source = get_source(session, name)
+    allowed = {"hospital", "base_url", "timezone", "poll_interval_seconds", "mapping", "inpatient_classes", "enabled"}
+    unknown = set(changes) - allowed
+    if unknown:
+        raise SourceError(f"cannot change {', '.join(sorted(unknown))}")
+    for field, value in changes.items():
+        setattr(source, field, value.rstrip("/") if field == "base_url" else value)
+    _check_fields(source.mode, source.base_url, source.timezone, source.poll_interval_seconds)
+    if "mapping" in changes:
+        validate_mapping(source.mapping, mappings_dir)
     session.add(source)
     session.flush()
     return source
