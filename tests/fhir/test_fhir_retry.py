@@ -274,3 +274,12 @@ def test_error_messages_mask_patient_bearing_query_values() -> None:
     err = FhirTemporaryError(f"GET {url} failed (ReadTimeout)", url=url)
     assert "p1" not in str(err) and "Ivanova" not in str(err) and "Ivanova" not in err.url
     assert "patient=***" in str(err) and "_count=50" in str(err) and "name=***" in err.url
+
+
+def test_logged_paths_mask_resource_ids() -> None:
+    from discharge_bridge.fhir._exceptions import loggable_path
+
+    assert loggable_path("/fhir/Patient/MRN-12345") == "/fhir/Patient/{id}"
+    assert loggable_path("/fhir/Encounter/e1/_history/3") == "/fhir/Encounter/{id}/_history/{id}"
+    assert loggable_path("/fhir/Encounter") == "/fhir/Encounter"
+    assert loggable_path("/fhir/Patient/$export") == "/fhir/Patient/$export"

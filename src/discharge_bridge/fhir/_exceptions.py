@@ -48,6 +48,20 @@ def redact_url(url: str) -> str:
     return head + "?" + "&".join(parts)
 
 
+def loggable_path(path: str) -> str:
+    """A request path fit for logs: resource ids masked (some EHRs use the MRN as Patient.id).
+
+    ``/fhir/Patient/12345/_history/2`` -> ``/fhir/Patient/{id}/_history/{id}``.
+    """
+    parts = path.split("/")
+    for i in range(1, len(parts)):
+        previous, segment = parts[i - 1], parts[i]
+        after_type = previous[:1].isupper() and not segment.startswith(("$", "_"))
+        if segment and (after_type or previous == "_history"):
+            parts[i] = "{id}"
+    return "/".join(parts)
+
+
 class FhirError(Exception):
     """Base of every error raised by `discharge_bridge.fhir`.
 

@@ -13,7 +13,7 @@ from typing import TypeVar
 
 import httpx
 
-from ._exceptions import FhirError, FhirFatalError, FhirTemporaryError
+from ._exceptions import FhirError, FhirFatalError, FhirTemporaryError, loggable_path
 
 __all__ = ["RetryPolicy", "parse_http_date", "parse_retry_after", "send_with_retry"]
 
@@ -118,7 +118,7 @@ def send_with_retry(
     while True:
         attempt += 1
         request = build_request()
-        path = request.url.path  # never the query: it can hold patient ids or names
+        path = loggable_path(request.url.path)  # never the query, nor ids: they can identify a patient
         error: FhirError
         try:
             response = client.send(request)

@@ -21,7 +21,7 @@ import orjson
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from ._exceptions import FhirAuthError, FhirFatalError, FhirTemporaryError, error_for_response
+from ._exceptions import FhirAuthError, FhirFatalError, FhirTemporaryError, error_for_response, loggable_path
 from ._retry import RetryPolicy, retry_after_of, send_with_retry
 
 __all__ = ["DEFAULT_SCOPE", "PrivateKey", "SmartBackendAuth", "load_private_key"]
@@ -130,7 +130,7 @@ class SmartBackendAuth(httpx.Auth):
         response = yield request
         if response.status_code == 401:
             # Tokens can be revoked or expire early (server restarts, key rotation): re-auth once.
-            logger.info("%s %s -> 401; re-authenticating once", request.method, request.url.path)
+            logger.info("%s %s -> 401; re-authenticating once", request.method, loggable_path(request.url.path))
             self.invalidate(token)
             request.headers["Authorization"] = f"Bearer {self.access_token()}"
             yield request
