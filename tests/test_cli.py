@@ -32,17 +32,34 @@ def _ok(*args: str) -> str:
 
 def test_sources_add_list_remove_and_secrets_by_name_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CITY_TOKEN", "s3cret-value")
-    _ok("sources", "add", "city", "--hospital", "City", "--base-url", "https://ehr.example/fhir",
-        "--auth", "bearer", "--token-env", "CITY_TOKEN", "--timezone", "Europe/Moscow")
+    _ok(
+        "sources",
+        "add",
+        "city",
+        "--hospital",
+        "City",
+        "--base-url",
+        "https://ehr.example/fhir",
+        "--auth",
+        "bearer",
+        "--token-env",
+        "CITY_TOKEN",
+        "--timezone",
+        "Europe/Moscow",
+    )
     listed = json.loads(_ok("sources", "list", "--format", "json"))
     assert [(s["name"], s["auth"], s["timezone"]) for s in listed] == [("city", "bearer", "Europe/Moscow")]
     assert "s3cret" not in _ok("sources", "list")
 
     again = runner.invoke(app, ["sources", "add", "city", "--hospital", "C", "--base-url", "https://x/fhir"])
     assert again.exit_code == 1 and "already exists" in again.output
-    bad_tz = runner.invoke(app, ["sources", "add", "b", "--hospital", "B", "--base-url", "https://x/fhir", "--timezone", "Mars/Base"])
+    bad_tz = runner.invoke(
+        app, ["sources", "add", "b", "--hospital", "B", "--base-url", "https://x/fhir", "--timezone", "Mars/Base"]
+    )
     assert bad_tz.exit_code == 1 and "time zone" in bad_tz.output
-    no_token = runner.invoke(app, ["sources", "add", "c", "--hospital", "C", "--base-url", "https://x/fhir", "--auth", "bearer"])
+    no_token = runner.invoke(
+        app, ["sources", "add", "c", "--hospital", "C", "--base-url", "https://x/fhir", "--auth", "bearer"]
+    )
     assert no_token.exit_code == 1 and "token" in no_token.output
 
     refused = runner.invoke(app, ["sources", "remove", "city"])
@@ -70,7 +87,8 @@ def test_file_source_sync_worklist_and_dead_letter_replay(tmp_path: Path) -> Non
 
     letters = json.loads(_ok("deadletters", "list", "--format", "json"))
     assert sorted(letter["error"].split(":")[0] for letter in letters) == [
-        "Encounter has no subject reference to a Patient", "Encounter.broken.ndjson line 2"
+        "Encounter has no subject reference to a Patient",
+        "Encounter.broken.ndjson line 2",
     ]
     replay = runner.invoke(app, ["deadletters", "replay"])
     assert replay.exit_code == 1  # the files have not been fixed: still unusable, still listed

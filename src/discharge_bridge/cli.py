@@ -488,8 +488,9 @@ def deadletters_replay(
                     clients[src.id] = None
             outcome = replay(session, letter, src, clients[src.id])
             failed += not outcome.resolved
-            console.print(f"{outcome.dead_letter_id}: {'resolved' if outcome.resolved else 'not resolved'} "
-                          f"({outcome.detail})")
+            console.print(
+                f"{outcome.dead_letter_id}: {'resolved' if outcome.resolved else 'not resolved'} ({outcome.detail})"
+            )
         for client in clients.values():
             if client is not None:
                 client.close()

@@ -19,7 +19,12 @@ def poll_job(source_name: str) -> None:
     result = sync_source(source_name, engine=get_engine())
     log.info(
         "sync %s: %s fetched=%d new=%d updated=%d dead_letters=%d",
-        source_name, result.status, result.fetched, result.created, result.updated, result.dead_letters,
+        source_name,
+        result.status,
+        result.fetched,
+        result.created,
+        result.updated,
+        result.dead_letters,
     )
 
 
@@ -29,8 +34,14 @@ def run_polling_forever(only: str | None = None) -> None:
         sources = [s for s in list_sources(session) if s.enabled and (only is None or s.name == only)]
     for source in sources:
         scheduler.add_job(
-            poll_job, "interval", seconds=source.poll_interval_seconds, args=[source.name],
-            id=f"poll:{source.name}", max_instances=1, coalesce=True, next_run_time=None,
+            poll_job,
+            "interval",
+            seconds=source.poll_interval_seconds,
+            args=[source.name],
+            id=f"poll:{source.name}",
+            max_instances=1,
+            coalesce=True,
+            next_run_time=None,
         )
         poll_job(source.name)
     scheduler.start()
@@ -43,8 +54,13 @@ def start_background_polling() -> BackgroundScheduler:
         sources = [s for s in list_sources(session) if s.enabled]
     for source in sources:
         scheduler.add_job(
-            poll_job, "interval", seconds=source.poll_interval_seconds, args=[source.name],
-            id=f"poll:{source.name}", max_instances=1, coalesce=True,
+            poll_job,
+            "interval",
+            seconds=source.poll_interval_seconds,
+            args=[source.name],
+            id=f"poll:{source.name}",
+            max_instances=1,
+            coalesce=True,
         )
     scheduler.start()
     return scheduler

@@ -62,14 +62,16 @@ def _admissions(by_patient: dict[str, dict[str, list[dict[str, Any]]]]) -> list[
         for encounter in group["Encounter"]:
             if not is_flaggable(encounter, mapping):
                 continue
-            records.append(PatientRecord(
-                patient=group["Patient"][0],
-                encounter=encounter,
-                conditions=group["Condition"],
-                observations=group["Observation"],
-                related_persons=group["RelatedPerson"],
-                other_encounters=[e for e in group["Encounter"] if e is not encounter],
-            ))
+            records.append(
+                PatientRecord(
+                    patient=group["Patient"][0],
+                    encounter=encounter,
+                    conditions=group["Condition"],
+                    observations=group["Observation"],
+                    related_persons=group["RelatedPerson"],
+                    other_encounters=[e for e in group["Encounter"] if e is not encounter],
+                )
+            )
     return records
 
 
@@ -78,7 +80,11 @@ def test_file_source_reads_every_file(resources: list[Any]) -> None:
     good = [r for r in resources if not isinstance(r, BadRecord)]
     assert len(bad) == 1 and "Encounter.broken.ndjson line 2" in bad[0].reason
     assert Counter(r["resourceType"] for r in good) == {
-        "Patient": 48, "Encounter": 61, "Condition": 93, "Observation": 9, "RelatedPerson": 31,
+        "Patient": 48,
+        "Encounter": 61,
+        "Condition": 93,
+        "Observation": 9,
+        "RelatedPerson": 31,
     }
     assert [r["id"] for r in good if r["resourceType"] == "Encounter" and "subject" not in r] == ["demo-enc-broken-1"]
     for resource in good:
@@ -101,8 +107,11 @@ def test_generator_follows_the_anchor(tmp_path: Path) -> None:
     anchor = date(2027, 3, 1)
     _generator().generate(tmp_path, anchor=anchor)
     mapping = load_mapping("default")
-    ages = [(anchor - date.fromisoformat(r["period"]["start"][:10])).days for r in iter_resources(tmp_path)
-            if isinstance(r, dict) and r["resourceType"] == "Encounter" and is_flaggable(r, mapping)]
+    ages = [
+        (anchor - date.fromisoformat(r["period"]["start"][:10])).days
+        for r in iter_resources(tmp_path)
+        if isinstance(r, dict) and r["resourceType"] == "Encounter" and is_flaggable(r, mapping)
+    ]
     assert len(ages) >= 38 and min(ages) >= 1 and max(ages) <= 20
 
 
@@ -119,8 +128,13 @@ def test_every_concept_is_proved_and_a_dozen_are_not_flagged(by_patient: dict[st
         proved.update(concepts)
         if not assess(facts, rules).flagged:
             unflagged += 1
-        parents = {c["code"] for rp in record.related_persons if rp.get("active") is not False
-                   for r in rp["relationship"] for c in r["coding"]}
+        parents = {
+            c["code"]
+            for rp in record.related_persons
+            if rp.get("active") is not False
+            for r in rp["relationship"]
+            for c in r["coding"]
+        }
         if parents & PARENT_CODES:
             assert "no_guardian" not in concepts, record.patient["id"]
     for concept in set(mapping.concepts) | BUILT_IN:

@@ -74,16 +74,18 @@ def test_first_pass_stores_encounters_patients_and_facts(engine: Engine, setting
     assert enc.period_start.isoformat() == "2026-11-01T06:30:00+00:00"
 
 
-def test_second_pass_reads_only_changes_and_never_duplicates(
-    engine: Engine, settings: Settings, ehr: FakeFhir
-) -> None:
+def test_second_pass_reads_only_changes_and_never_duplicates(engine: Engine, settings: Settings, ehr: FakeFhir) -> None:
     _source(engine)
     _admit(ehr, 5)
     _sync(engine, settings, ehr)
     before = (_count(engine, PatientSnapshot), _count(engine, EncounterSnapshot), _count(engine, ClinicalSnapshot))
 
     ehr.put(encounter("e1", "p1", status="onleave"), advance=400)
-    ehr.put(encounter("e2", "p2", status="finished", period={"start": "2026-11-01T09:30:00Z", "end": "2026-11-05T12:00:00Z"}))
+    ehr.put(
+        encounter(
+            "e2", "p2", status="finished", period={"start": "2026-11-01T09:30:00Z", "end": "2026-11-05T12:00:00Z"}
+        )
+    )
     ehr.put(encounter("e3", "p3", status="entered-in-error"))
     ehr.put(condition("c-new", "p4", code="Z59.0"))
     ehr.put(condition("stranger", "nobody"))  # a patient we do not follow
@@ -95,7 +97,9 @@ def test_second_pass_reads_only_changes_and_never_duplicates(
     assert again.updated == 3 and again.created == 1
     with Session(engine) as session:
         statuses = dict(session.execute(select(EncounterSnapshot.fhir_id, EncounterSnapshot.status)).all())
-        end = session.execute(select(EncounterSnapshot.period_end).where(EncounterSnapshot.fhir_id == "e2")).scalar_one()
+        end = session.execute(
+            select(EncounterSnapshot.period_end).where(EncounterSnapshot.fhir_id == "e2")
+        ).scalar_one()
     assert (statuses["e1"], statuses["e2"], statuses["e3"]) == ("onleave", "finished", "entered-in-error")
     assert end.isoformat() == "2026-11-05T12:00:00+00:00"
     # the poll asked only for what changed since the cursor (minus the overlap window)
@@ -127,7 +131,9 @@ def test_unusable_resources_become_dead_letters_and_the_sync_goes_on(
         ).scalar_one()
         problems = {row[0] for row in session.execute(select(ConformanceIssueTable.c.path))}
     assert (letter.resource_type, letter.fhir_id, letter.error) == (
-        "Encounter", "bad1", "Encounter has no subject reference to a Patient"
+        "Encounter",
+        "bad1",
+        "Encounter has no subject reference to a Patient",
     )
     # a time without a zone is read in the hospital's zone (Moscow, UTC+3)
     assert stored.isoformat() == "2026-11-02T07:00:00+00:00"

@@ -38,30 +38,62 @@ def admission_bundle(n: int, *, prefix: str = "a", start: int = 0) -> dict[str, 
 
     for i in range(start, start + n):
         pid, eid = f"{prefix}p{i}", f"{prefix}e{i}"
-        put({"resourceType": "Patient", "id": pid, "birthDate": f"19{30 + i % 60:02d}-05-0{1 + i % 9}",
-             "gender": "female" if i % 2 else "male"})
-        put({
-            "resourceType": "Encounter", "id": eid, "status": "in-progress",
-            "class": {"system": V3, "code": "IMP" if i % 5 else "ACUTE"},
-            "subject": {"reference": f"Patient/{pid}"},
-            "period": {"start": f"2026-11-{1 + i % 20:02d}T08:00:00+03:00"},
-            "location": [{"location": {"display": f"Ward {i % 4}"}, "physicalType": {"coding": [{"code": "wa"}]},
-                          "status": "active"}],
-        })
-        put({
-            "resourceType": "Condition", "id": f"{prefix}c{i}", "subject": {"reference": f"Patient/{pid}"},
-            "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
-                                           "code": "active"}]},
-            "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": "F03.90"}]},
-        })
-        put({
-            "resourceType": "Observation", "id": f"{prefix}o{i}", "status": "final",
-            "subject": {"reference": f"Patient/{pid}"},
-            "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
-                                      "code": "social-history"}]}],
-            "code": {"coding": [{"system": "http://loinc.org", "code": "63512-8"}]},
-            "valueQuantity": {"value": 1},
-        })
+        put(
+            {
+                "resourceType": "Patient",
+                "id": pid,
+                "birthDate": f"19{30 + i % 60:02d}-05-0{1 + i % 9}",
+                "gender": "female" if i % 2 else "male",
+            }
+        )
+        put(
+            {
+                "resourceType": "Encounter",
+                "id": eid,
+                "status": "in-progress",
+                "class": {"system": V3, "code": "IMP" if i % 5 else "ACUTE"},
+                "subject": {"reference": f"Patient/{pid}"},
+                "period": {"start": f"2026-11-{1 + i % 20:02d}T08:00:00+03:00"},
+                "location": [
+                    {
+                        "location": {"display": f"Ward {i % 4}"},
+                        "physicalType": {"coding": [{"code": "wa"}]},
+                        "status": "active",
+                    }
+                ],
+            }
+        )
+        put(
+            {
+                "resourceType": "Condition",
+                "id": f"{prefix}c{i}",
+                "subject": {"reference": f"Patient/{pid}"},
+                "clinicalStatus": {
+                    "coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]
+                },
+                "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": "F03.90"}]},
+            }
+        )
+        put(
+            {
+                "resourceType": "Observation",
+                "id": f"{prefix}o{i}",
+                "status": "final",
+                "subject": {"reference": f"Patient/{pid}"},
+                "category": [
+                    {
+                        "coding": [
+                            {
+                                "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                                "code": "social-history",
+                            }
+                        ]
+                    }
+                ],
+                "code": {"coding": [{"system": "http://loinc.org", "code": "63512-8"}]},
+                "valueQuantity": {"value": 1},
+            }
+        )
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
 
 
@@ -129,7 +161,11 @@ def test_store_matches_the_server_after_admissions_updates_and_discharges(
         cond_status = session.exec(select(ClinicalSnapshot.status).where(ClinicalSnapshot.fhir_id == "ac7")).one()
         clinical = session.exec(select(func.count()).select_from(ClinicalSnapshot)).one()
     assert [statuses[f"ae{i}"] for i in (0, 1, 5, 7, 31)] == [
-        "finished", "onleave", "entered-in-error", "in-progress", "in-progress"
+        "finished",
+        "onleave",
+        "entered-in-error",
+        "in-progress",
+        "in-progress",
     ]
     assert dispositions["ae0"] == "home"
     assert cond_status == "resolved"
@@ -164,7 +200,9 @@ def test_smart_backend_services_auth_against_the_simulator(
     server.stop()
 
 
-def test_wrong_smart_key_fails_with_a_clear_error(sekmet_factory: Any, engine: Engine, settings: Settings, tmp_path: Path) -> None:
+def test_wrong_smart_key_fails_with_a_clear_error(
+    sekmet_factory: Any, engine: Engine, settings: Settings, tmp_path: Path
+) -> None:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -177,9 +215,16 @@ def test_wrong_smart_key_fails_with_a_clear_error(sekmet_factory: Any, engine: E
     )
     with session_scope(engine) as session:
         add_source(
-            session, name="bad-key", hospital="H", base_url=server.base_url,
-            auth={"type": "smart", "client_id": server.smart_client_id, "private_key_file": str(other),
-                  "kid": server.smart_kid},
+            session,
+            name="bad-key",
+            hospital="H",
+            base_url=server.base_url,
+            auth={
+                "type": "smart",
+                "client_id": server.smart_client_id,
+                "private_key_file": str(other),
+                "kid": server.smart_kid,
+            },
         )
     result = sync_source("bad-key", engine=engine, settings=settings)
     assert result.status == SyncStatus.failed
@@ -194,7 +239,12 @@ def _cli(env: dict[str, str], *args: str, **kwargs: Any) -> subprocess.Popen[byt
 
 def test_a_killed_sync_process_resumes_to_the_same_state(sekmet: SekmetServer, tmp_path: Path) -> None:
     sekmet.transaction(admission_bundle(120, prefix="k"))
-    bad = {"resourceType": "Encounter", "id": "knosubject", "status": "in-progress", "class": {"system": V3, "code": "IMP"}}
+    bad = {
+        "resourceType": "Encounter",
+        "id": "knosubject",
+        "status": "in-progress",
+        "class": {"system": V3, "code": "IMP"},
+    }
     sekmet.put(bad)
 
     def env_for(name: str) -> dict[str, str]:

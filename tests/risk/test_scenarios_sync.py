@@ -62,7 +62,9 @@ def test_every_scenario_lands_on_the_worklist_as_expected(
         items = [item for pid, item in by_site[spec.get("mapping", "default")].items() if pid.startswith(prefix)]
         if not spec["flagged"]:
             if items:
-                failures.append(f"{name}: expected no flag, got {items[0].priority} {[r.concept for r in items[0].reasons]}")
+                failures.append(
+                    f"{name}: expected no flag, got {items[0].priority} {[r.concept for r in items[0].reasons]}"
+                )
             continue
         if len(items) != 1:
             failures.append(f"{name}: expected one worklist item, got {len(items)}")

@@ -112,7 +112,11 @@ def test_a_rule_change_makes_a_new_assessment_and_keeps_the_first_flag_time(
 def test_a_discharge_takes_the_admission_off_the_worklist(engine: Engine, site: tuple[FakeFhir, Settings]) -> None:
     ehr, settings = site
     _sync(engine, settings, ehr)
-    ehr.put(encounter("adm", "old", status="finished", period={"start": "2026-11-01T09:30:00Z", "end": "2026-11-03T10:00:00Z"}))
+    ehr.put(
+        encounter(
+            "adm", "old", status="finished", period={"start": "2026-11-01T09:30:00Z", "end": "2026-11-03T10:00:00Z"}
+        )
+    )
     _sync(engine, settings, ehr)
     row = next(r for r in _rows(engine) if r.encounter_fhir_id == "adm")
     assert row.current is False and row.flagged is True  # history kept, but not current

@@ -23,8 +23,12 @@ def _capability(**overrides: Any) -> dict[str, Any]:
         }
         for t in ("Patient", "Encounter", "Condition", "Observation", "RelatedPerson")
     ]
-    return {"resourceType": "CapabilityStatement", "fhirVersion": "4.0.1", "rest": [{"mode": "server", "resource": resources}],
-            **overrides}
+    return {
+        "resourceType": "CapabilityStatement",
+        "fhirVersion": "4.0.1",
+        "rest": [{"mode": "server", "resource": resources}],
+        **overrides,
+    }
 
 
 def _report(capability: dict[str, Any] | None, search_status: int = 200) -> dict[str, tuple[CheckStatus, str]]:

@@ -295,12 +295,8 @@ class PollPass:
             resources = [res for res, mode in _entries(page.bundle) if mode != "outcome"]
             encounters = [r for r, mode in _entries(page.bundle) if mode in (None, "match")]
             encounters = [r for r in encounters if isinstance(r, dict) and r.get("resourceType") == "Encounter"]
-            referenced = {
-                pid for r in encounters if (pid := reference_id(r.get("subject"), "Patient")) is not None
-            }
-            included = {
-                r.get("id") for r in resources if isinstance(r, dict) and r.get("resourceType") == "Patient"
-            }
+            referenced = {pid for r in encounters if (pid := reference_id(r.get("subject"), "Patient")) is not None}
+            included = {r.get("id") for r in resources if isinstance(r, dict) and r.get("resourceType") == "Patient"}
             new_patients = referenced - self._known_patients(referenced)
             missing = new_patients - included
             if missing:  # servers that ignore _include

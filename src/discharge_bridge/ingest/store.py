@@ -240,9 +240,7 @@ def record_dead_letter(
     session.execute(stmt)
 
 
-def record_conformance(
-    session: Session, source_id: int, problems: Iterable[tuple[str, str, str, str | None]]
-) -> None:
+def record_conformance(session: Session, source_id: int, problems: Iterable[tuple[str, str, str, str | None]]) -> None:
     """Count (resource_type, path, problem, example id) departures from the R4 models."""
     table: Table = ConformanceIssue.__table__  # type: ignore[attr-defined]
     now = utcnow()

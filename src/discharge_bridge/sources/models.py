@@ -32,9 +32,7 @@ class Source(SQLModel, table=True):
     name: str = Field(index=True, unique=True, max_length=64)
     hospital: str = Field(max_length=200)
     base_url: str = Field(max_length=500)
-    auth: dict[str, Any] = Field(
-        default_factory=lambda: {"type": "none"}, sa_column=Column(JSON, nullable=False)
-    )
+    auth: dict[str, Any] = Field(default_factory=lambda: {"type": "none"}, sa_column=Column(JSON, nullable=False))
     timezone: str = Field(default="UTC", max_length=64)
     mode: SourceMode = Field(default=SourceMode.poll, sa_type=String(16))
     poll_interval_seconds: int = 300
