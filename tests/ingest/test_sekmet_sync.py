@@ -271,7 +271,7 @@ def test_a_killed_sync_process_resumes_to_the_same_state(sekmet: SekmetServer, t
 
     for name in ("killed", "clean"):
         done = _cli(env_for(name), "sync", "--once", "--format", "json")
-        out, errout = done.communicate(timeout=120)
+        _out, errout = done.communicate(timeout=120)
         assert done.returncode == 0, errout.decode()
 
     clean = make_engine(Settings(data_dir=tmp_path / "clean").sqlalchemy_url)
