@@ -74,6 +74,11 @@ def add_source(
         raise SourceError("name must be 1-64 lowercase letters, digits, '-' or '_' (it is used in URLs)")
     if session.exec(select(Source).where(Source.name == name)).first() is not None:
         raise SourceError(f"a source named {name!r} already exists")
+    if mode == SourceMode.file:
+        folder = Path(base_url).expanduser().resolve()  # later runs may start in another directory
+        if not folder.exists():
+            raise SourceError(f"{folder} does not exist: a file source reads NDJSON or Bundles from a folder or file")
+        base_url = str(folder)
     _check_fields(mode, base_url, timezone, poll_interval_seconds)
     validate_mapping(mapping, mappings_dir)
     auth_config = validate_auth(auth or {"type": "none"})
