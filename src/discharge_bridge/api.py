@@ -7,9 +7,12 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from discharge_bridge import __version__
+from discharge_bridge.cases.routes import router as cases_router
 from discharge_bridge.config import Settings, get_settings
 from discharge_bridge.db import get_engine
+from discharge_bridge.handoffs.routes import router as handoffs_router
 from discharge_bridge.sources.routes import router as sources_router
+from discharge_bridge.tasks.routes import router as tasks_router
 from discharge_bridge.worklists.routes import router as worklist_router
 
 
@@ -38,4 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(sources_router)
     app.include_router(worklist_router)
+    app.include_router(cases_router)
+    app.include_router(tasks_router)
+    app.include_router(handoffs_router)
     return app

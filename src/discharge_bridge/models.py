@@ -1,5 +1,7 @@
 """Every table, imported in one place so Alembic and ``SQLModel.metadata`` see the whole schema."""
 
+from discharge_bridge.cases.models import Assessment, Barrier, Case, CaseEvent
+from discharge_bridge.handoffs.models import Handoff
 from discharge_bridge.ingest.models import (
     ClinicalSnapshot,
     ConformanceIssue,
@@ -9,14 +11,21 @@ from discharge_bridge.ingest.models import (
 )
 from discharge_bridge.risk.models import RiskAssessment
 from discharge_bridge.sources.models import Source, SyncRun
+from discharge_bridge.tasks.models import Task
 
 __all__ = [
+    "Assessment",
+    "Barrier",
+    "Case",
+    "CaseEvent",
     "ClinicalSnapshot",
     "ConformanceIssue",
     "DeadLetter",
     "EncounterSnapshot",
+    "Handoff",
     "PatientSnapshot",
     "RiskAssessment",
     "Source",
     "SyncRun",
+    "Task",
 ]

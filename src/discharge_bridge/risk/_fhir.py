@@ -7,13 +7,15 @@ item is due, empty strings, `null` inside lists and missing fields all read as "
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from functools import lru_cache
+from typing import Any, NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class Code:
+class Code(NamedTuple):
+    """One Coding. A NamedTuple, not a dataclass: millions are made per scoring pass and a
+    tuple is several times cheaper to build than a frozen dataclass."""
+
     system: str
     code: str
     display: str = ""
@@ -36,25 +38,69 @@ def text(value: Any) -> str:
 def codes(value: Any) -> list[Code]:
     """Codings of a CodeableConcept, a bare Coding, a list of either, or a plain code string."""
     out: list[Code] = []
-    for item in as_list(value):
-        if isinstance(item, str):
-            if item.strip():
-                out.append(Code("", item.strip()))
-            continue
-        if not isinstance(item, dict):
-            continue
-        if "coding" in item:
-            out.extend(codes(item["coding"]))
-        elif "code" in item:
-            code = text(item.get("code"))
-            if code:
-                out.append(Code(text(item.get("system")), code, text(item.get("display"))))
+    _collect_codes(value, out)
     return out
+
+
+def _collect_codes(value: Any, out: list[Code]) -> None:
+    # The hottest reader of the risk core: no per-level lists, `text()` inlined, and the usual
+    # CodeableConcept ({"coding": [Coding, ...]}) read in one frame; anything odder (a string,
+    # a `coding` inside a `coding`) takes the general path, so the result is as before.
+    for item in value if isinstance(value, list) else (value,):
+        if isinstance(item, dict):
+            if "coding" in item:
+                inner = item["coding"]
+                for coding in inner if isinstance(inner, list) else (inner,):
+                    if isinstance(coding, dict) and "coding" not in coding:
+                        _add_code(coding, out)
+                    else:
+                        _collect_codes(coding, out)
+            else:
+                _add_code(item, out)
+        elif isinstance(item, str) and (item := item.strip()):
+            out.append(Code("", item))
+
+
+def _add_code(coding: dict[str, Any], out: list[Code]) -> None:
+    code = coding.get("code")
+    if isinstance(code, str) and (code := code.strip()):
+        system, display = coding.get("system"), coding.get("display")
+        out.append(
+            Code(
+                system.strip() if isinstance(system, str) else "",
+                code,
+                display.strip() if isinstance(display, str) else "",
+            )
+        )
 
 
 def code_values(value: Any) -> set[str]:
     """Bare codes of a status-like element, system ignored, lower-cased."""
-    return {c.code.lower() for c in codes(value)}
+    out: set[str] = set()
+    _collect_values(value, out)
+    return out
+
+
+def _collect_values(value: Any, out: set[str]) -> None:
+    # `codes()` without building Codes (same walk): every Condition's two statuses are read by
+    # facts and by LACE.
+    for item in value if isinstance(value, list) else (value,):
+        if isinstance(item, dict):
+            if "coding" in item:
+                inner = item["coding"]
+                for coding in inner if isinstance(inner, list) else (inner,):
+                    if isinstance(coding, dict) and "coding" not in coding:
+                        code = coding.get("code")
+                        if isinstance(code, str) and (code := code.strip()):
+                            out.add(code.lower())
+                    else:
+                        _collect_values(coding, out)
+            else:
+                code = item.get("code")
+                if isinstance(code, str) and (code := code.strip()):
+                    out.add(code.lower())
+        elif isinstance(item, str) and (item := item.strip()):
+            out.add(item.lower())
 
 
 def resource_ref(resource: dict[str, Any]) -> str:
@@ -62,6 +108,14 @@ def resource_ref(resource: dict[str, Any]) -> str:
     rtype = text(resource.get("resourceType")) or "Resource"
     rid = text(resource.get("id")) or "?"
     return f"{rtype}/{rid}"
+
+
+def typed_ref(resource: dict[str, Any], rtype: str) -> str:
+    """`resource_ref({"resourceType": rtype, **resource})` without copying the resource:
+    the resource's own resourceType, when it has the key, wins."""
+    declared = resource.get("resourceType", rtype)
+    rid = resource.get("id")
+    return f"{text(declared) or 'Resource'}/{(rid.strip() if isinstance(rid, str) else '') or '?'}"
 
 
 def reference_id(value: Any, rtype: str | None = None) -> str:
@@ -86,8 +140,13 @@ def parse_datetime(value: Any) -> datetime | None:
     read as their first day. Unreadable values are None.
     """
     raw = text(value)
-    if not raw:
-        return None
+    return _parse_datetime(raw) if raw else None
+
+
+# The same admission's period.start is read by facts, readmission and three LACE components;
+# datetimes are immutable, so a small cache of recent strings is safe and saves the re-parsing.
+@lru_cache(maxsize=4096)
+def _parse_datetime(raw: str) -> datetime | None:
     if len(raw) == 4 and raw.isdigit():
         raw = f"{raw}-01-01"
     elif len(raw) == 7 and raw[4] == "-":

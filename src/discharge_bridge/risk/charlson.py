@@ -9,6 +9,7 @@ longer codes (E11.21, I50.32) fall under their ICD-10 parent.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 
 def _expand(spec: str) -> list[str]:
@@ -76,13 +77,33 @@ SUPERSEDES = {
 }
 
 
+# Prefix lookup table: {prefix length: {prefix: categories}}. `code.startswith(p)` is
+# `code[:len(p)] == p`, so a code needs one dict probe per distinct prefix length (3 and 4)
+# instead of a scan over the ~500 expanded prefixes.
+_BY_PREFIX: dict[int, dict[str, frozenset[str]]] = {}
+for _category in CATEGORIES:
+    for _prefix in _category.prefixes:
+        _table = _BY_PREFIX.setdefault(len(_prefix), {})
+        _table[_prefix] = _table.get(_prefix, frozenset()) | {_category.name}
+WEIGHTS = {c.name: c.weight for c in CATEGORIES}
+
+
+@lru_cache(maxsize=4096)
+def _code_categories(raw: str) -> frozenset[str]:
+    """The categories one ICD-10 code falls under, before Charlson's supersede rule."""
+    code = raw.replace(".", "").replace(" ", "").upper()
+    found: frozenset[str] = frozenset()
+    for length, table in _BY_PREFIX.items():
+        hit = table.get(code[:length])
+        if hit:
+            found |= hit
+    return found
+
+
 def categories_for(icd10_codes: list[str]) -> set[str]:
     found: set[str] = set()
     for raw in icd10_codes:
-        code = raw.replace(".", "").replace(" ", "").upper()
-        for category in CATEGORIES:
-            if any(code.startswith(p) for p in category.prefixes):
-                found.add(category.name)
+        found |= _code_categories(raw)
     for worse, milder in SUPERSEDES.items():
         if worse in found:
             found.discard(milder)
@@ -91,5 +112,4 @@ def categories_for(icd10_codes: list[str]) -> set[str]:
 
 def charlson_index(icd10_codes: list[str]) -> int:
     """The Charlson index (sum of category weights, each category once) of a set of ICD-10 codes."""
-    weights = {c.name: c.weight for c in CATEGORIES}
-    return sum(weights[name] for name in categories_for(icd10_codes))
+    return sum(WEIGHTS[name] for name in categories_for(icd10_codes))

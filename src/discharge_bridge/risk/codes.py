@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 
 from discharge_bridge.risk._fhir import Code
 
@@ -44,17 +45,31 @@ _LABELS = {
 ANY_SYSTEM = "*"
 
 
+# Systems are a handful of URIs seen over and over: normalise each once.
+@lru_cache(maxsize=1024)
 def norm_system(uri: str) -> str:
     return uri.strip().rstrip("/").lower()
 
 
+_ICD10_SYSTEMS = frozenset(norm_system(u) for u in ICD10_URIS)
+
+
 def is_icd10(uri: str) -> bool:
-    return norm_system(uri) in {norm_system(u) for u in ICD10_URIS}
+    return norm_system(uri) in _ICD10_SYSTEMS
 
 
 def norm_icd(code: str) -> str:
     """ICD-10 codes compare without the dot and case: F03.90 == F0390 == f03.90."""
     return code.replace(".", "").replace(" ", "").upper()
+
+
+@lru_cache(maxsize=8192)
+def _normalised(system: str, code: str) -> tuple[str, bool, str]:
+    """(normalised system, is it ICD-10, the code as CodeSet compares it): once per distinct Coding."""
+    nsys = norm_system(system)
+    icd = nsys in _ICD10_SYSTEMS
+    value = code.strip()
+    return nsys, icd, norm_icd(value) if icd else value
 
 
 def system_label(uri: str) -> str:
@@ -76,6 +91,14 @@ class CodeSet:
     systems: frozenset[str]
     codes: frozenset[str]
     prefixes: tuple[str, ...]
+    # Derived once here rather than per comparison: a mapping is built once and matched millions
+    # of times.
+    any_system: bool = field(init=False, repr=False, compare=False)
+    icd_prefixes: tuple[str, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "any_system", ANY_SYSTEM in self.systems)
+        object.__setattr__(self, "icd_prefixes", tuple(norm_icd(p) for p in self.prefixes))
 
     @classmethod
     def build(cls, uris: tuple[str, ...], codes: list[str], prefixes: list[str]) -> CodeSet:
@@ -87,20 +110,57 @@ class CodeSet:
         )
 
     def matches(self, code: Code) -> bool:
-        system = norm_system(code.system)
-        if ANY_SYSTEM not in self.systems and system not in self.systems:
+        system, icd, value = _normalised(code.system, code.code)
+        if not self.any_system and system not in self.systems:
             return False
-        value = code.code.strip()
-        if is_icd10(code.system):
-            value = norm_icd(value)
-            return value in self.codes or any(value.startswith(norm_icd(p)) for p in self.prefixes)
-        return value in self.codes or any(value.startswith(p) for p in self.prefixes)
+        # str.startswith(tuple) is any(startswith(p) for p in tuple), in C.
+        return value in self.codes or value.startswith(self.icd_prefixes if icd else self.prefixes)
 
     def first_match(self, found: list[Code]) -> Code | None:
-        return next((c for c in found if self.matches(c)), None)
+        for code in found:
+            if self.matches(code):
+                return code
+        return None
+
+
+class CodeSets(tuple[CodeSet, ...]):
+    """CodeSets in priority order (a tuple), compiled for lookup when the mapping is built.
+
+    `first_match` answers what the plain loop (each set in order, each found code in order)
+    answers. Which set a Coding falls in is worked out once per distinct Coding and remembered:
+    a mapping is built once and sees the same few hundred codes again and again.
+    """
+
+    MEMO_SIZE = 20_000  # distinct Codings remembered per CodeSets; past it, computed every time
+
+    def __init__(self, sets: object = ()) -> None:
+        self.memo: dict[Code, int] = {}
+
+    def position(self, code: Code) -> int:
+        """The position of the first set that matches `code`, len(self) when none does."""
+        found = self.memo.get(code)
+        if found is None:
+            found = next((i for i, code_set in enumerate(self) if code_set.matches(code)), len(self))
+            if len(self.memo) < self.MEMO_SIZE:
+                self.memo[code] = found
+        return found
+
+    def first_match(self, found: list[Code]) -> Code | None:
+        best, best_position = None, len(self)
+        memo = self.memo
+        for code in found:
+            position = memo.get(code)
+            if position is None:
+                position = self.position(code)
+            if position < best_position:  # strictly: on a tie the earlier found code wins
+                best, best_position = code, position
+        return best
 
 
 def first_match(code_sets: tuple[CodeSet, ...], found: list[Code]) -> Code | None:
+    """The first code in `found` matching the first code set that matches any of them."""
+    if isinstance(code_sets, CodeSets):
+        return code_sets.first_match(found)
     for code_set in code_sets:
         hit = code_set.first_match(found)
         if hit is not None:

@@ -7,17 +7,17 @@ from typing import Any
 from discharge_bridge.risk._fhir import code_values, encounter_class_codes, encounter_status, reference_id
 from discharge_bridge.risk.mapping import Mapping
 
-ACTIVE_CLINICAL = {"active", "recurrence", "relapse"}
-NOT_TRUE = {"refuted", "entered-in-error"}
-USABLE_OBSERVATION = {"final", "amended", "corrected", "preliminary"}
+ACTIVE_CLINICAL = frozenset({"active", "recurrence", "relapse"})
+NOT_TRUE = frozenset({"refuted", "entered-in-error"})
+USABLE_OBSERVATION = frozenset({"final", "amended", "corrected", "preliminary"})
 
 
 def condition_counts(condition: dict[str, Any]) -> bool:
     """Clinically active (or no clinicalStatus at all) and not refuted or entered in error."""
-    if code_values(condition.get("verificationStatus")) & NOT_TRUE:
+    if not code_values(condition.get("verificationStatus")).isdisjoint(NOT_TRUE):
         return False
     clinical = code_values(condition.get("clinicalStatus"))
-    return not clinical or bool(clinical & ACTIVE_CLINICAL)
+    return not clinical or not clinical.isdisjoint(ACTIVE_CLINICAL)
 
 
 def observation_counts(observation: dict[str, Any]) -> bool:
@@ -34,8 +34,8 @@ def related_person_counts(person: dict[str, Any], patient_id: str) -> bool:
 
 
 def is_inpatient(encounter: dict[str, Any], mapping: Mapping) -> bool:
-    wanted = {c.upper() for c in mapping.encounters.inpatient_classes}
-    return bool({c.upper() for c in encounter_class_codes(encounter)} & wanted)
+    wanted = mapping.inpatient_classes
+    return any(c.upper() in wanted for c in encounter_class_codes(encounter))
 
 
 def is_flaggable(encounter: dict[str, Any], mapping: Mapping) -> bool:
@@ -46,5 +46,4 @@ def is_flaggable(encounter: dict[str, Any], mapping: Mapping) -> bool:
     """
     if not isinstance(encounter, dict):
         return False
-    current = {s.lower() for s in mapping.encounters.current_statuses}
-    return is_inpatient(encounter, mapping) and encounter_status(encounter) in current
+    return is_inpatient(encounter, mapping) and encounter_status(encounter) in mapping.current_statuses

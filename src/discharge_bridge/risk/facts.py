@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, NamedTuple
 
 from discharge_bridge.risk._fhir import (
+    Code,
     as_list,
     codes,
     encounter_status,
@@ -16,9 +17,10 @@ from discharge_bridge.risk._fhir import (
     period,
     resource_ref,
     text,
+    typed_ref,
 )
 from discharge_bridge.risk.ages import age_at
-from discharge_bridge.risk.codes import describe, first_match
+from discharge_bridge.risk.codes import describe
 from discharge_bridge.risk.evidence import (
     condition_counts,
     is_inpatient,
@@ -51,14 +53,15 @@ def admission_date(record: PatientRecord) -> date | None:
 
 def extract_facts(record: PatientRecord, mapping: Mapping) -> list[Fact]:
     """Every concept the record proves under the mapping, deduplicated, in a stable order."""
+    view = _View(record)
     facts: list[Fact] = []
-    facts += _age_facts(record, mapping)
+    facts += _age_facts(view, mapping)
     for concept in mapping.concepts.values():
-        facts += _mapped_facts(record, concept)
+        facts += _mapped_facts(view, concept)
     if "no_contacts" not in mapping.disabled:
-        facts += _no_contacts(record)
+        facts += _no_contacts(view)
     if "no_guardian" not in mapping.disabled:
-        facts += _no_guardian(record, mapping)
+        facts += _no_guardian(view, mapping)
     if "readmission" not in mapping.disabled:
         facts += _readmission(record, mapping)
     seen: set[tuple[str, str]] = set()
@@ -70,8 +73,32 @@ def extract_facts(record: PatientRecord, mapping: Mapping) -> list[Fact]:
     return unique
 
 
-def _patient_ref(record: PatientRecord) -> str:
-    return resource_ref({"resourceType": "Patient", **record.patient})
+class _Holder(NamedTuple):
+    """An Observation or one of its components, its codes read once for every concept."""
+
+    data: dict[str, Any]
+    code: list[Code]
+    value_codes: list[Code]
+
+
+class _View:
+    """What every concept reads of one record, read once per record rather than once per concept:
+    which resources count as evidence, their references and their codes. All pure, so reading
+    eagerly gives the same facts as reading on demand."""
+
+    def __init__(self, record: PatientRecord) -> None:
+        self.record = record
+        self.patient_ref = typed_ref(record.patient, "Patient")
+        self.age = _age(record)
+        self.conditions = [c for c in record.conditions if isinstance(c, dict) and condition_counts(c)]
+        self.condition_codes = [(typed_ref(c, "Condition"), codes(c.get("code"))) for c in self.conditions]
+        self.observations = [o for o in record.observations if isinstance(o, dict) and observation_counts(o)]
+        self.observation_holders = [(typed_ref(o, "Observation"), _holders(o)) for o in self.observations]
+        patient_id = text(record.patient.get("id"))
+        self.related = [
+            r for r in record.related_persons if isinstance(r, dict) and related_person_counts(r, patient_id)
+        ]
+        self.contacts = _contacts(record)
 
 
 def _age(record: PatientRecord) -> int | None:
@@ -80,12 +107,12 @@ def _age(record: PatientRecord) -> int | None:
     return age_at(birth, on) if on and birth else None
 
 
-def _age_facts(record: PatientRecord, mapping: Mapping) -> list[Fact]:
-    age = _age(record)
+def _age_facts(view: _View, mapping: Mapping) -> list[Fact]:
+    age = view.age
     if age is None:
         return []
-    birth = text(record.patient.get("birthDate"))
-    evidence = f"{_patient_ref(record)}.birthDate"
+    birth = text(view.record.patient.get("birthDate"))
+    evidence = f"{view.patient_ref}.birthDate"
     facts = [Fact(AGE, evidence, f"Aged {age} at admission (born {birth})", age)]
     if age >= mapping.ages.elderly_from and "elderly" not in mapping.disabled:
         facts.append(Fact("elderly", evidence, f"Aged {age} at admission (born {birth})", age))
@@ -95,28 +122,25 @@ def _age_facts(record: PatientRecord, mapping: Mapping) -> list[Fact]:
 # --- mapped concepts ------------------------------------------------------------------------
 
 
-def _mapped_facts(record: PatientRecord, concept: Concept) -> list[Fact]:
+def _mapped_facts(view: _View, concept: Concept) -> list[Fact]:
+    record = view.record
     facts: list[Fact] = []
     if concept.conditions:
-        for condition in record.conditions:
-            if not isinstance(condition, dict) or not condition_counts(condition):
-                continue
-            hit = first_match(concept.conditions, codes(condition.get("code")))
+        for ref, found in view.condition_codes:
+            hit = concept.conditions.first_match(found)
             if hit:
-                ref = resource_ref({"resourceType": "Condition", **condition})
                 facts.append(Fact(concept.name, ref, f"{concept.text} ({describe(hit)}) on {ref}"))
     if concept.observations:
-        for observation in record.observations:
-            if isinstance(observation, dict) and observation_counts(observation):
-                facts += _observation_facts(concept, observation)
-    patient_ref = _patient_ref(record)
+        for ref, holders in view.observation_holders:
+            facts += _observation_facts(concept, ref, holders)
     for rule in concept.patient_extensions:
-        facts += _extension_facts(concept, rule, record.patient, patient_ref)
-    encounter_ref = resource_ref({"resourceType": "Encounter", **record.encounter})
-    for rule in concept.encounter_extensions:
-        facts += _extension_facts(concept, rule, record.encounter, encounter_ref)
+        facts += _extension_facts(concept, rule, record.patient, view.patient_ref)
+    if concept.encounter_extensions:
+        encounter_ref = typed_ref(record.encounter, "Encounter")
+        for rule in concept.encounter_extensions:
+            facts += _extension_facts(concept, rule, record.encounter, encounter_ref)
     for fp in concept.fhirpath:
-        for resource in _fhirpath_targets(record, fp.resource):
+        for resource in _fhirpath_targets(view, fp.resource):
             env = {"patient": record.patient, "encounter": record.encounter, "resource": resource}
             try:
                 result = fp.evaluate(resource, env)
@@ -124,23 +148,22 @@ def _mapped_facts(record: PatientRecord, concept: Concept) -> list[Fact]:
                 log.debug("FHIRPath %r failed on %s", fp.expression, resource_ref(resource), exc_info=True)
                 continue
             if any(item not in (False, None, "") for item in result):
-                ref = resource_ref({"resourceType": fp.resource, **resource})
+                ref = typed_ref(resource, fp.resource)
                 label = fp.text or f"{concept.text} (FHIRPath on {fp.resource})"
                 facts.append(Fact(concept.name, ref, f"{label} on {ref}"))
     return facts
 
 
-def _fhirpath_targets(record: PatientRecord, resource: str) -> list[dict[str, Any]]:
+def _fhirpath_targets(view: _View, resource: str) -> list[dict[str, Any]]:
     if resource == "Patient":
-        return [record.patient]
+        return [view.record.patient]
     if resource == "Encounter":
-        return [record.encounter]
+        return [view.record.encounter]
     if resource == "Condition":
-        return [c for c in record.conditions if isinstance(c, dict) and condition_counts(c)]
+        return view.conditions
     if resource == "Observation":
-        return [o for o in record.observations if isinstance(o, dict) and observation_counts(o)]
-    patient_id = text(record.patient.get("id"))
-    return [r for r in record.related_persons if isinstance(r, dict) and related_person_counts(r, patient_id)]
+        return view.observations
+    return view.related
 
 
 def _number(holder: dict[str, Any]) -> float | None:
@@ -164,32 +187,35 @@ def _value_codes(holder: dict[str, Any]) -> list[Any]:
     )
 
 
-def _observation_facts(concept: Concept, observation: dict[str, Any]) -> list[Fact]:
-    ref = resource_ref({"resourceType": "Observation", **observation})
+def _holders(observation: dict[str, Any]) -> list[_Holder]:
     # A social-history panel may carry the answer in a component rather than the top level.
-    holders = [observation] + [c for c in as_list(observation.get("component")) if isinstance(c, dict)]
+    parts = [observation] + [c for c in as_list(observation.get("component")) if isinstance(c, dict)]
+    return [_Holder(part, codes(part.get("code")), _value_codes(part)) for part in parts]
+
+
+def _observation_facts(concept: Concept, ref: str, holders: list[_Holder]) -> list[Fact]:
     for rule in concept.observations:
         for holder in holders:
             detail = _observation_matches(rule, holder)
             if detail is not None:
-                return [Fact(concept.name, ref, f"{concept.text} ({detail}) on {ref}", _number(holder))]
+                return [Fact(concept.name, ref, f"{concept.text} ({detail}) on {ref}", _number(holder.data))]
     return []
 
 
-def _observation_matches(rule: ObservationRule, holder: dict[str, Any]) -> str | None:
+def _observation_matches(rule: ObservationRule, holder: _Holder) -> str | None:
     parts: list[str] = []
     if rule.code:
-        hit = first_match(rule.code, codes(holder.get("code")))
+        hit = rule.code.first_match(holder.code)
         if hit is None:
             return None
         parts.append(describe(hit))
     if rule.value_codes:
-        value_hit = first_match(rule.value_codes, _value_codes(holder))
+        value_hit = rule.value_codes.first_match(holder.value_codes)
         if value_hit is None:
             return None
         parts.append(f"= {describe(value_hit)}")
     if rule.value_min is not None or rule.value_max is not None:
-        number = _number(holder)
+        number = _number(holder.data)
         if number is None:
             return None
         if rule.value_min is not None and number < rule.value_min:
@@ -198,7 +224,7 @@ def _observation_matches(rule: ObservationRule, holder: dict[str, Any]) -> str |
             return None
         parts.append(f"= {number:g}")
     if rule.value_boolean is not None:
-        if holder.get("valueBoolean") is not rule.value_boolean:
+        if holder.data.get("valueBoolean") is not rule.value_boolean:
             return None
         parts.append(f"= {str(rule.value_boolean).lower()}")
     return " ".join(parts)
@@ -223,7 +249,7 @@ def _extension_value_matches(rule: ExtensionRule, ext: dict[str, Any]) -> str | 
             return None
         shown.append(str(rule.value_boolean).lower())
     if rule.value_codes:
-        hit = first_match(rule.value_codes, _value_codes(ext))
+        hit = rule.value_codes.first_match(_value_codes(ext))
         if hit is None:
             return None
         shown.append(describe(hit) if hit.system else hit.code)
@@ -248,27 +274,21 @@ def _contacts(record: PatientRecord) -> list[dict[str, Any]]:
     return [c for c in contacts if isinstance(c, dict) and any(c.get(k) for k in keys)]
 
 
-def _related(record: PatientRecord) -> list[dict[str, Any]]:
-    patient_id = text(record.patient.get("id"))
-    return [r for r in record.related_persons if isinstance(r, dict) and related_person_counts(r, patient_id)]
-
-
-def _no_contacts(record: PatientRecord) -> list[Fact]:
-    if _contacts(record) or _related(record):
+def _no_contacts(view: _View) -> list[Fact]:
+    if view.contacts or view.related:
         return []
-    ref = _patient_ref(record)
+    ref = view.patient_ref
     return [Fact("no_contacts", f"{ref}.contact", f"No contact person on {ref} and no active RelatedPerson")]
 
 
-def _no_guardian(record: PatientRecord, mapping: Mapping) -> list[Fact]:
-    age = _age(record)
+def _no_guardian(view: _View, mapping: Mapping) -> list[Fact]:
+    age = view.age
     if age is None or age >= mapping.ages.child_under:
         return []
-    holders = _contacts(record) + _related(record)
-    for holder in holders:
-        if first_match(mapping.guardian_relationships, codes(holder.get("relationship"))):
+    for holder in view.contacts + view.related:
+        if mapping.guardian_relationships.first_match(codes(holder.get("relationship"))):
             return []
-    ref = _patient_ref(record)
+    ref = view.patient_ref
     return [Fact("no_guardian", f"{ref}.contact",
                  f"Child aged {age} with no parent or guardian among contacts or related persons", age)]
 
@@ -291,7 +311,7 @@ def _readmission(record: PatientRecord, mapping: Mapping) -> list[Fact]:
             continue
         gap = (admitted.date() - ended.date()).days
         if gap <= mapping.encounters.readmission_days:
-            ref = resource_ref({"resourceType": "Encounter", **prior})
+            ref = typed_ref(prior, "Encounter")
             said = f"Readmission: inpatient stay {ref} ended {ended.date()}, {gap} days before"
             facts.append(Fact("readmission", ref, said, gap))
     return facts

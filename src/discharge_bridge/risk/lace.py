@@ -73,8 +73,7 @@ def _planned_end(encounter: dict[str, Any]) -> datetime | None:
     return None
 
 
-def _length(record: PatientRecord, now: datetime) -> int | None:
-    start, end = period(record.encounter)
+def _length(record: PatientRecord, start: datetime | None, end: datetime | None, now: datetime) -> int | None:
     if start is None:
         return None
     if end is None:
@@ -87,22 +86,31 @@ def _length(record: PatientRecord, now: datetime) -> int | None:
 def _is_emergency_visit(encounter: dict[str, Any]) -> bool:
     if encounter_status(encounter) in {"cancelled", "entered-in-error", "planned"}:
         return False
-    return bool({c.upper() for c in encounter_class_codes(encounter)} & EMERGENCY_CLASSES)
+    return any(c.upper() in EMERGENCY_CLASSES for c in encounter_class_codes(encounter))
 
 
-def _front_door(record: PatientRecord) -> set[int]:
+# (position in other_encounters, the encounter, its start, its end)
+_Visit = tuple[int, dict[str, Any], datetime | None, datetime | None]
+
+
+def _emergency_visits(record: PatientRecord) -> list[_Visit]:
+    """The other encounters that are ED visits, with their periods: read once for A and E."""
+    return [
+        (index, other, *period(other))
+        for index, other in enumerate(record.other_encounters)
+        if isinstance(other, dict) and _is_emergency_visit(other)
+    ]
+
+
+def _front_door(record: PatientRecord, start: datetime | None, visits: list[_Visit]) -> set[int]:
     """ED visits that led to this admission (linked by partOf, or ending within a day before it)."""
-    start, _ = period(record.encounter)
     this_id = text(record.encounter.get("id"))
     parent_id = reference_id(record.encounter.get("partOf"), "Encounter")
     out: set[int] = set()
-    for index, other in enumerate(record.other_encounters):
-        if not isinstance(other, dict) or not _is_emergency_visit(other):
-            continue
+    for index, other, o_start, o_end in visits:
         linked = (parent_id and text(other.get("id")) == parent_id) or (
             this_id and reference_id(other.get("partOf"), "Encounter") == this_id
         )
-        o_start, o_end = period(other)
         # Without an end, the visit's start must itself be within the day before admission.
         last_seen = o_end or o_start
         adjacent = start is not None and o_start is not None and last_seen is not None and (
@@ -142,28 +150,26 @@ def _comorbidity(record: PatientRecord) -> int | None:
     return charlson_points(charlson_index(icd)) if icd else None
 
 
-def _ed_visits(record: PatientRecord, front_door: set[int]) -> int | None:
-    start, _ = period(record.encounter)
+def _ed_visits(start: datetime | None, visits: list[_Visit], front_door: set[int]) -> int | None:
     if start is None:
         return None
     count = 0
-    for index, other in enumerate(record.other_encounters):
-        if index in front_door or not isinstance(other, dict) or not _is_emergency_visit(other):
-            continue
-        o_start, _ = period(other)
-        if o_start is not None and start - ED_LOOKBACK <= o_start < start:
+    for index, _, o_start, _ in visits:
+        if index not in front_door and o_start is not None and start - ED_LOOKBACK <= o_start < start:
             count += 1
     return min(count, 4)
 
 
 def compute_lace(record: PatientRecord, now: datetime) -> LaceScore:
     """LACE for the record's admission as of `now` (naive `now` is read as UTC)."""
-    front_door = _front_door(record)
+    start, end = period(record.encounter)
+    visits = _emergency_visits(record)
+    front_door = _front_door(record, start, visits)
     components: dict[str, int | None] = {
-        "L": _length(record, now),
+        "L": _length(record, start, end, now),
         "A": _acute(record, front_door),
         "C": _comorbidity(record),
-        "E": _ed_visits(record, front_door),
+        "E": _ed_visits(start, visits, front_door),
     }
     known = [v for v in components.values() if v is not None]
     total = sum(known) if known else None

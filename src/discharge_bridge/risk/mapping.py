@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,7 +19,7 @@ from fhirpathpy import compile as fhirpath_compile
 from fhirpathpy.models import models as fhirpath_models
 from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator, model_validator
 
-from discharge_bridge.risk.codes import ANY_SYSTEM, BUILTIN_SYSTEMS, CodeSet
+from discharge_bridge.risk.codes import ANY_SYSTEM, BUILTIN_SYSTEMS, CodeSet, CodeSets
 from discharge_bridge.risk.fhirpath_syntax import fhirpath_syntax_error
 
 DEFAULT_MAPPINGS_DIR = Path(__file__).resolve().parents[3] / "mappings"
@@ -185,8 +186,8 @@ Compiled = Callable[[Any, Any], list[Any]]
 
 @dataclass(frozen=True)
 class ObservationRule:
-    code: tuple[CodeSet, ...]
-    value_codes: tuple[CodeSet, ...]
+    code: CodeSets
+    value_codes: CodeSets
     value_min: float | None
     value_max: float | None
     value_boolean: bool | None
@@ -196,7 +197,7 @@ class ObservationRule:
 class ExtensionRule:
     url: str
     value_boolean: bool | None
-    value_codes: tuple[CodeSet, ...]
+    value_codes: CodeSets
     value_string: str | None
     value_min: float | None
 
@@ -209,11 +210,14 @@ class FhirPathRule:
     evaluate: Compiled = field(repr=False, compare=False)
 
 
+NO_CODES = CodeSets()
+
+
 @dataclass(frozen=True)
 class Concept:
     name: str
     text: str
-    conditions: tuple[CodeSet, ...] = ()
+    conditions: CodeSets = NO_CODES
     observations: tuple[ObservationRule, ...] = ()
     patient_extensions: tuple[ExtensionRule, ...] = ()
     encounter_extensions: tuple[ExtensionRule, ...] = ()
@@ -228,9 +232,19 @@ class Mapping:
     files: tuple[str, ...]
     encounters: EncountersSpec
     ages: AgesSpec
-    guardian_relationships: tuple[CodeSet, ...]
+    guardian_relationships: CodeSets
     concepts: dict[str, Concept]
     disabled: frozenset[str] = frozenset()
+
+    # Case-folded once: every encounter test asks these (frozen dataclass; cached_property
+    # writes the instance __dict__ directly, so it works here).
+    @cached_property
+    def inpatient_classes(self) -> frozenset[str]:
+        return frozenset(c.upper() for c in self.encounters.inpatient_classes)
+
+    @cached_property
+    def current_statuses(self) -> frozenset[str]:
+        return frozenset(s.lower() for s in self.encounters.current_statuses)
 
 
 # --- loading --------------------------------------------------------------------------------
@@ -358,8 +372,8 @@ def _code_set(spec: CodeSetSpec, systems: dict[str, tuple[str, ...]]) -> CodeSet
 def _build(
     name: str, files: tuple[str, ...], spec: MappingFileSpec, systems: dict[str, tuple[str, ...]]
 ) -> Mapping:
-    def sets(items: list[CodeSetSpec]) -> tuple[CodeSet, ...]:
-        return tuple(_code_set(s, systems) for s in items)
+    def sets(items: list[CodeSetSpec]) -> CodeSets:
+        return CodeSets(_code_set(s, systems) for s in items)
 
     def ext(items: list[ExtensionSpec]) -> tuple[ExtensionRule, ...]:
         return tuple(

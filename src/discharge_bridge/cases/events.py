@@ -1,0 +1,87 @@
+"""The append-only event log of a case, and the timeline read from it.
+
+Every mutating service call writes exactly one event in the same transaction as the change, so
+the log and the state cannot disagree. ``data`` holds what changed as ``{field: [old, new]}``
+plus the ids needed to follow the change (task_id, handoff_id, ...).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import Enum, StrEnum
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from discharge_bridge.cases.models import Case, CaseEvent
+from discharge_bridge.db import utcnow
+
+
+class EventKind(StrEnum):
+    opened = "opened"
+    priority_changed = "priority_changed"
+    assigned = "assigned"
+    status_changed = "status_changed"
+    dates_changed = "dates_changed"
+    discharged = "discharged"
+    assessment_updated = "assessment_updated"
+    flag_corrected = "flag_corrected"
+    task_created = "task_created"
+    task_updated = "task_updated"
+    handoff_created = "handoff_created"
+    handoff_updated = "handoff_updated"
+    barrier_added = "barrier_added"
+    barrier_updated = "barrier_updated"
+
+
+def plain(value: Any) -> Any:
+    """A JSON-safe copy: datetimes as ISO text, enums as their values."""
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
+
+
+def record_event(
+    session: Session,
+    case: Case,
+    *,
+    actor: str,
+    kind: EventKind,
+    data: dict[str, Any] | None = None,
+    at: datetime | None = None,
+) -> CaseEvent:
+    """Append one event to the case's log (flushed, not committed)."""
+    assert case.id is not None
+    event = CaseEvent(case_id=case.id, at=at or utcnow(), actor=actor, kind=kind, data=plain(data or {}))
+    session.add(event)
+    session.flush()
+    return event
+
+
+def changes(obj: object, values: dict[str, Any]) -> dict[str, list[Any]]:
+    """Apply ``values`` to ``obj``; return ``{field: [old, new]}`` for those that really changed."""
+    changed: dict[str, list[Any]] = {}
+    for field, new in values.items():
+        old = getattr(obj, field)
+        if old != new:
+            changed[field] = [old, new]
+            setattr(obj, field, new)
+    return changed
+
+
+def timeline(session: Session, case_id: int, *, limit: int = 500, offset: int = 0) -> list[CaseEvent]:
+    """The case's events, oldest first (ids grow with insertion, so they break ties of ``at``)."""
+    query = (
+        select(CaseEvent)
+        .where(CaseEvent.case_id == case_id)
+        .order_by(col(CaseEvent.id).asc())
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(session.exec(query))

@@ -1,0 +1,81 @@
+"""HTTP plumbing shared by the coordination routers: errors as responses, If-Match, actor, scope."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Header, Response
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from sqlalchemy.orm.exc import StaleDataError
+from starlette.types import Receive, Scope, Send
+
+from discharge_bridge.cases.errors import CoordinationError, InvalidInput, VersionRequired
+
+
+class CoordinationRoute(APIRoute):
+    """Answers a CoordinationError with its status and body.
+
+    The error is caught *outside* the dependencies, so the request's session has already seen it
+    and rolled back: a refused change never commits half of itself.
+    """
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().handle(scope, receive, send)
+        except CoordinationError as exc:
+            await JSONResponse(exc.body(), status_code=exc.status_code)(scope, receive, send)
+        except StaleDataError:
+            # Two writers passed the version check at the same moment; the database refused the second.
+            body = {"detail": "the record was changed by someone else at the same time; reload and retry"}
+            await JSONResponse(body, status_code=409)(scope, receive, send)
+
+
+def actor_header(
+    x_actor: Annotated[
+        str | None,
+        Header(max_length=200, description="Who makes the change (until sign-in exists); default `api`."),
+    ] = None,
+) -> str:
+    return (x_actor or "").strip() or "api"
+
+
+Actor = Annotated[str, Depends(actor_header)]
+
+
+def source_scope() -> list[int] | None:
+    """The sources (hospitals) the caller may see: None = all. Sign-in will narrow this, here only."""
+    return None
+
+
+SourceScope = Annotated[list[int] | None, Depends(source_scope)]
+
+
+def if_match_header(
+    if_match: Annotated[
+        str | None, Header(description='The ETag (`"<version>"`) of the copy being edited (`*` counts as not given).')
+    ] = None,
+) -> int | None:
+    if if_match is None or if_match.strip() == "*":
+        return None
+    text = if_match.strip().removeprefix("W/").strip('"')
+    if not text.isdigit():
+        raise InvalidInput(("header", "If-Match"), f'If-Match must be an ETag like "3", got {if_match!r}')
+    return int(text)
+
+
+IfMatch = Annotated[int | None, Depends(if_match_header)]
+
+
+def expected_version(what: str, if_match: int | None, body_version: int | None, *, required: bool) -> int | None:
+    """The version the client edited, from If-Match or the body; 428 when required and missing."""
+    if if_match is not None and body_version is not None and if_match != body_version:
+        raise InvalidInput(("body", "version"), f"If-Match ({if_match}) and version ({body_version}) disagree")
+    found = if_match if if_match is not None else body_version
+    if found is None and required:
+        raise VersionRequired(what)
+    return found
+
+
+def set_etag(response: Response, version: int) -> None:
+    response.headers["ETag"] = f'"{version}"'

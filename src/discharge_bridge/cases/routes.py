@@ -1,0 +1,155 @@
+"""Cases: list, open by hand, detail, change (assign, close, dates), timeline.
+
+Assessment and barrier routes live beside this module and are included here, so the app
+registers one router per package.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+from sqlmodel import Session
+
+from discharge_bridge.cases.assessment_routes import router as assessment_router
+from discharge_bridge.cases.barrier_routes import router as barrier_router
+from discharge_bridge.cases.deps import CurrentCase
+from discharge_bridge.cases.errors import InvalidInput, NotFound, check_version, ensure_open
+from discharge_bridge.cases.events import timeline
+from discharge_bridge.cases.http import Actor, CoordinationRoute, IfMatch, SourceScope, expected_version, set_etag
+from discharge_bridge.cases.models import Case, CaseStatus, Priority
+from discharge_bridge.cases.readiness import set_dates_by_person
+from discharge_bridge.cases.repository import get_encounter, latest_risk, list_cases
+from discharge_bridge.cases.schemas import CaseDetail, CaseOpen, CasePage, CasePatch, EventOut
+from discharge_bridge.cases.service import assign, change_status, open_case
+from discharge_bridge.cases.views import detail, source_names, summary
+from discharge_bridge.db import utcnow
+from discharge_bridge.deps import Authenticated, SessionDep
+from discharge_bridge.sources.service import SourceNotFound, get_source
+
+router = APIRouter(prefix="/api/v1", tags=["cases"], dependencies=[Authenticated], route_class=CoordinationRoute)
+
+
+def _detail(session: Session, case: Case, response: Response) -> CaseDetail:
+    session.flush()  # the version counter moves at flush: the ETag must show the stored version
+    set_etag(response, case.version)
+    return detail(session, case, utcnow())
+
+
+@router.get("/cases", response_model=CasePage)
+def cases_index(
+    session: SessionDep,
+    scope: SourceScope,
+    status_: Annotated[CaseStatus | None, Query(alias="status")] = None,
+    priority: Priority | None = None,
+    source: Annotated[str | None, Query(description="Only this source (hospital) name.")] = None,
+    coordinator: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> CasePage:
+    """Cases, highest priority first, then the longest open."""
+    if source is not None:
+        try:
+            found = get_source(session, source)
+        except SourceNotFound as exc:
+            raise NotFound("source", repr(source)) from exc
+        assert found.id is not None
+        scope = [found.id] if scope is None or found.id in scope else []
+    page = list_cases(
+        session,
+        source_ids=scope,
+        status=status_,
+        priority=priority,
+        coordinator=coordinator,
+        limit=limit,
+        offset=offset,
+    )
+    names = source_names(session)
+    return CasePage(total=page.total, items=[summary(c, names.get(c.source_id, "?")) for c in page.items])
+
+
+@router.post(
+    "/cases",
+    response_model=CaseDetail,
+    status_code=status.HTTP_201_CREATED,
+    responses={200: {"description": "The admission already had a case: that case.", "model": CaseDetail}},
+)
+def cases_open(body: CaseOpen, session: SessionDep, response: Response, actor: Actor) -> CaseDetail:
+    """Open a case by hand for any admission (201), or return the one it already has (200)."""
+    try:
+        source = get_source(session, body.source)
+    except SourceNotFound:
+        raise NotFound("source", repr(body.source)) from None
+    assert source.id is not None
+    encounter = get_encounter(session, source.id, body.encounter)
+    if encounter is None:
+        raise NotFound("encounter", f"{body.encounter!r} of source {body.source!r}")
+    draft = Case(source_id=source.id, encounter_fhir_id=encounter.fhir_id, patient_fhir_id=encounter.patient_fhir_id)
+    risk = latest_risk(session, draft)
+    flagged = risk is not None and risk.flagged
+    case, created = open_case(
+        session,
+        source_id=source.id,
+        encounter_fhir_id=encounter.fhir_id,
+        patient_fhir_id=encounter.patient_fhir_id,
+        priority=risk.priority if risk and flagged else None,
+        reasons_concepts=[str(r.get("concept")) for r in risk.reasons] if risk and flagged else [],
+        actor=actor,
+        by_hand=True,
+    )
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return _detail(session, case, response)
+
+
+@router.get("/cases/{case_id}", response_model=CaseDetail)
+def case_detail(case: CurrentCase, session: SessionDep, response: Response) -> CaseDetail:
+    """The case with its flags and their evidence, readiness dates, bed-days lost and counts."""
+    return _detail(session, case, response)
+
+
+@router.patch("/cases/{case_id}", response_model=CaseDetail)
+def case_patch(
+    case: CurrentCase, body: CasePatch, session: SessionDep, response: Response, actor: Actor, if_match: IfMatch
+) -> CaseDetail:
+    """Assign, set readiness dates (as a person), close / cancel (with an outcome) or reopen.
+
+    If-Match (or ``version``) is optional here; when given, a stale one is a 409.
+    """
+    check_version("case", case.version, expected_version("case", if_match, body.version, required=False))
+    given = body.model_fields_set - {"version"}
+    if "outcome" in given and body.status not in (CaseStatus.closed, CaseStatus.cancelled):
+        raise InvalidInput(("body", "outcome"), "outcome goes with status closed or cancelled")
+    if body.status == CaseStatus.open:
+        change_status(session, case, CaseStatus.open, actor=actor)
+    if given - {"status", "outcome"}:
+        ensure_open(case)
+    if "coordinator" in given:
+        assign(session, case, body.coordinator, actor=actor)
+    dates: dict[str, datetime | None] = {
+        f: getattr(body, f) for f in ("expected_discharge_at", "medically_ready_at") if f in given
+    }
+    if dates:
+        set_dates_by_person(session, case, dates, actor=actor)
+    if body.status in (CaseStatus.closed, CaseStatus.cancelled):
+        change_status(session, case, body.status, outcome=body.outcome, actor=actor)
+    return _detail(session, case, response)
+
+
+@router.get("/cases/{case_id}/timeline", response_model=list[EventOut])
+def case_timeline(
+    case: CurrentCase,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[EventOut]:
+    """The case's event log, oldest first: who changed what, when, old -> new."""
+    assert case.id is not None
+    return [
+        EventOut.model_validate(e, from_attributes=True) for e in timeline(session, case.id, limit=limit, offset=offset)
+    ]
+
+
+router.include_router(assessment_router)
+router.include_router(barrier_router)

@@ -1,0 +1,214 @@
+"""API shapes of cases, their timeline, assessment and barriers.
+
+Inputs forbid unknown fields, so a misspelt field is a 422 naming it rather than a silent no-op.
+Times must carry a zone (ISO 8601 with Z or an offset): a tablet's local time without one is
+ambiguous across the hospitals' time zones.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+from discharge_bridge.cases.models import BarrierCode, CaseOutcome, CaseStatus, DateSource, Priority
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Text = Annotated[str, StringConstraints(max_length=4000)]
+Concept = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
+Version = Annotated[int, Field(ge=0, description="The version you edited (alternative to If-Match).")]
+
+
+class Input(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- cases --------------------------------------------------------------------------------------
+class CaseOpen(Input):
+    source: Name = Field(description="The source (hospital) name.")
+    encounter: Annotated[str, StringConstraints(min_length=1, max_length=64)] = Field(
+        description="The admission's Encounter id in that source."
+    )
+
+
+class CasePatch(Input):
+    coordinator: Name | None = Field(default=None, description="Assign (null to unassign).")
+    status: CaseStatus | None = Field(default=None, description="closed / cancelled, or open to reopen.")
+    outcome: CaseOutcome | None = Field(default=None, description="Why the case closed (with status).")
+    expected_discharge_at: AwareDatetime | None = Field(
+        default=None, description="Set by a person; null hands it back to the EHR."
+    )
+    medically_ready_at: AwareDatetime | None = None
+    version: Version | None = None
+
+
+class DateOut(BaseModel):
+    at: datetime | None
+    source: DateSource | None
+    set_by: str | None
+
+
+class CaseSummary(BaseModel):
+    id: int
+    source: str
+    encounter: str
+    patient: str
+    status: CaseStatus
+    outcome: CaseOutcome | None
+    priority: Priority | None
+    coordinator: str | None
+    opened_at: datetime
+    closed_at: datetime | None
+    expected_discharge_at: datetime | None
+    actual_discharge_at: datetime | None
+    version: int
+
+
+class CasePage(BaseModel):
+    total: int
+    items: list[CaseSummary]
+
+
+class FlagsOut(BaseModel):
+    flagged: bool
+    score: int
+    priority: str | None
+    rules_version: str
+    assessed_at: datetime
+    current: bool
+    reasons: list[dict[str, Any]]
+
+
+class DischargeOut(BaseModel):
+    at: datetime | None
+    disposition: str | None
+    destination: str | None
+
+
+class CountsOut(BaseModel):
+    tasks: dict[str, int]
+    tasks_overdue: int
+    handoffs: dict[str, int]
+    open_barriers: int
+
+
+class CaseDetail(CaseSummary):
+    opened_by: str
+    opened_by_hand: bool
+    hospital: str
+    encounter_status: str | None
+    admitted_at: datetime | None
+    ward: str | None
+    bed: str | None
+    flags: FlagsOut | None
+    expected_discharge: DateOut
+    medically_ready: DateOut
+    bed_days_lost: float | None
+    discharge: DischargeOut
+    counts: CountsOut
+
+
+class EventOut(BaseModel):
+    id: int
+    at: datetime
+    actor: str
+    kind: str
+    data: dict[str, Any]
+
+
+# -- assessment ---------------------------------------------------------------------------------
+class DomainNeeds(Input):
+    findings: Text = ""
+    needs: list[Annotated[str, StringConstraints(min_length=1, max_length=500)]] = []
+
+
+class Domains(Input):
+    medical: DomainNeeds = DomainNeeds()
+    legal: DomainNeeds = DomainNeeds()
+    social: DomainNeeds = DomainNeeds()
+    psychological: DomainNeeds = DomainNeeds()
+    material: DomainNeeds = DomainNeeds()
+
+
+Ability = Literal["independent", "needs_help", "dependent"] | None
+
+
+class DailyLiving(Input):
+    go_outside: Ability = None
+    cook: Ability = None
+    clean: Ability = None
+    wash: Ability = None
+    take_medicines: Ability = None
+    manage_money: Ability = None
+
+
+class LivingSituation(Input):
+    lives_alone: bool | None = None
+    has_carer: bool | None = None
+    housing: Literal["own_home", "rented", "relatives", "homeless", "institution"] | None = None
+    notes: Text = ""
+
+
+class AssessmentPut(Input):
+    domains: Domains = Domains()
+    daily_living: DailyLiving = DailyLiving()
+    living_situation: LivingSituation = LivingSituation()
+    version: Version | None = None
+
+
+class CorrectionIn(Input):
+    concept: Concept = Field(description="The flag's concept, e.g. lives_alone.")
+    correct: bool = Field(description="Whether what the EHR says about this concept is right.")
+    note: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+    version: Version | None = None
+
+
+class CorrectionOut(BaseModel):
+    concept: str
+    flagged: bool
+    correct: bool
+    note: str
+    by: str
+    at: datetime
+
+
+class AssessmentOut(BaseModel):
+    case_id: int
+    domains: Domains
+    daily_living: DailyLiving
+    living_situation: LivingSituation
+    flag_corrections: list[CorrectionOut]
+    updated_at: datetime | None
+    updated_by: str | None
+    version: int = Field(description="0 until the first PUT.")
+
+
+# -- barriers -----------------------------------------------------------------------------------
+class BarrierIn(Input):
+    code: BarrierCode
+    owner: Name | None = None
+    note: Text | None = None
+    started_at: AwareDatetime | None = Field(default=None, description="Default: now.")
+
+
+class BarrierPatch(Input):
+    owner: Name | None = None
+    note: Text | None = None
+    started_at: AwareDatetime | None = None
+    ended_at: AwareDatetime | None = Field(default=None, description="End the barrier (null reopens it).")
+    version: Version | None = None
+
+
+class BarrierOut(BaseModel):
+    id: int
+    case_id: int
+    code: BarrierCode
+    owner: str | None
+    note: str | None
+    started_at: datetime
+    ended_at: datetime | None
+    open: bool
+    delayed_days: float
+    created_by: str
+    version: int

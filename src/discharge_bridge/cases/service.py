@@ -1,0 +1,287 @@
+"""Opening, prioritising, assigning and closing cases. Services flush; the caller commits.
+
+Every function takes ``actor`` (who makes the change: a person's name, "system" or "ehr") and
+writes one CaseEvent with what changed, in the same transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Table, and_, exists, or_
+from sqlmodel import Session, col, select
+
+from discharge_bridge.cases.errors import InvalidInput, InvalidTransition, check_version
+from discharge_bridge.cases.events import EventKind, changes, record_event
+from discharge_bridge.cases.models import PRIORITY_RANK, Case, CaseOutcome, CaseStatus, Priority
+from discharge_bridge.cases.repository import get_case_for_encounter
+from discharge_bridge.db import utcnow
+from discharge_bridge.handoffs.models import Handoff, HandoffStatus
+from discharge_bridge.ingest.store import insert_for
+from discharge_bridge.risk.models import RiskAssessment
+from discharge_bridge.tasks.models import Task, TaskDomain, TaskKind, TaskPriority, TaskStatus
+from discharge_bridge.tasks.service import ACTIVE_TASK_STATUSES, create_task
+
+FIRST_VISIT_DUE = timedelta(days=1)
+FIND_GUARDIAN_DUE = timedelta(hours=4)  # a child alone in a ward: the same shift, not tomorrow
+
+CASE_TRANSITIONS: dict[CaseStatus, frozenset[CaseStatus]] = {
+    CaseStatus.open: frozenset({CaseStatus.closed, CaseStatus.cancelled}),
+    CaseStatus.closed: frozenset({CaseStatus.open}),  # reopen: a closed case can be taken up again
+    CaseStatus.cancelled: frozenset({CaseStatus.open}),
+}
+ACTIVE_HANDOFF_STATUSES = frozenset(
+    {HandoffStatus.proposed, HandoffStatus.referred, HandoffStatus.accepted, HandoffStatus.scheduled}
+)
+_CASE_TABLE: Table = Case.__table__  # type: ignore[attr-defined]
+
+
+def _concepts(reasons_concepts: Iterable[str]) -> set[str]:
+    # Combination reasons are named "a+b": each part is a concept that was proved.
+    return {part for concept in reasons_concepts for part in concept.split("+")}
+
+
+def open_case(
+    session: Session,
+    *,
+    source_id: int,
+    encounter_fhir_id: str,
+    patient_fhir_id: str,
+    priority: Priority | str | None,
+    reasons_concepts: list[str],
+    actor: str = "system",
+    by_hand: bool = False,
+    now: datetime | None = None,
+) -> tuple[Case, bool]:
+    """The admission's case, opened now if it has none; ``created`` says which.
+
+    Idempotent on (source, encounter) through INSERT ... ON CONFLICT DO NOTHING: of two callers
+    racing on PostgreSQL, the second waits for the first's row and then finds it, so exactly one
+    caller creates the case and its first tasks. A new case gets a first-visit task, and an urgent
+    find-guardian task when ``no_guardian`` is among the flags.
+    """
+    now = now or utcnow()
+    priority = Priority(priority) if priority else None
+    draft = Case(
+        source_id=source_id,
+        encounter_fhir_id=encounter_fhir_id,
+        patient_fhir_id=patient_fhir_id,
+        priority=priority,
+        priority_rank=PRIORITY_RANK[priority],
+        opened_at=now,
+        opened_by=actor,
+        opened_by_hand=by_hand,
+        updated_at=now,
+        version=1,
+    )
+    stmt = (
+        insert_for(session, _CASE_TABLE)
+        .values(**draft.model_dump(exclude={"id"}))
+        .on_conflict_do_nothing(index_elements=["source_id", "encounter_fhir_id"])
+        .returning(_CASE_TABLE.c.id)
+    )
+    new_id = session.execute(stmt).scalar_one_or_none()
+    if new_id is None:
+        existing = get_case_for_encounter(session, source_id, encounter_fhir_id)
+        assert existing is not None, "ON CONFLICT without a row: the unique key is broken"
+        return existing, False
+    case = session.get(Case, new_id)
+    assert case is not None
+    concepts = _concepts(reasons_concepts)
+    record_event(
+        session,
+        case,
+        actor=actor,
+        kind=EventKind.opened,
+        at=now,
+        data={"priority": priority, "flags": sorted(reasons_concepts), "by_hand": by_hand},
+    )
+    create_task(
+        session,
+        case,
+        actor=actor,
+        kind=TaskKind.first_visit,
+        domain=TaskDomain.social,
+        description="First visit: meet the patient, confirm the living situation, start the needs assessment",
+        due_at=now + FIRST_VISIT_DUE,
+        now=now,
+    )
+    if "no_guardian" in concepts:
+        create_task(
+            session,
+            case,
+            actor=actor,
+            kind=TaskKind.find_guardian,
+            domain=TaskDomain.legal,
+            priority=TaskPriority.urgent,
+            description="Find the child's parent or legal guardian",
+            due_at=now + FIND_GUARDIAN_DUE,
+            now=now,
+        )
+    return case, True
+
+
+def update_priority(session: Session, case: Case, priority: Priority | str | None, *, actor: str = "system") -> bool:
+    """Set the priority a re-score gave; an event records old -> new. False when unchanged."""
+    new = Priority(priority) if priority else None
+    changed = changes(case, {"priority": new, "priority_rank": PRIORITY_RANK[new]})
+    if not changed:
+        return False
+    case.updated_at = utcnow()
+    session.add(case)
+    record_event(session, case, actor=actor, kind=EventKind.priority_changed, data={"priority": changed["priority"]})
+    return True
+
+
+def open_cases_for_flags(session: Session, source_id: int, *, rules_version: str, actor: str = "system") -> int:
+    """Open a case for every flagged, current admission of this rule set that has none; return how many."""
+    has_case = exists().where(
+        col(Case.source_id) == col(RiskAssessment.source_id),
+        col(Case.encounter_fhir_id) == col(RiskAssessment.encounter_fhir_id),
+    )
+    query = select(RiskAssessment).where(
+        RiskAssessment.source_id == source_id,
+        RiskAssessment.rules_version == rules_version,
+        col(RiskAssessment.flagged).is_(True),
+        col(RiskAssessment.current).is_(True),
+        ~has_case,
+    )
+    opened = 0
+    for row in session.exec(query).all():
+        _, created = open_case(
+            session,
+            source_id=source_id,
+            encounter_fhir_id=row.encounter_fhir_id,
+            patient_fhir_id=row.patient_fhir_id,
+            priority=row.priority,
+            reasons_concepts=[str(r.get("concept")) for r in row.reasons],
+            actor=actor,
+        )
+        opened += created
+    return opened
+
+
+def refresh_priorities(session: Session, source_id: int, *, rules_version: str, actor: str = "system") -> int:
+    """Give open cases the priority of their admission's current assessment; return how many changed.
+
+    An admission no longer flagged keeps its case (a coordinator decides) but loses its priority.
+    """
+    query = (
+        select(Case, RiskAssessment)
+        .join(
+            RiskAssessment,
+            and_(
+                col(RiskAssessment.source_id) == Case.source_id,
+                col(RiskAssessment.encounter_fhir_id) == Case.encounter_fhir_id,
+            ),
+        )
+        .where(
+            Case.source_id == source_id,
+            Case.status == CaseStatus.open,
+            RiskAssessment.rules_version == rules_version,
+            col(RiskAssessment.current).is_(True),
+        )
+    )
+    changed = 0
+    for case, row in session.exec(query).all():
+        changed += update_priority(session, case, row.priority if row.flagged else None, actor=actor)
+    return changed
+
+
+def assign(
+    session: Session, case: Case, coordinator: str | None, *, actor: str, expected_version: int | None = None
+) -> bool:
+    """Make ``coordinator`` responsible; active tasks without an owner, or owned by the previous
+    coordinator, move with the case."""
+    check_version("case", case.version, expected_version)
+    previous = case.coordinator
+    if previous == coordinator:
+        return False
+    case.coordinator = coordinator
+    case.updated_at = utcnow()
+    session.add(case)
+    moved: list[int] = []
+    if coordinator is not None:
+        query = select(Task).where(
+            Task.case_id == case.id,
+            col(Task.status).in_(ACTIVE_TASK_STATUSES),
+            or_(col(Task.owner).is_(None), col(Task.owner) == previous),
+        )
+        for task in session.exec(query).all():
+            task.owner = coordinator
+            task.updated_at = utcnow()
+            session.add(task)
+            moved.append(task.id or 0)
+    record_event(
+        session,
+        case,
+        actor=actor,
+        kind=EventKind.assigned,
+        data={"coordinator": [previous, coordinator], "tasks_reassigned": moved},
+    )
+    return True
+
+
+def change_status(
+    session: Session,
+    case: Case,
+    status: CaseStatus,
+    *,
+    actor: str,
+    outcome: CaseOutcome | None = None,
+    expected_version: int | None = None,
+) -> bool:
+    """Close, cancel or reopen a case (see CASE_TRANSITIONS).
+
+    Closing needs an outcome unless the patient was discharged (then "discharged"). Closing or
+    cancelling ends the case's active tasks and handoffs as cancelled: nothing stays on anyone's
+    list for a case no one is working on.
+    """
+    check_version("case", case.version, expected_version)
+    current = CaseStatus(case.status)
+    if status == current:
+        return False
+    if status not in CASE_TRANSITIONS[current]:
+        raise InvalidTransition("case", current, status, CASE_TRANSITIONS[current])
+    if status == CaseStatus.closed and outcome is None:
+        if case.actual_discharge_at is None:
+            raise InvalidInput(
+                ("body", "outcome"), "outcome is required to close a case whose patient is not discharged"
+            )
+        outcome = CaseOutcome.discharged
+    now = utcnow()
+    data: dict[str, Any] = changes(
+        case,
+        {
+            "status": status,
+            "outcome": None if status == CaseStatus.open else outcome,
+            "closed_at": None if status == CaseStatus.open else now,
+        },
+    )
+    case.updated_at = now
+    session.add(case)
+    if status != CaseStatus.open:
+        data.update(_cancel_open_work(session, case, now))
+    record_event(session, case, actor=actor, kind=EventKind.status_changed, data=data)
+    return True
+
+
+def _cancel_open_work(session: Session, case: Case, now: datetime) -> dict[str, list[int]]:
+    tasks = session.exec(select(Task).where(Task.case_id == case.id, col(Task.status).in_(ACTIVE_TASK_STATUSES))).all()
+    for task in tasks:
+        task.status, task.status_reason, task.status_changed_at, task.updated_at = (
+            TaskStatus.cancelled,
+            f"case {case.status}",
+            now,
+            now,
+        )
+        session.add(task)
+    handoffs = session.exec(
+        select(Handoff).where(Handoff.case_id == case.id, col(Handoff.status).in_(ACTIVE_HANDOFF_STATUSES))
+    ).all()
+    for handoff in handoffs:
+        handoff.status, handoff.cancelled_at, handoff.updated_at = HandoffStatus.cancelled, now, now
+        session.add(handoff)
+    return {"tasks_cancelled": [t.id or 0 for t in tasks], "handoffs_cancelled": [h.id or 0 for h in handoffs]}

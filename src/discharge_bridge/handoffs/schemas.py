@@ -1,0 +1,57 @@
+"""API shapes of handoffs. Inputs forbid unknown fields; times need a zone."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+from discharge_bridge.handoffs.models import DestinationType, HandoffStatus
+
+Organisation = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+Note = Annotated[str, StringConstraints(max_length=4000)]
+
+
+class HandoffIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    destination_type: DestinationType
+    organisation: Organisation | None = Field(default=None, description="The receiving organisation.")
+    scheduled_for: AwareDatetime | None = None
+    note: Note | None = None
+
+
+class HandoffPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: HandoffStatus | None = None
+    organisation: Organisation | None = None
+    scheduled_for: AwareDatetime | None = Field(default=None, description="The agreed handover time.")
+    note: Note | None = None
+    documents: dict[str, bool] | None = Field(
+        default=None, description='Tick documents by code: {"passport": true}. Unknown codes are a 422.'
+    )
+    version: Annotated[int, Field(ge=0)] | None = Field(default=None, description="Alternative to If-Match.")
+
+
+class DocumentOut(BaseModel):
+    code: str
+    label: str
+    done: bool
+    done_at: datetime | None
+
+
+class HandoffOut(BaseModel):
+    id: int
+    case_id: int
+    destination_type: DestinationType
+    organisation: str | None
+    status: HandoffStatus
+    allowed_transitions: list[HandoffStatus]
+    scheduled_for: datetime | None
+    note: str | None
+    documents: list[DocumentOut]
+    documents_complete: bool
+    status_dates: dict[str, datetime | None] = Field(description="When each status was reached.")
+    created_by: str
+    updated_at: datetime
+    version: int

@@ -1,0 +1,71 @@
+"""The task table: one action-plan item of a case, with a FHIR Task status."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import Column, Index, Integer, String, Text
+from sqlmodel import Field, SQLModel
+
+from discharge_bridge.db import UTCDateTime, utcnow
+
+
+class TaskStatus(StrEnum):
+    """The FHIR R4 Task.status values a coordinator uses (draft/received/ready/rejected are not needed)."""
+
+    requested = "requested"
+    accepted = "accepted"
+    in_progress = "in-progress"
+    on_hold = "on-hold"
+    completed = "completed"
+    cancelled = "cancelled"
+    failed = "failed"
+
+
+class TaskKind(StrEnum):
+    first_visit = "first_visit"  # created with every new case: see the patient, start the assessment
+    find_guardian = "find_guardian"  # a child without a known parent or guardian
+    custom = "custom"
+
+
+class TaskPriority(StrEnum):
+    routine = "routine"
+    urgent = "urgent"
+
+
+class TaskDomain(StrEnum):
+    medical = "medical"
+    legal = "legal"
+    social = "social"
+    psychological = "psychological"
+    material = "material"
+    daily_living = "daily_living"
+
+
+_task_version = Column("version", Integer, nullable=False)
+
+
+class Task(SQLModel, table=True):
+    __tablename__ = "case_task"
+    __table_args__ = (
+        Index("ix_case_task_case", "case_id", "status"),
+        Index("ix_case_task_owner", "owner", "status", "due_at"),
+    )
+    __mapper_args__ = {"version_id_col": _task_version}
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="coordination_case.id", ondelete="CASCADE")
+    kind: TaskKind = Field(default=TaskKind.custom, sa_type=String(16))
+    priority: TaskPriority = Field(default=TaskPriority.routine, sa_type=String(8))
+    domain: TaskDomain = Field(sa_type=String(16))
+    description: str = Field(sa_column=Column(Text, nullable=False))
+    owner: str | None = Field(default=None, max_length=200)
+    due_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    status: TaskStatus = Field(default=TaskStatus.requested, sa_type=String(16))
+    status_reason: str | None = Field(default=None, sa_column=Column(Text))
+    status_changed_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    created_by: str = Field(default="system", max_length=200)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    version: int = Field(default=1, sa_column=_task_version)
