@@ -279,6 +279,8 @@ def sync(
             "cursor": r.cursor_after,
             "assessed": r.assessed,
             "flagged": r.flagged,
+            "cases_opened": r.cases_opened,
+            "discharged": r.discharged,
             "duration_s": round(r.duration_s, 2),
             "error": r.error,
         }
@@ -348,17 +350,21 @@ def rescore(
     force: Annotated[bool, typer.Option(help="Recompute even where nothing changed.")] = False,
 ) -> None:
     """Re-assess every current admission (after a rule or mapping change; daily for length of stay)."""
+    from discharge_bridge.cases.jobs import assess_and_follow
     from discharge_bridge.risk import MappingError, RuleSetError
-    from discharge_bridge.risk.service import score_source
 
     ready_database()
     engine = get_engine()
     for name in _source_names(source):
         try:
-            stats = score_source(engine, name, get_settings(), force=force)
+            follow = assess_and_follow(engine, name, get_settings(), force=force)
         except (MappingError, RuleSetError) as exc:
             raise _fail(str(exc)) from None
-        console.print(f"{name}: {stats.assessed} assessed, {stats.flagged} flagged, {stats.unchanged} unchanged")
+        scores, cases = follow.scores, follow.cases
+        console.print(
+            f"{name}: {scores.assessed} assessed, {scores.flagged} flagged, {scores.unchanged} unchanged; "
+            f"{cases.opened} cases opened, {cases.discharged} discharged"
+        )
 
 
 @app.command("worklist")

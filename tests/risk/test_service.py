@@ -13,12 +13,12 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from discharge_bridge.api import create_app
+from discharge_bridge.cases.jobs import assess_and_follow
 from discharge_bridge.config import PROJECT_ROOT, Settings
 from discharge_bridge.db import session_scope
 from discharge_bridge.fhir import FhirClient, RetryPolicy
 from discharge_bridge.ingest.poll import sync_source
 from discharge_bridge.risk.models import RiskAssessment
-from discharge_bridge.risk.service import score_source
 from discharge_bridge.sources.service import add_source
 from discharge_bridge.worklists.service import worklist
 from tests.support.fakefhir import BASE, FakeFhir, condition, encounter, patient
@@ -83,9 +83,9 @@ def test_rescoring_never_duplicates_and_unchanged_data_is_skipped(
     ehr, settings = site
     _sync(engine, settings, ehr)
     first = _rows(engine)
-    stats = score_source(engine, "city", settings)
+    stats = assess_and_follow(engine, "city", settings).scores
     assert (stats.assessed, stats.unchanged) == (0, 2)
-    forced = score_source(engine, "city", settings, force=True)
+    forced = assess_and_follow(engine, "city", settings, force=True).scores
     assert forced.assessed == 2
     assert [r.id for r in _rows(engine)] == [r.id for r in first]
 
@@ -100,7 +100,7 @@ def test_a_rule_change_makes_a_new_assessment_and_keeps_the_first_flag_time(
     text = rules.read_text()
     version = text.split("version:", 1)[1].split("\n", 1)[0].strip().strip('"')
     rules.write_text(text.replace(f'version: "{version}"', 'version: "test-2"', 1))
-    score_source(engine, "city", settings)
+    assess_and_follow(engine, "city", settings)
     rows = _rows(engine)
     assert sorted({r.rules_version for r in rows}) == sorted({version, "test-2"})
     new = next(r for r in rows if r.rules_version == "test-2" and r.encounter_fhir_id == "adm")

@@ -72,8 +72,11 @@ class SyncResult:
     duration_s: float = 0.0
     error: str | None = None
     changed_patients: set[str] = field(default_factory=set)
+    changed_encounters: set[str] = field(default_factory=set)
     assessed: int = 0
     flagged: int = 0
+    cases_opened: int = 0
+    discharged: int = 0
 
 
 def format_instant(value: datetime) -> str:
@@ -370,6 +373,7 @@ class PollPass:
         res.unchanged += batch.stats.unchanged
         res.dead_letters += batch.dead_letters
         res.changed_patients |= {fid for t, fid in batch.stats.changed_keys if t == "Patient"}
+        res.changed_encounters |= {fid for t, fid in batch.stats.changed_keys if t == "Encounter"}
         res.changed_patients |= self._patients_of(parsed.rows, batch.stats.changed_keys)
         if self.progress:
             self.progress("page", res.fetched)
@@ -422,19 +426,27 @@ def sync_source(
 
 
 def _score(engine: Engine, source: Source, settings: Settings, result: SyncResult) -> SyncResult:
+    """Assess what the pass changed and bring the cases along (cases/jobs.py)."""
+    from discharge_bridge.cases.jobs import assess_and_follow
     from discharge_bridge.risk import MappingError, RuleSetError
-    from discharge_bridge.risk.service import score_source
 
-    if not result.changed_patients:
+    if not result.changed_patients and not result.changed_encounters:
         return result
     try:
-        stats = score_source(engine, source.name, settings, patient_ids=result.changed_patients)
+        follow = assess_and_follow(
+            engine,
+            source.name,
+            settings,
+            patient_ids=result.changed_patients,
+            encounter_ids=result.changed_encounters,
+        )
     except (MappingError, RuleSetError) as exc:
         result.status = SyncStatus.failed
         result.error = f"data stored, but risk scoring stopped: {exc}"
         _failed_before_start(engine, source, result.error)
         return result
-    result.assessed, result.flagged = stats.assessed, stats.flagged
+    result.assessed, result.flagged = follow.scores.assessed, follow.scores.flagged
+    result.cases_opened, result.discharged = follow.cases.opened, follow.cases.discharged
     return result
 
 

@@ -272,16 +272,3 @@ def patients_to_rescore(session: Session, source_id: int) -> list[str]:
     )
     return sorted(set(session.exec(from_encounters)) | set(session.exec(from_assessments)))
 
-
-def score_source(
-    engine: Any, source_name: str, settings: Settings, *, patient_ids: Iterable[str] | None = None, force: bool = False
-) -> ScoreStats:
-    """Score the given patients of a source (default: every patient with a possibly current stay)."""
-    from discharge_bridge.db import session_scope
-    from discharge_bridge.sources.service import get_source
-
-    with session_scope(engine) as session:
-        source = get_source(session, source_name)
-        ctx = scoring_context(source, settings)
-        ids = list(patient_ids) if patient_ids is not None else patients_to_rescore(session, source.id or 0)
-        return score_patients(session, source, ids, ctx, force=force)
