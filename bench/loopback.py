@@ -24,10 +24,11 @@ ADVERTISED = "http://localhost:8090/fhir"
 
 
 class _Hit:
-    __slots__ = ("categories", "cls", "entry", "patient", "stamp")
+    __slots__ = ("categories", "cls", "entry", "patient", "stamp", "status")
 
     def __init__(self, item: Item, entry: bytes) -> None:
         self.stamp = item.stamp
+        self.status = item.resource.get("status")
         self.patient = item.patient
         self.cls = item.cls
         self.categories = item.categories
@@ -109,6 +110,9 @@ class Index:
             if "category" in params:
                 wanted = set(params["category"].split(","))
                 hits = [h for h in hits if h.categories & wanted]
+            if "status" in params:
+                wanted = set(params["status"].split(","))
+                hits = [h for h in hits if h.status in wanted]
             if params.get("_sort") == "_lastUpdated":
                 hits = sorted(hits, key=lambda h: h.stamp)
             return hits

@@ -32,7 +32,9 @@ class Settings(BaseSettings):
     sync_overlap_seconds: int = Field(
         default=120, ge=0, description="Re-read this much before the cursor to absorb server clock skew."
     )
-    facts_batch_size: int = Field(default=50, ge=1, le=500, description="Patients per Condition/... query.")
+    facts_batch_size: int = Field(
+        default=100, ge=1, le=500, description="Patients per Condition/... query (URLs stay under ~2 KB)."
+    )
     observation_categories: list[str] = Field(
         default=["social-history", "survey", "functional-status", "activity"],
         description="Observation categories fetched for risk flagging.",

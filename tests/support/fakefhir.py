@@ -64,6 +64,8 @@ class FakeFhir:
                     return False
             if name == "class" and (res.get("class") or {}).get("code") not in options:
                 return False
+            if name == "status" and res.get("status") not in options:
+                return False
             if name in ("patient", "subject"):
                 field = "patient" if rtype == "RelatedPerson" else "subject"
                 if _ref_id(res.get(field)) not in options:

@@ -197,8 +197,10 @@ class PollPass:
                 {"patient": batch, "category": ",".join(self.settings.observation_categories), "_count": count},
             )
             found += self._search_all("RelatedPerson", {"patient": batch, "_count": count})
-            # Earlier stays of any class: readmission within 30 days, ED visits for LACE.
-            found += self._search_all("Encounter", {"patient": batch, "_count": count})
+            # Earlier stays of any class: readmission within 30 days, ED visits for LACE. Only
+            # ended ones: the current stays are already on this page (asking for all of them
+            # again was a tenth of a first pass's traffic).
+            found += self._search_all("Encounter", {"patient": batch, "status": "finished", "_count": count})
         return found
 
     def _pages(self, resource_type: str, params: dict[str, str], cursor: _Cursor) -> Iterator[SearchPage]:
