@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from discharge_bridge import __version__
+from discharge_bridge.cases.barrier_routes import router as barriers_router
 from discharge_bridge.cases.routes import router as cases_router
 from discharge_bridge.config import Settings, get_settings
 from discharge_bridge.db import get_engine
@@ -42,6 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(sources_router)
     app.include_router(worklist_router)
     app.include_router(cases_router)
+    app.include_router(barriers_router)
     app.include_router(tasks_router)
     app.include_router(handoffs_router)
     return app

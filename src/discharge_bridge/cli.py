@@ -16,6 +16,7 @@ from rich.table import Table
 
 from discharge_bridge.config import get_settings
 from discharge_bridge.db import get_engine, session_scope
+from discharge_bridge.users.cli import app as users_app
 
 app = typer.Typer(no_args_is_help=True, help="Discharge coordination over a hospital's FHIR R4 server.")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
@@ -24,6 +25,7 @@ dead_app = typer.Typer(no_args_is_help=True, help="Resources that could not be i
 app.add_typer(db_app, name="db")
 app.add_typer(sources_app, name="sources")
 app.add_typer(dead_app, name="deadletters")
+app.add_typer(users_app, name="users")
 
 console = Console()
 err = Console(stderr=True)

@@ -44,6 +44,21 @@ class Settings(BaseSettings):
         ge=0,
         description="Resources per type and sync pass fully validated against the R4B models (0 = none).",
     )
+    session_hours: int = Field(default=12, ge=1, le=24 * 30, description="A browser sign-in lasts this long.")
+    cookie_secure: bool | None = Field(
+        default=None,
+        description="Mark the session cookie Secure. None: when the request came over HTTPS (behind a TLS proxy, "
+        "run with --proxy-headers so the scheme is known).",
+    )
+    morning_worklist_time: str = Field(
+        default="07:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="Local time of the morning worklist."
+    )
+    escalation_interval_minutes: int = Field(default=15, ge=1, description="How often overdue tasks are escalated.")
+    rescore_check_seconds: int = Field(default=60, ge=5, description="How often rule / mapping changes are looked for.")
+    scheduler_heartbeat_seconds: int = Field(default=15, ge=1)
+    scheduler_stale_seconds: int = Field(
+        default=120, ge=5, description="/readyz fails when the scheduler's last heartbeat is older than this."
+    )
     log_level: str = "INFO"
 
     @property

@@ -1,9 +1,15 @@
-"""FastAPI dependencies: the request's session (the one owner of its transaction) and auth."""
+"""FastAPI dependencies: the request's session (the one owner of its transaction) and who is asking.
+
+Authentication, in order: ``Authorization: Bearer`` (a user's API token, or the deployment's
+service token ``DISCHARGE_BRIDGE_API_TOKEN``), else the browser session cookie. A cookie-borne
+request that changes something must also carry the session's CSRF token (``X-CSRF-Token`` header
+or a ``csrf_token`` form field): a cookie alone never authorises a write.
+"""
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
@@ -12,8 +18,13 @@ from sqlmodel import Session
 
 from discharge_bridge.config import Settings, get_settings
 from discharge_bridge.db import get_engine, session_scope
+from discharge_bridge.users.principal import Principal, Via
+from discharge_bridge.users.roles import Permission, Role
+from discharge_bridge.users.service import principal_for_session, principal_for_token
 
-_bearer = HTTPBearer(auto_error=False, description="API token (DISCHARGE_BRIDGE_API_TOKEN)")
+SESSION_COOKIE = "discharge_bridge_session"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_bearer = HTTPBearer(auto_error=False, description="A user's API token, or DISCHARGE_BRIDGE_API_TOKEN")
 
 
 def settings_dep(request: Request) -> Settings:
@@ -32,16 +43,89 @@ def get_session(settings: SettingsDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def require_token(
-    settings: SettingsDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> None:
-    expected = settings.api_token.get_secret_value() if settings.api_token else None
-    if credentials is None:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED, "authentication required", headers={"WWW-Authenticate": "Bearer"}
-        )
-    if expected is None or not secrets.compare_digest(credentials.credentials.encode(), expected.encode()):
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid token", headers={"WWW-Authenticate": "Bearer"})
+class NotSignedIn(HTTPException):
+    """401; the web pages turn it into a redirect to the sign-in page."""
+
+    def __init__(self, detail: str = "authentication required") -> None:
+        super().__init__(status.HTTP_401_UNAUTHORIZED, detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-Authenticated = Depends(require_token)
+SERVICE_PRINCIPAL = Principal(
+    username="api", display_name="API (service token)", role=Role.admin, source_ids=None, via=Via.service
+)
+
+
+def _csrf_ok(request: Request, expected: str | None, form_token: str | None) -> bool:
+    given = request.headers.get("x-csrf-token") or form_token
+    return bool(expected and given and secrets.compare_digest(given.encode(), expected.encode()))
+
+
+async def current_principal(
+    request: Request,
+    settings: SettingsDep,
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is not None:
+        given = credentials.credentials
+        service = settings.api_token.get_secret_value() if settings.api_token else None
+        if service is not None and secrets.compare_digest(given.encode(), service.encode()):
+            return SERVICE_PRINCIPAL
+        principal = principal_for_token(session, given)
+        if principal is None:
+            raise NotSignedIn("invalid or revoked token")
+        return principal
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        raise NotSignedIn()
+    principal = principal_for_session(session, cookie)
+    if principal is None:
+        raise NotSignedIn("the session has ended: sign in again")
+    if request.method not in SAFE_METHODS:
+        form_token = None
+        if request.headers.get("content-type", "").startswith(
+            ("application/x-www-form-urlencoded", "multipart/form-data")
+        ):
+            form_token = (await request.form()).get("csrf_token")  # type: ignore[assignment]
+        if not _csrf_ok(request, principal.csrf_token, form_token if isinstance(form_token, str) else None):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "missing or wrong CSRF token: reload the page and retry")
+    request.state.principal = principal
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def forbidden(permission: Permission) -> HTTPException:
+    return HTTPException(status.HTTP_403_FORBIDDEN, f"your role may not do this (needs {permission.value})")
+
+
+def require(permission: Permission) -> Callable[[Principal], Principal]:
+    """A dependency: the caller, if their role grants ``permission``; else 403."""
+
+    def check(principal: CurrentPrincipal) -> Principal:
+        if not principal.can(permission):
+            raise forbidden(permission)
+        return principal
+
+    return check
+
+
+def require_by_method(read: Permission, write: Permission) -> Callable[[Request, Principal], Principal]:
+    """Router-wide: GET/HEAD need ``read``, anything else ``write`` (no route can forget either)."""
+
+    def check(request: Request, principal: CurrentPrincipal) -> Principal:
+        needed = read if request.method in SAFE_METHODS else write
+        if not principal.can(needed):
+            raise forbidden(needed)
+        return principal
+
+    return check
+
+
+def source_scope(principal: CurrentPrincipal) -> list[int] | None:
+    """The sources (hospitals) the caller may see: None = all. Passed to every repository read."""
+    return principal.scope
+
+
+SourceScope = Annotated[list[int] | None, Depends(source_scope)]

@@ -10,10 +10,14 @@ from discharge_bridge.ingest.models import (
     PatientSnapshot,
 )
 from discharge_bridge.risk.models import RiskAssessment
+from discharge_bridge.scheduling.models import SchedulerLease
 from discharge_bridge.sources.models import Source, SyncRun
 from discharge_bridge.tasks.models import Task
+from discharge_bridge.users.models import ApiToken, User, UserSource, WebSession
+from discharge_bridge.worklists.models import MorningList
 
 __all__ = [
+    "ApiToken",
     "Assessment",
     "Barrier",
     "Case",
@@ -23,9 +27,14 @@ __all__ = [
     "DeadLetter",
     "EncounterSnapshot",
     "Handoff",
+    "MorningList",
     "PatientSnapshot",
     "RiskAssessment",
+    "SchedulerLease",
     "Source",
     "SyncRun",
     "Task",
+    "User",
+    "UserSource",
+    "WebSession",
 ]

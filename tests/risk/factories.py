@@ -25,20 +25,36 @@ def patient(birth: str | None = "1960-06-15", **extra: Any) -> dict[str, Any]:
     return out
 
 
-def encounter(cls: str = "IMP", status: str = "in-progress", start: str | None = ADMIT, eid: str = "5",
-              end: str | None = None, **extra: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {"resourceType": "Encounter", "id": eid, "status": status,
-                           "class": {"system": ACT, "code": cls}, "subject": {"reference": "Patient/9"}}
+def encounter(
+    cls: str = "IMP",
+    status: str = "in-progress",
+    start: str | None = ADMIT,
+    eid: str = "5",
+    end: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "resourceType": "Encounter",
+        "id": eid,
+        "status": status,
+        "class": {"system": ACT, "code": cls},
+        "subject": {"reference": "Patient/9"},
+    }
     if start or end:
         out["period"] = {k: v for k, v in (("start", start), ("end", end)) if v}
     out.update(extra)
     return out
 
 
-def condition(system: str, code: str, cid: str = "123", clinical: str | None = "active",
-              verification: str | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"resourceType": "Condition", "id": cid, "code": cc(system, code),
-                           "subject": {"reference": "Patient/9"}}
+def condition(
+    system: str, code: str, cid: str = "123", clinical: str | None = "active", verification: str | None = None
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "resourceType": "Condition",
+        "id": cid,
+        "code": cc(system, code),
+        "subject": {"reference": "Patient/9"},
+    }
     if clinical:
         out["clinicalStatus"] = cc("http://terminology.hl7.org/CodeSystem/condition-clinical", clinical)
     if verification:
@@ -53,10 +69,18 @@ def observation(code: dict[str, Any] | None, oid: str = "77", status: str = "fin
     return out
 
 
-def related(code: str = "DAU", active: bool | None = True, rid: str = "rp1",
-            system: str = "http://terminology.hl7.org/CodeSystem/v3-RoleCode") -> dict[str, Any]:
-    out: dict[str, Any] = {"resourceType": "RelatedPerson", "id": rid, "patient": {"reference": "Patient/9"},
-                           "relationship": [cc(system, code)]}
+def related(
+    code: str = "DAU",
+    active: bool | None = True,
+    rid: str = "rp1",
+    system: str = "http://terminology.hl7.org/CodeSystem/v3-RoleCode",
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "resourceType": "RelatedPerson",
+        "id": rid,
+        "patient": {"reference": "Patient/9"},
+        "relationship": [cc(system, code)],
+    }
     if active is not None:
         out["active"] = active
     return out

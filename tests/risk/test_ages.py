@@ -55,9 +55,11 @@ def test_year_only_is_the_age_that_is_certain(born: date, on: date) -> None:
     result = age_at(str(born.year), on)
     if result is None:
         return
-    candidates = [exact_age(date(born.year, 1, 1) + timedelta(d), on)
-                  for d in range(366 if calendar.isleap(born.year) else 365)
-                  if date(born.year, 1, 1) + timedelta(d) <= on]
+    candidates = [
+        exact_age(date(born.year, 1, 1) + timedelta(d), on)
+        for d in range(366 if calendar.isleap(born.year) else 365)
+        if date(born.year, 1, 1) + timedelta(d) <= on
+    ]
     assert result == min(candidates)  # never overstated, and the best such lower bound
     assert result <= exact_age(born, on)
 

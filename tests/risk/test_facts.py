@@ -74,9 +74,16 @@ def test_condition_text_and_evidence() -> None:
 @pytest.mark.parametrize(
     ("clinical", "verification", "counts"),
     [
-        ("active", None, True), ("recurrence", "confirmed", True), ("relapse", "provisional", True),
-        (None, None, True), (None, "unconfirmed", True), ("inactive", None, False), ("remission", None, False),
-        ("resolved", "confirmed", False), ("active", "refuted", False), (None, "entered-in-error", False),
+        ("active", None, True),
+        ("recurrence", "confirmed", True),
+        ("relapse", "provisional", True),
+        (None, None, True),
+        (None, "unconfirmed", True),
+        ("inactive", None, False),
+        ("remission", None, False),
+        ("resolved", "confirmed", False),
+        ("active", "refuted", False),
+        (None, "entered-in-error", False),
     ],
 )
 def test_condition_status(clinical: str | None, verification: str | None, counts: bool) -> None:
@@ -86,8 +93,17 @@ def test_condition_status(clinical: str | None, verification: str | None, counts
 
 @pytest.mark.parametrize(
     ("status", "counts"),
-    [("final", True), ("amended", True), ("corrected", True), ("preliminary", True), ("registered", False),
-     ("cancelled", False), ("entered-in-error", False), ("", False), (None, False)],
+    [
+        ("final", True),
+        ("amended", True),
+        ("corrected", True),
+        ("preliminary", True),
+        ("registered", False),
+        ("cancelled", False),
+        ("entered-in-error", False),
+        ("", False),
+        (None, False),
+    ],
 )
 def test_observation_status(status: str | None, counts: bool) -> None:
     obs = observation(cc(SCT, "105529008"), status=status)  # type: ignore[arg-type]
@@ -103,12 +119,16 @@ def test_observation_values() -> None:
     assert concepts(record(observations=[observation(household, valueString="big")])) == set()
     housing = observation(cc(LOINC, "71802-3"), valueCodeableConcept=cc(SCT, "32911000"))
     assert concepts(record(observations=[housing])) == {"homeless"}
-    arrangement = observation(None, valueCoding={"system": "http://terminology.hl7.org/CodeSystem/v3-LivingArrangement",
-                                                 "code": "HL"})
+    arrangement = observation(
+        None, valueCoding={"system": "http://terminology.hl7.org/CodeSystem/v3-LivingArrangement", "code": "HL"}
+    )
     assert concepts(record(observations=[arrangement])) == {"homeless"}
-    panel = observation(cc(LOINC, "93025-5"), component=[
-        {"code": cc(LOINC, "63512-8"), "valueQuantity": {"value": 7}},
-    ])
+    panel = observation(
+        cc(LOINC, "93025-5"),
+        component=[
+            {"code": cc(LOINC, "63512-8"), "valueQuantity": {"value": 7}},
+        ],
+    )
     facts = [f for f in extract_facts(record(observations=[panel]), DEFAULT) if f.concept == "large_family"]
     assert facts[0].value == 7 and facts[0].text == "Large household (LOINC 63512-8 = 7) on Observation/77"
 
@@ -135,7 +155,11 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_extension_value_codes_and_encounter_extensions(tmp_path: Path) -> None:
-    mapping = load_mapping(str(write(tmp_path, """
+    mapping = load_mapping(
+        str(
+            write(
+                tmp_path,
+                """
 concepts:
   homeless:
     encounter_extensions:
@@ -145,17 +169,30 @@ concepts:
     patient_extensions:
       - url: http://x.example/arrangement
         value_codes: {system: v2-0220, codes: [A]}
-""")))
+""",
+            )
+        )
+    )
     enc = encounter(extension=[{"url": "http://x.example/housing", "valueCode": "NFA"}])
-    pat = patient(extension=[{"url": "http://x.example/arrangement",
-                              "valueCodeableConcept": cc("http://terminology.hl7.org/CodeSystem/v2-0220", "A")}])
+    pat = patient(
+        extension=[
+            {
+                "url": "http://x.example/arrangement",
+                "valueCodeableConcept": cc("http://terminology.hl7.org/CodeSystem/v2-0220", "A"),
+            }
+        ]
+    )
     facts = {f.concept: f for f in extract_facts(record(patient=pat, encounter=enc), mapping)}
     assert facts["homeless"].evidence == "Encounter/5.extension[housing]"
     assert facts["lives_alone"].text == "Lives alone (extension arrangement = v2-0220 A) on Patient/9"
 
 
 def test_fhirpath_on_each_resource(tmp_path: Path) -> None:
-    mapping = load_mapping(str(write(tmp_path, """
+    mapping = load_mapping(
+        str(
+            write(
+                tmp_path,
+                """
 concepts:
   social_isolation:
     fhirpath:
@@ -169,12 +206,17 @@ concepts:
         expression: code.text = 'isolated'
       - resource: RelatedPerson
         expression: "%patient.id = '9' and active = false"
-""")))
+""",
+            )
+        )
+    )
     rec = record(
         patient=patient(maritalStatus=cc("http://terminology.hl7.org/CodeSystem/v3-MaritalStatus", "W")),
         encounter=encounter(hospitalization={"admitSource": cc("x", "nursing")}),
-        observations=[observation(cc("y", "x"), valueQuantity={"value": 4}),
-                      observation(cc("y", "x"), oid="78", status="cancelled", valueQuantity={"value": 4})],
+        observations=[
+            observation(cc("y", "x"), valueQuantity={"value": 4}),
+            observation(cc("y", "x"), oid="78", status="cancelled", valueQuantity={"value": 4}),
+        ],
         conditions=[{"resourceType": "Condition", "id": "c1", "code": {"text": "isolated"}}],
         related_persons=[related(active=True)],
     )
@@ -183,12 +225,19 @@ concepts:
 
 
 def test_fhirpath_runtime_error_is_skipped(tmp_path: Path) -> None:
-    mapping = load_mapping(str(write(tmp_path, """
+    mapping = load_mapping(
+        str(
+            write(
+                tmp_path,
+                """
 concepts:
   large_family:
     fhirpath:
       - {resource: Observation, expression: "value > 4"}
-""")))
+""",
+            )
+        )
+    )
     rec = record(observations=[observation(cc(LOINC, "1"), valueQuantity={"value": 5})])
     assert concepts(rec, mapping) == set()
 
@@ -247,9 +296,9 @@ def prior(eid: str, end: str, cls: str = "IMP", status: str = "finished") -> dic
 @pytest.mark.parametrize(
     ("other", "found"),
     [
-        (prior("p", "2024-02-09T23:00:00Z"), True),   # 30 calendar days before
+        (prior("p", "2024-02-09T23:00:00Z"), True),  # 30 calendar days before
         (prior("p", "2024-02-08T10:00:00Z"), False),  # 31 days
-        (prior("p", "2024-03-10T07:00:00Z"), True),   # same day transfer
+        (prior("p", "2024-03-10T07:00:00Z"), True),  # same day transfer
         (prior("p", "2024-03-11T07:00:00Z"), False),  # ends after this admission started
         (prior("p", "2024-02-20T10:00:00Z", cls="EMER"), False),
         (prior("p", "2024-02-20T10:00:00Z", status="cancelled"), False),
@@ -300,25 +349,77 @@ def test_site_can_change_classes(tmp_path: Path) -> None:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=8) | st.sampled_from(["", "IMP", "active", "1938"]),
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(
-        st.sampled_from(["coding", "code", "system", "value", "url", "valueBoolean", "start", "end", "reference",
-                         "extension", "relationship", "active", "text"]), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "coding",
+                    "code",
+                    "system",
+                    "value",
+                    "url",
+                    "valueBoolean",
+                    "start",
+                    "end",
+                    "reference",
+                    "extension",
+                    "relationship",
+                    "active",
+                    "text",
+                ]
+            ),
+            children,
+            max_size=4,
+        )
+    ),
     max_leaves=12,
 )
 resources = st.dictionaries(
-    st.sampled_from(["id", "birthDate", "class", "status", "period", "code", "clinicalStatus", "verificationStatus",
-                     "valueQuantity", "valueCodeableConcept", "extension", "contact", "relationship", "patient",
-                     "component", "hospitalization", "priority", "partOf"]),
-    json_values, max_size=6,
+    st.sampled_from(
+        [
+            "id",
+            "birthDate",
+            "class",
+            "status",
+            "period",
+            "code",
+            "clinicalStatus",
+            "verificationStatus",
+            "valueQuantity",
+            "valueCodeableConcept",
+            "extension",
+            "contact",
+            "relationship",
+            "patient",
+            "component",
+            "hospitalization",
+            "priority",
+            "partOf",
+        ]
+    ),
+    json_values,
+    max_size=6,
 )
 
 
 @settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow], deadline=None)
-@given(resources, resources, st.lists(resources, max_size=2), st.lists(resources, max_size=2),
-       st.lists(resources, max_size=2), st.lists(resources, max_size=2))
-def test_messy_resources_never_crash(pat: dict[str, Any], enc: dict[str, Any], conds: list[dict[str, Any]],
-                                     obs: list[dict[str, Any]], people: list[dict[str, Any]],
-                                     others: list[dict[str, Any]]) -> None:
+@given(
+    resources,
+    resources,
+    st.lists(resources, max_size=2),
+    st.lists(resources, max_size=2),
+    st.lists(resources, max_size=2),
+    st.lists(resources, max_size=2),
+)
+def test_messy_resources_never_crash(
+    pat: dict[str, Any],
+    enc: dict[str, Any],
+    conds: list[dict[str, Any]],
+    obs: list[dict[str, Any]],
+    people: list[dict[str, Any]],
+    others: list[dict[str, Any]],
+) -> None:
     rec = PatientRecord(pat, enc, conds, obs, people, others)
     for mapping in (DEFAULT, CITY):
         assess(extract_facts(rec, mapping), RULES)
@@ -327,10 +428,18 @@ def test_messy_resources_never_crash(pat: dict[str, Any], enc: dict[str, Any], c
 
 
 def test_record_from_bundle() -> None:
-    bundle = {"resourceType": "Bundle", "type": "searchset", "entry": [
-        {"resource": patient()}, {"resource": encounter(eid="old", start="2023-01-01")},
-        {"resource": encounter(eid="new")}, {"resource": condition(ICD, "Z59.0")}, None, {"resource": None},
-    ]}
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "entry": [
+            {"resource": patient()},
+            {"resource": encounter(eid="old", start="2023-01-01")},
+            {"resource": encounter(eid="new")},
+            {"resource": condition(ICD, "Z59.0")},
+            None,
+            {"resource": None},
+        ],
+    }
     rec = record_from_bundle(bundle)
     assert rec.encounter["id"] == "new" and [e["id"] for e in rec.other_encounters] == ["old"]
     assert record_from_bundle(bundle, "old").encounter["id"] == "old"

@@ -53,12 +53,19 @@ def test_charlson_categories_accept_cm_codes() -> None:
 
 
 def test_full_lace_for_a_finished_acute_stay() -> None:
-    enc = encounter(status="finished", start="2024-03-01T08:00:00Z", end="2024-03-09T10:00:00Z",
-                    hospitalization={"admitSource": cc("http://terminology.hl7.org/CodeSystem/admit-source", "emd")})
-    eds = [encounter("EMER", "finished", start=f"2024-0{m}-05T10:00:00Z", end=f"2024-0{m}-05T14:00:00Z", eid=f"ed{m}")
-           for m in (1, 2)]
-    rec = record(encounter=enc, conditions=[condition(ICD, "I50.9", "c1"), condition(ICD, "C78.0", "c2")],
-                 other_encounters=eds)
+    enc = encounter(
+        status="finished",
+        start="2024-03-01T08:00:00Z",
+        end="2024-03-09T10:00:00Z",
+        hospitalization={"admitSource": cc("http://terminology.hl7.org/CodeSystem/admit-source", "emd")},
+    )
+    eds = [
+        encounter("EMER", "finished", start=f"2024-0{m}-05T10:00:00Z", end=f"2024-0{m}-05T14:00:00Z", eid=f"ed{m}")
+        for m in (1, 2)
+    ]
+    rec = record(
+        encounter=enc, conditions=[condition(ICD, "I50.9", "c1"), condition(ICD, "C78.0", "c2")], other_encounters=eds
+    )
     lace = compute_lace(rec, NOW)
     assert lace.components == {"L": 5, "A": 3, "C": 5, "E": 2}
     assert lace.total == 15 and lace.high and not lace.partial
@@ -99,11 +106,12 @@ def test_ed_visit_before_admission_makes_it_acute_and_is_not_counted_as_a_prior_
 
 def test_ed_visits_window_and_cap() -> None:
     visits = [encounter("EMER", "finished", start=f"2024-0{m}-01T00:00:00Z", eid=f"e{m}") for m in (1, 2, 3)]
-    visits += [encounter("EMER", "finished", start=f"2023-12-{d}T00:00:00Z", eid=f"d{d}")
-               for d in (10, 11)]
-    visits += [encounter("EMER", "finished", start="2023-08-01T00:00:00Z", eid="old"),  # over 6 months
-               encounter("EMER", "cancelled", start="2024-01-15T00:00:00Z", eid="cx"),
-               encounter("AMB", "finished", start="2024-01-15T00:00:00Z", eid="amb")]
+    visits += [encounter("EMER", "finished", start=f"2023-12-{d}T00:00:00Z", eid=f"d{d}") for d in (10, 11)]
+    visits += [
+        encounter("EMER", "finished", start="2023-08-01T00:00:00Z", eid="old"),  # over 6 months
+        encounter("EMER", "cancelled", start="2024-01-15T00:00:00Z", eid="cx"),
+        encounter("AMB", "finished", start="2024-01-15T00:00:00Z", eid="amb"),
+    ]
     assert compute_lace(record(other_encounters=visits), NOW).components["E"] == 4
     assert compute_lace(record(other_encounters=visits[5:]), NOW).components["E"] == 0
 

@@ -48,36 +48,61 @@ def test_site_overrides_sections_key_by_key(tmp_path: Path) -> None:
 
 
 def test_disable_a_concept(tmp_path: Path) -> None:
-    write(tmp_path, "site", f"extends: {DEFAULT_MAPPINGS_DIR / 'default.yaml'}\n"
-                            "concepts:\n  large_family: {enabled: false}\n  no_contacts: {enabled: false}\n")
+    write(
+        tmp_path,
+        "site",
+        f"extends: {DEFAULT_MAPPINGS_DIR / 'default.yaml'}\n"
+        "concepts:\n  large_family: {enabled: false}\n  no_contacts: {enabled: false}\n",
+    )
     mapping = load_mapping("site", search_dir=tmp_path)
     assert "large_family" not in mapping.concepts
     assert {"large_family", "no_contacts"} <= mapping.disabled
 
 
 def test_site_aliases_usable_in_parent_and_child(tmp_path: Path) -> None:
-    write(tmp_path, "site", "systems: {local: 'urn:local'}\n"
-                            "concepts:\n  homeless:\n    conditions: [{system: local, codes: [H1]}]\n")
+    write(
+        tmp_path,
+        "site",
+        "systems: {local: 'urn:local'}\nconcepts:\n  homeless:\n    conditions: [{system: local, codes: [H1]}]\n",
+    )
     assert load_mapping("site", search_dir=tmp_path).concepts["homeless"].conditions[0].systems == {"urn:local"}
 
 
 @pytest.mark.parametrize(
     ("text", "key", "says"),
     [
-        ("concepts:\n  lives_alone:\n    patient_extensions:\n      - url: http://x/y\n",
-         "concepts.lives_alone.patient_extensions[0]", "say which value proves it"),
-        ("concepts:\n  lives_alone:\n    patient_extensions:\n      - url: http://x/y\n        value_boolean: maybe\n",
-         "concepts.lives_alone.patient_extensions[0].value_boolean", "valid boolean"),
-        ("concepts:\n  dementia:\n    conditions:\n      - system: icd11\n        codes: [6D80]\n",
-         "concepts.dementia.conditions[0].system", "unknown system alias 'icd11'"),
-        ("concepts:\n  dementia:\n    conditions:\n      - system: icd10\n",
-         "concepts.dementia.conditions[0]", "give `codes` or `prefixes`"),
+        (
+            "concepts:\n  lives_alone:\n    patient_extensions:\n      - url: http://x/y\n",
+            "concepts.lives_alone.patient_extensions[0]",
+            "say which value proves it",
+        ),
+        (
+            "concepts:\n  lives_alone:\n    patient_extensions:\n      - url: http://x/y\n        value_boolean: maybe\n",
+            "concepts.lives_alone.patient_extensions[0].value_boolean",
+            "valid boolean",
+        ),
+        (
+            "concepts:\n  dementia:\n    conditions:\n      - system: icd11\n        codes: [6D80]\n",
+            "concepts.dementia.conditions[0].system",
+            "unknown system alias 'icd11'",
+        ),
+        (
+            "concepts:\n  dementia:\n    conditions:\n      - system: icd10\n",
+            "concepts.dementia.conditions[0]",
+            "give `codes` or `prefixes`",
+        ),
         ("concepts:\n  dementia:\n    conditoins: []\n", "concepts.dementia.conditoins", "Extra inputs"),
         ("concepts:\n  Lives-Alone: {}\n", "concepts", "lower_snake_case"),
-        ("concepts:\n  x:\n    fhirpath:\n      - resource: Patient\n        expression: \"extension.where(url=\"\n",
-         "concepts.x.fhirpath[0].expression", "FHIRPath does not parse"),
-        ("concepts:\n  x:\n    fhirpath:\n      - resource: Location\n        expression: id\n",
-         "concepts.x.fhirpath[0].resource", "Input should be"),
+        (
+            'concepts:\n  x:\n    fhirpath:\n      - resource: Patient\n        expression: "extension.where(url="\n',
+            "concepts.x.fhirpath[0].expression",
+            "FHIRPath does not parse",
+        ),
+        (
+            "concepts:\n  x:\n    fhirpath:\n      - resource: Location\n        expression: id\n",
+            "concepts.x.fhirpath[0].resource",
+            "Input should be",
+        ),
         ("concepts:\n  x:\n    observations:\n      - {}\n", "concepts.x.observations[0]", "give `code`"),
         ("encounters: {readmission_days: soon}\n", "encounters.readmission_days", "valid integer"),
         ("concepts: [1, 2]\n", "concepts", "valid dictionary"),

@@ -10,8 +10,19 @@ from discharge_bridge.risk import Fact, RuleSetError, assess, load_rules
 from discharge_bridge.risk.rules import PRIORITY_ORDER
 
 RULES = load_rules()
-RISKS = ["lives_alone", "no_contacts", "dementia", "homeless", "disability", "adl_dependency", "large_family",
-         "no_guardian", "readmission", "social_isolation", "no_caregiver"]
+RISKS = [
+    "lives_alone",
+    "no_contacts",
+    "dementia",
+    "homeless",
+    "disability",
+    "adl_dependency",
+    "large_family",
+    "no_guardian",
+    "readmission",
+    "social_isolation",
+    "no_caregiver",
+]
 
 
 def fact(concept: str, evidence: str | None = None) -> Fact:
@@ -144,14 +155,23 @@ def test_loads_by_name_from_a_directory(tmp_path: Path) -> None:
         (GOOD.replace("points: 4", "points: -1"), "concepts.lives_alone.points", "greater than or equal to 0"),
         (GOOD.replace("points: 4", "pionts: 4"), "concepts.lives_alone.pionts", "Extra inputs"),
         (GOOD.replace("high: 8", "high: 3"), "thresholds", "high >= medium >= low"),
-        (GOOD + "  elderly: {age_points: {65: 3, 80: 1}}\n", "concepts.elderly.age_points",
-         "must not fall as age rises"),
+        (
+            GOOD + "  elderly: {age_points: {65: 3, 80: 1}}\n",
+            "concepts.elderly.age_points",
+            "must not fall as age rises",
+        ),
         (GOOD + "combinations:\n  - id: x\n    all_of: [lives_alone]\n", "combinations[0]", "points or min_priority"),
         (GOOD + "combinations:\n  - id: x\n    points: 1\n", "combinations[0]", "all_of, any_of or min_age"),
-        (GOOD + "combinations:\n  - id: lives_alone\n    all_of: [dementia]\n    points: 1\n", "(top level)",
-         "used twice"),
-        (GOOD + "combinations:\n  - id: x\n    all_of: [dementia]\n    min_priority: urgent\n",
-         "combinations[0].min_priority", "'high', 'medium' or 'low'"),
+        (
+            GOOD + "combinations:\n  - id: lives_alone\n    all_of: [dementia]\n    points: 1\n",
+            "(top level)",
+            "used twice",
+        ),
+        (
+            GOOD + "combinations:\n  - id: x\n    all_of: [dementia]\n    min_priority: urgent\n",
+            "combinations[0].min_priority",
+            "'high', 'medium' or 'low'",
+        ),
         ("version: [1\n", "(top level)", "not valid YAML"),
         ("- a\n- b\n", "(top level)", "must be a mapping"),
     ],

@@ -120,3 +120,38 @@ def seed_case(engine: Engine, **risk: Any) -> int:
         case = flagged_case(session, make_source(session).id or 0, **risk)
         assert case.id is not None
         return case.id
+
+
+def make_user(
+    session: Session,
+    username: str,
+    role: str = "coordinator",
+    sources: tuple[str, ...] = ("city",),
+    *,
+    password: str | None = "correct horse battery",
+    locale: str = "en",
+) -> int:
+    """A user of the given role who may see ``sources`` (ignored for admins); returns the id."""
+    from discharge_bridge.users.roles import Role
+    from discharge_bridge.users.service import add_user
+
+    user = add_user(
+        session,
+        username=username,
+        role=Role(role),
+        sources=[] if role == "admin" else list(sources),
+        password=password,
+        locale=locale,
+    )
+    assert user.id is not None
+    return user.id
+
+
+def user_client(settings: Settings, engine: Engine, username: str, **user: Any) -> TestClient:
+    """A TestClient sending an API token of a new user ``username`` (see ``make_user``)."""
+    from discharge_bridge.users.service import issue_token
+
+    with session_scope(engine) as session:
+        make_user(session, username, **user)
+        token = issue_token(session, username, "tests")
+    return TestClient(create_app(settings), headers={"Authorization": f"Bearer {token}"})

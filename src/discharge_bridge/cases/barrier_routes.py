@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Response
 
 from discharge_bridge.cases.barriers import add_barrier, update_barrier
 from discharge_bridge.cases.deps import CurrentBarrier, CurrentCase, case_of
@@ -12,9 +12,16 @@ from discharge_bridge.cases.repository import list_barriers
 from discharge_bridge.cases.schemas import BarrierIn, BarrierOut, BarrierPatch
 from discharge_bridge.cases.views import barrier_view
 from discharge_bridge.db import utcnow
-from discharge_bridge.deps import SessionDep
+from discharge_bridge.deps import SessionDep, require_by_method
+from discharge_bridge.users.roles import Permission
 
-router = APIRouter(tags=["barriers"], route_class=CoordinationRoute)
+# Bed managers record delays too, so barriers have their own write permission.
+router = APIRouter(
+    prefix="/api/v1",
+    tags=["barriers"],
+    dependencies=[Depends(require_by_method(Permission.read_cases, Permission.edit_barriers))],
+    route_class=CoordinationRoute,
+)
 
 
 @router.get("/cases/{case_id}/barriers", response_model=list[BarrierOut])

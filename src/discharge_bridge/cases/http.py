@@ -11,6 +11,10 @@ from sqlalchemy.orm.exc import StaleDataError
 from starlette.types import Receive, Scope, Send
 
 from discharge_bridge.cases.errors import CoordinationError, InvalidInput, VersionRequired
+from discharge_bridge.deps import CurrentPrincipal, SourceScope
+from discharge_bridge.users.principal import Via
+
+__all__ = ["Actor", "CoordinationRoute", "IfMatch", "SourceScope", "expected_version", "set_etag"]
 
 
 class CoordinationRoute(APIRoute):
@@ -31,24 +35,20 @@ class CoordinationRoute(APIRoute):
             await JSONResponse(body, status_code=409)(scope, receive, send)
 
 
-def actor_header(
+def actor_of(
+    principal: CurrentPrincipal,
     x_actor: Annotated[
         str | None,
-        Header(max_length=200, description="Who makes the change (until sign-in exists); default `api`."),
+        Header(max_length=200, description="With the service token only: the person on whose behalf it acts."),
     ] = None,
 ) -> str:
-    return (x_actor or "").strip() or "api"
+    """Who makes the change: the signed-in user or the token's user; the service token may name one."""
+    if principal.via == Via.service:
+        return (x_actor or "").strip() or principal.username
+    return principal.username
 
 
-Actor = Annotated[str, Depends(actor_header)]
-
-
-def source_scope() -> list[int] | None:
-    """The sources (hospitals) the caller may see: None = all. Sign-in will narrow this, here only."""
-    return None
-
-
-SourceScope = Annotated[list[int] | None, Depends(source_scope)]
+Actor = Annotated[str, Depends(actor_of)]
 
 
 def if_match_header(

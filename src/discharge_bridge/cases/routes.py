@@ -1,7 +1,7 @@
 """Cases: list, open by hand, detail, change (assign, close, dates), timeline.
 
-Assessment and barrier routes live beside this module and are included here, so the app
-registers one router per package.
+Assessment routes live beside this module and are included here; barrier routes (writable by
+bed managers too) are a router of their own.
 """
 
 from __future__ import annotations
@@ -9,11 +9,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
 from sqlmodel import Session
 
 from discharge_bridge.cases.assessment_routes import router as assessment_router
-from discharge_bridge.cases.barrier_routes import router as barrier_router
 from discharge_bridge.cases.deps import CurrentCase
 from discharge_bridge.cases.errors import InvalidInput, NotFound, check_version, ensure_open
 from discharge_bridge.cases.events import timeline
@@ -25,10 +24,16 @@ from discharge_bridge.cases.schemas import CaseDetail, CaseOpen, CasePage, CaseP
 from discharge_bridge.cases.service import assign, change_status, open_case
 from discharge_bridge.cases.views import detail, source_names, summary
 from discharge_bridge.db import utcnow
-from discharge_bridge.deps import Authenticated, SessionDep
+from discharge_bridge.deps import SessionDep, require_by_method
 from discharge_bridge.sources.service import SourceNotFound, get_source
+from discharge_bridge.users.roles import Permission
 
-router = APIRouter(prefix="/api/v1", tags=["cases"], dependencies=[Authenticated], route_class=CoordinationRoute)
+router = APIRouter(
+    prefix="/api/v1",
+    tags=["cases"],
+    dependencies=[Depends(require_by_method(Permission.read_cases, Permission.coordinate))],
+    route_class=CoordinationRoute,
+)
 
 
 def _detail(session: Session, case: Case, response: Response) -> CaseDetail:
@@ -51,11 +56,11 @@ def cases_index(
     """Cases, highest priority first, then the longest open."""
     if source is not None:
         try:
-            found = get_source(session, source)
+            found = get_source(session, source, source_ids=scope)
         except SourceNotFound as exc:
             raise NotFound("source", repr(source)) from exc
         assert found.id is not None
-        scope = [found.id] if scope is None or found.id in scope else []
+        scope = [found.id]
     page = list_cases(
         session,
         source_ids=scope,
@@ -75,10 +80,10 @@ def cases_index(
     status_code=status.HTTP_201_CREATED,
     responses={200: {"description": "The admission already had a case: that case.", "model": CaseDetail}},
 )
-def cases_open(body: CaseOpen, session: SessionDep, response: Response, actor: Actor) -> CaseDetail:
+def cases_open(body: CaseOpen, session: SessionDep, response: Response, actor: Actor, scope: SourceScope) -> CaseDetail:
     """Open a case by hand for any admission (201), or return the one it already has (200)."""
     try:
-        source = get_source(session, body.source)
+        source = get_source(session, body.source, source_ids=scope)
     except SourceNotFound:
         raise NotFound("source", repr(body.source)) from None
     assert source.id is not None
@@ -152,4 +157,3 @@ def case_timeline(
 
 
 router.include_router(assessment_router)
-router.include_router(barrier_router)

@@ -27,8 +27,25 @@ _FATAL_5XX = frozenset({501, 505})
 
 # Search parameters whose values say nothing about a patient; every other value is masked.
 _SAFE_PARAMS = frozenset(
-    {"_count", "_sort", "_include", "_revinclude", "_summary", "_elements", "_offset", "_lastUpdated",
-     "_since", "_type", "_format", "class", "category", "status", "_getpages", "_page", "page"}
+    {
+        "_count",
+        "_sort",
+        "_include",
+        "_revinclude",
+        "_summary",
+        "_elements",
+        "_offset",
+        "_lastUpdated",
+        "_since",
+        "_type",
+        "_format",
+        "class",
+        "category",
+        "status",
+        "_getpages",
+        "_page",
+        "page",
+    }
 )
 
 

@@ -11,13 +11,19 @@ from discharge_bridge.cases.deps import CurrentCase, case_of
 from discharge_bridge.cases.errors import InvalidInput, NotFound
 from discharge_bridge.cases.http import Actor, CoordinationRoute, IfMatch, SourceScope, expected_version, set_etag
 from discharge_bridge.cases.repository import get_child
-from discharge_bridge.deps import Authenticated, SessionDep, SettingsDep
+from discharge_bridge.deps import SessionDep, SettingsDep, require_by_method
 from discharge_bridge.handoffs.models import Handoff, HandoffStatus
 from discharge_bridge.handoffs.repository import list_handoffs
 from discharge_bridge.handoffs.schemas import HandoffIn, HandoffOut, HandoffPatch
 from discharge_bridge.handoffs.service import TRANSITIONS, create_handoff, update_handoff
+from discharge_bridge.users.roles import Permission
 
-router = APIRouter(prefix="/api/v1", tags=["handoffs"], dependencies=[Authenticated], route_class=CoordinationRoute)
+router = APIRouter(
+    prefix="/api/v1",
+    tags=["handoffs"],
+    dependencies=[Depends(require_by_method(Permission.read_cases, Permission.coordinate))],
+    route_class=CoordinationRoute,
+)
 
 
 def get_handoff_or_404(handoff_id: Annotated[int, Path(ge=1)], session: SessionDep, scope: SourceScope) -> Handoff:

@@ -180,11 +180,7 @@ def _number(holder: dict[str, Any]) -> float | None:
 
 
 def _value_codes(holder: dict[str, Any]) -> list[Any]:
-    return (
-        codes(holder.get("valueCodeableConcept"))
-        + codes(holder.get("valueCoding"))
-        + codes(holder.get("valueCode"))
-    )
+    return codes(holder.get("valueCodeableConcept")) + codes(holder.get("valueCoding")) + codes(holder.get("valueCode"))
 
 
 def _holders(observation: dict[str, Any]) -> list[_Holder]:
@@ -237,8 +233,9 @@ def _extension_facts(concept: Concept, rule: ExtensionRule, resource: dict[str, 
         shown = _extension_value_matches(rule, ext)
         if shown is not None:
             name = last_segment(rule.url)
-            return [Fact(concept.name, f"{ref}.extension[{name}]",
-                         f"{concept.text} (extension {name} = {shown}) on {ref}")]
+            return [
+                Fact(concept.name, f"{ref}.extension[{name}]", f"{concept.text} (extension {name} = {shown}) on {ref}")
+            ]
     return []
 
 
@@ -289,8 +286,14 @@ def _no_guardian(view: _View, mapping: Mapping) -> list[Fact]:
         if mapping.guardian_relationships.first_match(codes(holder.get("relationship"))):
             return []
     ref = view.patient_ref
-    return [Fact("no_guardian", f"{ref}.contact",
-                 f"Child aged {age} with no parent or guardian among contacts or related persons", age)]
+    return [
+        Fact(
+            "no_guardian",
+            f"{ref}.contact",
+            f"Child aged {age} with no parent or guardian among contacts or related persons",
+            age,
+        )
+    ]
 
 
 def _readmission(record: PatientRecord, mapping: Mapping) -> list[Fact]:

@@ -113,8 +113,11 @@ def _front_door(record: PatientRecord, start: datetime | None, visits: list[_Vis
         )
         # Without an end, the visit's start must itself be within the day before admission.
         last_seen = o_end or o_start
-        adjacent = start is not None and o_start is not None and last_seen is not None and (
-            o_start <= start and start - ED_TO_WARD <= last_seen
+        adjacent = (
+            start is not None
+            and o_start is not None
+            and last_seen is not None
+            and (o_start <= start and start - ED_TO_WARD <= last_seen)
         )
         if linked or adjacent:
             out.add(index)
@@ -125,9 +128,7 @@ def _acute(record: PatientRecord, front_door: set[int]) -> int | None:
     encounter = record.encounter
     classes = {c.upper() for c in encounter_class_codes(encounter)}
     hospitalization = encounter.get("hospitalization")
-    admit_source = (
-        code_values(hospitalization.get("admitSource")) if isinstance(hospitalization, dict) else set()
-    )
+    admit_source = code_values(hospitalization.get("admitSource")) if isinstance(hospitalization, dict) else set()
     priority = code_values(encounter.get("priority"))
     if classes & EMERGENCY_CLASSES or admit_source & EMERGENCY_ADMIT_SOURCES:
         return 3

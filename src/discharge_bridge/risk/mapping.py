@@ -94,9 +94,7 @@ class ObservationSpec(_Spec):
     def _not_everything(self) -> ObservationSpec:
         has_value = self.value_codes or self.value_boolean is not None or self.value_min is not None
         if not self.code and not has_value and self.value_max is None:
-            raise ValueError(
-                "give `code` and/or a value test (value_codes, value_min, value_max, value_boolean)"
-            )
+            raise ValueError("give `code` and/or a value test (value_codes, value_min, value_max, value_boolean)")
         return self
 
 
@@ -115,9 +113,7 @@ class ExtensionSpec(_Spec):
     def _some_value(self) -> ExtensionSpec:
         tests = (self.value_boolean, self.value_string, self.value_min)
         if not self.value_codes and all(t is None for t in tests):
-            raise ValueError(
-                "say which value proves it: value_boolean, value_codes, value_string or value_min"
-            )
+            raise ValueError("say which value proves it: value_boolean, value_codes, value_string or value_min")
         return self
 
 
@@ -369,9 +365,7 @@ def _code_set(spec: CodeSetSpec, systems: dict[str, tuple[str, ...]]) -> CodeSet
     return CodeSet.build(tuple(uris), spec.codes, spec.prefixes)
 
 
-def _build(
-    name: str, files: tuple[str, ...], spec: MappingFileSpec, systems: dict[str, tuple[str, ...]]
-) -> Mapping:
+def _build(name: str, files: tuple[str, ...], spec: MappingFileSpec, systems: dict[str, tuple[str, ...]]) -> Mapping:
     def sets(items: list[CodeSetSpec]) -> CodeSets:
         return CodeSets(_code_set(s, systems) for s in items)
 

@@ -102,9 +102,7 @@ class RuleSetSpec(_Spec):
         seen: set[str] = set(self.concepts)
         for index, combo in enumerate(self.combinations):
             if combo.id in seen:
-                raise ValueError(
-                    f"combinations[{index}].id {combo.id!r} is used twice (ids include concept names)"
-                )
+                raise ValueError(f"combinations[{index}].id {combo.id!r} is used twice (ids include concept names)")
             seen.add(combo.id)
         return self
 

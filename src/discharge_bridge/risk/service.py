@@ -81,8 +81,14 @@ def _inputs_digest(ctx: ScoringContext, record: PatientRecord, day: str) -> str:
     sha = hashlib.sha256(ctx.digest.encode())
     sha.update(ctx.rules.version.encode())
     sha.update(day.encode())  # LACE's length of stay grows daily for a current stay
-    for res in (record.patient, record.encounter, *record.conditions, *record.observations,
-                *record.related_persons, *record.other_encounters):
+    for res in (
+        record.patient,
+        record.encounter,
+        *record.conditions,
+        *record.observations,
+        *record.related_persons,
+        *record.other_encounters,
+    ):
         meta = obj(res.get("meta"))
         key = f"{res.get('resourceType')}/{res.get('id')}/{meta.get('versionId')}/{meta.get('lastUpdated')}|"
         sha.update(key.encode())
@@ -95,9 +101,7 @@ class _Stay:
     raw: dict[str, Any]
 
 
-_Loaded = tuple[
-    dict[str, dict[str, Any]], dict[str, list[_Stay]], dict[str, dict[str, list[dict[str, Any]]]]
-]
+_Loaded = tuple[dict[str, dict[str, Any]], dict[str, list[_Stay]], dict[str, dict[str, list[dict[str, Any]]]]]
 
 
 def _load(session: Session, source_id: int, patient_ids: Sequence[str]) -> _Loaded:
@@ -140,7 +144,10 @@ _TABLE: Table = RiskAssessment.__table__  # type: ignore[attr-defined]
 
 def _previous(session: Session, source_id: int, patient_ids: Sequence[str]) -> dict[tuple[str, str], _Previous]:
     query = sa_select(
-        _TABLE.c.encounter_fhir_id, _TABLE.c.id, _TABLE.c.rules_version, _TABLE.c.inputs_digest,
+        _TABLE.c.encounter_fhir_id,
+        _TABLE.c.id,
+        _TABLE.c.rules_version,
+        _TABLE.c.inputs_digest,
         _TABLE.c.first_flagged_at,
     ).where(_TABLE.c.source_id == source_id, _TABLE.c.patient_fhir_id.in_(patient_ids))
     return {
@@ -217,7 +224,12 @@ def score_patients(
 
 
 def _assessment(
-    source_id: int, patient_id: str, encounter_id: str, record: PatientRecord, ctx: ScoringContext, digest: str,
+    source_id: int,
+    patient_id: str,
+    encounter_id: str,
+    record: PatientRecord,
+    ctx: ScoringContext,
+    digest: str,
     now: datetime,
 ) -> dict[str, Any]:
     facts = extract_facts(record, ctx.mapping)
@@ -271,4 +283,3 @@ def patients_to_rescore(session: Session, source_id: int) -> list[str]:
         RiskAssessment.source_id == source_id, col(RiskAssessment.current).is_(True)
     )
     return sorted(set(session.exec(from_encounters)) | set(session.exec(from_assessments)))
-

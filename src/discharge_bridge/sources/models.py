@@ -41,6 +41,13 @@ class Source(SQLModel, table=True):
         default_factory=lambda: ["IMP", "ACUTE", "NONAC"], sa_column=Column(JSON, nullable=False)
     )
     enabled: bool = True
+    # How new cases find a coordinator: {"mode": "round_robin"} or {"mode": "ward", "wards": {ward: user}}
+    assignment: dict[str, Any] = Field(
+        default_factory=lambda: {"mode": "round_robin"}, sa_column=Column(JSON, nullable=False)
+    )
+    morning_time: str | None = Field(default=None, max_length=5)  # HH:MM local; None = the setting's default
+    # Digest of the rule set and mapping that scored this source last: a change triggers a re-score.
+    scoring_fingerprint: str | None = Field(default=None, max_length=64)
     # Server-time high-water marks per stream ("Encounter", "Condition", ...), advanced with the rows.
     cursors: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     last_sync_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -5,25 +5,30 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel
 from sqlalchemy import func
 from sqlmodel import col, select
 
 from discharge_bridge.db import utcnow
-from discharge_bridge.deps import Authenticated, SessionDep
+from discharge_bridge.deps import SessionDep, SourceScope, require_by_method
 from discharge_bridge.ingest.deadletters import list_dead_letters
 from discharge_bridge.ingest.models import ConformanceIssue, DeadLetter
 from discharge_bridge.sources.models import Source, SyncRun
 from discharge_bridge.sources.schemas import SourcePublic
 from discharge_bridge.sources.service import SourceNotFound, get_source, list_sources
+from discharge_bridge.users.roles import Permission
 
-router = APIRouter(prefix="/api/v1", tags=["sources"], dependencies=[Authenticated])
+router = APIRouter(
+    prefix="/api/v1",
+    tags=["sources"],
+    dependencies=[Depends(require_by_method(Permission.manage_sources, Permission.manage_sources))],
+)
 
 
-def _source_or_404(session: SessionDep, name: str) -> Source:
+def _source_or_404(session: SessionDep, name: str, scope: list[int] | None) -> Source:
     try:
-        return get_source(session, name)
+        return get_source(session, name, source_ids=scope)
     except SourceNotFound as exc:
         raise HTTPException(404, str(exc)) from None
 
@@ -41,14 +46,14 @@ def _public(session: SessionDep, source: Source, now: datetime) -> SourcePublic:
 
 
 @router.get("/sources", response_model=list[SourcePublic])
-def sources_index(session: SessionDep) -> list[SourcePublic]:
+def sources_index(session: SessionDep, scope: SourceScope) -> list[SourcePublic]:
     now = utcnow()
-    return [_public(session, s, now) for s in list_sources(session)]
+    return [_public(session, s, now) for s in list_sources(session, source_ids=scope)]
 
 
 @router.get("/sources/{name}", response_model=SourcePublic)
-def source_detail(name: str, session: SessionDep) -> SourcePublic:
-    return _public(session, _source_or_404(session, name), utcnow())
+def source_detail(name: str, session: SessionDep, scope: SourceScope) -> SourcePublic:
+    return _public(session, _source_or_404(session, name, scope), utcnow())
 
 
 class DeadLetterPublic(BaseModel):
@@ -66,10 +71,11 @@ class DeadLetterPublic(BaseModel):
 def source_dead_letters(
     name: str,
     session: SessionDep,
+    scope: SourceScope,
     include_resolved: bool = False,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[DeadLetter]:
-    source = _source_or_404(session, name)
+    source = _source_or_404(session, name, scope)
     return list_dead_letters(session, source_id=source.id, include_resolved=include_resolved, limit=limit)
 
 
@@ -83,8 +89,8 @@ class ConformancePublic(BaseModel):
 
 
 @router.get("/sources/{name}/conformance", response_model=list[ConformancePublic])
-def source_conformance(name: str, session: SessionDep) -> list[ConformanceIssue]:
-    source = _source_or_404(session, name)
+def source_conformance(name: str, session: SessionDep, scope: SourceScope) -> list[ConformanceIssue]:
+    source = _source_or_404(session, name, scope)
     query = (
         select(ConformanceIssue)
         .where(ConformanceIssue.source_id == source.id)

@@ -8,7 +8,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import ValidationError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from discharge_bridge.fhir import AuthConfig, FhirClient, RetryPolicy, build_auth
 from discharge_bridge.sources.models import Source, SourceMode
@@ -115,15 +115,22 @@ def update_source(session: Session, name: str, changes: dict[str, Any], *, mappi
     return source
 
 
-def get_source(session: Session, name: str) -> Source:
-    source = session.exec(select(Source).where(Source.name == name)).first()
+def get_source(session: Session, name: str, *, source_ids: list[int] | None = None) -> Source:
+    """The source by name; one outside ``source_ids`` (None = all) is reported as not found."""
+    query = select(Source).where(Source.name == name)
+    if source_ids is not None:
+        query = query.where(col(Source.id).in_(source_ids))
+    source = session.exec(query).first()
     if source is None:
         raise SourceNotFound(name)
     return source
 
 
-def list_sources(session: Session) -> list[Source]:
-    return list(session.exec(select(Source).order_by(Source.name)))
+def list_sources(session: Session, *, source_ids: list[int] | None = None) -> list[Source]:
+    query = select(Source).order_by(col(Source.name))
+    if source_ids is not None:
+        query = query.where(col(Source.id).in_(source_ids))
+    return list(session.exec(query))
 
 
 def remove_source(session: Session, name: str) -> None:

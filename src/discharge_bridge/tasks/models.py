@@ -68,4 +68,5 @@ class Task(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     created_by: str = Field(default="system", max_length=200)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    escalated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)  # overdue, reported once
     version: int = Field(default=1, sa_column=_task_version)

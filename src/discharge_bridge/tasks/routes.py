@@ -12,13 +12,19 @@ from discharge_bridge.cases.errors import InvalidInput, NotFound
 from discharge_bridge.cases.http import Actor, CoordinationRoute, IfMatch, SourceScope, expected_version, set_etag
 from discharge_bridge.cases.repository import get_child
 from discharge_bridge.db import utcnow
-from discharge_bridge.deps import Authenticated, SessionDep
+from discharge_bridge.deps import SessionDep, require_by_method
 from discharge_bridge.tasks.models import Task, TaskStatus
 from discharge_bridge.tasks.repository import list_tasks
 from discharge_bridge.tasks.schemas import NOT_NULL, TaskIn, TaskOut, TaskPatch
 from discharge_bridge.tasks.service import allowed_next, create_task, is_overdue, update_task
+from discharge_bridge.users.roles import Permission
 
-router = APIRouter(prefix="/api/v1", tags=["tasks"], dependencies=[Authenticated], route_class=CoordinationRoute)
+router = APIRouter(
+    prefix="/api/v1",
+    tags=["tasks"],
+    dependencies=[Depends(require_by_method(Permission.read_cases, Permission.coordinate))],
+    route_class=CoordinationRoute,
+)
 
 
 def get_task_or_404(task_id: Annotated[int, Path(ge=1)], session: SessionDep, scope: SourceScope) -> Task:

@@ -4,21 +4,27 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
 
-from discharge_bridge.deps import Authenticated, SessionDep, SettingsDep
+from discharge_bridge.deps import SessionDep, SettingsDep, SourceScope, require_by_method
 from discharge_bridge.risk import RuleSetError, load_rules
 from discharge_bridge.sources.service import SourceNotFound, get_source
+from discharge_bridge.users.roles import Permission
 from discharge_bridge.worklists.schemas import WorklistPage
 from discharge_bridge.worklists.service import worklist
 
-router = APIRouter(prefix="/api/v1", tags=["worklist"], dependencies=[Authenticated])
+router = APIRouter(
+    prefix="/api/v1",
+    tags=["worklist"],
+    dependencies=[Depends(require_by_method(Permission.read_cases, Permission.coordinate))],
+)
 
 
 @router.get("/worklist", response_model=WorklistPage)
 def get_worklist(
     session: SessionDep,
     settings: SettingsDep,
+    scope: SourceScope,
     source: Annotated[str | None, Query(description="Only this source (hospital).")] = None,
     min_priority: Annotated[Literal["high", "medium", "low"] | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
@@ -29,10 +35,10 @@ def get_worklist(
         rules = load_rules("rules", search_dir=settings.mappings_dir)
     except RuleSetError as exc:
         raise HTTPException(503, f"the rule set cannot be loaded: {exc}") from None
-    source_ids = None
+    source_ids = scope
     if source is not None:
         try:
-            found = get_source(session, source)
+            found = get_source(session, source, source_ids=scope)
         except SourceNotFound as exc:
             raise HTTPException(404, str(exc)) from None
         assert found.id is not None

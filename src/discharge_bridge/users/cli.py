@@ -1,0 +1,174 @@
+"""``discharge-bridge users``: people and machine accounts. Passwords and tokens are never echoed back
+except a new token, once, to the person who created it."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from discharge_bridge.db import get_engine, session_scope
+from discharge_bridge.users.roles import Role
+
+app = typer.Typer(no_args_is_help=True, help="Users, their roles and hospitals, and API tokens.")
+console = Console()
+err = Console(stderr=True)
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code)
+
+
+def _read_password(password_env: str | None, password_file: Path | None, *, required: bool) -> str | None:
+    if password_env:
+        value = os.environ.get(password_env)
+        if not value:
+            raise _fail(f"environment variable {password_env} is empty or not set")
+        return value
+    if password_file:
+        try:
+            return password_file.read_text().strip()
+        except OSError as exc:
+            raise _fail(f"cannot read {password_file}: {exc.strerror}") from None
+    if not required:
+        return None
+    if not sys.stdin.isatty():
+        raise _fail("no password given: use --password-env VAR or --password-file FILE (or run in a terminal)")
+    return str(typer.prompt("password", hide_input=True, confirmation_prompt=True))
+
+
+def _ready() -> None:
+    from discharge_bridge.cli import ready_database
+
+    ready_database()
+
+
+@app.command("add")
+def users_add(
+    username: Annotated[str, typer.Argument(help="Sign-in name, e.g. anna.petrova.")],
+    role: Annotated[Role, typer.Option(help="coordinator | bed_manager | it_admin | admin")],
+    source: Annotated[
+        list[str] | None, typer.Option("--source", help="A hospital (source name) they may see; repeatable.")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Display name (default: the user name).")] = None,
+    language: Annotated[str, typer.Option(help="en | ru")] = "en",
+    password_env: Annotated[str | None, typer.Option(help="Env var holding the initial password.")] = None,
+    password_file: Annotated[Path | None, typer.Option(help="File holding the initial password.")] = None,
+    machine: Annotated[bool, typer.Option("--machine", help="No password: signs in with API tokens only.")] = False,
+) -> None:
+    """Add a user. Without --password-env/--password-file the password is asked for in a terminal."""
+    from discharge_bridge.users.service import UserError, add_user
+
+    password = None if machine else _read_password(password_env, password_file, required=True)
+    _ready()
+    try:
+        with session_scope(get_engine()) as session:
+            add_user(
+                session,
+                username=username,
+                role=role,
+                sources=source or [],
+                password=password,
+                display_name=name,
+                locale=language,
+            )
+    except UserError as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"added {role.value} {username}" + (f" for {', '.join(source)}" if source else " (every hospital)"))
+
+
+@app.command("list")
+def users_list(fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table") -> None:
+    """Every user with role, hospitals, language and status."""
+    from discharge_bridge.users.service import list_users
+
+    _ready()
+    with session_scope(get_engine()) as session:
+        views = list_users(session)
+    if fmt == "json":
+        rows = [
+            {
+                "username": v.username,
+                "name": v.display_name,
+                "role": v.role.value,
+                "sources": v.sources,
+                "language": v.locale,
+                "disabled": v.disabled,
+                "last_login_at": v.last_login_at.isoformat() if v.last_login_at else None,
+                "tokens": v.tokens,
+            }
+            for v in views
+        ]
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table("user", "name", "role", "hospitals", "lang", "status", "last sign-in", "tokens")
+    for v in views:
+        table.add_row(
+            v.username,
+            v.display_name,
+            v.role.value,
+            ", ".join(v.sources) or "-",
+            v.locale,
+            "disabled" if v.disabled else "active",
+            v.last_login_at.strftime("%Y-%m-%d %H:%M") if v.last_login_at else "never",
+            str(v.tokens),
+        )
+    console.print(table)
+
+
+@app.command("disable")
+def users_disable(username: str) -> None:
+    """Disable a user: their sessions end and their API tokens stop working at once."""
+    from discharge_bridge.users.service import UserError, disable_user
+
+    _ready()
+    try:
+        with session_scope(get_engine()) as session:
+            disable_user(session, username)
+    except UserError as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"disabled {username}; their sessions and tokens no longer work")
+
+
+@app.command("password")
+def users_password(
+    username: str,
+    password_env: Annotated[str | None, typer.Option(help="Env var holding the new password.")] = None,
+    password_file: Annotated[Path | None, typer.Option(help="File holding the new password.")] = None,
+) -> None:
+    """Set a new password (their open sessions end)."""
+    from discharge_bridge.users.service import UserError, set_password
+
+    password = _read_password(password_env, password_file, required=True)
+    assert password is not None
+    _ready()
+    try:
+        with session_scope(get_engine()) as session:
+            set_password(session, username, password)
+    except UserError as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"password of {username} changed")
+
+
+@app.command("token")
+def users_token(
+    username: str, name: Annotated[str, typer.Option(help="What the token is for, e.g. prometheus.")] = "api"
+) -> None:
+    """Create an API token acting as USERNAME (same role and hospitals). Printed once: store it."""
+    from discharge_bridge.users.service import UserError, issue_token
+
+    _ready()
+    try:
+        with session_scope(get_engine()) as session:
+            token = issue_token(session, username, name)
+    except UserError as exc:
+        raise _fail(str(exc)) from None
+    err.print(f"API token {name!r} for {username} (shown once; send as 'Authorization: Bearer <token>'):")
+    typer.echo(token)
