@@ -14,6 +14,7 @@ from discharge_bridge.db import get_engine
 from discharge_bridge.handoffs.routes import router as handoffs_router
 from discharge_bridge.sources.routes import router as sources_router
 from discharge_bridge.tasks.routes import router as tasks_router
+from discharge_bridge.ui.routes import mount_ui
 from discharge_bridge.worklists.routes import router as worklist_router
 
 
@@ -46,4 +47,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(barriers_router)
     app.include_router(tasks_router)
     app.include_router(handoffs_router)
+    mount_ui(app)
     return app
