@@ -1,4 +1,5 @@
-"""The embedded demo: SQLite, the bundled demo hospital as a file source, a generated API token."""
+"""The embedded demo: SQLite, the bundled demo hospital as a file source, demo users of every role
+(sharing one password generated into the data folder) and a generated API token."""
 
 from __future__ import annotations
 
@@ -12,9 +13,19 @@ from discharge_bridge.db import get_engine, session_scope, upgrade
 from discharge_bridge.ingest.poll import SyncResult, sync_source
 from discharge_bridge.sources.models import SourceMode
 from discharge_bridge.sources.service import SourceNotFound, add_source, get_source
+from discharge_bridge.users.roles import Role
+from discharge_bridge.users.service import UserNotFound, add_user, get_user
 
 DEMO_SOURCE = "demo"
 DEMO_DATA = PROJECT_ROOT / "fhir_fixtures" / "demo-hospital"
+# (user name, display name, role): staff names are made up; two coordinators share the new cases.
+DEMO_USERS = [
+    ("anna", "Anna Petrova", Role.coordinator),
+    ("dmitry", "Dmitry Orlov", Role.coordinator),
+    ("boris", "Boris Ivanov", Role.bed_manager),
+    ("irina", "Irina Sokolova", Role.it_admin),
+    ("admin", "Administrator", Role.admin),
+]
 
 
 def demo_token(settings: Settings) -> str:
@@ -29,8 +40,38 @@ def demo_token(settings: Settings) -> str:
     return path.read_text().strip()
 
 
+def demo_password(settings: Settings) -> str:
+    """The demo users' password: generated once into the data folder (the demo binds 127.0.0.1 only)."""
+    path = settings.data_dir / "demo-password"
+    if not path.exists():
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(9))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def ensure_demo_users(settings: Settings) -> str:
+    """Create the demo users that are missing (Russian for one coordinator); returns their password."""
+    password = demo_password(settings)
+    with session_scope(get_engine(settings)) as session:
+        for username, name, role in DEMO_USERS:
+            try:
+                get_user(session, username)
+            except UserNotFound:
+                add_user(
+                    session,
+                    username=username,
+                    display_name=name,
+                    role=role,
+                    sources=[] if role == Role.admin else [DEMO_SOURCE],
+                    password=password,
+                    locale="ru" if username == "dmitry" else "en",
+                )
+    return password
+
+
 def prepare_demo(settings: Settings, data: Path = DEMO_DATA) -> tuple[Settings, SyncResult]:
-    """Migrate, register the demo hospital if needed, load it; return settings carrying the token."""
+    """Migrate, register the demo hospital and its users if needed, load it; return settings carrying the token."""
     upgrade(settings)
     engine = get_engine(settings)
     with session_scope(engine) as session:
@@ -46,6 +87,7 @@ def prepare_demo(settings: Settings, data: Path = DEMO_DATA) -> tuple[Settings, 
                 timezone="Europe/Moscow",
                 mappings_dir=settings.mappings_dir,
             )
+    ensure_demo_users(settings)  # before the sync, so its new cases are assigned to the coordinators
     result = sync_source(DEMO_SOURCE, engine=engine, settings=settings)
     token = demo_token(settings)
     return settings.model_copy(update={"api_token": SecretStr(token)}), result

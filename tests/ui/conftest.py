@@ -1,0 +1,126 @@
+"""Browser tests: the real service in its own process on the demo data, driven by Debian's Chromium.
+
+``live_server`` (module scope) prepares a fresh data folder with the demo hospital and its users,
+starts ``uvicorn`` on a free 127.0.0.1 port and stops it by PID. ``browser`` launches
+``/usr/bin/chromium`` through Playwright (no browser download). Tests here are ``slow``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.slow
+
+
+@dataclass
+class LiveServer:
+    base_url: str
+    data_dir: Path
+    password: str  # every demo user's
+    api_token: str  # the service token (admin)
+    process: subprocess.Popen[bytes]
+
+    def api(self) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, headers={"Authorization": f"Bearer {self.api_token}"})
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_live_server(data_dir: Path) -> LiveServer:
+    """Load the demo into ``data_dir`` (in this process), then serve it from a child process."""
+    from discharge_bridge.config import Settings
+    from discharge_bridge.demo import demo_password, prepare_demo
+
+    settings, _ = prepare_demo(Settings(data_dir=data_dir))
+    port = _free_port()
+    token = settings.api_token.get_secret_value() if settings.api_token else ""
+    env = {
+        **os.environ,
+        "DISCHARGE_BRIDGE_DATA_DIR": str(data_dir),
+        "DISCHARGE_BRIDGE_API_TOKEN": token,
+        "PYTHONPATH": str(ROOT / "src"),
+    }
+    env.pop("DISCHARGE_BRIDGE_DATABASE_URL", None)
+    code = (
+        "import uvicorn; from discharge_bridge.api import create_app; "
+        f"uvicorn.run(create_app(), host='127.0.0.1', port={port}, log_level='warning')"
+    )
+    log = (data_dir / "server.log").open("wb")
+    process = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited: {(data_dir / 'server.log').read_text()[-2000:]}")
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.1)
+    else:
+        process.kill()
+        raise RuntimeError("the server did not answer /healthz within 30 s")
+    return LiveServer(base, data_dir, demo_password(settings), token, process)
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    server = start_live_server(tmp_path_factory.mktemp("live") / "data")
+    yield server
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    if not (shutil.which(CHROMIUM) or Path(CHROMIUM).exists()):
+        if os.environ.get("CI"):
+            pytest.fail("Chromium is missing on CI: .ci/run must apt-get install chromium")
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: object) -> Iterator[object]:
+    """A fresh browser context (no cookies) at a tablet's size, per test."""
+    context = browser.new_context(viewport={"width": 1024, "height": 768}, locale="en-GB")  # type: ignore[attr-defined]
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    yield page
+    context.close()
+
+
+def sign_in(page: object, server: LiveServer, username: str, password: str | None = None) -> None:
+    """Sign in through the form, as a person would."""
+    page.goto(f"{server.base_url}/login")  # type: ignore[attr-defined]
+    page.get_by_label("User name").fill(username)  # type: ignore[attr-defined]
+    page.get_by_label("Password").fill(password or server.password)  # type: ignore[attr-defined]
+    page.get_by_role("button", name="Sign in").click()  # type: ignore[attr-defined]
+    page.wait_for_load_state()  # type: ignore[attr-defined]
