@@ -523,8 +523,6 @@ def serve(
     from discharge_bridge.api import create_app
 
     settings = get_settings()
-    if settings.api_token is None:
-        raise _fail("set DISCHARGE_BRIDGE_API_TOKEN: every API route except health checks needs it")
     ready_database()
     scheduler = None
     if poll:
@@ -536,6 +534,19 @@ def serve(
     finally:
         if scheduler is not None:
             scheduler.shutdown(wait=False)
+
+
+def _print_demo_welcome(settings: Any, port: int) -> None:
+    from discharge_bridge.demo import DEMO_USERS, demo_password
+
+    token = settings.api_token.get_secret_value() if settings.api_token else ""
+    console.print(f"\n  discharge_bridge demo at [bold]http://127.0.0.1:{port}/[/bold]  (API docs: /docs)")
+    console.print(f"  sign in with password [bold]{demo_password(settings)}[/bold] as:")
+    for username, name, role in DEMO_USERS:
+        console.print(f"    [bold]{username:<7}[/bold] {role.value:<12} {name}")
+    console.print(
+        f"  API (admin service token): curl -H 'Authorization: Bearer {token}' http://127.0.0.1:{port}/api/v1/sources\n"
+    )
 
 
 @app.command("demo")
@@ -556,10 +567,7 @@ def demo(
     )
     if load_only:
         return
-    token = settings.api_token.get_secret_value() if settings.api_token else ""
-    console.print(f"\n  discharge_bridge demo at [bold]http://127.0.0.1:{port}/docs[/bold]")
-    console.print(f"  API token: [bold]{token}[/bold]")
-    console.print(f"  try: curl -H 'Authorization: Bearer {token}' http://127.0.0.1:{port}/api/v1/sources\n")
+    _print_demo_welcome(settings, port)
     uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
 
 
