@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from discharge_bridge.config import get_settings
 from discharge_bridge.db import get_engine, session_scope, upgrade
-from discharge_bridge.scheduler import add_poll_jobs
+from discharge_bridge.scheduler import add_poll_jobs, poll_job
 from discharge_bridge.sources.service import add_source, update_source
 
 
@@ -41,3 +42,9 @@ def test_one_job_per_enabled_source_at_its_interval() -> None:
         assert all(job.max_instances == 1 for job in jobs.values())
     finally:
         scheduler.shutdown(wait=False)
+
+
+def test_a_failing_poll_is_logged_and_never_raises(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.ERROR):
+        assert poll_job("no-such-source") is None
+    assert "job poll_job failed: SourceNotFound" in caplog.text

@@ -140,11 +140,28 @@ def sources_set(
     mapping: Annotated[str | None, typer.Option(help="Mapping file name in mappings/.")] = None,
     classes: Annotated[str | None, typer.Option(help="Inpatient Encounter.class codes.")] = None,
     enabled: Annotated[bool | None, typer.Option("--enabled/--disabled", help="Poll this source or not.")] = None,
+    assignment: Annotated[str | None, typer.Option(help="How new cases get a coordinator: round_robin | ward.")] = None,
+    ward: Annotated[
+        list[str] | None,
+        typer.Option(help="With --assignment ward: USER=WARD (the ward as the EHR names it); repeatable."),
+    ] = None,
+    ward_fallback: Annotated[
+        str, typer.Option(help="With --assignment ward, a ward nobody covers: round_robin | none.")
+    ] = "round_robin",
+    morning_time: Annotated[str | None, typer.Option(help="Local HH:MM of the morning worklist.")] = None,
 ) -> None:
     """Change a source's settings; its synced data stays. Run `rescore` after a mapping change."""
     from discharge_bridge.sources.service import SourceError, SourceNotFound, update_source
 
     ready_database()
+    if ward and assignment != "ward":
+        raise _fail("--ward needs --assignment ward", 2)
+    wards: dict[str, str] = {}
+    for item in ward or []:
+        user, sep, ward_name = item.partition("=")
+        if not (sep and user.strip() and ward_name.strip()):
+            raise _fail("--ward takes USER=WARD, e.g. --ward alice='Ward 3A'", 2)
+        wards[ward_name.strip()] = user.strip()
     changes: dict[str, Any] = {
         "hospital": hospital,
         "base_url": base_url,
@@ -153,6 +170,8 @@ def sources_set(
         "mapping": mapping,
         "inpatient_classes": [c.strip() for c in classes.split(",") if c.strip()] if classes else None,
         "enabled": enabled,
+        "assignment": {"mode": assignment, "wards": wards, "fallback": ward_fallback} if assignment else None,
+        "morning_time": morning_time,
     }
     changes = {k: v for k, v in changes.items() if v is not None}
     if not changes:
@@ -171,14 +190,15 @@ def sources_set(
 def sources_list(fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table") -> None:
     """Show every source with its sync status."""
     from discharge_bridge.sources.service import list_sources
+    from discharge_bridge.subscriptions.schemas import push_summary
 
     ready_database()
     with session_scope(get_engine()) as session:
-        rows = [_source_row(s) for s in list_sources(session)]
+        rows = [_source_row(s) | {"push": push_summary(session, s.id)} for s in list_sources(session)]
     if fmt == "json":
         typer.echo(json.dumps(rows, indent=2, default=str))
         return
-    table = Table("name", "hospital", "mode", "base URL", "auth", "last success", "last error")
+    table = Table("name", "hospital", "mode", "base URL", "auth", "last success", "last error", "push")
     for row in rows:
         table.add_row(
             row["name"],
@@ -188,6 +208,7 @@ def sources_list(fmt: Annotated[str, typer.Option("--format", help="table | json
             row["auth"],
             str(row["last_success_at"] or "never"),
             (row["last_error"] or "")[:80],
+            row["push"][:80],
         )
     console.print(table)
 
@@ -249,6 +270,145 @@ def sources_check(name: str) -> None:
     for item in report.items:
         console.print(f"{marks.get(item.status, '[red]FAIL[/red]'):>6}  {item.name}: {item.detail}")
     if not report.ok:
+        raise typer.Exit(1)
+
+
+@sources_app.command("subscribe")
+def sources_subscribe(
+    name: str,
+    public_url: Annotated[str, typer.Option(help="Where the EHR reaches this service, e.g. https://bridge.example.")],
+    secret_env: Annotated[str | None, typer.Option(help="Env var holding the webhook secret.")] = None,
+    secret_file: Annotated[str | None, typer.Option(help="File holding the webhook secret.")] = None,
+    kind: Annotated[str, typer.Option(help="classic (R4 criteria) | backport (topic-based).")] = "classic",
+    criteria: Annotated[
+        list[str] | None, typer.Option(help="classic: e.g. 'Encounter?class=IMP' (default: the source's classes).")
+    ] = None,
+    topic: Annotated[list[str] | None, typer.Option(help="backport: SubscriptionTopic URL; repeatable.")] = None,
+    filter_: Annotated[
+        str | None, typer.Option("--filter", help="backport: filter criteria (default: the source's classes).")
+    ] = None,
+    content: Annotated[
+        str | None, typer.Option(help="full-resource | id-only (backport) | empty; default full / id-only.")
+    ] = None,
+    heartbeat: Annotated[int | None, typer.Option(help="backport: heartbeat period in seconds.")] = None,
+    safety_poll_factor: Annotated[int, typer.Option(help="Poll this many times less often while subscribed.")] = 6,
+) -> None:
+    """Create the Subscription(s) on the EHR that push admissions here; polling slows to a safety net."""
+    from discharge_bridge.fhir import FhirError
+    from discharge_bridge.sources.service import SourceNotFound
+    from discharge_bridge.subscriptions.models import PayloadContent, SubscriptionKind
+    from discharge_bridge.subscriptions.service import (
+        SECRET_HEADER,
+        SubscribeRequest,
+        SubscriptionError,
+        subscribe_source,
+    )
+
+    ready_database()
+    try:
+        request = SubscribeRequest(
+            public_url=public_url,
+            kind=SubscriptionKind(kind),
+            criteria=tuple(criteria or ()),
+            topics=tuple(topic or ()),
+            filter=filter_,
+            content=PayloadContent(content) if content else None,
+            heartbeat_seconds=heartbeat,
+            secret_env=secret_env,
+            secret_file=secret_file,
+            safety_poll_factor=safety_poll_factor,
+        )
+    except ValueError:
+        raise _fail("--kind is classic or backport; --content is full-resource, id-only or empty", 2) from None
+    try:
+        rows = subscribe_source(name, request, engine=get_engine())
+    except (SubscriptionError, SourceNotFound) as exc:
+        raise _fail(str(exc)) from None
+    except FhirError as exc:
+        raise _fail(f"the EHR refused the Subscription: {exc}") from None
+    for row in rows:
+        console.print(f"{name}: {row.kind} Subscription/{row.server_id} ({row.status}) for {row.criteria}")
+    secret_from = f"env {secret_env}" if secret_env else f"file {secret_file}"
+    console.print(
+        f"notifications go to {rows[0].endpoint} with header {SECRET_HEADER} ({secret_from}); "
+        f"polling continues every {safety_poll_factor}x the interval as a safety net"
+    )
+
+
+@sources_app.command("unsubscribe")
+def sources_unsubscribe(name: str) -> None:
+    """Delete the source's Subscriptions (on the EHR and here) and poll at the normal interval again."""
+    from discharge_bridge.sources.service import SourceNotFound
+    from discharge_bridge.subscriptions.service import SubscriptionError, unsubscribe_source
+
+    ready_database()
+    try:
+        problems = unsubscribe_source(name, engine=get_engine())
+    except (SubscriptionError, SourceNotFound) as exc:
+        raise _fail(str(exc)) from None
+    for problem in problems:
+        err.print(f"[yellow]warning:[/yellow] {problem} (delete it on the EHR by hand)")
+    console.print(f"{name}: unsubscribed; the webhook no longer accepts its notifications")
+
+
+@app.command("backfill")
+def backfill(
+    name: str,
+    group: Annotated[
+        str | None, typer.Option(help="Export this Group (e.g. current inpatients), not all patients.")
+    ] = None,
+    full: Annotated[bool, typer.Option("--full", help="Everything, not just what changed since the last one.")] = False,
+    fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table",
+) -> None:
+    """Load a source's census with Bulk Data $export; resumes an interrupted one; sets the poll cursor."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from discharge_bridge.ingest.backfill import backfill_source
+    from discharge_bridge.sources.service import SourceNotFound
+
+    ready_database()
+    show = sys.stderr.isatty() and fmt == "table"
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err, disable=not show) as bar:
+        task = bar.add_task(f"{name}: starting", total=None)
+
+        def report(stage: str, done: int, total: int | None) -> None:
+            if stage:
+                bar.update(task, description=f"{name}: {stage}")
+            bar.update(task, completed=done, total=total)
+
+        try:
+            outcome = backfill_source(name, engine=get_engine(), group_id=group, full=full, progress=report)
+        except SourceNotFound as exc:
+            raise _fail(str(exc)) from None
+    r = outcome.sync
+    row = {
+        "source": name,
+        "status": str(r.status),
+        "resumed": outcome.resumed,
+        "since": outcome.since,
+        "transaction_time": outcome.transaction_time,
+        "read": outcome.read,
+        "ingested": r.fetched,
+        "skipped": outcome.skipped,
+        "new": r.created,
+        "updated": r.updated,
+        "dead_letters": r.dead_letters,
+        "assessed": r.assessed,
+        "flagged": r.flagged,
+        "cursor": r.cursor_after,
+        "duration_s": round(r.duration_s, 2),
+        "error": r.error,
+    }
+    if fmt == "json":
+        typer.echo(json.dumps(row, indent=2))
+    else:
+        for key, value in row.items():
+            if key != "error":
+                console.print(f"{key:>16}  {value}")
+        if r.error:
+            err.print(f"[red]{name}:[/red] {r.error}")
+    if r.status != "ok":
         raise typer.Exit(1)
 
 
@@ -352,14 +512,14 @@ def rescore(
     force: Annotated[bool, typer.Option(help="Recompute even where nothing changed.")] = False,
 ) -> None:
     """Re-assess every current admission (after a rule or mapping change; daily for length of stay)."""
-    from discharge_bridge.cases.jobs import assess_and_follow
     from discharge_bridge.risk import MappingError, RuleSetError
+    from discharge_bridge.scheduling.rescore import rescore_source
 
     ready_database()
     engine = get_engine()
     for name in _source_names(source):
         try:
-            follow = assess_and_follow(engine, name, get_settings(), force=force)
+            follow = rescore_source(engine, name, get_settings(), force=force)
         except (MappingError, RuleSetError) as exc:
             raise _fail(str(exc)) from None
         scores, cases = follow.scores, follow.cases
@@ -421,6 +581,86 @@ def worklist_cmd(
         f"{page.total} flagged admissions (rules {rules.version}); LACE * = partial. "
         "Reasons with their evidence: --format json"
     )
+
+
+@app.command("morning")
+def morning_cmd(
+    source: Annotated[str | None, typer.Option(help="Only this source.")] = None,
+    coordinator: Annotated[str | None, typer.Option(help="Only this coordinator's cases and tasks.")] = None,
+    build: Annotated[
+        bool, typer.Option("--build", help="First build today's list where it is missing (as the scheduler would).")
+    ] = False,
+    fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table",
+) -> None:
+    """The newest morning worklist of each hospital: new flags since the last list, tasks due today or overdue."""
+    from discharge_bridge.db import utcnow
+    from discharge_bridge.risk import RuleSetError, load_rules
+    from discharge_bridge.sources.service import SourceNotFound, get_source, list_sources
+    from discharge_bridge.worklists.morning import build_morning_list, for_coordinator, latest_for
+
+    ready_database()
+    with session_scope(get_engine()) as session:
+        try:
+            sources = [get_source(session, source)] if source else list_sources(session)
+        except SourceNotFound as exc:
+            raise _fail(str(exc)) from None
+        if build:
+            try:
+                rules_version = load_rules("rules", search_dir=get_settings().mappings_dir).version
+            except RuleSetError as exc:
+                raise _fail(str(exc)) from None
+            for src in sources:
+                build_morning_list(session, src, now=utcnow(), rules_version=rules_version, generated_by="cli")
+        names = {s.id or 0: s.name for s in sources}
+        rows: list[dict[str, Any]] = [
+            {
+                "source": names[m.source_id],
+                "local_date": m.local_date,
+                "generated_at": m.generated_at.isoformat(),
+                "since": m.since.isoformat() if m.since else None,
+                "generated_by": m.generated_by,
+                "items": for_coordinator(m.items, coordinator) if coordinator else m.items,
+            }
+            for m in sorted(latest_for(session, list(names)), key=lambda m: names[m.source_id])
+        ]
+    if fmt == "json":
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        console.print("no morning list yet (the scheduler builds one each morning; --build makes today's now)")
+    for row in rows:
+        items, counts = row["items"], row["items"]["counts"]
+        console.print(
+            f"[bold]{row['source']}[/bold] {row['local_date']}: {counts['new_flags']} new flags, "
+            f"{counts['due_today']} tasks due today, {counts['overdue']} overdue (built {row['generated_at']})"
+        )
+        if items["new_flags"]:
+            flags = Table("priority", "score", "case", "patient", "encounter", "ward", "bed", "why", "coordinator")
+            for f in items["new_flags"]:
+                flags.add_row(
+                    *(str(f[k] if f[k] is not None else "-") for k in ("priority", "score", "case_id", "patient")),
+                    f["encounter"],
+                    f["ward"] or "-",
+                    f["bed"] or "-",
+                    ", ".join(f["concepts"]),
+                    f["coordinator"] or "-",
+                )
+            console.print(flags)
+        if items["due_tasks"]:
+            tasks = Table("due", "", "task", "case", "encounter", "kind", "priority", "owner", "description")
+            for t in items["due_tasks"]:
+                tasks.add_row(
+                    t["due_at"],
+                    "[red]overdue[/red]" if t["overdue"] else "",
+                    str(t["task_id"]),
+                    str(t["case_id"]),
+                    t["encounter"],
+                    t["kind"],
+                    t["priority"],
+                    t["owner"] or "-",
+                    t["description"][:60],
+                )
+            console.print(tasks)
 
 
 # -- dead letters --------------------------------------------------------------------------------
@@ -515,25 +755,39 @@ def deadletters_replay(
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
-    poll: Annotated[bool, typer.Option(help="Also poll sources at their intervals in this process.")] = True,
+    scheduler: Annotated[
+        bool,
+        typer.Option(
+            "--scheduler/--no-scheduler",
+            help="Also run the scheduler in this process (it waits while another process leads). "
+            "--no-scheduler for web replicas beside one `discharge-bridge scheduler`.",
+        ),
+    ] = True,
 ) -> None:
-    """Run the web service (and, unless --no-poll, the polling jobs) on the configured database."""
+    """Run the web service (and, unless --no-scheduler, the scheduled jobs) on the configured database."""
     import uvicorn
 
     from discharge_bridge.api import create_app
+    from discharge_bridge.logs import configure_logging, uvicorn_log_config
 
     settings = get_settings()
     ready_database()
-    scheduler = None
-    if poll:
-        from discharge_bridge.scheduler import start_background_polling
-
-        scheduler = start_background_polling()
+    configure_logging(settings)
+    runner = _background_scheduler(settings) if scheduler else None
     try:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+        # uvicorn's access log prints raw paths and query strings: ours logs route templates instead.
+        uvicorn.run(
+            create_app(settings),
+            host=host,
+            port=port,
+            log_level=settings.log_level.lower(),
+            log_config=uvicorn_log_config(),
+            access_log=False,
+            proxy_headers=True,
+        )
     finally:
-        if scheduler is not None:
-            scheduler.shutdown(wait=False)
+        if runner is not None:
+            runner.stop(wait=5)
 
 
 def _print_demo_welcome(settings: Any, port: int) -> None:
@@ -544,8 +798,9 @@ def _print_demo_welcome(settings: Any, port: int) -> None:
     console.print(f"  sign in with password [bold]{demo_password(settings)}[/bold] as:")
     for username, name, role in DEMO_USERS:
         console.print(f"    [bold]{username:<7}[/bold] {role.value:<12} {name}")
-    console.print(
-        f"  API (admin service token): curl -H 'Authorization: Bearer {token}' http://127.0.0.1:{port}/api/v1/sources\n"
+    console.print(  # soft_wrap: a wrapped token would not survive copy and paste
+        f"  API (admin service token): curl -H 'Authorization: Bearer {token}' http://127.0.0.1:{port}/api/v1/sources\n",
+        soft_wrap=True,
     )
 
 
@@ -567,8 +822,54 @@ def demo(
     )
     if load_only:
         return
+    from discharge_bridge.logs import configure_logging, uvicorn_log_config
+
+    configure_logging(settings.model_copy(update={"log_level": "WARNING"}))
     _print_demo_welcome(settings, port)
-    uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    runner = _background_scheduler(settings)
+    try:
+        uvicorn.run(
+            create_app(settings),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            log_config=uvicorn_log_config(),
+            access_log=False,
+        )
+    finally:
+        runner.stop(wait=5)
+
+
+def _background_scheduler(settings: Any) -> Any:
+    """The scheduler in a thread of this process, behind the same leader lock as `scheduler`."""
+    from discharge_bridge.scheduling.runner import SchedulerRunner
+
+    runner = SchedulerRunner(settings)
+    runner.start_in_thread()
+    return runner
+
+
+@app.command("scheduler")
+def scheduler_cmd() -> None:
+    """Run the scheduled jobs in the foreground: polling, morning worklists, escalation, re-scoring.
+
+    Only one scheduler leads per database (a PostgreSQL advisory lock; a lock file on SQLite): a
+    second one waits and takes over when the first stops or dies.
+    """
+    import signal
+
+    from discharge_bridge.logs import configure_logging
+    from discharge_bridge.scheduling.runner import SchedulerRunner
+
+    settings = get_settings()
+    ready_database()
+    configure_logging(settings)
+    runner = SchedulerRunner(settings, say=lambda text: err.print(text, highlight=False))
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: runner.stop())
+    err.print(f"scheduler {runner.holder}: taking the leader lock on {settings.sqlalchemy_url.split('@')[-1]}")
+    runner.run()
+    err.print("scheduler stopped")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -9,7 +9,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from discharge_bridge.config import PROJECT_ROOT, Settings
-from discharge_bridge.db import get_engine, session_scope, upgrade
+from discharge_bridge.db import get_engine, session_scope, upgrade, utcnow
 from discharge_bridge.ingest.poll import SyncResult, sync_source
 from discharge_bridge.sources.models import SourceMode
 from discharge_bridge.sources.service import SourceNotFound, add_source, get_source
@@ -70,6 +70,17 @@ def ensure_demo_users(settings: Settings) -> str:
     return password
 
 
+def build_demo_morning_list(settings: Settings) -> None:
+    """Today's morning list now, so the demo's worklist shows one before the first 07:00 comes."""
+    from discharge_bridge.risk import load_rules
+    from discharge_bridge.worklists.morning import build_morning_list
+
+    rules_version = load_rules("rules", search_dir=settings.mappings_dir).version
+    with session_scope(get_engine(settings)) as session:
+        source = get_source(session, DEMO_SOURCE)
+        build_morning_list(session, source, now=utcnow(), rules_version=rules_version, generated_by="demo")
+
+
 def prepare_demo(settings: Settings, data: Path = DEMO_DATA) -> tuple[Settings, SyncResult]:
     """Migrate, register the demo hospital and its users if needed, load it; return settings carrying the token."""
     upgrade(settings)
@@ -89,5 +100,6 @@ def prepare_demo(settings: Settings, data: Path = DEMO_DATA) -> tuple[Settings, 
             )
     ensure_demo_users(settings)  # before the sync, so its new cases are assigned to the coordinators
     result = sync_source(DEMO_SOURCE, engine=engine, settings=settings)
+    build_demo_morning_list(settings)
     token = demo_token(settings)
     return settings.model_copy(update={"api_token": SecretStr(token)}), result

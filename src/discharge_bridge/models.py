@@ -12,6 +12,7 @@ from discharge_bridge.ingest.models import (
 from discharge_bridge.risk.models import RiskAssessment
 from discharge_bridge.scheduling.models import SchedulerLease
 from discharge_bridge.sources.models import Source, SyncRun
+from discharge_bridge.subscriptions.models import BulkExport, SourceSubscription, WebhookNotification
 from discharge_bridge.tasks.models import Task
 from discharge_bridge.users.models import ApiToken, User, UserSource, WebSession
 from discharge_bridge.worklists.models import MorningList
@@ -20,6 +21,7 @@ __all__ = [
     "ApiToken",
     "Assessment",
     "Barrier",
+    "BulkExport",
     "Case",
     "CaseEvent",
     "ClinicalSnapshot",
@@ -32,9 +34,11 @@ __all__ = [
     "RiskAssessment",
     "SchedulerLease",
     "Source",
+    "SourceSubscription",
     "SyncRun",
     "Task",
     "User",
     "UserSource",
     "WebSession",
+    "WebhookNotification",
 ]

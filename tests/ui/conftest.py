@@ -2,7 +2,7 @@
 
 ``live_server`` (module scope) prepares a fresh data folder with the demo hospital and its users,
 starts ``uvicorn`` on a free 127.0.0.1 port and stops it by PID. ``browser`` launches
-``/usr/bin/chromium`` through Playwright (no browser download). Tests here are ``slow``.
+``/usr/bin/chromium`` through Playwright (no browser download). Tests using either are ``slow``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,14 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 ROOT = Path(__file__).resolve().parents[2]
 
-pytestmark = pytest.mark.slow
+BROWSER_FIXTURES = frozenset({"live_server", "browser", "page"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that starts the live server or the browser is slow (a conftest ``pytestmark`` marks nothing)."""
+    for item in items:
+        if BROWSER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @dataclass

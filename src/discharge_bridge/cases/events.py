@@ -28,6 +28,7 @@ class EventKind(StrEnum):
     flag_corrected = "flag_corrected"
     task_created = "task_created"
     task_updated = "task_updated"
+    task_overdue = "task_overdue"  # the scheduler's escalation: once per task, raised to urgent
     handoff_created = "handoff_created"
     handoff_updated = "handoff_updated"
     barrier_added = "barrier_added"

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Table, and_, exists, or_
 from sqlmodel import Session, col, select
 
+from discharge_bridge.cases.assignment import CoordinatorPicker
 from discharge_bridge.cases.errors import InvalidInput, InvalidTransition, check_version
 from discharge_bridge.cases.events import EventKind, changes, record_event
 from discharge_bridge.cases.models import PRIORITY_RANK, Case, CaseOutcome, CaseStatus, Priority
@@ -136,7 +137,8 @@ def update_priority(session: Session, case: Case, priority: Priority | str | Non
 
 
 def open_cases_for_flags(session: Session, source_id: int, *, rules_version: str, actor: str = "system") -> int:
-    """Open a case for every flagged, current admission of this rule set that has none; return how many."""
+    """Open a case for every flagged, current admission of this rule set that has none, assigned to a
+    coordinator (cases/assignment.py); return how many."""
     has_case = exists().where(
         col(Case.source_id) == col(RiskAssessment.source_id),
         col(Case.encounter_fhir_id) == col(RiskAssessment.encounter_fhir_id),
@@ -149,8 +151,9 @@ def open_cases_for_flags(session: Session, source_id: int, *, rules_version: str
         ~has_case,
     )
     opened = 0
+    pick = CoordinatorPicker(session, source_id)
     for row in session.exec(query).all():
-        _, created = open_case(
+        case, created = open_case(
             session,
             source_id=source_id,
             encounter_fhir_id=row.encounter_fhir_id,
@@ -159,6 +162,8 @@ def open_cases_for_flags(session: Session, source_id: int, *, rules_version: str
             reasons_concepts=[str(r.get("concept")) for r in row.reasons],
             actor=actor,
         )
+        if created:
+            assign(session, case, pick(case), actor=actor)
         opened += created
     return opened
 

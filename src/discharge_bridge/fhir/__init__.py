@@ -4,6 +4,7 @@ Everything public is re-exported here; the underscore modules are private.
 """
 
 from ._auth import AuthConfig, BearerTokenAuth, build_auth
+from ._bulk import BadLine, BulkExportClient, BulkExportFailed, ExportFile, ExportManifest, ExportProgress
 from ._client import FhirClient, SearchPage
 from ._exceptions import FhirAuthError, FhirError, FhirFatalError, FhirNotFound, FhirTemporaryError
 from ._retry import RetryPolicy
@@ -11,7 +12,13 @@ from ._smart import SmartBackendAuth
 
 __all__ = [
     "AuthConfig",
+    "BadLine",
     "BearerTokenAuth",
+    "BulkExportClient",
+    "BulkExportFailed",
+    "ExportFile",
+    "ExportManifest",
+    "ExportProgress",
     "FhirAuthError",
     "FhirClient",
     "FhirError",

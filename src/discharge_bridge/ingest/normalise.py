@@ -13,6 +13,8 @@ from datetime import UTC, date, datetime, time, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import orjson
+
 PLANNED_END_URLS = frozenset(
     {
         # R5 Encounter.plannedEndDate carried into R4 as a cross-version extension.
@@ -36,7 +38,8 @@ class Normalised:
     version_id: str | None
     last_updated: datetime | None
     columns: dict[str, Any]  # table columns other than source_id / raw / ingested_at
-    raw: dict[str, Any]
+    raw: dict[str, Any] | None  # the resource as received, unless ``normalise(..., encode=True)``
+    raw_json: str | None = None  # ... which keeps it as JSON text instead
 
 
 def parse_instant(value: Any, tz: tzinfo = UTC) -> datetime | None:
@@ -209,8 +212,13 @@ def _clinical(resource: dict[str, Any], resource_type: str) -> dict[str, Any]:
     return {"resource_type": resource_type, "patient_fhir_id": patient, "status": status}
 
 
-def normalise(resource: Any, tz: tzinfo = UTC) -> Normalised:
-    """Pick out the columns of a Patient, Encounter, Condition, Observation or RelatedPerson."""
+def normalise(resource: Any, tz: tzinfo = UTC, *, encode: bool = False) -> Normalised:
+    """Pick out the columns of a Patient, Encounter, Condition, Observation or RelatedPerson.
+
+    ``encode`` keeps the raw resource as its JSON text (``raw_json``) instead of the parsed dicts:
+    a page waiting to be written then holds a few kilobytes per resource instead of a tree of
+    objects about ten times that, and the text is what the database stores anyway.
+    """
     if not isinstance(resource, dict):
         raise UnusableResource("entry is not a JSON object")
     resource_type = resource.get("resourceType")
@@ -224,6 +232,8 @@ def normalise(resource: Any, tz: tzinfo = UTC) -> Normalised:
         columns = _encounter(resource, rid, tz)
     else:
         columns = _clinical(resource, resource_type)
+    if encode:
+        return Normalised(resource_type, rid, version_id, last_updated, columns, None, orjson.dumps(resource).decode())
     return Normalised(resource_type, rid, version_id, last_updated, columns, resource)
 
 

@@ -29,8 +29,13 @@ class Parsed:
     ignored: int = 0  # resource types the service does not keep (OperationOutcome, Practitioner, ...)
 
 
-def parse_batch(resources: Iterable[Any], *, tz: tzinfo = UTC, sampler: Sampler | None = None) -> Parsed:
-    """Normalise each resource; a bad one is set aside with its reason and the rest go on."""
+def parse_batch(
+    resources: Iterable[Any], *, tz: tzinfo = UTC, sampler: Sampler | None = None, encode: bool = False
+) -> Parsed:
+    """Normalise each resource; a bad one is set aside with its reason and the rest go on.
+
+    ``encode``: rows keep their resource as JSON text only (see ``normalise``).
+    """
     parsed = Parsed()
     seen: set[tuple[Any, Any, Any]] = set()
     for resource in resources:
@@ -53,7 +58,7 @@ def parse_batch(resources: Iterable[Any], *, tz: tzinfo = UTC, sampler: Sampler 
         if sampler is not None and isinstance(resource, dict):
             parsed.conformance.extend(sampler.check(resource))
         try:
-            parsed.rows.append(normalise(resource, tz))
+            parsed.rows.append(normalise(resource, tz, encode=encode))
         except UnusableResource as exc:
             if (
                 isinstance(resource, dict)

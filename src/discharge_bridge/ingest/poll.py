@@ -27,8 +27,9 @@ from discharge_bridge.fhir import FhirClient, FhirError, SearchPage
 from discharge_bridge.ingest.conformance import Sampler
 from discharge_bridge.ingest.models import PatientSnapshot
 from discharge_bridge.ingest.normalise import obj, parse_instant, reference_id, zone
-from discharge_bridge.ingest.pipeline import parse_batch, store_batch
-from discharge_bridge.ingest.store import fingerprint, payload_text
+from discharge_bridge.ingest.pipeline import Parsed, parse_batch, store_batch
+from discharge_bridge.ingest.readahead import ReadAhead
+from discharge_bridge.ingest.store import fingerprint, padded, payload_text
 from discharge_bridge.sources.models import Source, SourceMode, SyncRun, SyncStatus
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,12 @@ def fewer_gc_pauses() -> Iterator[None]:
 
     A page parses into hundreds of thousands of short-lived dicts without cycles; at the default
     threshold (700 allocations) a 100k-resource pass ran dozens of full collections over the
-    whole heap, about a fifth of its CPU time (bench/ingest.py).
+    whole heap, about a fifth of its CPU time (bench/ingest.py). The price: the count that
+    triggers a collection is allocations *minus* frees, so while a page's dicts come and go it
+    hardly moves, and cyclic garbage piles up. Each httpx Response is such a cycle (it and its
+    stream refer to each other) holding its body, ~1 MB a page: a 100k-resource pass carried 50
+    MB of dead responses. ``PollPass`` collects the young generations after every
+    ``GC_EVERY_BYTES`` of responses instead (``_received``).
     """
     old = gc.get_threshold()
     gc.set_threshold(50_000, old[1], old[2])
@@ -51,6 +57,20 @@ def fewer_gc_pauses() -> Iterator[None]:
         yield
     finally:
         gc.set_threshold(*old)
+
+
+# Dead responses allowed to pile up between two collections (see fewer_gc_pauses). A collection
+# walks whatever the page in hand still holds, ~5 ms: one per page cost 8% of a pass.
+GC_EVERY_BYTES = 8 * 2**20
+
+
+@dataclass
+class _Page:
+    """A fetched page, parsed, with the cursors to commit in the same transaction as its rows."""
+
+    parsed: Parsed
+    cursors: dict[str, str | None]
+    fetched: int  # resources received, rows or not
 
 
 class SyncAborted(RuntimeError):
@@ -166,12 +186,15 @@ class PollPass:
         self.result = SyncResult(source=source.name, cursor_before=source.cursors.get("Encounter"))
         self.pass_started: datetime | None = None
         self.rejected_this_pass: set[str] = set()
+        self._received = 0  # response bytes since the last garbage collection
+        self._queued_patients: set[str] = set()  # Patient rows parsed in this pass
 
     # -- fetching -----------------------------------------------------------------------------
     def _search_all(self, resource_type: str, params: dict[str, str]) -> list[Any]:
         assert self.client is not None
         found: list[Any] = []
         for page in self.client.search_pages(resource_type, params):
+            self._received += page.nbytes
             found.extend(res for res, mode in _entries(page.bundle) if mode != "outcome")
         return found
 
@@ -180,7 +203,7 @@ class PollPass:
             return set()
         with session_scope(self.engine) as session:
             query = select(PatientSnapshot.fhir_id).where(
-                PatientSnapshot.source_id == self.source_id, col(PatientSnapshot.fhir_id).in_(ids)
+                PatientSnapshot.source_id == self.source_id, col(PatientSnapshot.fhir_id).in_(padded(sorted(ids)))
             )
             return set(session.exec(query))
 
@@ -221,6 +244,7 @@ class PollPass:
             query = {**params, "_lastUpdated": lower} if lower else dict(params)
             reissued = False
             for page in self.client.search_pages(resource_type, query):
+                self._received += page.nbytes
                 yield page
                 if page.next_url is None or not cursor.sorted or cursor.page_max is None:
                     continue
@@ -287,6 +311,11 @@ class PollPass:
 
     def _encounter_stream(self) -> None:
         cursor = _Cursor(self.source.cursors.get("Encounter"))
+        self._write_all(self._encounter_pages(cursor))
+        self._commit_page([], {"Encounter": cursor.final()} | self._first_fact_cursors())
+
+    def _encounter_pages(self, cursor: _Cursor) -> Iterator[_Page]:
+        """Each Encounter page with its Patients and the facts of new patients, parsed (read-ahead thread)."""
         params = {
             "class": ",".join(self.source.inpatient_classes),
             "_include": "Encounter:subject",
@@ -302,16 +331,19 @@ class PollPass:
             encounters = [r for r in encounters if isinstance(r, dict) and r.get("resourceType") == "Encounter"]
             referenced = {pid for r in encounters if (pid := reference_id(r.get("subject"), "Patient")) is not None}
             included = {r.get("id") for r in resources if isinstance(r, dict) and r.get("resourceType") == "Patient"}
-            new_patients = referenced - self._known_patients(referenced)
+            # Patients of pages parsed but maybe not written yet count as known: they will be,
+            # before this page is (pages are written in order, and a failed write ends the pass).
+            new_patients = referenced - self._queued_patients
+            new_patients -= self._known_patients(new_patients)
             missing = new_patients - included
             if missing:  # servers that ignore _include
                 resources += self._search_all(
                     "Patient", {"_id": ",".join(sorted(missing)), "_count": str(len(missing))}
                 )
             resources += self._facts_for(new_patients)
-            self._commit_page(resources, {"Encounter": cursor.observe(_stamps(encounters, self.tz))})
-        final = cursor.final()
-        self._commit_page([], {"Encounter": final} | self._first_fact_cursors())
+            parsed = self._parse_page(resources, {"Encounter": cursor.observe(_stamps(encounters, self.tz))})
+            del resources, encounters  # only the rows' text waits in the queue
+            yield parsed
 
     def _first_fact_cursors(self) -> dict[str, str | None]:
         """A new source's fact streams start where its first Encounter pass started."""
@@ -327,28 +359,37 @@ class PollPass:
             if committed is None:
                 continue
             cursor = _Cursor(committed)
-            params = {"_count": str(self.settings.sync_page_size), "_sort": "_lastUpdated"}
-            if resource_type == "Observation":
-                params["category"] = ",".join(self.settings.observation_categories)
-            field_name = "patient" if resource_type == "RelatedPerson" else "subject"
-            for page in self._pages(resource_type, params, cursor):
-                resources = [r for r, mode in _entries(page.bundle) if mode in (None, "match")]
-                owners = {
-                    pid: r
-                    for r in resources
-                    if isinstance(r, dict) and (pid := reference_id(r.get(field_name), "Patient"))
-                }
-                known = self._known_patients(set(owners))
-                keep = [
-                    r
-                    for r in resources
-                    if not isinstance(r, dict) or reference_id(r.get(field_name), "Patient") in known
-                ]
-                self._commit_page(keep, {resource_type: cursor.observe(_stamps(resources, self.tz))})
+            self._write_all(self._fact_pages(resource_type, cursor))
             self._commit_page([], {resource_type: cursor.final()})
 
+    def _fact_pages(self, resource_type: str, cursor: _Cursor) -> Iterator[_Page]:
+        params = {"_count": str(self.settings.sync_page_size), "_sort": "_lastUpdated"}
+        if resource_type == "Observation":
+            params["category"] = ",".join(self.settings.observation_categories)
+        field_name = "patient" if resource_type == "RelatedPerson" else "subject"
+        for page in self._pages(resource_type, params, cursor):
+            resources = [r for r, mode in _entries(page.bundle) if mode in (None, "match")]
+            owners = {
+                pid: r for r in resources if isinstance(r, dict) and (pid := reference_id(r.get(field_name), "Patient"))
+            }
+            known = self._known_patients(set(owners))
+            keep = [
+                r for r in resources if not isinstance(r, dict) or reference_id(r.get(field_name), "Patient") in known
+            ]
+            yield self._parse_page(keep, {resource_type: cursor.observe(_stamps(resources, self.tz))})
+
+    def _write_all(self, pages: Iterator[_Page]) -> None:
+        """Write pages in order while a thread fetches and parses the next one (see readahead.py)."""
+        with ReadAhead(pages) as ahead:
+            for page in ahead:
+                self._write_page(page)
+
     def _commit_page(self, resources: list[Any], cursors: dict[str, str | None]) -> None:
-        parsed = parse_batch(resources, tz=self.tz, sampler=self.sampler)
+        self._write_page(self._parse_page(resources, cursors))
+
+    def _parse_page(self, resources: list[Any], cursors: dict[str, str | None]) -> _Page:
+        """Normalise a page (pure: no database), ready for ``_write_page``."""
+        parsed = parse_batch(resources, tz=self.tz, sampler=self.sampler, encode=True)
         # A resource at a page boundary is read twice in one pass: count its dead letter once.
         fresh = []
         for payload, reason in parsed.rejected:
@@ -357,19 +398,28 @@ class PollPass:
                 self.rejected_this_pass.add(key)
                 fresh.append((payload, reason))
         parsed.rejected = fresh
+        self._queued_patients |= {row.fhir_id for row in parsed.rows if row.resource_type == "Patient"}
+        return _Page(parsed, cursors, len(resources))
+
+    def _write_page(self, page: _Page) -> None:
+        """Store a parsed page and advance its cursors in one transaction."""
+        parsed = page.parsed
         with session_scope(self.engine) as session:
             batch = store_batch(session, self.source_id, parsed)
             source = session.get(Source, self.source_id)
             assert source is not None
-            updates = {k: v for k, v in cursors.items() if v is not None}
+            updates = {k: v for k, v in page.cursors.items() if v is not None}
             if updates:
                 # Reassign (not mutate) so SQLAlchemy sees the JSON column change.
                 source.cursors = {**source.cursors, **updates}
                 self.source.cursors = source.cursors
+        if self._received >= GC_EVERY_BYTES:
+            self._received = 0
+            gc.collect(1)
         res = self.result
-        if resources:
+        if page.fetched:
             res.pages += 1
-        res.fetched += len(resources)
+        res.fetched += page.fetched
         res.created += batch.stats.created
         res.updated += batch.stats.updated
         res.unchanged += batch.stats.unchanged

@@ -15,7 +15,6 @@ from discharge_bridge.risk._fhir import (
     extensions,
     last_segment,
     period,
-    resource_ref,
     text,
     typed_ref,
 )
@@ -144,8 +143,10 @@ def _mapped_facts(view: _View, concept: Concept) -> list[Fact]:
             env = {"patient": record.patient, "encounter": record.encounter, "resource": resource}
             try:
                 result = fp.evaluate(resource, env)
-            except Exception:  # a vendor shape the expression did not expect: skip, never crash
-                log.debug("FHIRPath %r failed on %s", fp.expression, resource_ref(resource), exc_info=True)
+            except Exception as exc:  # a vendor shape the expression did not expect: skip, never crash
+                # The resource type, not its id, and no traceback: ids and error texts can name the patient.
+                kind = resource.get("resourceType")
+                log.debug("FHIRPath %r failed on a %s: %s", fp.expression, kind, type(exc).__name__)
                 continue
             if any(item not in (False, None, "") for item in result):
                 ref = typed_ref(resource, fp.resource)

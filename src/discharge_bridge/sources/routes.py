@@ -17,6 +17,7 @@ from discharge_bridge.ingest.models import ConformanceIssue, DeadLetter
 from discharge_bridge.sources.models import Source, SyncRun
 from discharge_bridge.sources.schemas import SourcePublic
 from discharge_bridge.sources.service import SourceNotFound, get_source, list_sources
+from discharge_bridge.subscriptions.schemas import push_status
 from discharge_bridge.users.roles import Permission
 
 router = APIRouter(
@@ -42,7 +43,9 @@ def _public(session: SessionDep, source: Source, now: datetime) -> SourcePublic:
     last_run = session.exec(
         select(SyncRun).where(SyncRun.source_id == source.id).order_by(col(SyncRun.id).desc()).limit(1)
     ).first()
-    return SourcePublic.of(source, dead_letters=open_letters, last_run=last_run, now=now)
+    public = SourcePublic.of(source, dead_letters=open_letters, last_run=last_run, now=now)
+    public.push = push_status(session, source.id)
+    return public
 
 
 @router.get("/sources", response_model=list[SourcePublic])

@@ -7,6 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel
 
 from discharge_bridge.sources.models import Source, SyncRun
+from discharge_bridge.subscriptions.schemas import SubscriptionPublic
 
 
 class SyncRunPublic(BaseModel):
@@ -40,6 +41,7 @@ class SourcePublic(BaseModel):
     lag_seconds: float | None  # since the last successful pass
     dead_letters: int
     last_run: SyncRunPublic | None
+    push: list[SubscriptionPublic] = []  # the EHR's Subscriptions and their health (sources subscribe)
 
     @classmethod
     def of(cls, source: Source, *, dead_letters: int, last_run: SyncRun | None, now: datetime) -> SourcePublic:

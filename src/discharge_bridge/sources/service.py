@@ -14,6 +14,7 @@ from discharge_bridge.fhir import AuthConfig, FhirClient, RetryPolicy, build_aut
 from discharge_bridge.sources.models import Source, SourceMode
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_MORNING = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
 class SourceError(ValueError):
@@ -102,9 +103,14 @@ def update_source(session: Session, name: str, changes: dict[str, Any], *, mappi
     """Change a source's settings in place (its synced data and cursors stay)."""
     source = get_source(session, name)
     allowed = {"hospital", "base_url", "timezone", "poll_interval_seconds", "mapping", "inpatient_classes", "enabled"}
+    allowed |= {"assignment", "morning_time"}
     unknown = set(changes) - allowed
     if unknown:
         raise SourceError(f"cannot change {', '.join(sorted(unknown))}")
+    if "assignment" in changes:
+        changes = {**changes, "assignment": validate_assignment(session, source, changes["assignment"])}
+    if changes.get("morning_time") is not None and not _MORNING.match(changes["morning_time"]):
+        raise SourceError("morning time must be HH:MM (24-hour, the hospital's local time), e.g. 07:00")
     for field, value in changes.items():
         setattr(source, field, value.rstrip("/") if field == "base_url" else value)
     _check_fields(source.mode, source.base_url, source.timezone, source.poll_interval_seconds)
@@ -113,6 +119,28 @@ def update_source(session: Session, name: str, changes: dict[str, Any], *, mappi
     session.add(source)
     session.flush()
     return source
+
+
+def validate_assignment(session: Session, source: Source, value: dict[str, Any]) -> dict[str, Any]:
+    """The normalised assignment setting; every user named for a ward must coordinate this hospital."""
+    from discharge_bridge.cases.assignment import AssignmentMode, InvalidAssignment, parse_assignment
+    from discharge_bridge.users.service import coordinators_of
+
+    try:
+        mode, wards, fallback = parse_assignment(value)
+    except InvalidAssignment as exc:
+        raise SourceError(str(exc)) from None
+    if mode == AssignmentMode.round_robin:
+        return {"mode": str(mode)}
+    assert source.id is not None
+    pool = {u.username for u in coordinators_of(session, source.id)}
+    strangers = sorted(set(wards.values()) - pool)
+    if strangers:
+        raise SourceError(
+            f"not an enabled coordinator of {source.name}: {', '.join(strangers)} "
+            f"(add them with `discharge-bridge users add NAME --role coordinator --source {source.name}`)"
+        )
+    return {"mode": str(mode), "wards": wards, "fallback": str(fallback)}
 
 
 def get_source(session: Session, name: str, *, source_ids: list[int] | None = None) -> Source:

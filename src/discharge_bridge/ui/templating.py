@@ -6,16 +6,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from fastapi import HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from starlette.types import Receive, Scope, Send
 
 from discharge_bridge import __version__
 from discharge_bridge.cases.errors import CoordinationError
@@ -94,19 +94,27 @@ def login_redirect(request: Request) -> RedirectResponse:
 
 
 class PageRoute(APIRoute):
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive)
-        try:
-            await super().handle(scope, receive, send)
-        except HTTPException as exc:
-            if exc.status_code == 401:
-                response: HTMLResponse | RedirectResponse = login_redirect(request)
-            else:
-                response = _error_page(request, exc.status_code, str(exc.detail))
-            await response(scope, receive, send)
-        except CoordinationError as exc:
-            body = exc.body()
-            await _error_page(request, exc.status_code, str(body.get("detail", body)))(scope, receive, send)
-        except RequestValidationError as exc:
-            fields = ", ".join(str(e.get("loc", ["?"])[-1]) for e in exc.errors())
-            await _error_page(request, 422, f"{i18n.gettext('Please check')}: {fields}")(scope, receive, send)
+    """Errors as pages, caught inside the route's handler.
+
+    Starlette answers an HTTPException (a 401 or 403 from the auth dependencies, a 404) with the
+    app's JSON handler before an ``APIRoute.handle`` override would see it, so the handler itself
+    is wrapped. The request's session dependency has already rolled back when these arrive.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def page_handler(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except HTTPException as exc:
+                if exc.status_code == 401:
+                    return login_redirect(request)
+                return _error_page(request, exc.status_code, str(exc.detail))
+            except CoordinationError as exc:
+                return _error_page(request, exc.status_code, str(exc.body().get("detail", exc.message)))
+            except RequestValidationError as exc:
+                fields = ", ".join(str(e.get("loc", ["?"])[-1]) for e in exc.errors())
+                return _error_page(request, 422, f"{i18n.gettext('Please check')}: {fields}")
+
+        return page_handler

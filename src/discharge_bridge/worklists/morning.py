@@ -7,13 +7,33 @@
      "due_tasks": [{"task_id", "case_id", "encounter", "description", "kind", "priority", "due_at",
                     "overdue", "owner", "coordinator"}],
      "counts": {"new_flags", "due_today", "overdue"}}
+
+``new_flags``: admissions first flagged (``RiskAssessment.first_flagged_at``, kept across rule-set
+versions) after the previous list and still flagged and current under the active rule set; the
+first list of a hospital takes every current flag. ``due_tasks``: active tasks due before the end
+of the hospital's local day, ``overdue`` when due before the list was made. ``counts.due_today``
+counts the tasks that are not overdue yet, so ``due_today + overdue == len(due_tasks)``.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Table, and_
 from sqlmodel import Session, col, select
 
+from discharge_bridge.cases.models import Case, CaseStatus
+from discharge_bridge.ingest.models import EncounterSnapshot
+from discharge_bridge.ingest.store import insert_for
+from discharge_bridge.risk.models import RiskAssessment
+from discharge_bridge.sources.models import Source
+from discharge_bridge.tasks.models import Task
+from discharge_bridge.tasks.service import ACTIVE_TASK_STATUSES
 from discharge_bridge.worklists.models import MorningList
+
+_TABLE: Table = MorningList.__table__  # type: ignore[attr-defined]
 
 
 def latest_for(session: Session, source_ids: list[int] | None) -> list[MorningList]:
@@ -25,3 +45,151 @@ def latest_for(session: Session, source_ids: list[int] | None) -> list[MorningLi
     for row in session.exec(query):
         newest.setdefault(row.source_id, row)
     return list(newest.values())
+
+
+def local_day(source: Source, now: datetime) -> tuple[str, datetime]:
+    """The hospital's local date at ``now`` and the end of that day as a UTC instant."""
+    tz = ZoneInfo(source.timezone)
+    today = now.astimezone(tz).date()
+    end = datetime.combine(today + timedelta(days=1), time(0), tzinfo=tz)
+    return today.isoformat(), end.astimezone(UTC)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _concepts(reasons: list[dict[str, Any]]) -> list[str]:
+    # Combination reasons are named "a+b": list each proved concept once, in the reasons' order.
+    return list(dict.fromkeys(part for r in reasons for part in str(r.get("concept", "")).split("+") if part))
+
+
+def _new_flags(
+    session: Session, source_id: int, rules_version: str, since: datetime | None, now: datetime
+) -> list[dict[str, Any]]:
+    query = (
+        select(RiskAssessment, EncounterSnapshot, Case)
+        .join(
+            EncounterSnapshot,
+            and_(
+                col(EncounterSnapshot.source_id) == RiskAssessment.source_id,
+                col(EncounterSnapshot.fhir_id) == RiskAssessment.encounter_fhir_id,
+            ),
+        )
+        .outerjoin(
+            Case,
+            and_(
+                col(Case.source_id) == RiskAssessment.source_id,
+                col(Case.encounter_fhir_id) == RiskAssessment.encounter_fhir_id,
+            ),
+        )
+        .where(
+            RiskAssessment.source_id == source_id,
+            RiskAssessment.rules_version == rules_version,
+            col(RiskAssessment.flagged).is_(True),
+            col(RiskAssessment.current).is_(True),
+            col(RiskAssessment.first_flagged_at) <= now,
+        )
+        .order_by(col(RiskAssessment.priority_rank).desc(), col(RiskAssessment.score).desc(), col(RiskAssessment.id))
+    )
+    if since is not None:
+        query = query.where(col(RiskAssessment.first_flagged_at) > since)
+    return [
+        {
+            "case_id": case.id if case else None,
+            "encounter": risk.encounter_fhir_id,
+            "patient": risk.patient_fhir_id,
+            "priority": risk.priority,
+            "score": risk.score,
+            "concepts": _concepts(risk.reasons),
+            "reasons": risk.reasons,
+            "ward": enc.ward,
+            "bed": enc.bed,
+            "coordinator": case.coordinator if case else None,
+            "flagged_at": _iso(risk.first_flagged_at),
+        }
+        for risk, enc, case in session.exec(query)
+    ]
+
+
+def _due_tasks(session: Session, source_id: int, day_end: datetime, now: datetime) -> list[dict[str, Any]]:
+    query = (
+        select(Task, Case)
+        .join(Case, col(Case.id) == Task.case_id)
+        .where(
+            Case.source_id == source_id,
+            Case.status == CaseStatus.open,
+            col(Task.status).in_(ACTIVE_TASK_STATUSES),
+            col(Task.due_at).is_not(None),
+            col(Task.due_at) < day_end,
+        )
+        .order_by(col(Task.due_at), col(Task.id))
+    )
+    return [
+        {
+            "task_id": task.id,
+            "case_id": case.id,
+            "encounter": case.encounter_fhir_id,
+            "description": task.description,
+            "kind": str(task.kind),
+            "priority": str(task.priority),
+            "due_at": _iso(task.due_at),
+            "overdue": task.due_at is not None and task.due_at < now,
+            "owner": task.owner,
+            "coordinator": case.coordinator,
+        }
+        for task, case in session.exec(query)
+    ]
+
+
+def _counts(flags: list[dict[str, Any]], tasks: list[dict[str, Any]]) -> dict[str, int]:
+    overdue = sum(1 for t in tasks if t["overdue"])
+    return {"new_flags": len(flags), "due_today": len(tasks) - overdue, "overdue": overdue}
+
+
+def build_morning_list(
+    session: Session, source: Source, *, now: datetime, rules_version: str, generated_by: str = "scheduler"
+) -> MorningList | None:
+    """Write the hospital's list for its local date at ``now``; None when that date has one already.
+
+    INSERT ... ON CONFLICT DO NOTHING on (source, local date): of two builders racing, exactly one
+    writes, the other gets None, so a second run of the morning job changes nothing.
+    """
+    assert source.id is not None
+    local_date, day_end = local_day(source, now)
+    exists = session.exec(
+        select(MorningList.id).where(MorningList.source_id == source.id, MorningList.local_date == local_date)
+    ).first()
+    if exists is not None:
+        return None
+    previous = session.exec(
+        select(MorningList)
+        .where(MorningList.source_id == source.id, col(MorningList.local_date) < local_date)
+        .order_by(col(MorningList.local_date).desc())
+    ).first()
+    since = previous.generated_at if previous else None
+    flags = _new_flags(session, source.id, rules_version, since, now)
+    tasks = _due_tasks(session, source.id, day_end, now)
+    values = {
+        "source_id": source.id,
+        "local_date": local_date,
+        "generated_at": now,
+        "since": since,
+        "generated_by": generated_by[:200],
+        "items": {"new_flags": flags, "due_tasks": tasks, "counts": _counts(flags, tasks)},
+    }
+    stmt = (
+        insert_for(session, _TABLE)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["source_id", "local_date"])
+        .returning(_TABLE.c.id)
+    )
+    new_id = session.execute(stmt).scalar_one_or_none()
+    return session.get(MorningList, new_id) if new_id is not None else None
+
+
+def for_coordinator(items: dict[str, Any], username: str) -> dict[str, Any]:
+    """One coordinator's part of a list: flags of their cases, tasks of their cases or owned by them."""
+    flags = [f for f in items.get("new_flags", []) if f.get("coordinator") == username]
+    tasks = [t for t in items.get("due_tasks", []) if username in (t.get("owner"), t.get("coordinator"))]
+    return {"new_flags": flags, "due_tasks": tasks, "counts": _counts(flags, tasks)}

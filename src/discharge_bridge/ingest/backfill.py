@@ -1,0 +1,398 @@
+"""Backfill a source from a Bulk Data `$export`: a large hospital's current census on the first day.
+
+The export asks for the five types the service keeps (`_type`), Group level when a group id is
+given (e.g. the EHR's "current inpatients" group), else Patient level, with `_since` = the
+previous backfill's `transactionTime`. NDJSON files are streamed through the poll's ingest path
+(parse, idempotent upsert, dead letters) in batches, and only what a poll would have kept is kept:
+
+1. every Encounter file, keeping inpatient-class stays; their patients are now followed;
+2. every Encounter file again, keeping followed patients' finished stays of other classes;
+3. Patient, Condition, Observation (the polled categories) and RelatedPerson of followed patients.
+
+Each batch commits with the lines it covers, so an interrupted backfill resumes where it stopped
+(the status URL, manifest and lines done are in `bulk_export`); an expired export starts again.
+At the end `transactionTime` becomes every stream's poll cursor, in the same transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlmodel import col, select
+
+from discharge_bridge.config import Settings, get_settings
+from discharge_bridge.db import session_scope, utcnow
+from discharge_bridge.fhir import (
+    BadLine,
+    BulkExportClient,
+    BulkExportFailed,
+    ExportFile,
+    ExportManifest,
+    FhirAuthError,
+    FhirClient,
+    FhirError,
+    FhirNotFound,
+)
+from discharge_bridge.ingest.models import EncounterSnapshot, PatientSnapshot
+from discharge_bridge.ingest.normalise import codings, first_code, parse_instant, reference_id
+from discharge_bridge.ingest.pipeline import parse_batch, store_batch
+from discharge_bridge.ingest.poll import FACT_STREAMS, PollPass, SyncAborted, SyncResult, _failed_before_start, _score
+from discharge_bridge.ingest.poll import format_instant as _format_instant
+from discharge_bridge.ingest.store import record_dead_letter
+from discharge_bridge.sources.models import Source, SourceMode, SyncStatus
+from discharge_bridge.subscriptions.models import BulkExport, BulkExportStatus
+
+log = logging.getLogger(__name__)
+
+EXPORT_TYPES = ("Patient", "Encounter", "Condition", "Observation", "RelatedPerson")
+BATCH_LINES = 1000
+SCOPE_ADVICE = (
+    "Bulk export needs system-level read access to every exported type and to the export's status and "
+    "file endpoints: give the client e.g. system/*.rs (SMART v2) or system/*.read (v1) and set --scope"
+)
+BackfillProgress = Callable[[str, int, int | None], None]  # (stage, lines read, lines in the export)
+
+
+@dataclass
+class BackfillResult:
+    sync: SyncResult
+    export_id: int | None = None
+    since: str | None = None
+    transaction_time: str | None = None
+    resumed: bool = False
+    read: int = 0  # NDJSON lines read this run
+    skipped: int = 0  # resources a poll would not have kept (outpatient stays, unfollowed patients)
+
+
+@dataclass(frozen=True)
+class _Step:
+    key: str
+    phase: str  # inpatient | earlier | facts
+    file: ExportFile
+
+
+def plan(manifest: ExportManifest) -> list[_Step]:
+    """The download steps in the order the filters need (see the module docstring)."""
+    encounters = [f for f in manifest.output if f.type == "Encounter"]
+    steps = [_Step(f"inpatient:{f.url}", "inpatient", f) for f in encounters]
+    steps += [_Step(f"earlier:{f.url}", "earlier", f) for f in encounters]
+    for rtype in ("Patient", *FACT_STREAMS):
+        steps += [_Step(f"{rtype}:{f.url}", "facts", f) for f in manifest.output if f.type == rtype]
+    return steps
+
+
+def _class_code(encounter: dict[str, Any]) -> str | None:
+    value = encounter.get("class")
+    return (value or None) if isinstance(value, str) else first_code(value)
+
+
+def _owner(resource: dict[str, Any]) -> str | None:
+    rtype = resource.get("resourceType")
+    if rtype == "Patient":
+        rid = resource.get("id")
+        return rid if isinstance(rid, str) else None
+    return reference_id(resource.get("patient" if rtype == "RelatedPerson" else "subject"), "Patient")
+
+
+class BackfillPass(PollPass):
+    kind = "backfill"
+
+    def __init__(
+        self,
+        engine: Engine,
+        source: Source,
+        client: FhirClient,
+        *,
+        settings: Settings,
+        group_id: str | None = None,
+        full: bool = False,
+        progress: BackfillProgress | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        stop_after_batches: int | None = None,
+    ) -> None:
+        super().__init__(engine, source, client, settings=settings)
+        self.group_id = group_id
+        self.full = full
+        self.report = progress
+        self.sleep = sleep
+        self.stop_after_batches = stop_after_batches
+        self.batches = 0
+        self.outcome = BackfillResult(self.result)
+        self.classes = set(source.inpatient_classes)
+        self.categories = set(settings.observation_categories)
+        self.followed: set[str] = set()
+        self.total: int | None = None
+        self.read_before = 0  # lines committed by the runs this one resumes
+
+    # -- the export -------------------------------------------------------------------------------
+
+    def _streams(self) -> None:
+        assert self.client is not None
+        bulk = BulkExportClient(self.client, sleep=self.sleep)
+        export_id = self._prepare()
+        try:
+            try:
+                self._export(bulk, export_id)
+            except FhirNotFound:
+                # The status URL or a file expired (servers keep them for hours): start again.
+                # Rows already stored make the repeat cheap: their versions are unchanged.
+                log.warning("source %s: the export expired; starting it again", self.source.name)
+                self._restart(export_id)
+                self._export(bulk, export_id)
+        except FhirAuthError as exc:
+            self._failed(export_id, f"{exc}. {SCOPE_ADVICE}", final=False)
+            raise FhirAuthError(f"{exc}. {SCOPE_ADVICE}", status_code=exc.status_code, url=exc.url) from exc
+        except BulkExportFailed as exc:
+            self._failed(export_id, str(exc), final=True)
+            raise
+        except (FhirError, SyncAborted) as exc:
+            self._failed(export_id, str(exc), final=False)  # resumable: run `backfill` again
+            raise
+        finally:
+            bulk.close()
+
+    def _prepare(self) -> int:
+        """Resume the source's unfinished export, or start a new one (`_since` = last one's time)."""
+        with session_scope(self.engine) as session:
+            query = select(BulkExport).where(BulkExport.source_id == self.source_id).order_by(col(BulkExport.id).desc())
+            exports = list(session.exec(query))
+            running = next((e for e in exports if e.status == BulkExportStatus.running), None)
+            if running is not None and (self.group_id is None or self.group_id == running.group_id) and not self.full:
+                self.outcome.resumed = bool(running.status_url)
+                self.group_id = running.group_id
+                export = running
+            else:
+                if running is not None:
+                    running.status, running.error, running.finished_at = (
+                        BulkExportStatus.failed,
+                        "replaced by a new backfill",
+                        utcnow(),
+                    )
+                last = next((e for e in exports if e.status == BulkExportStatus.complete), None)
+                since = None if self.full or last is None or last.transaction_time is None else last.transaction_time
+                export = BulkExport(source_id=self.source_id, group_id=self.group_id, since=since)
+                session.add(export)
+                session.flush()
+            assert export.id is not None
+            self.outcome.export_id, self.outcome.since = export.id, export.since
+            return export.id
+
+    def _restart(self, export_id: int) -> None:
+        with session_scope(self.engine) as session:
+            export = session.get(BulkExport, export_id)
+            assert export is not None
+            export.status_url, export.manifest, export.transaction_time, export.files_done = None, None, None, {}
+
+    def _failed(self, export_id: int, error: str, *, final: bool) -> None:
+        with session_scope(self.engine) as session:
+            export = session.get(BulkExport, export_id)
+            if export is None:
+                return
+            export.error = error
+            if final:
+                export.status, export.finished_at = BulkExportStatus.failed, utcnow()
+
+    def _export(self, bulk: BulkExportClient, export_id: int) -> None:
+        with session_scope(self.engine) as session:
+            export = session.get(BulkExport, export_id)
+            assert export is not None
+            status_url, stored_manifest, since = export.status_url, export.manifest, export.since
+            files_done = dict(export.files_done)
+        self.read_before = sum(int(state.get("lines", 0)) for state in files_done.values())
+        if status_url is None:
+            self._stage("export: kick-off")
+            status_url = bulk.kick_off(group_id=self.group_id, types=EXPORT_TYPES, since=since)
+            self._save(export_id, status_url=status_url)
+        if stored_manifest is None:
+            manifest = bulk.wait(
+                status_url, on_progress=lambda p: self._stage(f"export running ({p or 'no progress'})")
+            )
+            self._save(export_id, manifest=manifest.to_json(), transaction_time=manifest.transaction_time)
+        else:
+            manifest = ExportManifest.from_json(stored_manifest)
+        self.outcome.transaction_time = manifest.transaction_time
+        if manifest.error:
+            log.warning("source %s: the export lists %d error file(s)", self.source.name, len(manifest.error))
+        steps = plan(manifest)
+        counts = [s.file.count for s in steps]
+        self.total = sum(c for c in counts if c is not None) if all(c is not None for c in counts) else None
+        self.followed = self._followed_from_store()
+        for step in steps:
+            state = files_done.get(step.key) or {}
+            if not state.get("done"):
+                self._download(bulk, manifest, step, skip=int(state.get("lines", 0)))
+        self._finish(export_id, manifest.transaction_time)
+
+    def _save(self, export_id: int, **values: Any) -> None:
+        with session_scope(self.engine) as session:
+            export = session.get(BulkExport, export_id)
+            assert export is not None
+            for name, value in values.items():
+                setattr(export, name, value)
+
+    # -- downloads ----------------------------------------------------------------------------------
+
+    def _followed_from_store(self) -> set[str]:
+        """Patients a poll follows: any stored Patient, and the subjects of stored inpatient stays."""
+        with session_scope(self.engine) as session:
+            patients = set(
+                session.exec(select(PatientSnapshot.fhir_id).where(PatientSnapshot.source_id == self.source_id))
+            )
+            stays = select(EncounterSnapshot.patient_fhir_id).where(
+                EncounterSnapshot.source_id == self.source_id,
+                col(EncounterSnapshot.class_code).in_(sorted(self.classes)),
+            )
+            return patients | set(session.exec(stays.distinct()))
+
+    def _wanted(self, phase: str, resource: dict[str, Any]) -> bool | None:
+        """Keep it (True), not (False), or None: the other pass over the Encounter files decides."""
+        rtype = resource.get("resourceType")
+        if rtype == "Encounter":
+            inpatient = _class_code(resource) in self.classes
+            if phase == "inpatient" and inpatient:
+                if (pid := _owner(resource)) is not None:
+                    self.followed.add(pid)
+                return True  # without a subject it is kept, to become a dead letter
+            if phase == "earlier" and not inpatient:
+                return resource.get("status") == "finished" and _owner(resource) in self.followed
+            return None
+        if phase != "facts" or rtype not in ("Patient", *FACT_STREAMS) or _owner(resource) not in self.followed:
+            return False
+        if rtype == "Observation":
+            return bool({c.get("code") for c in codings(resource.get("category"))} & self.categories)
+        return True
+
+    def _download(self, bulk: BulkExportClient, manifest: ExportManifest, step: _Step, *, skip: int) -> None:
+        self._stage(f"{step.file.type} ({step.phase})")
+        batch: list[dict[str, Any]] = []
+        bad: list[BadLine] = []
+        lines, since_commit = skip, 0
+        for number, item in bulk.iter_resources(
+            step.file, requires_access_token=manifest.requires_access_token, skip=skip
+        ):
+            lines = number
+            since_commit += 1
+            self.outcome.read += 1
+            if isinstance(item, BadLine):
+                if step.phase != "earlier":  # the first pass over the file already kept it
+                    bad.append(item)
+            else:
+                wanted = self._wanted(step.phase, item)
+                if wanted:
+                    batch.append(item)
+                elif wanted is False:
+                    self.outcome.skipped += 1
+            if since_commit >= BATCH_LINES:
+                self._commit(batch, bad, step.key, lines, done=False)
+                batch, bad, since_commit = [], [], 0
+        self._commit(batch, bad, step.key, lines, done=True)
+
+    def _commit(self, resources: list[dict[str, Any]], bad: list[BadLine], key: str, lines: int, *, done: bool) -> None:
+        parsed = parse_batch(resources, tz=self.tz, sampler=self.sampler)
+        with session_scope(self.engine) as session:
+            batch = store_batch(session, self.source_id, parsed)
+            for line in bad:
+                record_dead_letter(session, self.source_id, line.text, line.reason)
+            export = session.get(BulkExport, self.outcome.export_id)
+            assert export is not None
+            export.files_done = {**export.files_done, key: {"lines": lines, "done": done}}
+            export.resources += len(resources)
+            export.dead_letters += batch.dead_letters + len(bad)
+        res = self.result
+        if resources or bad:
+            res.pages += 1
+        res.fetched += len(resources)
+        res.created += batch.stats.created
+        res.updated += batch.stats.updated
+        res.unchanged += batch.stats.unchanged
+        res.dead_letters += batch.dead_letters + len(bad)
+        changed = batch.stats.changed_keys
+        res.changed_patients |= {fid for t, fid in changed if t == "Patient"}
+        res.changed_encounters |= {fid for t, fid in changed if t == "Encounter"}
+        res.changed_patients |= self._patients_of(parsed.rows, changed)
+        self._stage(None)
+        self.batches += 1
+        if self.stop_after_batches is not None and self.batches >= self.stop_after_batches:
+            raise SyncAborted(f"stopped after {self.batches} batches as asked")
+
+    def _finish(self, export_id: int, transaction_time: str) -> None:
+        """Complete the export and make its transactionTime the poll cursor of every stream."""
+        stamp = parse_instant(transaction_time)
+        with session_scope(self.engine) as session:
+            export = session.get(BulkExport, export_id)
+            source = session.get(Source, self.source_id)
+            assert export is not None and source is not None
+            cursors = dict(source.cursors)
+            if stamp is not None:
+                for stream in ("Encounter", *FACT_STREAMS):
+                    current = parse_instant(cursors.get(stream)) if cursors.get(stream) else None
+                    if current is None or current < stamp:
+                        cursors[stream] = _format_instant(stamp)
+                source.cursors = cursors
+                self.source.cursors = cursors
+            export.status, export.finished_at, export.error = BulkExportStatus.complete, utcnow(), None
+            export.transaction_time = _format_instant(stamp) if stamp is not None else transaction_time
+            self.outcome.transaction_time = export.transaction_time
+
+    def _stage(self, stage: str | None) -> None:
+        if self.report is not None:
+            self.report(stage or "", self.read_before + self.outcome.read, self.total)
+
+
+def backfill_source(
+    source_name: str,
+    *,
+    engine: Engine,
+    settings: Settings | None = None,
+    client: FhirClient | None = None,
+    group_id: str | None = None,
+    full: bool = False,
+    progress: BackfillProgress | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    stop_after_batches: int | None = None,
+) -> BackfillResult:
+    """Run (or resume) a `$export` backfill of the named source, then score what it brought."""
+    from discharge_bridge.sources.service import client_for, get_source
+
+    settings = settings or get_settings()
+    with session_scope(engine) as session:
+        source = get_source(session, source_name)
+    if source.mode == SourceMode.file:
+        return BackfillResult(_failed_before_start(engine, source, "a file source has no $export: use `sync`"))
+    own = client is None
+    try:
+        fhir = client or client_for(source)
+    except FhirError as exc:
+        return BackfillResult(_failed_before_start(engine, source, str(exc)))
+    try:
+        backfill = BackfillPass(
+            engine,
+            source,
+            fhir,
+            settings=settings,
+            group_id=group_id,
+            full=full,
+            progress=progress,
+            sleep=sleep,
+            stop_after_batches=stop_after_batches,
+        )
+        result = backfill.run()
+    finally:
+        if own:
+            fhir.close()
+    if backfill.outcome.resumed and result.status == SyncStatus.ok:
+        # Batches stored before the interruption changed patients this run did not see.
+        result.changed_patients |= _all_patients(engine, backfill.source_id)
+    _score(engine, source, settings, result)
+    return backfill.outcome
+
+
+def _all_patients(engine: Engine, source_id: int) -> set[str]:
+    with session_scope(engine) as session:
+        query = select(EncounterSnapshot.patient_fhir_id).where(EncounterSnapshot.source_id == source_id)
+        return set(session.exec(query.distinct()))

@@ -1,0 +1,267 @@
+"""Prometheus metrics: request latency by route template, and the service's state read at scrape.
+
+Nothing runs in the background: ``GET /metrics`` builds a registry for the request, whose collector
+queries the database (grouped by source, so one scrape costs a handful of queries however many
+hospitals there are) and sees only the caller's hospitals. The latency histogram lives on the app
+and is recorded by ``RequestObserver``, which also writes the request log line.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi.routing import iter_route_contexts
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, ProcessCollector, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from discharge_bridge.cases.models import Case, CaseStatus, Priority
+from discharge_bridge.db import utcnow
+from discharge_bridge.deps import SessionDep, SettingsDep, SourceScope, require
+from discharge_bridge.ingest.models import DeadLetter
+from discharge_bridge.logs import log_request
+from discharge_bridge.scheduling.models import SchedulerLease
+from discharge_bridge.sources.models import Source, SyncRun, SyncStatus
+from discharge_bridge.tasks.models import Task
+from discharge_bridge.tasks.service import ACTIVE_TASK_STATUSES
+from discharge_bridge.users.roles import Permission
+
+PREFIX = "discharge_bridge"
+SCHEDULER_LEASE = "scheduler"
+UNMATCHED = "unmatched"  # the route label of a path no route serves: never the raw path
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+# --- request latency and the request log ------------------------------------------------------
+
+
+class RouteTemplates:
+    """The template (``/api/v1/cases/{case_id}``) of the route that serves a request's path.
+
+    Matches the routes' own regexes (the flattened route contexts, with router prefixes), built
+    once per route table: a request costs one regex test per route, not a walk of the routers.
+    """
+
+    def __init__(self) -> None:
+        self._routes: Sequence[BaseRoute] | None = None
+        self._count = 0
+        self._patterns: list[tuple[re.Pattern[str], str, frozenset[str] | None]] = []
+
+    def _compile(self, routes: Sequence[BaseRoute]) -> None:
+        self._routes, self._count, self._patterns = routes, len(routes), []
+        for context in iter_route_contexts(routes):
+            regex = getattr(context, "path_regex", None)
+            if regex is not None:
+                methods = frozenset(context.methods) if context.methods else None
+                self._patterns.append((regex, context.path_format or context.path or UNMATCHED, methods))
+
+    def for_scope(self, app: Any, scope: Scope) -> str:
+        routes: Sequence[BaseRoute] = app.routes
+        if len(routes) != self._count or routes is not self._routes:
+            self._compile(routes)
+        path, root = scope["path"], scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root) :] or "/"
+        partial = None
+        for regex, template, methods in self._patterns:
+            if regex.match(path):
+                if methods is None or scope["method"] in methods:
+                    return template
+                partial = partial or template  # the path exists, the method does not (405)
+        return partial or UNMATCHED
+
+
+class RequestObserver:
+    """ASGI middleware: one latency observation and one log line per HTTP request."""
+
+    def __init__(self, app: ASGIApp, histogram: Histogram) -> None:
+        self.app = app
+        self.histogram = histogram
+        self.templates = RouteTemplates()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        route = self.templates.for_scope(scope["app"], scope)  # before routing rewrites root_path
+        method = scope["method"] if scope["method"] in _METHODS else "other"
+        status = 500
+        started = time.perf_counter()
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            elapsed = time.perf_counter() - started
+            self.histogram.labels(method, route, str(status)).observe(elapsed)
+            log_request(method, route, status, elapsed * 1000)
+
+
+def request_histogram() -> Histogram:
+    return Histogram(
+        f"{PREFIX}_http_request_duration_seconds",
+        "Time to answer an HTTP request, by route template.",
+        ["method", "route", "status"],
+        registry=None,
+    )
+
+
+# --- the database at scrape -------------------------------------------------------------------
+
+
+class DatabaseCollector(Collector):
+    """Sync health per source, open work, and the scheduler's heartbeat, for the sources in ``scope``."""
+
+    def __init__(self, session: Session, scope: list[int] | None, now: datetime, stale_seconds: int) -> None:
+        self.session = session
+        self.scope = scope
+        self.now = now
+        self.stale_seconds = stale_seconds
+
+    def collect(self) -> Iterator[Metric]:
+        query = select(Source).order_by(col(Source.name))
+        if self.scope is not None:
+            query = query.where(col(Source.id).in_(self.scope))
+        sources = list(self.session.exec(query))
+        names = {s.id: s.name for s in sources if s.id is not None}
+        yield from self._sync(sources)
+        yield _per_source(
+            GaugeMetricFamily(f"{PREFIX}_dead_letters_open", "Dead letters not yet resolved.", labels=["source"]),
+            names,
+            self._by_source(
+                select(DeadLetter.source_id, func.count())
+                .where(col(DeadLetter.resolved_at).is_(None))
+                .group_by(col(DeadLetter.source_id))
+            ),
+        )
+        yield self._open_cases(names)
+        overdue = (
+            select(Case.source_id, func.count())
+            .join(Task, col(Task.case_id) == col(Case.id))
+            .where(col(Task.status).in_(list(ACTIVE_TASK_STATUSES)), col(Task.due_at) < self.now)
+            .group_by(col(Case.source_id))
+        )
+        yield _per_source(
+            GaugeMetricFamily(f"{PREFIX}_tasks_overdue", "Active tasks past their due time.", labels=["source"]),
+            names,
+            self._by_source(overdue),
+        )
+        yield from self._scheduler()
+
+    def _by_source(self, query: Any) -> dict[int, int]:
+        if self.scope is not None:
+            query = query.where(col(query.selected_columns[0]).in_(self.scope))
+        return {source_id: count for source_id, count in self.session.exec(query)}
+
+    def _sync(self, sources: list[Source]) -> Iterator[Metric]:
+        lag = GaugeMetricFamily(
+            f"{PREFIX}_source_sync_lag_seconds",
+            "Seconds since the source's last successful sync (since it was added, if none yet).",
+            labels=["source"],
+        )
+        last_success = GaugeMetricFamily(
+            f"{PREFIX}_source_last_success_timestamp_seconds",
+            "Unix time of the source's last successful sync.",
+            labels=["source"],
+        )
+        up = GaugeMetricFamily(
+            f"{PREFIX}_source_up", "1 when the source's last finished sync run succeeded.", labels=["source"]
+        )
+        failed = CounterMetricFamily(
+            f"{PREFIX}_sync_runs_failed", "Sync runs of the source that ended in failure.", labels=["source"]
+        )
+        latest = (
+            select(SyncRun.source_id, func.max(SyncRun.id))
+            .where(col(SyncRun.finished_at).is_not(None))
+            .group_by(col(SyncRun.source_id))
+        )
+        latest_ids = list(self._by_source(latest).values())
+        last_status = dict(
+            self.session.exec(select(SyncRun.source_id, SyncRun.status).where(col(SyncRun.id).in_(latest_ids))).all()
+        )
+        failures = self._by_source(
+            select(SyncRun.source_id, func.count())
+            .where(SyncRun.status == SyncStatus.failed)
+            .group_by(col(SyncRun.source_id))
+        )
+        for source in sources:
+            assert source.id is not None
+            since = source.last_success_at or source.created_at
+            lag.add_metric([source.name], max((self.now - since).total_seconds(), 0.0))
+            if source.last_success_at is not None:
+                last_success.add_metric([source.name], source.last_success_at.timestamp())
+            up.add_metric([source.name], 1.0 if last_status.get(source.id) == SyncStatus.ok else 0.0)
+            failed.add_metric([source.name], failures.get(source.id, 0))
+        yield from (lag, last_success, up, failed)
+
+    def _open_cases(self, names: dict[int, str]) -> Metric:
+        family = GaugeMetricFamily(
+            f"{PREFIX}_cases_open", "Open coordination cases by priority.", labels=["source", "priority"]
+        )
+        query = (
+            select(Case.source_id, Case.priority, func.count())
+            .where(Case.status == CaseStatus.open)
+            .group_by(col(Case.source_id), col(Case.priority))
+        )
+        if self.scope is not None:
+            query = query.where(col(Case.source_id).in_(self.scope))
+        counts = {(source_id, priority or "none"): n for source_id, priority, n in self.session.exec(query)}
+        for source_id, name in names.items():
+            for priority in [*Priority, "none"]:
+                family.add_metric([name, str(priority)], counts.get((source_id, str(priority)), 0))
+        return family
+
+    def _scheduler(self) -> Iterator[Metric]:
+        lease = self.session.get(SchedulerLease, SCHEDULER_LEASE)
+        age = None if lease is None else max((self.now - lease.heartbeat_at).total_seconds(), 0.0)
+        if age is not None:
+            yield GaugeMetricFamily(
+                f"{PREFIX}_scheduler_heartbeat_age_seconds", "Seconds since the scheduler leader's heartbeat.", age
+            )
+        alive = age is not None and age <= self.stale_seconds
+        yield GaugeMetricFamily(
+            f"{PREFIX}_scheduler_up", "1 when the scheduler's heartbeat is fresh (what /readyz checks).", float(alive)
+        )
+
+
+def _per_source(family: GaugeMetricFamily, names: dict[int, str], counts: dict[int, int]) -> Metric:
+    for source_id, name in names.items():
+        family.add_metric([name], counts.get(source_id, 0))
+    return family
+
+
+# --- the endpoint -----------------------------------------------------------------------------
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/metrics", dependencies=[Depends(require(Permission.manage_sources))])
+def metrics(request: Request, session: SessionDep, scope: SourceScope, settings: SettingsDep) -> Response:
+    """Prometheus text format; the caller's hospitals only (an it_admin or admin API token)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(request.app.state.request_histogram)
+    registry.register(DatabaseCollector(session, scope, utcnow(), settings.scheduler_stale_seconds))
+    registry.register(ProcessCollector(namespace=PREFIX, registry=None))
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def install(app: FastAPI) -> None:
+    """The latency histogram and the request log on every request, and ``GET /metrics``."""
+    app.state.request_histogram = request_histogram()
+    app.add_middleware(RequestObserver, histogram=app.state.request_histogram)
+    app.include_router(router)

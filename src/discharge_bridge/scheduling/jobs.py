@@ -1,0 +1,156 @@
+"""The bodies of the scheduled jobs. Each takes ids (or names) and settings and opens its own session.
+
+A job never raises into the scheduler: ``isolated`` logs what failed (the exception kind and where,
+never its message for unknown errors, which may quote SQL parameters) and the job runs again at its
+next time. Per-source jobs isolate each source, so one broken hospital does not stop the others.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import traceback
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
+
+from sqlmodel import col, select
+
+from discharge_bridge.config import Settings
+from discharge_bridge.db import get_engine, session_scope, utcnow
+from discharge_bridge.ingest.poll import sync_source
+from discharge_bridge.logs import safe_exception_text
+from discharge_bridge.risk import MappingError, RuleSetError, load_rules
+from discharge_bridge.scheduling.leader import LeaderLock, write_lease
+from discharge_bridge.scheduling.rescore import rescore_if_changed
+from discharge_bridge.sources.models import Source
+from discharge_bridge.sources.service import SourceNotFound
+from discharge_bridge.tasks.escalation import BATCH as ESCALATION_BATCH
+from discharge_bridge.tasks.escalation import escalate_overdue
+from discharge_bridge.worklists.morning import build_morning_list
+
+log = logging.getLogger(__name__)
+P = ParamSpec("P")
+R = TypeVar("R")
+
+# Errors whose messages name files, keys and source names only: worth showing whole.
+_SAFE_MESSAGES = (MappingError, RuleSetError, SourceNotFound)
+_locks: dict[str, threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+def describe(exc: BaseException) -> str:
+    """What failed and where, without values that may be patient data (see logs.py)."""
+    if isinstance(exc, _SAFE_MESSAGES):
+        return f"{type(exc).__name__}: {exc}"
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else ""
+    return safe_exception_text(exc) + where
+
+
+def isolated(fn: Callable[P, R]) -> Callable[P, R | None]:
+    @functools.wraps(fn)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R | None:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            log.error("job %s failed: %s", fn.__name__, describe(exc))
+            return None
+
+    return run
+
+
+def source_lock(name: str) -> threading.Lock:
+    """One pass at a time per source in this process: a poll and a re-score never overlap."""
+    with _locks_guard:
+        return _locks.setdefault(name, threading.Lock())
+
+
+@isolated
+def poll_job(source_name: str, settings: Settings | None = None) -> None:
+    """One pass; failures are recorded on the source and never stop the scheduler."""
+    with source_lock(source_name):
+        result = sync_source(source_name, engine=get_engine(settings), settings=settings)
+    log.info(
+        "sync %s: %s fetched=%d new=%d updated=%d dead_letters=%d",
+        source_name,
+        result.status,
+        result.fetched,
+        result.created,
+        result.updated,
+        result.dead_letters,
+    )
+
+
+@isolated
+def morning_job(source_id: int, settings: Settings, generated_by: str = "scheduler") -> None:
+    """Build the hospital's morning list for its local date, unless it exists already."""
+    rules_version = load_rules("rules", search_dir=settings.mappings_dir).version
+    with session_scope(get_engine(settings)) as session:
+        source = session.get(Source, source_id)
+        if source is None or not source.enabled:
+            return
+        made = build_morning_list(session, source, now=utcnow(), rules_version=rules_version, generated_by=generated_by)
+        name = source.name
+    if made is None:
+        log.info("morning list %s: already built for today", name)
+        return
+    counts = made.items["counts"]
+    log.info(
+        "morning list %s %s: %d new flags, %d due today, %d overdue",
+        name,
+        made.local_date,
+        counts["new_flags"],
+        counts["due_today"],
+        counts["overdue"],
+    )
+
+
+@isolated
+def escalation_job(settings: Settings) -> int:
+    """Escalate overdue tasks, a batch per transaction until none is left."""
+    total = 0
+    while True:
+        with session_scope(get_engine(settings)) as session:
+            count = escalate_overdue(session, now=utcnow())
+        total += count
+        if count < ESCALATION_BATCH:
+            break
+    if total:
+        log.info("escalated %d overdue tasks", total)
+    return total
+
+
+@isolated
+def rescore_check_job(settings: Settings) -> None:
+    """Re-score each enabled source whose rules or mapping changed (each source on its own)."""
+    engine = get_engine(settings)
+    with session_scope(engine) as session:
+        names = list(session.exec(select(Source.name).where(col(Source.enabled).is_(True)).order_by(col(Source.name))))
+    for name in names:
+        _rescore_one(engine, name, settings)
+
+
+@isolated
+def _rescore_one(engine: Any, name: str, settings: Settings) -> None:
+    with source_lock(name):
+        follow = rescore_if_changed(engine, name, settings)
+    if follow is not None:
+        log.info(
+            "re-scored %s: %d assessed, %d flagged, %d cases opened",
+            name,
+            follow.scores.assessed,
+            follow.scores.flagged,
+            follow.cases.opened,
+        )
+
+
+def heartbeat_job(settings: Settings, lock: LeaderLock, holder: str, lost: threading.Event) -> None:
+    """Prove the lock is still ours and say so in the lease row; flag ``lost`` otherwise."""
+    if not lock.still_held():
+        lost.set()
+        return
+    try:
+        write_lease(get_engine(settings), holder)
+    except Exception as exc:  # the database is away: /readyz will see a stale heartbeat, which is the truth
+        log.warning("scheduler heartbeat not written: %s", describe(exc))

@@ -1,0 +1,211 @@
+"""Hospital IT's view of each source: sync status, dead letters, conformance; the connection check
+and dead-letter replay as the IT page drives them.
+
+Reads are scoped to the caller's sources (a foreign source or dead letter is simply not found).
+Nothing here returns a secret: auth is described by its kind and the *names* of the env vars and
+files that hold the secrets.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from discharge_bridge.fhir import FhirClient, FhirError, RetryPolicy, build_auth
+from discharge_bridge.ingest.deadletters import ReplayOutcome, list_dead_letters, replay
+from discharge_bridge.ingest.files import BadRecord, iter_resources
+from discharge_bridge.ingest.models import ConformanceIssue, DeadLetter
+from discharge_bridge.sources.check import NEEDED_SEARCH_PARAMS, CheckItem, CheckReport, CheckStatus, check_source
+from discharge_bridge.sources.models import Source, SourceMode, SyncRun
+from discharge_bridge.sources.schemas import SourcePublic
+from discharge_bridge.sources.service import SourceError, validate_auth
+
+CHECK_TIMEOUT_SECONDS = 10.0  # a button press should answer in seconds, not wait out a hung EHR
+FILE_CHECK_LIMIT = 200_000  # records counted by a file check; a bigger export is sampled
+SECRET_NAME_FIELDS = ("token_env", "token_file", "password_env", "password_file", "private_key_file")
+
+
+class DeadLetterNotFound(LookupError):
+    def __init__(self, letter_id: int) -> None:
+        super().__init__(f"no dead letter {letter_id}")
+
+
+@dataclass(frozen=True)
+class SourceStatus:
+    id: int
+    public: SourcePublic
+    auth_names: dict[str, str]  # e.g. {"token_env": "CITY1_TOKEN"}: names only
+    behind: bool  # no successful pass for three poll intervals
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    conformance: list[ConformanceIssue] = field(default_factory=list)
+
+
+def display_url(url: str) -> str:
+    """The base URL without any user:password@ part (some sites paste credentials into the URL)."""
+    parts = urlsplit(url)
+    if not parts.scheme or "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
+def _last_runs(session: Session, ids: list[int]) -> dict[int, SyncRun]:
+    newest = select(func.max(SyncRun.id)).where(col(SyncRun.source_id).in_(ids)).group_by(col(SyncRun.source_id))
+    runs = session.exec(select(SyncRun).where(col(SyncRun.id).in_(newest.scalar_subquery())))
+    return {r.source_id: r for r in runs}
+
+
+def _open_letter_counts(session: Session, ids: list[int]) -> dict[int, int]:
+    query = (
+        select(DeadLetter.source_id, func.count())
+        .where(col(DeadLetter.source_id).in_(ids), col(DeadLetter.resolved_at).is_(None))
+        .group_by(col(DeadLetter.source_id))
+    )
+    return {sid: int(n) for sid, n in session.exec(query)}
+
+
+def conformance_of(session: Session, source_id: int, limit: int = 100) -> list[ConformanceIssue]:
+    query = (
+        select(ConformanceIssue)
+        .where(ConformanceIssue.source_id == source_id)
+        .order_by(col(ConformanceIssue.count).desc(), col(ConformanceIssue.id))
+        .limit(limit)
+    )
+    return list(session.exec(query))
+
+
+def source_statuses(
+    session: Session, *, source_ids: list[int] | None, now: datetime, letters_limit: int = 50
+) -> list[SourceStatus]:
+    """Every source in scope with its status, its newest open dead letters and its conformance problems."""
+    query = select(Source).order_by(col(Source.name))
+    if source_ids is not None:
+        query = query.where(col(Source.id).in_(source_ids))
+    sources = list(session.exec(query))
+    ids = [s.id for s in sources if s.id is not None]
+    runs, counts = _last_runs(session, ids), _open_letter_counts(session, ids)
+    statuses = []
+    for source in sources:
+        assert source.id is not None
+        public = SourcePublic.of(source, dead_letters=counts.get(source.id, 0), last_run=runs.get(source.id), now=now)
+        public = public.model_copy(update={"base_url": display_url(public.base_url)})
+        lag = public.lag_seconds
+        statuses.append(
+            SourceStatus(
+                id=source.id,
+                public=public,
+                auth_names={k: str(v) for k, v in source.auth.items() if k in SECRET_NAME_FIELDS and v},
+                behind=source.enabled and (lag is None or lag > 3 * source.poll_interval_seconds),
+                dead_letters=list_dead_letters(session, source_id=source.id, limit=letters_limit),
+                conformance=conformance_of(session, source.id),
+            )
+        )
+    return statuses
+
+
+def get_dead_letter(session: Session, letter_id: int, *, source_ids: list[int] | None) -> DeadLetter:
+    query = select(DeadLetter).where(DeadLetter.id == letter_id)
+    if source_ids is not None:
+        query = query.where(col(DeadLetter.source_id).in_(source_ids))
+    letter = session.exec(query).first()
+    if letter is None:
+        raise DeadLetterNotFound(letter_id)
+    return letter
+
+
+# -- acting on a source ------------------------------------------------------------------------------
+
+
+def check_client(source: Source, *, transport: httpx.BaseTransport | None = None) -> FhirClient:
+    """A client for one interactive call: a short timeout and a single retry."""
+    auth = build_auth(validate_auth(source.auth), source.base_url, transport=transport)
+    retry = RetryPolicy(max_attempts=2, backoff_max=1.0, retry_after_max=2.0)
+    return FhirClient(source.base_url, auth=auth, timeout=CHECK_TIMEOUT_SECONDS, retry=retry, transport=transport)
+
+
+def run_check(source: Source, *, transport: httpx.BaseTransport | None = None) -> CheckReport:
+    """The connection check of ``discharge-bridge sources check``; a file source gets the folder check."""
+    if source.mode == SourceMode.file:
+        return check_file_source(source)
+    try:
+        client = check_client(source, transport=transport)
+    except (FhirError, SourceError) as exc:  # a secret's env var or file is missing, or the auth is incomplete
+        return CheckReport(source.name, [CheckItem("Authentication", CheckStatus.failed, f"cannot set up auth: {exc}")])
+    with client:
+        return check_source(source, client)
+
+
+def check_file_source(source: Source, limit: int = FILE_CHECK_LIMIT) -> CheckReport:
+    """What a sync of a file source relies on: the folder, readable records, the resource types."""
+    root = Path(source.base_url)
+    items = [
+        CheckItem(
+            "File source",
+            CheckStatus.ok,
+            "this source reads FHIR NDJSON or Bundles from a folder on this host, not a FHIR server: "
+            "the check looks at the files; no network connection or authentication is involved",
+        )
+    ]
+    if not root.exists():
+        items.append(CheckItem("Folder", CheckStatus.failed, f"{root} does not exist: copy the export there"))
+        return CheckReport(source.name, items)
+    by_type: Counter[str] = Counter()
+    bad: list[str] = []
+    try:
+        for number, record in enumerate(iter_resources(root), start=1):
+            if number > limit:
+                break
+            if isinstance(record, BadRecord):
+                bad.append(record.reason.split(":")[0])
+            elif isinstance(record, dict):
+                by_type[str(record.get("resourceType"))] += 1
+    except OSError as exc:
+        items.append(CheckItem("Folder", CheckStatus.failed, f"cannot read {root}: {exc.strerror or exc}"))
+        return CheckReport(source.name, items)
+    total = sum(by_type.values()) + len(bad)
+    sampled = f" (the first {limit:,} records)" if total >= limit else ""
+    items.append(CheckItem("Folder", CheckStatus.ok, f"{root} is readable: {total:,} records{sampled}"))
+    if bad:
+        where = ", ".join(bad[:3]) + (" ..." if len(bad) > 3 else "")
+        items.append(
+            CheckItem(
+                "Readable records",
+                CheckStatus.warning,
+                f"{len(bad)} not valid JSON ({where}): they become dead letters",
+            )
+        )
+    else:
+        items.append(CheckItem("Readable records", CheckStatus.ok, "every record is JSON"))
+    for rtype in NEEDED_SEARCH_PARAMS:
+        n = by_type.get(rtype, 0)
+        if n:
+            items.append(CheckItem(rtype, CheckStatus.ok, f"{n:,} resource{'' if n == 1 else 's'}"))
+        elif rtype == "Encounter":
+            items.append(CheckItem(rtype, CheckStatus.failed, "no Encounter resources: nothing to sync"))
+        else:
+            items.append(
+                CheckItem(rtype, CheckStatus.warning, f"no {rtype} resources: risk flags will have less to go on")
+            )
+    return CheckReport(source.name, items)
+
+
+def replay_letters(session: Session, source: Source, letters: list[DeadLetter]) -> list[ReplayOutcome]:
+    """Replay dead letters of one source in the caller's transaction (re-read from the EHR where it has one)."""
+    client = None
+    if source.mode != SourceMode.file:
+        try:
+            client = check_client(source)
+        except (FhirError, SourceError):
+            client = None  # the stored payloads are re-parsed instead, as the CLI does
+    try:
+        return [replay(session, letter, source, client) for letter in letters]
+    finally:
+        if client is not None:
+            client.close()
+        session.flush()

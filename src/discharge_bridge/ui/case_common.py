@@ -1,0 +1,205 @@
+"""What the worklist and case pages share: the route class, who may do what, form parsing, redirects.
+
+``CasePageRoute`` answers a refused change (a stale version, a move the status table forbids, a
+closed case, a value the service rejects) with a page in the reader's language and the same
+status code as the API. It catches the error *outside* the request's dependencies, so the
+session has already rolled back: a refused submit never writes half of itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from datetime import datetime
+from typing import Annotated, Any, TypeVar
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+from fastapi import Depends, Path, Request
+from fastapi.responses import RedirectResponse, Response
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.orm.exc import StaleDataError
+from starlette.datastructures import FormData
+from starlette.types import Receive, Scope, Send
+
+from discharge_bridge.cases.errors import (
+    CaseClosed,
+    CaseNotFound,
+    CoordinationError,
+    InvalidInput,
+    InvalidTransition,
+    NotFound,
+    StaleVersion,
+)
+from discharge_bridge.cases.models import Case
+from discharge_bridge.cases.repository import get_case
+from discharge_bridge.deps import SessionDep, require
+from discharge_bridge.ui import i18n
+from discharge_bridge.ui.case_labels import N_
+from discharge_bridge.ui.templating import PageRoute, render
+from discharge_bridge.users.principal import Principal
+from discharge_bridge.users.roles import Permission
+
+M = TypeVar("M", bound=BaseModel)
+Reader = Annotated[Principal, Depends(require(Permission.read_cases))]
+Coordinator = Annotated[Principal, Depends(require(Permission.coordinate))]
+BarrierEditor = Annotated[Principal, Depends(require(Permission.edit_barriers))]
+
+STALE = N_("Someone else changed this while you were editing it. Nothing was saved: reload the page and try again.")
+# Flash messages after a successful submit, by the code the redirect carries (no free text in URLs).
+FLASH = {
+    "assigned": N_("Coordinator changed."),
+    "status": N_("Case status changed."),
+    "dates": N_("Discharge dates saved."),
+    "dates_unchanged": N_("The dates were already so: nothing changed."),
+    "assessment": N_("Needs assessment saved."),
+    "assessment_unchanged": N_("The assessment was already so: nothing changed."),
+    "correction": N_("Flag check recorded."),
+    "task_added": N_("Task added."),
+    "task_moved": N_("Task status changed."),
+    "handoff_added": N_("Handoff proposed."),
+    "handoff_moved": N_("Handoff status changed."),
+    "documents": N_("Documents checklist saved."),
+    "barrier_added": N_("Barrier recorded."),
+    "barrier_ended": N_("Barrier ended."),
+    "opened": N_("Case opened."),
+}
+
+
+class _Refused(Exception):
+    """Carries a coordination error past ``PageRoute``'s handler, so that the request's session
+    dependency sees an exception and rolls back before the page is rendered."""
+
+    def __init__(self, error: CoordinationError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class _TranslatedErrors(APIRoute):
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def refusing_handler(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except CoordinationError as exc:
+                raise _Refused(exc) from exc
+
+        return refusing_handler
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        try:
+            await super().handle(scope, receive, send)
+        except _Refused as exc:
+            await problem_page(request, exc.error)(scope, receive, send)
+        except StaleDataError as exc:  # two writers passed the version check together; the database refused one
+            await problem_page(request, exc)(scope, receive, send)
+
+
+class CasePageRoute(PageRoute, _TranslatedErrors):
+    """PageRoute (sign-in redirect, error pages) with coordination errors in the reader's words.
+
+    The coordination error is turned into its page *outside* the route's dependencies, once the
+    request's session has rolled back: a refused submit never commits half of itself.
+    """
+
+
+def problem_page(request: Request, exc: Exception) -> Any:
+    status = getattr(exc, "status_code", 409)
+    detail = str(exc)
+    if isinstance(exc, StaleVersion | StaleDataError):
+        title, message, status = N_("Changed by someone else"), STALE, 409
+    elif isinstance(exc, InvalidTransition):
+        title, message = (
+            N_("Not possible now"),
+            N_("This step is not possible from the current status: reload the page."),
+        )
+    elif isinstance(exc, CaseClosed):
+        title, message = N_("Not possible now"), N_("The case is closed: its plan and handoffs are read-only.")
+    elif isinstance(exc, NotFound):
+        title, message = N_("Not found"), N_("Not found, or it belongs to a hospital you do not work for.")
+    elif isinstance(exc, InvalidInput):
+        title, message = N_("Please check the form"), N_("A value in the form cannot be used.")
+        detail = f"{'.'.join(str(p) for p in exc.loc[1:])}: {exc.message}"
+    else:
+        title, message = N_("Not possible now"), N_("The change was refused.")
+    case_id = None if isinstance(exc, CaseNotFound) else request.path_params.get("case_id")
+    return render(
+        request,
+        "case/problem.html",
+        {"title": title, "message": message, "detail": detail, "case_id": case_id},
+        status_code=status,
+    )
+
+
+def page_case(case_id: Annotated[int, Path(ge=1)], session: SessionDep, principal: Reader) -> Case:
+    """The case if the reader may see its hospital; otherwise 404, exactly as the API answers."""
+    case = get_case(session, case_id, source_ids=principal.scope)
+    if case is None:
+        raise CaseNotFound(case_id)
+    return case
+
+
+PageCase = Annotated[Case, Depends(page_case)]
+
+
+async def form_data(request: Request) -> FormData:
+    """The submitted form (already read, and cached, by the CSRF check of a cookie-borne POST)."""
+    return await request.form()
+
+
+Form = Annotated[FormData, Depends(form_data)]
+
+
+def text(form: FormData, name: str) -> str:
+    value = form.get(name)
+    return value.strip() if isinstance(value, str) else ""
+
+
+def version_of(form: FormData) -> int:
+    """The version the form was rendered with: every change names it, so a stale one is refused."""
+    raw = text(form, "version")
+    if not raw.isdigit():
+        raise InvalidInput(("form", "version"), "the form has no version: reload the page")
+    return int(raw)
+
+
+def local_datetime(value: str, timezone: str, field: str) -> datetime | None:
+    """A ``datetime-local`` (or date) input read in the hospital's time zone; "" is None."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(("form", field), f"not a date and time: {value!r}") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=ZoneInfo(timezone))
+    return parsed
+
+
+def local_input(value: datetime | None, timezone: str) -> str:
+    """The value of a ``datetime-local`` input for a stored time (minutes, the hospital's zone)."""
+    if value is None:
+        return ""
+    return value.astimezone(ZoneInfo(timezone)).strftime("%Y-%m-%dT%H:%M")
+
+
+def validated(model: type[M], data: dict[str, Any]) -> M:
+    """The form's values through the API's own schema; the first problem becomes a 422 page."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise InvalidInput(("form", *first.get("loc", ())), str(first.get("msg", "invalid"))) from None
+
+
+def back_to_case(case_id: int, flash: str, anchor: str = "") -> RedirectResponse:
+    """Post/redirect/get: the case page again, with a message code and the section to scroll to."""
+    target = f"/cases/{case_id}?{urlencode({'done': flash})}" + (f"#{anchor}" if anchor else "")
+    return RedirectResponse(target, status_code=303)
+
+
+def flash_message(code: str | None) -> str | None:
+    found = FLASH.get(code or "")
+    return i18n.gettext(found) if found else None

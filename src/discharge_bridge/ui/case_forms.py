@@ -1,0 +1,285 @@
+"""The case page's forms: each POST calls the same service as the API, then redirects back (PRG).
+
+Every form names the version it was rendered with; a stale one is refused by the service and
+shown as "changed by someone else" (see ``CasePageRoute``), never written over. Values go
+through the API's own input schemas, so the page and the API accept exactly the same things.
+Times typed on the page are read in the hospital's time zone.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import TypeVar
+
+from fastapi import APIRouter
+from fastapi.responses import RedirectResponse
+from sqlmodel import Session, SQLModel
+from starlette.datastructures import FormData
+
+from discharge_bridge.cases.assessment import add_flag_correction, put_assessment
+from discharge_bridge.cases.barriers import add_barrier, update_barrier
+from discharge_bridge.cases.errors import InvalidInput, NotFound, ensure_open
+from discharge_bridge.cases.models import Barrier, Case, CaseOutcome, CaseStatus
+from discharge_bridge.cases.readiness import DATES, set_dates_by_person
+from discharge_bridge.cases.repository import get_assessment, get_child
+from discharge_bridge.cases.schemas import AssessmentPut, BarrierIn, CorrectionIn
+from discharge_bridge.cases.service import assign, change_status
+from discharge_bridge.db import utcnow
+from discharge_bridge.deps import SessionDep, SettingsDep
+from discharge_bridge.handoffs.models import Handoff, HandoffStatus
+from discharge_bridge.handoffs.schemas import HandoffIn
+from discharge_bridge.handoffs.service import create_handoff, update_handoff
+from discharge_bridge.sources.service import list_sources
+from discharge_bridge.tasks.models import Task, TaskStatus
+from discharge_bridge.tasks.schemas import TaskIn
+from discharge_bridge.tasks.service import create_task, update_task
+from discharge_bridge.ui.case_common import (
+    BarrierEditor,
+    CasePageRoute,
+    Coordinator,
+    Form,
+    PageCase,
+    back_to_case,
+    local_datetime,
+    local_input,
+    text,
+    validated,
+    version_of,
+)
+from discharge_bridge.ui.case_labels import DAILY_LIVING, DOMAINS
+from discharge_bridge.users.principal import Principal
+from discharge_bridge.users.service import coordinators_of
+
+router = APIRouter(route_class=CasePageRoute, include_in_schema=False)
+E = TypeVar("E", bound=StrEnum)
+R = TypeVar("R", bound=SQLModel)
+
+
+def _timezone(session: Session, case: Case) -> str:
+    return list_sources(session, source_ids=[case.source_id])[0].timezone
+
+
+def _choice(enum: type[E], form: FormData, field: str) -> E:
+    try:
+        return enum(text(form, field))
+    except ValueError:
+        raise InvalidInput(("form", field), f"choose one of: {', '.join(e.value for e in enum)}") from None
+
+
+def _child(session: Session, model: type[R], row_id: int, case: Case, principal: Principal) -> R:
+    """A task, handoff or barrier of this case (in the reader's scope), or 404."""
+    row = get_child(session, model, row_id, source_ids=principal.scope)
+    if row is None or row.case_id != case.id:  # type: ignore[attr-defined]
+        raise NotFound(model.__name__.lower(), row_id)
+    return row
+
+
+def _tri(value: str) -> bool | None:
+    return {"yes": True, "no": False}.get(value)
+
+
+def _lines(form: FormData, field: str) -> list[str]:
+    return [line.strip() for line in text(form, field).splitlines() if line.strip()]
+
+
+@router.post("/cases/{case_id}/assign")
+def case_assign(case: PageCase, session: SessionDep, principal: Coordinator, form: Form) -> RedirectResponse:
+    assert case.id is not None
+    ensure_open(case)
+    chosen = text(form, "coordinator") or None
+    if chosen is not None and chosen not in {u.username for u in coordinators_of(session, case.source_id)}:
+        raise InvalidInput(("form", "coordinator"), f"{chosen!r} is not a coordinator of this hospital")
+    assign(session, case, chosen, actor=principal.username, expected_version=version_of(form))
+    return back_to_case(case.id, "assigned")
+
+
+@router.post("/cases/{case_id}/status")
+def case_status(case: PageCase, session: SessionDep, principal: Coordinator, form: Form) -> RedirectResponse:
+    assert case.id is not None
+    status = _choice(CaseStatus, form, "status")
+    outcome = _choice(CaseOutcome, form, "outcome") if text(form, "outcome") else None
+    change_status(session, case, status, actor=principal.username, outcome=outcome, expected_version=version_of(form))
+    return back_to_case(case.id, "status")
+
+
+@router.post("/cases/{case_id}/dates")
+def case_dates(case: PageCase, session: SessionDep, principal: Coordinator, form: Form) -> RedirectResponse:
+    """Only the dates the person changed become theirs: resubmitting the EHR's date changes nothing."""
+    assert case.id is not None
+    ensure_open(case)
+    timezone = _timezone(session, case)
+    values = {}
+    for field in DATES:
+        new = local_datetime(text(form, field), timezone, field)
+        if local_input(new, timezone) != local_input(getattr(case, field), timezone):
+            values[field] = new
+    changed = set_dates_by_person(session, case, values, actor=principal.username, expected_version=version_of(form))
+    return back_to_case(case.id, "dates" if changed else "dates_unchanged", "readiness")
+
+
+@router.post("/cases/{case_id}/assessment")
+def case_assessment(case: PageCase, session: SessionDep, principal: Coordinator, form: Form) -> RedirectResponse:
+    assert case.id is not None
+    body = validated(
+        AssessmentPut,
+        {
+            "domains": {
+                d: {"findings": text(form, f"{d}_findings"), "needs": _lines(form, f"{d}_needs")} for d in DOMAINS
+            },
+            "daily_living": {k: text(form, k) or None for k in DAILY_LIVING},
+            "living_situation": {
+                "lives_alone": _tri(text(form, "lives_alone")),
+                "has_carer": _tri(text(form, "has_carer")),
+                "housing": text(form, "housing") or None,
+                "notes": text(form, "living_notes"),
+            },
+            "version": version_of(form),
+        },
+    )
+    existing = get_assessment(session, case.id)
+    before = existing.version if existing else 0
+    payload = body.model_dump(exclude={"version"})
+    saved = put_assessment(
+        session,
+        case,
+        actor=principal.username,
+        domains=payload["domains"],
+        daily_living=payload["daily_living"],
+        living_situation=payload["living_situation"],
+        expected_version=body.version,
+    )
+    session.flush()
+    return back_to_case(case.id, "assessment" if saved.version != before else "assessment_unchanged", "assessment")
+
+
+@router.post("/cases/{case_id}/assessment/corrections")
+def case_correction(case: PageCase, session: SessionDep, principal: Coordinator, form: Form) -> RedirectResponse:
+    assert case.id is not None
+    verdict = _tri(text(form, "correct"))
+    body = validated(
+        CorrectionIn,
+        {"concept": text(form, "concept"), "correct": verdict, "note": text(form, "note"), "version": version_of(form)},
+    )
+    add_flag_correction(
+        session,
+        case,
+        actor=principal.username,
+        concept=body.concept,
+        correct=body.correct,
+        note=body.note,
+        expected_version=body.version,
+    )
+    return back_to_case(case.id, "correction", "assessment")
+
+
+@router.post("/cases/{case_id}/tasks")
+def task_add(case: PageCase, session: SessionDep, principal: Coordinator, form: Form) -> RedirectResponse:
+    assert case.id is not None
+    timezone = _timezone(session, case)
+    body = validated(
+        TaskIn,
+        {
+            "description": text(form, "description"),
+            "domain": text(form, "domain"),
+            "priority": text(form, "priority") or "routine",
+            "owner": text(form, "owner") or None,
+            "due_at": local_datetime(text(form, "due_at"), timezone, "due_at"),
+        },
+    )
+    create_task(
+        session,
+        case,
+        actor=principal.username,
+        description=body.description,
+        domain=body.domain,
+        priority=body.priority,
+        owner=body.owner,
+        due_at=body.due_at,
+    )
+    return back_to_case(case.id, "task_added", "plan")
+
+
+@router.post("/cases/{case_id}/tasks/{task_id}/status")
+def task_move(
+    case: PageCase, task_id: int, session: SessionDep, principal: Coordinator, form: Form
+) -> RedirectResponse:
+    assert case.id is not None
+    task = _child(session, Task, task_id, case, principal)
+    status = _choice(TaskStatus, form, "status")
+    update_task(session, case, task, actor=principal.username, expected_version=version_of(form), status=status)
+    return back_to_case(case.id, "task_moved", "plan")
+
+
+@router.post("/cases/{case_id}/handoffs")
+def handoff_add(
+    case: PageCase, session: SessionDep, settings: SettingsDep, principal: Coordinator, form: Form
+) -> RedirectResponse:
+    assert case.id is not None
+    timezone = _timezone(session, case)
+    body = validated(
+        HandoffIn,
+        {
+            "destination_type": text(form, "destination_type"),
+            "organisation": text(form, "organisation") or None,
+            "scheduled_for": local_datetime(text(form, "scheduled_for"), timezone, "scheduled_for"),
+            "note": text(form, "note") or None,
+        },
+    )
+    create_handoff(
+        session,
+        case,
+        actor=principal.username,
+        destination_type=body.destination_type,
+        mappings_dir=settings.mappings_dir,
+        organisation=body.organisation,
+        scheduled_for=body.scheduled_for,
+        note=body.note,
+    )
+    return back_to_case(case.id, "handoff_added", "handoffs")
+
+
+@router.post("/cases/{case_id}/handoffs/{handoff_id}/status")
+def handoff_move(
+    case: PageCase, handoff_id: int, session: SessionDep, principal: Coordinator, form: Form
+) -> RedirectResponse:
+    assert case.id is not None
+    handoff = _child(session, Handoff, handoff_id, case, principal)
+    status = _choice(HandoffStatus, form, "status")
+    update_handoff(session, case, handoff, actor=principal.username, expected_version=version_of(form), status=status)
+    return back_to_case(case.id, "handoff_moved", "handoffs")
+
+
+@router.post("/cases/{case_id}/handoffs/{handoff_id}/documents")
+def handoff_documents(
+    case: PageCase, handoff_id: int, session: SessionDep, principal: Coordinator, form: Form
+) -> RedirectResponse:
+    """The checklist as ticked: a box left unticked means the document is not ready (yet)."""
+    assert case.id is not None
+    handoff = _child(session, Handoff, handoff_id, case, principal)
+    ticked = set(v for v in form.getlist("documents") if isinstance(v, str))
+    ticks = {str(d["code"]): str(d["code"]) in ticked for d in handoff.documents}
+    update_handoff(session, case, handoff, actor=principal.username, expected_version=version_of(form), documents=ticks)
+    return back_to_case(case.id, "documents", "handoffs")
+
+
+@router.post("/cases/{case_id}/barriers")
+def barrier_add(case: PageCase, session: SessionDep, principal: BarrierEditor, form: Form) -> RedirectResponse:
+    assert case.id is not None
+    body = validated(
+        BarrierIn,
+        {"code": text(form, "code"), "owner": text(form, "owner") or None, "note": text(form, "note") or None},
+    )
+    add_barrier(session, case, actor=principal.username, code=body.code, owner=body.owner, note=body.note)
+    return back_to_case(case.id, "barrier_added", "barriers")
+
+
+@router.post("/cases/{case_id}/barriers/{barrier_id}/end")
+def barrier_end(
+    case: PageCase, barrier_id: int, session: SessionDep, principal: BarrierEditor, form: Form
+) -> RedirectResponse:
+    assert case.id is not None
+    barrier = _child(session, Barrier, barrier_id, case, principal)
+    update_barrier(
+        session, case, barrier, actor=principal.username, expected_version=version_of(form), ended_at=utcnow()
+    )
+    return back_to_case(case.id, "barrier_ended", "barriers")

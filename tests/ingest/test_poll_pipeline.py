@@ -1,0 +1,118 @@
+"""A pass fetches and parses the next page while it writes the current one: what that must not change."""
+
+from __future__ import annotations
+
+import gc
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from discharge_bridge.config import Settings
+from discharge_bridge.db import session_scope
+from discharge_bridge.fhir import FhirClient, RetryPolicy
+from discharge_bridge.ingest import poll
+from discharge_bridge.ingest.models import ClinicalSnapshot, EncounterSnapshot, PatientSnapshot
+from discharge_bridge.ingest.poll import sync_source
+from discharge_bridge.sources.models import Source, SyncStatus
+from discharge_bridge.sources.service import add_source
+from tests.support.fakefhir import BASE, FakeFhir, condition, encounter, patient
+
+
+@pytest.fixture
+def ehr() -> FakeFhir:
+    return FakeFhir(page_size_cap=3)
+
+
+def _sync(engine: Engine, settings: Settings, ehr: FakeFhir, **kwargs: Any) -> Any:
+    client = FhirClient(BASE, transport=ehr.transport(), retry=RetryPolicy(sleep=lambda s: None))
+    return sync_source("city", engine=engine, settings=settings, client=client, **kwargs)
+
+
+def _source(engine: Engine) -> None:
+    with session_scope(engine) as session:
+        add_source(session, name="city", hospital="City Hospital", base_url=BASE, timezone="Europe/Moscow")
+
+
+def _count(engine: Engine, model: Any) -> int:
+    with Session(engine) as session:
+        return session.execute(select(func.count()).select_from(model)).scalar_one()
+
+
+def _admit(ehr: FakeFhir, n: int) -> None:
+    for i in range(n):
+        ehr.put(patient(f"p{i}"))
+        ehr.put(condition(f"c{i}", f"p{i}"))
+        ehr.put(encounter(f"e{i}", f"p{i}"))
+
+
+def test_a_patient_on_two_pages_has_its_facts_fetched_once(engine: Engine, settings: Settings, ehr: FakeFhir) -> None:
+    """Page 2 may be read before page 1 is written; its patients still count as known."""
+    _source(engine)
+    _admit(ehr, 7)
+    ehr.put(encounter("e0-transfer", "p0"))  # p0's second current stay, three pages after the first
+
+    result = _sync(engine, settings, ehr)
+
+    assert result.status == SyncStatus.ok, result.error
+    asked = [r for r in ehr.requests if r.url.path.endswith("/Condition") and "p0" in r.url.params.get("patient", "")]
+    assert len(asked) == 1
+    assert (_count(engine, EncounterSnapshot), _count(engine, ClinicalSnapshot)) == (8, 7)
+
+
+def test_a_failure_while_reading_ahead_keeps_the_pages_written_before_it(
+    engine: Engine, settings: Settings, ehr: FakeFhir
+) -> None:
+    _source(engine)
+    _admit(ehr, 10)
+    condition_searches: list[httpx.Request] = []
+
+    def third_page_facts_fail(request: httpx.Request) -> httpx.Response | None:
+        if request.url.path.endswith("/Condition"):
+            condition_searches.append(request)
+            if len({r.url.params["patient"] for r in condition_searches}) >= 3:
+                return httpx.Response(503)
+        return None
+
+    ehr.fail = third_page_facts_fail
+    failed = _sync(engine, settings, ehr)
+
+    assert failed.status == SyncStatus.failed and "503" in (failed.error or "")
+    # pages 1 and 2 (e0-e2, then e2-e4: each page after the first is re-issued from the last stamp)
+    assert (failed.pages, _count(engine, PatientSnapshot), _count(engine, ClinicalSnapshot)) == (2, 5, 5)
+    with Session(engine) as session:
+        cursor = session.exec(select(Source)).one().cursors["Encounter"]
+    assert cursor == ehr.store[("Encounter", "e4")]["meta"]["lastUpdated"].replace("Z", ".000Z")
+
+    ehr.fail = None
+    resumed = _sync(engine, settings, ehr)
+    assert resumed.status == SyncStatus.ok, resumed.error
+    assert (_count(engine, PatientSnapshot), _count(engine, EncounterSnapshot), _count(engine, ClinicalSnapshot)) == (
+        10,
+        10,
+        10,
+    )
+
+
+def test_dead_responses_do_not_pile_up_between_collections(
+    engine: Engine, settings: Settings, ehr: FakeFhir, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An httpx Response is a reference cycle holding its body; the pass collects them as it goes."""
+    monkeypatch.setattr(poll, "GC_EVERY_BYTES", 1)  # collect after every page
+    _source(engine)
+    _admit(ehr, 30)
+    gc.collect()
+    alive: list[int] = []
+
+    def count_responses(stage: str, fetched: int) -> None:
+        alive.append(sum(isinstance(o, httpx.Response) for o in gc.get_objects()))
+
+    result = _sync(engine, settings, ehr, progress=count_responses)
+
+    assert result.status == SyncStatus.ok, result.error
+    assert len(ehr.requests) > 40
+    # the page being read ahead and the one just written, not the whole pass
+    assert max(alive) <= 12, alive

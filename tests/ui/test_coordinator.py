@@ -1,0 +1,213 @@
+"""The coordinator's morning in a real browser (Debian's Chromium at a tablet's 1024x768): the morning
+list, a flagged case worked through assessment, task and a handoff to a gerontology centre until it
+completes, each step on the timeline; another hospital's coordinator cannot open the case; Russian.
+
+The harness's server runs no scheduler, so the morning list is built before the tests by the real
+builder (``worklists.morning.build_morning_list``) on the server's SQLite file, as the morning job
+would. Screenshots of each page go to /tmp/discharge_bridge_ui_*.png.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+from sqlmodel import select
+
+from discharge_bridge.cases.models import Case
+from discharge_bridge.config import Settings
+from discharge_bridge.db import get_engine, session_scope, utcnow
+from discharge_bridge.risk import load_rules
+from discharge_bridge.sources.service import add_source, get_source
+from discharge_bridge.tasks.service import create_task
+from discharge_bridge.users.roles import Role
+from discharge_bridge.users.service import add_user
+from discharge_bridge.worklists.morning import build_morning_list
+from tests.ui.conftest import LiveServer, sign_in
+
+pytestmark = pytest.mark.slow
+SHOTS = "/tmp/discharge_bridge_ui_{}.png"
+
+
+@dataclass
+class Morning:
+    case_id: int  # one of anna's flagged cases, with a task due today and one overdue
+    dmitry_case_id: int
+
+
+@pytest.fixture(scope="module")
+def morning(live_server: LiveServer) -> Iterator[Morning]:
+    """Tasks due on one of anna's cases, the demo hospital's morning list, and a second hospital
+    ("north") with its own coordinator olga, written to the live server's database."""
+    settings = Settings(data_dir=live_server.data_dir)
+    engine = get_engine(settings)
+    with session_scope(engine) as session:
+        cases = session.exec(select(Case).where(Case.priority == "high").order_by(Case.id)).all()  # type: ignore[arg-type]
+        anna = next(c for c in cases if c.coordinator == "anna")
+        dmitry = next(c for c in cases if c.coordinator == "dmitry")
+        now = utcnow()
+        create_task(
+            session,
+            anna,
+            actor="anna",
+            description="Call the daughter",
+            domain="social",
+            due_at=now + timedelta(hours=1),
+        )
+        create_task(
+            session, anna, actor="anna", description="Order a walker", domain="material", due_at=now - timedelta(days=1)
+        )
+        rules = load_rules("rules", search_dir=settings.mappings_dir)
+        assert build_morning_list(
+            session, get_source(session, "demo"), now=now, rules_version=rules.version, generated_by="test"
+        )
+        add_source(
+            session,
+            name="north",
+            hospital="North Hospital",
+            base_url="https://ehr.north.example/fhir/r4",
+            timezone="Europe/Moscow",
+        )
+        add_user(
+            session,
+            username="olga",
+            display_name="Olga N.",
+            role=Role.coordinator,
+            sources=["north"],
+            password=live_server.password,
+        )
+        ids = Morning(anna.id or 0, dmitry.id or 0)
+    yield ids
+
+
+def _submit(page: Any, button: str, done: str) -> None:
+    """Press a form's button and wait for the page it redirects to, with its message."""
+    page.get_by_role("button", name=button, exact=True).click()
+    page.wait_for_load_state()
+    assert page.get_by_role("status").inner_text() == done, page.url
+
+
+def test_a_coordinator_works_a_flagged_case_from_the_morning_list(
+    live_server: LiveServer, morning: Morning, page: Any
+) -> None:
+    sign_in(page, live_server, "anna")
+    assert urlparse(page.url).path == "/worklist"
+    assert page.get_by_role("heading", level=1).inner_text() == "Worklist"
+    page.screenshot(path=SHOTS.format("worklist"), full_page=False)
+    card = page.locator("article.morning")
+    assert "Demo City Hospital No. 1" in card.get_by_role("heading", level=3).inner_text()
+    assert card.locator("td.overdue").first.inner_text().endswith("overdue")  # Order a walker, due yesterday
+    assert "Call the daughter" in card.inner_text() and "Condition/" in card.inner_text()
+    case_link = card.get_by_role("link", name=f"Case #{morning.case_id}", exact=True).first
+    case_link.click()
+    page.wait_for_load_state()
+    assert urlparse(page.url).path == f"/cases/{morning.case_id}"
+    assert page.get_by_role("heading", level=1).inner_text().startswith(f"Case #{morning.case_id}")
+    page.screenshot(path=SHOTS.format("case"), full_page=False)
+
+    # the needs assessment: a domain, daily living, and the bedside living situation
+    page.locator("#social_findings").fill("Lives in a third-floor flat without a lift")
+    page.locator("#social_needs").fill("home care\nshopping help")
+    page.get_by_label("Cook", exact=True).select_option("needs_help")
+    page.get_by_label("Go outside", exact=True).select_option("dependent")
+    page.get_by_label("Housing", exact=True).select_option("own_home")
+    _submit(page, "Save the assessment", "Needs assessment saved.")
+    assert page.locator("#social_needs").input_value() == "home care\nshopping help"
+
+    # a task of the action plan
+    page.get_by_label("What is to be done").fill("Apply for a place at the gerontology centre")
+    page.get_by_label("Domain", exact=True).select_option("social")
+    _submit(page, "Add the task", "Task added.")
+    row = page.locator("#plan tr", has_text="Apply for a place at the gerontology centre")
+    row.get_by_role("button", name=re.compile("^Start")).click()
+    page.wait_for_load_state()
+    assert page.locator("#plan tr", has_text="Apply for a place").get_by_text("In progress").is_visible()
+
+    # the handoff to a gerontology centre, its documents, through to completed
+    page.get_by_label("Destination").select_option("gerontology_centre")
+    page.get_by_label("Receiving organisation").fill("City Gerontology Centre")
+    _submit(page, "Propose the handoff", "Handoff proposed.")
+    page.screenshot(path=SHOTS.format("case-handoff"), full_page=False)
+    page.get_by_label("Passport or other identity document").check()
+    page.get_by_label("Health insurance policy").check()
+    _submit(page, "Save the checklist", "Documents checklist saved.")
+    assert page.get_by_label("Passport or other identity document").is_checked()
+    for move in ("Refer", "Receiver accepted", "Schedule", "Handover completed"):
+        _submit(page, move, "Handoff status changed.")
+    handoff = page.locator("article.handoff")
+    assert "Gerontology centre: City Gerontology Centre" in handoff.get_by_role("heading", level=3).inner_text()
+    assert "Completed" in handoff.get_by_role("heading", level=3).inner_text()
+    assert handoff.get_by_role("button").count() == 1  # completed is final: only the checklist's save
+
+    timeline = page.locator("#timeline tbody").inner_text()
+    for step in (
+        "Needs assessment updated",
+        "Task added\nApply for a place at the gerontology centre",
+        "Requested → In progress",
+        "Handoff proposed\nGerontology centre",
+        "Documents ready: Passport or other identity document",
+        "Proposed → Referred",
+        "Scheduled → Completed",
+    ):
+        assert step in timeline, step
+    assert timeline.count("anna") >= 8
+    page.locator("#timeline").scroll_into_view_if_needed()
+    page.screenshot(path=SHOTS.format("case-timeline"), full_page=False)
+    with live_server.api() as api:
+        stored = api.get(f"/api/v1/cases/{morning.case_id}/handoffs").json()
+    assert [(h["destination_type"], h["status"]) for h in stored] == [("gerontology_centre", "completed")]
+
+
+def test_a_coordinator_of_another_hospital_can_neither_see_nor_open_the_case(
+    live_server: LiveServer, morning: Morning, page: Any
+) -> None:
+    sign_in(page, live_server, "olga")
+    assert urlparse(page.url).path == "/worklist"
+    text = page.locator("main").inner_text()
+    assert "demo-pat-" not in text and "0 flagged admissions" in text
+    response = page.goto(f"{live_server.base_url}/cases/{morning.case_id}")
+    assert response.status == 404
+    assert page.get_by_role("heading", level=1).inner_text() == "Not found"
+    assert "demo-pat-" not in page.content()
+    page.screenshot(path=SHOTS.format("not-found"), full_page=False)
+
+
+def test_a_stale_form_says_someone_else_changed_it(live_server: LiveServer, morning: Morning, browser: Any) -> None:
+    first, second = (browser.new_context(viewport={"width": 1024, "height": 768}).new_page() for _ in range(2))
+    for tab in (first, second):
+        sign_in(tab, live_server, "dmitry")
+        tab.goto(f"{live_server.base_url}/cases/{morning.dmitry_case_id}#plan")
+    first.locator("#plan tbody tr").first.get_by_role("button").first.click()
+    first.wait_for_load_state()
+    second.locator("#plan tbody tr").first.get_by_role("button").last.click()
+    second.wait_for_load_state()
+    assert second.get_by_role("alert").inner_text().startswith("Пока вы редактировали")
+    second.screenshot(path=SHOTS.format("stale-ru"), full_page=False)
+    for tab in (first, second):
+        tab.context.close()
+
+
+def test_the_pages_speak_russian_to_a_russian_coordinator(live_server: LiveServer, morning: Morning, page: Any) -> None:
+    sign_in(page, live_server, "dmitry")
+    assert page.get_by_role("heading", level=1).inner_text() == "Рабочий список"
+    assert page.get_by_role("heading", name="Утренний список").is_visible()
+    page.screenshot(path=SHOTS.format("worklist-ru"), full_page=False)
+    page.get_by_role("link", name=f"Случай №{morning.dmitry_case_id}", exact=True).first.click()
+    page.wait_for_load_state()
+    headings = page.get_by_role("heading", level=2).all_inner_texts()
+    assert headings == [
+        "Причины флага",
+        "Готовность к выписке",
+        "Оценка потребностей",
+        "План действий",
+        "Передача",
+        "Барьеры выписки",
+        "Хронология",
+    ]
+    assert page.get_by_label("Координатор", exact=True).is_visible()
+    page.screenshot(path=SHOTS.format("case-ru"), full_page=False)
