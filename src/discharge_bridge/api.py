@@ -17,6 +17,7 @@ from discharge_bridge.cases.routes import router as cases_router
 from discharge_bridge.config import Settings, get_settings
 from discharge_bridge.db import get_engine, utcnow
 from discharge_bridge.deps import CurrentPrincipal
+from discharge_bridge.errors import install_error_handlers
 from discharge_bridge.handoffs.routes import router as handoffs_router
 from discharge_bridge.scheduling.models import SchedulerLease
 from discharge_bridge.sources.routes import router as sources_router
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(barriers_router)
     app.include_router(tasks_router)
     app.include_router(handoffs_router)
+    install_error_handlers(app)
     mount_ui(app)
     metrics.install(app)
     add_docs(app)

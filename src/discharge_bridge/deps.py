@@ -40,7 +40,10 @@ def get_session(settings: SettingsDep) -> Iterator[Session]:
         yield session
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": commit (or roll back) when the route function ends, before the response is sent.
+# With the default request scope FastAPI commits after sending, so a client could read its own
+# redirect target before the write landed, or get a 2xx for a commit that then failed.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 class NotSignedIn(HTTPException):

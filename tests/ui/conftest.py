@@ -67,9 +67,11 @@ def start_live_server(data_dir: Path) -> LiveServer:
         "PYTHONPATH": str(ROOT / "src"),
     }
     env.pop("DISCHARGE_BRIDGE_DATABASE_URL", None)
-    code = (
+    code = (  # as `serve` runs it: uvicorn's access log (raw paths) off
         "import uvicorn; from discharge_bridge.api import create_app; "
-        f"uvicorn.run(create_app(), host='127.0.0.1', port={port}, log_level='warning')"
+        "from discharge_bridge.logs import uvicorn_log_config; "
+        f"uvicorn.run(create_app(), host='127.0.0.1', port={port}, log_level='warning', "
+        "log_config=uvicorn_log_config(), access_log=False)"
     )
     log = (data_dir / "server.log").open("wb")
     process = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -4,7 +4,8 @@ completes, each step on the timeline; another hospital's coordinator cannot open
 
 The harness's server runs no scheduler, so the morning list is built before the tests by the real
 builder (``worklists.morning.build_morning_list``) on the server's SQLite file, as the morning job
-would. Screenshots of each page go to /tmp/discharge_bridge_ui_*.png.
+would, after two tasks are given due times (the demo's own list of today, made before them, is
+replaced). Screenshots of each page go to /tmp/discharge_bridge_ui_*.png.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from discharge_bridge.sources.service import add_source, get_source
 from discharge_bridge.tasks.service import create_task
 from discharge_bridge.users.roles import Role
 from discharge_bridge.users.service import add_user
-from discharge_bridge.worklists.morning import build_morning_list
+from discharge_bridge.worklists.morning import build_morning_list, latest_for, local_day
 from tests.ui.conftest import LiveServer, sign_in
 
 pytestmark = pytest.mark.slow
@@ -51,21 +52,26 @@ def morning(live_server: LiveServer) -> Iterator[Morning]:
         anna = next(c for c in cases if c.coordinator == "anna")
         dmitry = next(c for c in cases if c.coordinator == "dmitry")
         now = utcnow()
+        _, day_end = local_day(get_source(session, "demo"), now)
+        later_today = now + (day_end - now) / 2  # due today in the hospital's zone, whenever the test runs
         create_task(
             session,
             anna,
             actor="anna",
             description="Call the daughter",
             domain="social",
-            due_at=now + timedelta(hours=1),
+            due_at=later_today,
         )
         create_task(
             session, anna, actor="anna", description="Order a walker", domain="material", due_at=now - timedelta(days=1)
         )
         rules = load_rules("rules", search_dir=settings.mappings_dir)
-        assert build_morning_list(
-            session, get_source(session, "demo"), now=now, rules_version=rules.version, generated_by="test"
-        )
+        demo = get_source(session, "demo")
+        for made_before_the_tasks in latest_for(session, [demo.id or 0]):  # the demo's own list of today
+            session.delete(made_before_the_tasks)
+        session.flush()
+        built = build_morning_list(session, demo, now=now, rules_version=rules.version, generated_by="test")
+        assert built is not None and built.items["counts"]["due_today"] == built.items["counts"]["overdue"] == 1
         add_source(
             session,
             name="north",

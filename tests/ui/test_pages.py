@@ -29,7 +29,7 @@ from discharge_bridge.tasks.models import Task
 from discharge_bridge.tasks.service import create_task
 from discharge_bridge.ui import i18n
 from discharge_bridge.users.service import get_user, start_session
-from discharge_bridge.worklists.morning import build_morning_list
+from discharge_bridge.worklists.morning import build_morning_list, local_day
 from tests.support.factories import flagged_case, make_source, make_user, put_encounter, put_risk
 
 UI = Path(__file__).resolve().parents[2] / "src" / "discharge_bridge" / "ui"
@@ -77,7 +77,7 @@ def _hospital(engine: Engine, settings: Settings) -> dict[str, int]:
 
 
 def _morning(engine: Engine, settings: Settings, case_id: int) -> None:
-    """Two tasks on anna's case (due in an hour, overdue by a day), then the city's morning list."""
+    """Two tasks on anna's case (due later today, overdue by a day), then the city's morning list."""
     with session_scope(engine) as session:
         for risk in session.exec(select(RiskAssessment)):  # as the scorer stamps a first flag
             risk.first_flagged_at = utcnow() - timedelta(hours=2)
@@ -86,7 +86,8 @@ def _morning(engine: Engine, settings: Settings, case_id: int) -> None:
         assert case is not None
         create_task(session, case, actor="t", description="Call the daughter", domain="social", owner="anna")
         due_soon = session.exec(select(Task).where(Task.description == "Call the daughter")).one()
-        due_soon.due_at = utcnow() + timedelta(hours=1)
+        _, day_end = local_day(get_source(session, "city"), utcnow())
+        due_soon.due_at = utcnow() + (day_end - utcnow()) / 2  # later today in the hospital's zone
         create_task(
             session,
             case,

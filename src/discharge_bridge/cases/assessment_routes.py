@@ -6,13 +6,13 @@ from fastapi import APIRouter, Response
 
 from discharge_bridge.cases.assessment import add_flag_correction, put_assessment
 from discharge_bridge.cases.deps import CurrentCase
-from discharge_bridge.cases.http import Actor, CoordinationRoute, IfMatch, expected_version, set_etag
+from discharge_bridge.cases.http import Actor, IfMatch, expected_version, set_etag
 from discharge_bridge.cases.repository import get_assessment
 from discharge_bridge.cases.schemas import AssessmentOut, AssessmentPut, CorrectionIn
 from discharge_bridge.cases.views import assessment_view
 from discharge_bridge.deps import SessionDep
 
-router = APIRouter(tags=["assessment"], route_class=CoordinationRoute)
+router = APIRouter(tags=["assessment"])
 
 
 @router.get("/cases/{case_id}/assessment", response_model=AssessmentOut)

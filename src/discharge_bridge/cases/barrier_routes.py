@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Response
 from discharge_bridge.cases.barriers import add_barrier, update_barrier
 from discharge_bridge.cases.deps import CurrentBarrier, CurrentCase, case_of
 from discharge_bridge.cases.errors import InvalidInput
-from discharge_bridge.cases.http import Actor, CoordinationRoute, IfMatch, expected_version, set_etag
+from discharge_bridge.cases.http import Actor, IfMatch, expected_version, set_etag
 from discharge_bridge.cases.repository import list_barriers
 from discharge_bridge.cases.schemas import BarrierIn, BarrierOut, BarrierPatch
 from discharge_bridge.cases.views import barrier_view
@@ -20,7 +20,6 @@ router = APIRouter(
     prefix="/api/v1",
     tags=["barriers"],
     dependencies=[Depends(require_by_method(Permission.read_cases, Permission.edit_barriers))],
-    route_class=CoordinationRoute,
 )
 
 

@@ -1,6 +1,6 @@
 """What can go wrong in coordination, each error with the HTTP status and body the API answers.
 
-Services raise these; ``cases.http.CoordinationRoute`` turns them into responses after the
+Services raise these; ``discharge_bridge.errors`` turns them into responses after the
 request's transaction has rolled back.
 """
 

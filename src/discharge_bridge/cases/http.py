@@ -1,38 +1,16 @@
-"""HTTP plumbing shared by the coordination routers: errors as responses, If-Match, actor, scope."""
+"""HTTP plumbing shared by the coordination routers: If-Match, actor, scope."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import Depends, Header, Response
-from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
-from sqlalchemy.orm.exc import StaleDataError
-from starlette.types import Receive, Scope, Send
 
-from discharge_bridge.cases.errors import CoordinationError, InvalidInput, VersionRequired
+from discharge_bridge.cases.errors import InvalidInput, VersionRequired
 from discharge_bridge.deps import CurrentPrincipal, SourceScope
 from discharge_bridge.users.principal import Via
 
-__all__ = ["Actor", "CoordinationRoute", "IfMatch", "SourceScope", "expected_version", "set_etag"]
-
-
-class CoordinationRoute(APIRoute):
-    """Answers a CoordinationError with its status and body.
-
-    The error is caught *outside* the dependencies, so the request's session has already seen it
-    and rolled back: a refused change never commits half of itself.
-    """
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().handle(scope, receive, send)
-        except CoordinationError as exc:
-            await JSONResponse(exc.body(), status_code=exc.status_code)(scope, receive, send)
-        except StaleDataError:
-            # Two writers passed the version check at the same moment; the database refused the second.
-            body = {"detail": "the record was changed by someone else at the same time; reload and retry"}
-            await JSONResponse(body, status_code=409)(scope, receive, send)
+__all__ = ["Actor", "IfMatch", "SourceScope", "expected_version", "set_etag"]
 
 
 def actor_of(

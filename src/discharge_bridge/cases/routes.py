@@ -16,12 +16,12 @@ from discharge_bridge.cases.assessment_routes import router as assessment_router
 from discharge_bridge.cases.deps import CurrentCase
 from discharge_bridge.cases.errors import InvalidInput, NotFound, check_version, ensure_open
 from discharge_bridge.cases.events import timeline
-from discharge_bridge.cases.http import Actor, CoordinationRoute, IfMatch, SourceScope, expected_version, set_etag
+from discharge_bridge.cases.http import Actor, IfMatch, SourceScope, expected_version, set_etag
 from discharge_bridge.cases.models import Case, CaseStatus, Priority
 from discharge_bridge.cases.readiness import set_dates_by_person
-from discharge_bridge.cases.repository import get_encounter, latest_risk, list_cases
+from discharge_bridge.cases.repository import list_cases
 from discharge_bridge.cases.schemas import CaseDetail, CaseOpen, CasePage, CasePatch, EventOut
-from discharge_bridge.cases.service import assign, change_status, open_case
+from discharge_bridge.cases.service import assign, change_status, open_case_by_hand
 from discharge_bridge.cases.views import detail, source_names, summary
 from discharge_bridge.db import utcnow
 from discharge_bridge.deps import SessionDep, require_by_method
@@ -32,7 +32,6 @@ router = APIRouter(
     prefix="/api/v1",
     tags=["cases"],
     dependencies=[Depends(require_by_method(Permission.read_cases, Permission.coordinate))],
-    route_class=CoordinationRoute,
 )
 
 
@@ -82,26 +81,8 @@ def cases_index(
 )
 def cases_open(body: CaseOpen, session: SessionDep, response: Response, actor: Actor, scope: SourceScope) -> CaseDetail:
     """Open a case by hand for any admission (201), or return the one it already has (200)."""
-    try:
-        source = get_source(session, body.source, source_ids=scope)
-    except SourceNotFound:
-        raise NotFound("source", repr(body.source)) from None
-    assert source.id is not None
-    encounter = get_encounter(session, source.id, body.encounter)
-    if encounter is None:
-        raise NotFound("encounter", f"{body.encounter!r} of source {body.source!r}")
-    draft = Case(source_id=source.id, encounter_fhir_id=encounter.fhir_id, patient_fhir_id=encounter.patient_fhir_id)
-    risk = latest_risk(session, draft)
-    flagged = risk is not None and risk.flagged
-    case, created = open_case(
-        session,
-        source_id=source.id,
-        encounter_fhir_id=encounter.fhir_id,
-        patient_fhir_id=encounter.patient_fhir_id,
-        priority=risk.priority if risk and flagged else None,
-        reasons_concepts=[str(r.get("concept")) for r in risk.reasons] if risk and flagged else [],
-        actor=actor,
-        by_hand=True,
+    case, created = open_case_by_hand(
+        session, source_name=body.source, encounter_fhir_id=body.encounter, actor=actor, source_ids=scope
     )
     if not created:
         response.status_code = status.HTTP_200_OK

@@ -14,7 +14,7 @@ from sqlalchemy import Table, and_, exists, or_
 from sqlmodel import Session, col, select
 
 from discharge_bridge.cases.assignment import CoordinatorPicker
-from discharge_bridge.cases.errors import InvalidInput, InvalidTransition, check_version
+from discharge_bridge.cases.errors import InvalidInput, InvalidTransition, NotFound, check_version
 from discharge_bridge.cases.events import EventKind, changes, record_event
 from discharge_bridge.cases.models import PRIORITY_RANK, Case, CaseOutcome, CaseStatus, Priority
 from discharge_bridge.cases.repository import get_case_for_encounter
@@ -134,6 +134,39 @@ def update_priority(session: Session, case: Case, priority: Priority | str | Non
     session.add(case)
     record_event(session, case, actor=actor, kind=EventKind.priority_changed, data={"priority": changed["priority"]})
     return True
+
+
+def open_case_by_hand(
+    session: Session, *, source_name: str, encounter_fhir_id: str, actor: str, source_ids: list[int] | None
+) -> tuple[Case, bool]:
+    """Open a case for any stored admission of a visible source (with its flags' priority, if flagged).
+
+    Raises NotFound for a source outside ``source_ids`` or an admission the store does not hold.
+    """
+    from discharge_bridge.cases.repository import get_encounter, latest_risk
+    from discharge_bridge.sources.service import SourceNotFound, get_source
+
+    try:
+        source = get_source(session, source_name, source_ids=source_ids)
+    except SourceNotFound:
+        raise NotFound("source", repr(source_name)) from None
+    assert source.id is not None
+    encounter = get_encounter(session, source.id, encounter_fhir_id)
+    if encounter is None:
+        raise NotFound("encounter", f"{encounter_fhir_id!r} of source {source_name!r}")
+    draft = Case(source_id=source.id, encounter_fhir_id=encounter.fhir_id, patient_fhir_id=encounter.patient_fhir_id)
+    risk = latest_risk(session, draft)
+    flagged = risk is not None and risk.flagged
+    return open_case(
+        session,
+        source_id=source.id,
+        encounter_fhir_id=encounter.fhir_id,
+        patient_fhir_id=encounter.patient_fhir_id,
+        priority=risk.priority if risk and flagged else None,
+        reasons_concepts=[str(r.get("concept")) for r in risk.reasons] if risk and flagged else [],
+        actor=actor,
+        by_hand=True,
+    )
 
 
 def open_cases_for_flags(session: Session, source_id: int, *, rules_version: str, actor: str = "system") -> int:

@@ -9,7 +9,7 @@ from sqlmodel import Session
 
 from discharge_bridge.cases.deps import CurrentCase, case_of
 from discharge_bridge.cases.errors import InvalidInput, NotFound
-from discharge_bridge.cases.http import Actor, CoordinationRoute, IfMatch, SourceScope, expected_version, set_etag
+from discharge_bridge.cases.http import Actor, IfMatch, SourceScope, expected_version, set_etag
 from discharge_bridge.cases.repository import get_child
 from discharge_bridge.deps import SessionDep, SettingsDep, require_by_method
 from discharge_bridge.handoffs.models import Handoff, HandoffStatus
@@ -22,7 +22,6 @@ router = APIRouter(
     prefix="/api/v1",
     tags=["handoffs"],
     dependencies=[Depends(require_by_method(Permission.read_cases, Permission.coordinate))],
-    route_class=CoordinationRoute,
 )
 
 

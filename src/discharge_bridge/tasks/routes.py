@@ -9,7 +9,7 @@ from sqlmodel import Session
 
 from discharge_bridge.cases.deps import CurrentCase, case_of
 from discharge_bridge.cases.errors import InvalidInput, NotFound
-from discharge_bridge.cases.http import Actor, CoordinationRoute, IfMatch, SourceScope, expected_version, set_etag
+from discharge_bridge.cases.http import Actor, IfMatch, SourceScope, expected_version, set_etag
 from discharge_bridge.cases.repository import get_child
 from discharge_bridge.db import utcnow
 from discharge_bridge.deps import SessionDep, require_by_method
@@ -23,7 +23,6 @@ router = APIRouter(
     prefix="/api/v1",
     tags=["tasks"],
     dependencies=[Depends(require_by_method(Permission.read_cases, Permission.coordinate))],
-    route_class=CoordinationRoute,
 )
 
 

@@ -2,13 +2,11 @@
 
 ``CasePageRoute`` answers a refused change (a stale version, a move the status table forbids, a
 closed case, a value the service rejects) with a page in the reader's language and the same
-status code as the API. It catches the error *outside* the request's dependencies, so the
-session has already rolled back: a refused submit never writes half of itself.
+status code as the API, once the request's session has rolled back (see ``ui.errors``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 from urllib.parse import urlencode
@@ -16,11 +14,9 @@ from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Path, Request
 from fastapi.responses import RedirectResponse, Response
-from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.datastructures import FormData
-from starlette.types import Receive, Scope, Send
 
 from discharge_bridge.cases.errors import (
     CaseClosed,
@@ -66,43 +62,13 @@ FLASH = {
 }
 
 
-class _Refused(Exception):
-    """Carries a coordination error past ``PageRoute``'s handler, so that the request's session
-    dependency sees an exception and rolls back before the page is rendered."""
+class CasePageRoute(PageRoute):
+    """PageRoute with coordination errors in the reader's words (answered after the rollback)."""
 
-    def __init__(self, error: CoordinationError) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
-class _TranslatedErrors(APIRoute):
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def refusing_handler(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except CoordinationError as exc:
-                raise _Refused(exc) from exc
-
-        return refusing_handler
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive)
-        try:
-            await super().handle(scope, receive, send)
-        except _Refused as exc:
-            await problem_page(request, exc.error)(scope, receive, send)
-        except StaleDataError as exc:  # two writers passed the version check together; the database refused one
-            await problem_page(request, exc)(scope, receive, send)
-
-
-class CasePageRoute(PageRoute, _TranslatedErrors):
-    """PageRoute (sign-in redirect, error pages) with coordination errors in the reader's words.
-
-    The coordination error is turned into its page *outside* the route's dependencies, once the
-    request's session has rolled back: a refused submit never commits half of itself.
-    """
+    def error_response(self, request: Request, exc: Exception) -> Response:
+        if isinstance(exc, CoordinationError | StaleDataError):
+            return problem_page(request, exc)
+        return super().error_response(request, exc)
 
 
 def problem_page(request: Request, exc: Exception) -> Any:

@@ -1,12 +1,11 @@
 """Rendering pages: the Jinja2 environment, the page route class and the navigation.
 
-``PageRoute`` turns errors into pages: not signed in -> 303 to the sign-in page (coming back after),
+A ``PageRoute``'s errors become pages: not signed in -> 303 to the sign-in page (coming back after),
 403 / 404 / 409 / 422 -> an error page in the reader's language, with the same status code.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -94,27 +93,21 @@ def login_redirect(request: Request) -> RedirectResponse:
 
 
 class PageRoute(APIRoute):
-    """Errors as pages, caught inside the route's handler.
+    """A page: its errors are answered as pages, not JSON (see ``ui.errors``, installed on the app).
 
-    Starlette answers an HTTPException (a 401 or 403 from the auth dependencies, a 404) with the
-    app's JSON handler before an ``APIRoute.handle`` override would see it, so the handler itself
-    is wrapped. The request's session dependency has already rolled back when these arrive.
+    The answer is made by the app's exception handlers, which run after the route's dependencies
+    have unwound, so the request's session has rolled back: a refused submit never writes half of
+    itself. Subclasses refine ``error_response``.
     """
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def page_handler(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except HTTPException as exc:
-                if exc.status_code == 401:
-                    return login_redirect(request)
-                return _error_page(request, exc.status_code, str(exc.detail))
-            except CoordinationError as exc:
-                return _error_page(request, exc.status_code, str(exc.body().get("detail", exc.message)))
-            except RequestValidationError as exc:
-                fields = ", ".join(str(e.get("loc", ["?"])[-1]) for e in exc.errors())
-                return _error_page(request, 422, f"{i18n.gettext('Please check')}: {fields}")
-
-        return page_handler
+    def error_response(self, request: Request, exc: Exception) -> Response:
+        if isinstance(exc, HTTPException):
+            if exc.status_code == 401:
+                return login_redirect(request)
+            return _error_page(request, exc.status_code, str(exc.detail))
+        if isinstance(exc, CoordinationError):
+            return _error_page(request, exc.status_code, str(exc.body().get("detail", exc.message)))
+        if isinstance(exc, RequestValidationError):
+            fields = ", ".join(str(e.get("loc", ["?"])[-1]) for e in exc.errors())
+            return _error_page(request, 422, f"{i18n.gettext('Please check')}: {fields}")
+        return _error_page(request, 409, i18n.gettext("The record was changed by someone else: reload the page."))

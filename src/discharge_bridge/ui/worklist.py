@@ -15,14 +15,13 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session
 
-from discharge_bridge.cases.errors import NotFound
 from discharge_bridge.cases.models import Case, CaseStatus
 from discharge_bridge.cases.repository import get_case_for_encounter, get_child, get_encounter, latest_risk, list_cases
-from discharge_bridge.cases.service import assign, open_case
+from discharge_bridge.cases.service import assign, open_case_by_hand
 from discharge_bridge.deps import SessionDep, SettingsDep
 from discharge_bridge.risk import RuleSetError, load_rules
 from discharge_bridge.sources.models import Source
-from discharge_bridge.sources.service import SourceNotFound, get_source, list_sources
+from discharge_bridge.sources.service import list_sources
 from discharge_bridge.tasks.models import Task, TaskStatus
 from discharge_bridge.tasks.service import ACTIVE_TASK_STATUSES
 from discharge_bridge.ui import i18n
@@ -160,26 +159,12 @@ def worklist_page(
 @router.post("/worklist/open")
 def open_from_worklist(session: SessionDep, principal: Coordinator, form: Form) -> RedirectResponse:
     """Open a case by hand for a flagged admission that has none; a coordinator takes it on."""
-    try:
-        source = get_source(session, text(form, "source"), source_ids=principal.scope)
-    except SourceNotFound:
-        raise NotFound("source", repr(text(form, "source"))) from None
-    assert source.id is not None
-    encounter = get_encounter(session, source.id, text(form, "encounter"))
-    if encounter is None:
-        raise NotFound("encounter", repr(text(form, "encounter")))
-    draft = Case(source_id=source.id, encounter_fhir_id=encounter.fhir_id, patient_fhir_id=encounter.patient_fhir_id)
-    risk = latest_risk(session, draft)
-    flagged = risk is not None and risk.flagged
-    case, created = open_case(
+    case, created = open_case_by_hand(
         session,
-        source_id=source.id,
-        encounter_fhir_id=encounter.fhir_id,
-        patient_fhir_id=encounter.patient_fhir_id,
-        priority=risk.priority if risk and flagged else None,
-        reasons_concepts=[str(r.get("concept")) for r in risk.reasons] if risk and flagged else [],
+        source_name=text(form, "source"),
+        encounter_fhir_id=text(form, "encounter"),
         actor=principal.username,
-        by_hand=True,
+        source_ids=principal.scope,
     )
     if created and principal.role == Role.coordinator:
         assign(session, case, principal.username, actor=principal.username)
