@@ -10,6 +10,7 @@ from pydantic import SecretStr
 
 from discharge_bridge.config import PROJECT_ROOT, Settings
 from discharge_bridge.db import get_engine, session_scope, upgrade, utcnow
+from discharge_bridge.demo_activity import seed_demo_activity
 from discharge_bridge.ingest.poll import SyncResult, sync_source
 from discharge_bridge.sources.models import SourceMode
 from discharge_bridge.sources.service import SourceNotFound, add_source, get_source
@@ -81,7 +82,7 @@ def build_demo_morning_list(settings: Settings) -> None:
         build_morning_list(session, source, now=utcnow(), rules_version=rules_version, generated_by="demo")
 
 
-def prepare_demo(settings: Settings, data: Path = DEMO_DATA) -> tuple[Settings, SyncResult]:
+def prepare_demo(settings: Settings, data: Path = DEMO_DATA, *, activity: bool = True) -> tuple[Settings, SyncResult]:
     """Migrate, register the demo hospital and its users if needed, load it; return settings carrying the token."""
     upgrade(settings)
     engine = get_engine(settings)
@@ -100,6 +101,11 @@ def prepare_demo(settings: Settings, data: Path = DEMO_DATA) -> tuple[Settings, 
             )
     ensure_demo_users(settings)  # before the sync, so its new cases are assigned to the coordinators
     result = sync_source(DEMO_SOURCE, engine=engine, settings=settings)
+    with session_scope(engine) as session:
+        source_id = get_source(session, DEMO_SOURCE).id
+    assert source_id is not None
+    if activity:  # tests that walk the coordination flow themselves start from the bare admissions
+        seed_demo_activity(settings, source_id)
     build_demo_morning_list(settings)
     token = demo_token(settings)
     return settings.model_copy(update={"api_token": SecretStr(token)}), result

@@ -57,7 +57,7 @@ def start_live_server(data_dir: Path) -> LiveServer:
     from discharge_bridge.config import Settings
     from discharge_bridge.demo import demo_password, prepare_demo
 
-    settings, _ = prepare_demo(Settings(data_dir=data_dir))
+    settings, _ = prepare_demo(Settings(data_dir=data_dir), activity=False)  # the tests do the work
     port = _free_port()
     token = settings.api_token.get_secret_value() if settings.api_token else ""
     env = {

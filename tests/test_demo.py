@@ -1,0 +1,39 @@
+"""The demo on the embedded default: users of every role, cases assigned, work in progress, a morning list."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from discharge_bridge.api import create_app
+from discharge_bridge.config import Settings
+from discharge_bridge.db import get_engine, session_scope
+from discharge_bridge.demo import DEMO_SOURCE, prepare_demo
+from discharge_bridge.demo_activity import STORIES, seed_demo_activity
+from discharge_bridge.sources.service import get_source
+from discharge_bridge.worklists.morning import latest_for
+
+
+def test_the_demo_has_people_work_in_progress_and_a_morning_list(tmp_path: Path) -> None:
+    settings, result = prepare_demo(Settings(data_dir=tmp_path / "data"))
+    assert result.status == "ok" and result.dead_letters == 2
+    token = settings.api_token.get_secret_value() if settings.api_token else ""
+    api = TestClient(create_app(settings), headers={"Authorization": f"Bearer {token}"})
+    cases = api.get("/api/v1/cases?limit=500").json()["items"]
+    assert {c["coordinator"] for c in cases} == {"anna", "dmitry"}  # round robin over the two coordinators
+    details = [api.get(f"/api/v1/cases/{c['id']}").json() for c in cases]
+    ready = [d for d in details if d["medically_ready"]["at"]]
+    assert len(ready) == len(STORIES)
+    assert all(d["medically_ready"]["source"] == "person" and d["bed_days_lost"] > 0 for d in ready)
+    handoffs = [api.get(f"/api/v1/cases/{d['id']}/handoffs").json() for d in ready]
+    assert sorted(h[0]["status"] for h in handoffs) == ["accepted", "proposed", "referred", "referred", "scheduled"]
+    assert all(api.get(f"/api/v1/cases/{d['id']}/barriers").json() for d in ready)
+    # a second start changes nothing: the stories are written once
+    with session_scope(get_engine(settings)) as session:
+        source_id = get_source(session, DEMO_SOURCE).id or 0
+        (morning,) = latest_for(session, [source_id])
+        assert morning.items["counts"]["new_flags"] == len(cases) and morning.generated_by == "demo"
+    assert seed_demo_activity(settings, source_id) == 0
+    prepare_demo(settings)
+    assert len(api.get("/api/v1/cases?limit=500").json()["items"]) == len(cases)
