@@ -249,10 +249,10 @@ def sources_remove(
 
 @sources_app.command("check")
 def sources_check(name: str) -> None:
-    """Read the CapabilityStatement and try an authenticated search; say what to fix."""
-    from discharge_bridge.fhir import FhirError
-    from discharge_bridge.sources.check import CheckStatus, check_source
-    from discharge_bridge.sources.service import SourceNotFound, client_for, get_source
+    """Read the CapabilityStatement and try an authenticated search (a file source: its folder); say what to fix."""
+    from discharge_bridge.sources.check import CheckStatus
+    from discharge_bridge.sources.service import SourceNotFound, get_source
+    from discharge_bridge.sources.status import run_check
 
     ready_database()
     try:
@@ -260,12 +260,7 @@ def sources_check(name: str) -> None:
             source = get_source(session, name)
     except SourceNotFound as exc:
         raise _fail(str(exc)) from None
-    try:
-        client = client_for(source)
-    except FhirError as exc:
-        raise _fail(f"cannot set up auth: {exc}") from None
-    with client:
-        report = check_source(source, client)
+    report = run_check(source)  # the same check as the hospital IT page
     marks = {CheckStatus.ok: "[green]ok[/green]", CheckStatus.warning: "[yellow]warn[/yellow]"}
     for item in report.items:
         console.print(f"{marks.get(item.status, '[red]FAIL[/red]'):>6}  {item.name}: {item.detail}")
