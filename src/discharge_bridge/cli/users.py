@@ -10,44 +10,31 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from discharge_bridge.cli.common import console, err, fail, ready_database
 from discharge_bridge.db import get_engine, session_scope
 from discharge_bridge.users.roles import Role
 
 app = typer.Typer(no_args_is_help=True, help="Users, their roles and hospitals, and API tokens.")
-console = Console()
-err = Console(stderr=True)
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}")
-    return typer.Exit(code)
 
 
 def _read_password(password_env: str | None, password_file: Path | None, *, required: bool) -> str | None:
     if password_env:
         value = os.environ.get(password_env)
         if not value:
-            raise _fail(f"environment variable {password_env} is empty or not set")
+            raise fail(f"environment variable {password_env} is empty or not set")
         return value
     if password_file:
         try:
             return password_file.read_text().strip()
         except OSError as exc:
-            raise _fail(f"cannot read {password_file}: {exc.strerror}") from None
+            raise fail(f"cannot read {password_file}: {exc.strerror}") from None
     if not required:
         return None
     if not sys.stdin.isatty():
-        raise _fail("no password given: use --password-env VAR or --password-file FILE (or run in a terminal)")
+        raise fail("no password given: use --password-env VAR or --password-file FILE (or run in a terminal)")
     return str(typer.prompt("password", hide_input=True, confirmation_prompt=True))
-
-
-def _ready() -> None:
-    from discharge_bridge.cli import ready_database
-
-    ready_database()
 
 
 @app.command("add")
@@ -67,7 +54,7 @@ def users_add(
     from discharge_bridge.users.service import UserError, add_user
 
     password = None if machine else _read_password(password_env, password_file, required=True)
-    _ready()
+    ready_database()
     try:
         with session_scope(get_engine()) as session:
             add_user(
@@ -80,7 +67,7 @@ def users_add(
                 locale=language,
             )
     except UserError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     console.print(f"added {role.value} {username}" + (f" for {', '.join(source)}" if source else " (every hospital)"))
 
 
@@ -89,7 +76,7 @@ def users_list(fmt: Annotated[str, typer.Option("--format", help="table | json")
     """Every user with role, hospitals, language and status."""
     from discharge_bridge.users.service import list_users
 
-    _ready()
+    ready_database()
     with session_scope(get_engine()) as session:
         views = list_users(session)
     if fmt == "json":
@@ -128,12 +115,12 @@ def users_disable(username: str) -> None:
     """Disable a user: their sessions end and their API tokens stop working at once."""
     from discharge_bridge.users.service import UserError, disable_user
 
-    _ready()
+    ready_database()
     try:
         with session_scope(get_engine()) as session:
             disable_user(session, username)
     except UserError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     console.print(f"disabled {username}; their sessions and tokens no longer work")
 
 
@@ -148,12 +135,12 @@ def users_password(
 
     password = _read_password(password_env, password_file, required=True)
     assert password is not None
-    _ready()
+    ready_database()
     try:
         with session_scope(get_engine()) as session:
             set_password(session, username, password)
     except UserError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     console.print(f"password of {username} changed")
 
 
@@ -164,11 +151,11 @@ def users_token(
     """Create an API token acting as USERNAME (same role and hospitals). Printed once: store it."""
     from discharge_bridge.users.service import UserError, issue_token
 
-    _ready()
+    ready_database()
     try:
         with session_scope(get_engine()) as session:
             token = issue_token(session, username, name)
     except UserError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     err.print(f"API token {name!r} for {username} (shown once; send as 'Authorization: Bearer <token>'):")
     typer.echo(token)
