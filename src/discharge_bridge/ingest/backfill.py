@@ -38,8 +38,9 @@ from discharge_bridge.fhir import (
     FhirError,
     FhirNotFound,
 )
+from discharge_bridge.ingest.about import class_code, owner_of
 from discharge_bridge.ingest.models import EncounterSnapshot, PatientSnapshot
-from discharge_bridge.ingest.normalise import codings, first_code, parse_instant, reference_id
+from discharge_bridge.ingest.normalise import codings, parse_instant
 from discharge_bridge.ingest.pipeline import parse_batch, store_batch
 from discharge_bridge.ingest.poll import FACT_STREAMS, PollPass, SyncAborted, SyncResult, _failed_before_start, _score
 from discharge_bridge.ingest.poll import format_instant as _format_instant
@@ -84,19 +85,6 @@ def plan(manifest: ExportManifest) -> list[_Step]:
     for rtype in ("Patient", *FACT_STREAMS):
         steps += [_Step(f"{rtype}:{f.url}", "facts", f) for f in manifest.output if f.type == rtype]
     return steps
-
-
-def _class_code(encounter: dict[str, Any]) -> str | None:
-    value = encounter.get("class")
-    return (value or None) if isinstance(value, str) else first_code(value)
-
-
-def _owner(resource: dict[str, Any]) -> str | None:
-    rtype = resource.get("resourceType")
-    if rtype == "Patient":
-        rid = resource.get("id")
-        return rid if isinstance(rid, str) else None
-    return reference_id(resource.get("patient" if rtype == "RelatedPerson" else "subject"), "Patient")
 
 
 class BackfillPass(PollPass):
@@ -253,15 +241,15 @@ class BackfillPass(PollPass):
         """Keep it (True), not (False), or None: the other pass over the Encounter files decides."""
         rtype = resource.get("resourceType")
         if rtype == "Encounter":
-            inpatient = _class_code(resource) in self.classes
+            inpatient = class_code(resource) in self.classes
             if phase == "inpatient" and inpatient:
-                if (pid := _owner(resource)) is not None:
+                if (pid := owner_of(resource)) is not None:
                     self.followed.add(pid)
                 return True  # without a subject it is kept, to become a dead letter
             if phase == "earlier" and not inpatient:
-                return resource.get("status") == "finished" and _owner(resource) in self.followed
+                return resource.get("status") == "finished" and owner_of(resource) in self.followed
             return None
-        if phase != "facts" or rtype not in ("Patient", *FACT_STREAMS) or _owner(resource) not in self.followed:
+        if phase != "facts" or rtype not in ("Patient", *FACT_STREAMS) or owner_of(resource) not in self.followed:
             return False
         if rtype == "Observation":
             return bool({c.get("code") for c in codings(resource.get("category"))} & self.categories)

@@ -16,24 +16,10 @@ from sqlalchemy.engine import Engine
 
 from discharge_bridge.config import Settings
 from discharge_bridge.fhir import FhirClient
-from discharge_bridge.ingest.normalise import SNAPSHOT_TYPES, codings, first_code, reference_id
+from discharge_bridge.ingest.about import class_code, owner_of
+from discharge_bridge.ingest.normalise import SNAPSHOT_TYPES, codings
 from discharge_bridge.ingest.poll import FACT_STREAMS, PollPass, SyncResult, _score, sync_source
 from discharge_bridge.sources.models import Source
-
-
-def class_code(encounter: dict[str, Any]) -> str | None:
-    value = encounter.get("class")
-    return (value or None) if isinstance(value, str) else first_code(value)
-
-
-def owner_of(resource: dict[str, Any]) -> str | None:
-    """The Patient a resource is about (itself, for a Patient)."""
-    rtype = resource.get("resourceType")
-    if rtype == "Patient":
-        rid = resource.get("id")
-        return rid if isinstance(rid, str) else None
-    field = "patient" if rtype == "RelatedPerson" else "subject"
-    return reference_id(resource.get(field), "Patient")
 
 
 class NotificationPass(PollPass):
