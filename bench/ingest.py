@@ -366,7 +366,11 @@ def main() -> None:
         f" = {naive_rate:,.0f} res/s ({naive['processed'] / naive['cpu_s']:,.0f} res/CPU-s); stored {naive['stored']},"
         f" invalid {naive['invalid']}, unusable {naive['unusable']}, duplicate {naive['duplicate']}"
     )
-    print(f"  real / naive: {rate / naive_rate:.1f}x   targets: >= 15,000 res/CPU-s, >= 10x naive, flat memory")
+    naive_cpu_rate = naive["processed"] / naive["cpu_s"]
+    print(
+        f"  real / naive: {rate / naive_rate:.1f}x wall, {cpu_rate / naive_cpu_rate:.1f}x CPU"
+        "   targets: >= 15,000 res/CPU-s, >= 10x naive, flat memory"
+    )
     if profile:
         print()
         print(profile["profile"])
@@ -378,6 +382,8 @@ def main() -> None:
         "peak_rss_mb_small": round(real[small]["peak_rss_mb"], 1),
         "peak_rss_with_scoring_mb": round(r["peak_rss_with_scoring_mb"], 1),
         "resources_per_cpu_s": round(cpu_rate),
+        "naive_resources_per_cpu_s": round(naive_cpu_rate),
+        "ratio_cpu": round(cpu_rate / naive_cpu_rate, 1),
         "resources": r["fetched"],
         "dead_letters": r["dead_letters"],
         "dataset_resources": info["resources"],

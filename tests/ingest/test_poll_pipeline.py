@@ -1,4 +1,4 @@
-"""A pass fetches and parses the next page while it writes the current one: what that must not change."""
+"""A pass page by page: each page is parsed, then written with its cursor, before the next is read."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def _admit(ehr: FakeFhir, n: int) -> None:
 
 
 def test_a_patient_on_two_pages_has_its_facts_fetched_once(engine: Engine, settings: Settings, ehr: FakeFhir) -> None:
-    """Page 2 may be read before page 1 is written; its patients still count as known."""
+    """A patient already written by an earlier page of the same pass is known, not new again."""
     _source(engine)
     _admit(ehr, 7)
     ehr.put(encounter("e0-transfer", "p0"))  # p0's second current stay, three pages after the first
@@ -63,7 +63,7 @@ def test_a_patient_on_two_pages_has_its_facts_fetched_once(engine: Engine, setti
     assert (_count(engine, EncounterSnapshot), _count(engine, ClinicalSnapshot)) == (8, 7)
 
 
-def test_a_failure_while_reading_ahead_keeps_the_pages_written_before_it(
+def test_a_failure_mid_pass_keeps_the_pages_written_before_it(
     engine: Engine, settings: Settings, ehr: FakeFhir
 ) -> None:
     _source(engine)
@@ -114,5 +114,7 @@ def test_dead_responses_do_not_pile_up_between_collections(
 
     assert result.status == SyncStatus.ok, result.error
     assert len(ehr.requests) > 40
-    # the page being read ahead and the one just written, not the whole pass
-    assert max(alive) <= 12, alive
+    # Without the collections every response of the pass is still there at the end (about 90
+    # here). With them: those of the last page or two, plus the odd one a collection found alive
+    # and moved to the old generation.
+    assert max(alive) <= 24, alive

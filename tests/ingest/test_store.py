@@ -9,9 +9,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from discharge_bridge.db import session_scope
-from discharge_bridge.ingest.models import ClinicalSnapshot, EncounterSnapshot, PatientSnapshot
+from discharge_bridge.ingest.models import ClinicalSnapshot, DeadLetter, EncounterSnapshot, PatientSnapshot
 from discharge_bridge.ingest.normalise import normalise, zone
-from discharge_bridge.ingest.store import padded, upsert_snapshots
+from discharge_bridge.ingest.store import padded, record_dead_letter, record_dead_letters, upsert_snapshots
 from tests.support.factories import make_source
 from tests.support.fakefhir import condition, encounter, patient
 
@@ -68,7 +68,7 @@ def test_a_batch_larger_than_a_statement_chunk_is_stored_whole(engine: Engine) -
     conditions = [_versioned(condition(f"c{i}", f"p{i % 7}"), 1) for i in range(1234)]
 
     stats = _upsert(engine, source_id, conditions, encode=True)
-    repeat = _upsert(engine, source_id, conditions[:900] + [_versioned(condition("c5", "p5", "Z59.0"), 2)], encode=True)
+    repeat = _upsert(engine, source_id, [*conditions[:900], _versioned(condition("c5", "p5", "Z59.0"), 2)], encode=True)
 
     assert stats.created == 1234
     assert (repeat.unchanged, repeat.updated) == (899, 1)  # the batch's newest copy of c5 wins
@@ -84,3 +84,23 @@ def test_in_lists_are_padded_to_a_few_lengths() -> None:
     ids = [f"id{i}" for i in range(300)]
     assert len(padded(ids)) == 512 and padded(ids)[:300] == ids and set(padded(ids)) == set(ids)
     assert {len(padded(ids[:n])) for n in range(1, 501)} == {16, 32, 64, 128, 256, 512}
+
+
+def test_dead_letters_in_one_statement_count_repeats_like_one_by_one(engine: Engine) -> None:
+    source_id = _source_id(engine)
+    bad = {"resourceType": "Encounter", "id": "bad1", "status": "in-progress"}
+    other = {"resourceType": "Condition", "id": "c9"}
+    with session_scope(engine) as session:
+        record_dead_letters(session, source_id, [(bad, "no subject"), (other, "no subject"), (bad, "still no subject")])
+    with session_scope(engine) as session:
+        record_dead_letter(session, source_id, bad, "no subject, again")
+        record_dead_letters(session, source_id, [])
+    with Session(engine) as session:
+        letters = {letter.fhir_id: letter for letter in session.exec(select(DeadLetter))}
+    assert set(letters) == {"bad1", "c9"}
+    assert (letters["bad1"].count, letters["bad1"].error, letters["bad1"].resource_type) == (
+        3,
+        "no subject, again",
+        "Encounter",
+    )
+    assert letters["c9"].count == 1

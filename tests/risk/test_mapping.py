@@ -77,7 +77,8 @@ def test_site_aliases_usable_in_parent_and_child(tmp_path: Path) -> None:
             "say which value proves it",
         ),
         (
-            "concepts:\n  lives_alone:\n    patient_extensions:\n      - url: http://x/y\n        value_boolean: maybe\n",
+            "concepts:\n  lives_alone:\n    patient_extensions:\n"
+            "      - url: http://x/y\n        value_boolean: maybe\n",
             "concepts.lives_alone.patient_extensions[0].value_boolean",
             "valid boolean",
         ),

@@ -59,9 +59,11 @@ def parse_instant(value: Any, tz: tzinfo = UTC) -> datetime | None:
             return datetime(int(text[:4]), int(text[5:7]), 1, tzinfo=tz).astimezone(UTC)
         if len(text) == 10:
             return datetime.combine(date.fromisoformat(text), time(), tz).astimezone(UTC)
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(text)  # Python 3.11 reads a trailing Z itself
     except ValueError:
         return None
+    if parsed.tzinfo is UTC:  # most instants: nothing to convert
+        return parsed
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=tz)
     return parsed.astimezone(UTC)
@@ -89,6 +91,12 @@ def obj(value: Any) -> dict[str, Any]:
 
 
 def first_code(value: Any) -> str | None:
+    if isinstance(value, dict) and isinstance(inner := value.get("coding"), list):
+        # the usual CodeableConcept, without building the list ``codings`` returns (hot path)
+        for coding in inner:
+            if isinstance(coding, dict) and isinstance(code := coding.get("code"), str) and code:
+                return code
+        return None
     for coding in codings(value):
         code = coding.get("code")
         if isinstance(code, str) and code:
@@ -103,6 +111,9 @@ def reference_id(ref: Any, expected_type: str) -> str | None:
     text = ref.get("reference")
     if not isinstance(text, str) or not text or text.startswith("#"):
         return None
+    kind, _, rest = text.partition("/")
+    if kind == expected_type and "/" not in rest:  # the usual relative "Patient/123" (hot path)
+        return rest if _ID_RE.match(rest) else None
     parts = text.split("/")
     if "_history" in parts:
         parts = parts[: parts.index("_history")]

@@ -14,7 +14,7 @@ from discharge_bridge.ingest.normalise import Normalised, UnusableResource, norm
 from discharge_bridge.ingest.store import (
     UpsertStats,
     record_conformance,
-    record_dead_letter,
+    record_dead_letters,
     upsert_snapshots,
 )
 
@@ -85,8 +85,7 @@ class BatchResult:
 def store_batch(session: Session, source_id: int, parsed: Parsed) -> BatchResult:
     """Write a parsed batch in the caller's transaction."""
     stats = upsert_snapshots(session, source_id, parsed.rows)
-    for payload, reason in parsed.rejected:
-        record_dead_letter(session, source_id, payload, reason)
+    record_dead_letters(session, source_id, parsed.rejected)
     if parsed.conformance:
         record_conformance(session, source_id, parsed.conformance)
     return BatchResult(stats=stats, dead_letters=len(parsed.rejected), ignored=parsed.ignored)

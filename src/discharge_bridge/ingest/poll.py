@@ -12,24 +12,21 @@ import gc
 import itertools
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Generator, Iterable, Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from sqlalchemy.engine import Engine
-from sqlmodel import col, select
 
 from discharge_bridge.config import Settings, get_settings
 from discharge_bridge.db import session_scope, utcnow
 from discharge_bridge.fhir import FhirClient, FhirError, SearchPage
 from discharge_bridge.ingest.conformance import Sampler
-from discharge_bridge.ingest.models import PatientSnapshot
 from discharge_bridge.ingest.normalise import obj, parse_instant, reference_id, zone
 from discharge_bridge.ingest.pipeline import Parsed, parse_batch, store_batch
-from discharge_bridge.ingest.readahead import ReadAhead
-from discharge_bridge.ingest.store import fingerprint, padded, payload_text
+from discharge_bridge.ingest.store import fingerprint, payload_text, stored_versions
 from discharge_bridge.sources.models import Source, SourceMode, SyncRun, SyncStatus
 
 log = logging.getLogger(__name__)
@@ -47,9 +44,9 @@ def fewer_gc_pauses() -> Iterator[None]:
     whole heap, about a fifth of its CPU time (bench/ingest.py). The price: the count that
     triggers a collection is allocations *minus* frees, so while a page's dicts come and go it
     hardly moves, and cyclic garbage piles up. Each httpx Response is such a cycle (it and its
-    stream refer to each other) holding its body, ~1 MB a page: a 100k-resource pass carried 50
-    MB of dead responses. ``PollPass`` collects the young generations after every
-    ``GC_EVERY_BYTES`` of responses instead (``_received``).
+    stream refer to each other) holding its body: halfway through a 100k-resource pass, 400 dead
+    responses held 51 MB, and peak memory grew with the input. ``PollPass`` collects the young
+    generations after every ``GC_EVERY_BYTES`` of responses instead (``_received``).
     """
     old = gc.get_threshold()
     gc.set_threshold(50_000, old[1], old[2])
@@ -187,7 +184,6 @@ class PollPass:
         self.pass_started: datetime | None = None
         self.rejected_this_pass: set[str] = set()
         self._received = 0  # response bytes since the last garbage collection
-        self._queued_patients: set[str] = set()  # Patient rows parsed in this pass
 
     # -- fetching -----------------------------------------------------------------------------
     def _search_all(self, resource_type: str, params: dict[str, str]) -> list[Any]:
@@ -202,10 +198,7 @@ class PollPass:
         if not ids:
             return set()
         with session_scope(self.engine) as session:
-            query = select(PatientSnapshot.fhir_id).where(
-                PatientSnapshot.source_id == self.source_id, col(PatientSnapshot.fhir_id).in_(padded(sorted(ids)))
-            )
-            return set(session.exec(query))
+            return set(stored_versions(session, self.source_id, "Patient", sorted(ids)))
 
     def _facts_for(self, patient_ids: set[str]) -> list[Any]:
         """Everything risk flagging needs about patients seen for the first time, in batches."""
@@ -314,8 +307,8 @@ class PollPass:
         self._write_all(self._encounter_pages(cursor))
         self._commit_page([], {"Encounter": cursor.final()} | self._first_fact_cursors())
 
-    def _encounter_pages(self, cursor: _Cursor) -> Iterator[_Page]:
-        """Each Encounter page with its Patients and the facts of new patients, parsed (read-ahead thread)."""
+    def _encounter_pages(self, cursor: _Cursor) -> Generator[_Page, None, None]:
+        """Each Encounter page with its Patients and the facts of new patients, parsed."""
         params = {
             "class": ",".join(self.source.inpatient_classes),
             "_include": "Encounter:subject",
@@ -331,10 +324,7 @@ class PollPass:
             encounters = [r for r in encounters if isinstance(r, dict) and r.get("resourceType") == "Encounter"]
             referenced = {pid for r in encounters if (pid := reference_id(r.get("subject"), "Patient")) is not None}
             included = {r.get("id") for r in resources if isinstance(r, dict) and r.get("resourceType") == "Patient"}
-            # Patients of pages parsed but maybe not written yet count as known: they will be,
-            # before this page is (pages are written in order, and a failed write ends the pass).
-            new_patients = referenced - self._queued_patients
-            new_patients -= self._known_patients(new_patients)
+            new_patients = referenced - self._known_patients(referenced)
             missing = new_patients - included
             if missing:  # servers that ignore _include
                 resources += self._search_all(
@@ -342,7 +332,8 @@ class PollPass:
                 )
             resources += self._facts_for(new_patients)
             parsed = self._parse_page(resources, {"Encounter": cursor.observe(_stamps(encounters, self.tz))})
-            del resources, encounters  # only the rows' text waits in the queue
+            del resources, encounters  # the fact resources go before the write, their rows keep only text
+            self._collect_if_due()
             yield parsed
 
     def _first_fact_cursors(self) -> dict[str, str | None]:
@@ -362,7 +353,7 @@ class PollPass:
             self._write_all(self._fact_pages(resource_type, cursor))
             self._commit_page([], {resource_type: cursor.final()})
 
-    def _fact_pages(self, resource_type: str, cursor: _Cursor) -> Iterator[_Page]:
+    def _fact_pages(self, resource_type: str, cursor: _Cursor) -> Generator[_Page, None, None]:
         params = {"_count": str(self.settings.sync_page_size), "_sort": "_lastUpdated"}
         if resource_type == "Observation":
             params["category"] = ",".join(self.settings.observation_categories)
@@ -376,16 +367,29 @@ class PollPass:
             keep = [
                 r for r in resources if not isinstance(r, dict) or reference_id(r.get(field_name), "Patient") in known
             ]
-            yield self._parse_page(keep, {resource_type: cursor.observe(_stamps(resources, self.tz))})
+            parsed = self._parse_page(keep, {resource_type: cursor.observe(_stamps(resources, self.tz))})
+            del resources, keep, owners
+            self._collect_if_due()
+            yield parsed
 
-    def _write_all(self, pages: Iterator[_Page]) -> None:
-        """Write pages in order while a thread fetches and parses the next one (see readahead.py)."""
-        with ReadAhead(pages) as ahead:
-            for page in ahead:
+    def _write_all(self, pages: Generator[_Page, None, None]) -> None:
+        """Write each page before the next one is fetched (its new patients are then known)."""
+        with closing(pages):
+            for page in pages:
                 self._write_page(page)
 
     def _commit_page(self, resources: list[Any], cursors: dict[str, str | None]) -> None:
         self._write_page(self._parse_page(resources, cursors))
+        self._collect_if_due()
+
+    def _collect_if_due(self) -> None:
+        """Free the dead responses (see ``fewer_gc_pauses``) once enough have arrived.
+
+        Called where the page just parsed has been let go, so the collection has little to walk.
+        """
+        if self._received >= GC_EVERY_BYTES:
+            self._received = 0
+            gc.collect(1)
 
     def _parse_page(self, resources: list[Any], cursors: dict[str, str | None]) -> _Page:
         """Normalise a page (pure: no database), ready for ``_write_page``."""
@@ -398,7 +402,6 @@ class PollPass:
                 self.rejected_this_pass.add(key)
                 fresh.append((payload, reason))
         parsed.rejected = fresh
-        self._queued_patients |= {row.fhir_id for row in parsed.rows if row.resource_type == "Patient"}
         return _Page(parsed, cursors, len(resources))
 
     def _write_page(self, page: _Page) -> None:
@@ -413,9 +416,6 @@ class PollPass:
                 # Reassign (not mutate) so SQLAlchemy sees the JSON column change.
                 source.cursors = {**source.cursors, **updates}
                 self.source.cursors = source.cursors
-        if self._received >= GC_EVERY_BYTES:
-            self._received = 0
-            gc.collect(1)
         res = self.result
         if page.fetched:
             res.pages += 1

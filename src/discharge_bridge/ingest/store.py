@@ -16,7 +16,7 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, Table, bindparam, select
+from sqlalchemy import JSON, Table, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlmodel import Session, SQLModel
@@ -104,7 +104,13 @@ def padded(ids: Sequence[str]) -> list[str]:
 
 def _upsert_chunk(session: Session, source_id: int, table: Table, rows: Sequence[Normalised]) -> UpsertStats:
     clinical = "resource_type" in table.c
-    stored = _stored_versions(session, source_id, table, rows)
+    stored: dict[tuple[str, str], tuple[str | None, datetime | None]] = {}
+    by_type: dict[str, list[str]] = defaultdict(list)
+    for row in rows:
+        by_type[row.resource_type].append(row.fhir_id)
+    for resource_type, ids in by_type.items():
+        for fhir_id, version in stored_versions(session, source_id, resource_type, ids).items():
+            stored[(resource_type, fhir_id)] = version
     stats = UpsertStats()
     fresh: list[Normalised] = []
     for row in rows:
@@ -124,26 +130,45 @@ def _upsert_chunk(session: Session, source_id: int, table: Table, rows: Sequence
     return stats
 
 
-def _stored_versions(
-    session: Session, source_id: int, table: Table, rows: Sequence[Normalised]
-) -> dict[tuple[str, str], tuple[str | None, datetime | None]]:
-    """(versionId, lastUpdated) already stored for these rows, by (resource_type, fhir_id)."""
+def stored_versions(
+    session: Session, source_id: int, resource_type: str, ids: Sequence[str]
+) -> dict[str, tuple[str | None, datetime | None]]:
+    """fhir_id -> (versionId, lastUpdated) of the snapshots already stored among ``ids``.
+
+    Plain driver SQL: the same select built through SQLAlchemy (expanding ``IN``, result
+    processing) took a tenth of a pass's time holding the GIL, for a first pass that finds nothing.
+    One ``fhir_id IN (...)`` per resource type: SQLite cannot use the unique index for a row-value
+    IN, and scanning the source's rows per chunk made ingest slower as data grew.
+    """
+    table = _TABLES[resource_type]
     clinical = "resource_type" in table.c
-    stored: dict[tuple[str, str], tuple[str | None, datetime | None]] = {}
-    # One `fhir_id IN (...)` per resource type: SQLite cannot use the unique index for a
-    # row-value IN, and scanning the source's rows per chunk made ingest slower as data grew.
-    by_type: dict[str, list[str]] = defaultdict(list)
-    for row in rows:
-        by_type[row.resource_type].append(row.fhir_id)
-    for resource_type, ids in by_type.items():
-        query = select(table.c.fhir_id, table.c.version_id, table.c.last_updated).where(
-            table.c.source_id == source_id, table.c.fhir_id.in_(padded(ids))
-        )
-        if clinical:
-            query = query.where(table.c.resource_type == resource_type)
-        for fhir_id, version_id, last_updated in session.execute(query):
-            stored[(resource_type, fhir_id)] = (version_id, last_updated)
-    return stored
+    connection = session.connection()
+    mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+    found: dict[str, tuple[str | None, datetime | None]] = {}
+    for start in range(0, len(ids), _CHUNK):
+        chunk = padded(ids[start : start + _CHUNK])
+        sql = _lookup_sql(table.name, clinical, len(chunk), mark)
+        params = (source_id, resource_type, *chunk) if clinical else (source_id, *chunk)
+        for fhir_id, version_id, last_updated in connection.exec_driver_sql(sql, params):
+            found[fhir_id] = (version_id, _stored_instant(last_updated))
+    return found
+
+
+@lru_cache(maxsize=64)
+def _lookup_sql(table_name: str, clinical: bool, size: int, mark: str) -> str:
+    where = f"source_id = {mark}" + (f" AND resource_type = {mark}" if clinical else "")
+    marks = ", ".join([mark] * size)
+    # table_name is one of ours (_TABLES), never input
+    return f"SELECT fhir_id, version_id, last_updated FROM {table_name} WHERE {where} AND fhir_id IN ({marks})"  # noqa: S608
+
+
+def _stored_instant(value: datetime | str | None) -> datetime | None:
+    """A stored UTC datetime as the driver returns it (text on SQLite) -> aware UTC."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 _SNAPSHOT_COLUMNS = ("source_id", "fhir_id", "version_id", "last_updated", "raw", "ingested_at")
@@ -154,9 +179,10 @@ def _write_snapshots(
 ) -> None:
     """``execute_upsert`` for snapshot rows of one shape, building the driver's parameters directly.
 
-    The dict per row and the per-cell converter loop of the generic path were a sixth of a pass's
-    CPU time (bench/ingest.py): here a row's cells come from one itemgetter, only the datetime
-    columns are converted, and another itemgetter puts them in the statement's order.
+    In the generic path the dict per row, the per-cell converter loop and the JSON encoding were a
+    sixth of a pass's CPU time (bench/ingest.py). Here a row's cells come from one itemgetter,
+    only the datetime columns are converted, another itemgetter puts them in the statement's
+    order, and a row normalised with ``encode=True`` brings its JSON text along.
     """
     connection = session.connection()
     extra = tuple(rows[0].columns)
@@ -261,31 +287,61 @@ def record_dead_letter(
     fhir_id: str | None = None,
 ) -> None:
     """Keep an unusable resource verbatim; the same payload seen again only bumps its count."""
+    _upsert_dead_letters(session, [_dead_letter_values(source_id, payload, error, resource_type, fhir_id)])
+
+
+def record_dead_letters(session: Session, source_id: int, letters: Iterable[tuple[Any, str]]) -> None:
+    """``record_dead_letter`` for many (payload, error) pairs in one statement."""
+    _upsert_dead_letters(session, [_dead_letter_values(source_id, payload, error) for payload, error in letters])
+
+
+def _dead_letter_values(
+    source_id: int, payload: Any, error: str, resource_type: str | None = None, fhir_id: str | None = None
+) -> dict[str, Any]:
     text = payload_text(payload)
     if isinstance(payload, dict):
         declared = payload.get("resourceType")
         resource_type = resource_type or (declared if isinstance(declared, str) else None)
         rid = payload.get("id")
         fhir_id = fhir_id or (rid[:64] if isinstance(rid, str) and rid else None)
-    table: Table = DeadLetter.__table__  # type: ignore[attr-defined]
     now = utcnow()
-    stmt = insert_for(session, table).values(
-        source_id=source_id,
-        resource_type=(resource_type or None) and resource_type[:64],
-        fhir_id=fhir_id,
-        fingerprint=fingerprint(text),
-        payload=text,
-        error=error,
-        count=1,
-        first_seen=now,
-        last_seen=now,
-        resolved_at=None,
-    )
+    return {
+        "source_id": source_id,
+        "resource_type": (resource_type or None) and resource_type[:64],
+        "fhir_id": fhir_id,
+        "fingerprint": fingerprint(text),
+        "payload": text,
+        "error": error,
+        "count": 1,
+        "first_seen": now,
+        "last_seen": now,
+        "resolved_at": None,
+    }
+
+
+def _upsert_dead_letters(session: Session, letters: list[dict[str, Any]]) -> None:
+    # The same payload twice in one statement would hit its own row twice (PostgreSQL refuses
+    # that): fold repeats into one row carrying their count, as if executed one by one.
+    folded: dict[tuple[int, str], dict[str, Any]] = {}
+    for letter in letters:
+        key = (letter["source_id"], letter["fingerprint"])
+        if key in folded:
+            letter = {**letter, "count": folded[key]["count"] + letter["count"]}
+        folded[key] = letter
+    if not folded:
+        return
+    table: Table = DeadLetter.__table__  # type: ignore[attr-defined]
+    stmt = insert_for(session, table)
     stmt = stmt.on_conflict_do_update(
         index_elements=["source_id", "fingerprint"],
-        set_={"count": table.c.count + 1, "last_seen": now, "error": error, "resolved_at": None},
+        set_={
+            "count": table.c.count + stmt.excluded.count,
+            "last_seen": stmt.excluded.last_seen,
+            "error": stmt.excluded.error,
+            "resolved_at": None,
+        },
     )
-    session.execute(stmt)
+    session.execute(stmt, list(folded.values()))
 
 
 def record_conformance(session: Session, source_id: int, problems: Iterable[tuple[str, str, str, str | None]]) -> None:
