@@ -69,15 +69,26 @@ async def current_principal(
     session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
+    """The caller, also left on ``request.state.principal`` for the pages (navigation, language)."""
     if credentials is not None:
-        given = credentials.credentials
-        service = settings.api_token.get_secret_value() if settings.api_token else None
-        if service is not None and secrets.compare_digest(given.encode(), service.encode()):
-            return SERVICE_PRINCIPAL
-        principal = principal_for_token(session, given)
-        if principal is None:
-            raise NotSignedIn("invalid or revoked token")
-        return principal
+        principal = _token_principal(settings, session, credentials.credentials)
+    else:
+        principal = await _session_principal(request, session)
+    request.state.principal = principal
+    return principal
+
+
+def _token_principal(settings: Settings, session: Session, given: str) -> Principal:
+    service = settings.api_token.get_secret_value() if settings.api_token else None
+    if service is not None and secrets.compare_digest(given.encode(), service.encode()):
+        return SERVICE_PRINCIPAL
+    principal = principal_for_token(session, given)
+    if principal is None:
+        raise NotSignedIn("invalid or revoked token")
+    return principal
+
+
+async def _session_principal(request: Request, session: Session) -> Principal:
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
         raise NotSignedIn()
@@ -89,10 +100,9 @@ async def current_principal(
         if request.headers.get("content-type", "").startswith(
             ("application/x-www-form-urlencoded", "multipart/form-data")
         ):
-            form_token = (await request.form()).get("csrf_token")  # type: ignore[assignment]
+            form_token = (await request.form()).get("csrf_token")
         if not _csrf_ok(request, principal.csrf_token, form_token if isinstance(form_token, str) else None):
             raise HTTPException(status.HTTP_403_FORBIDDEN, "missing or wrong CSRF token: reload the page and retry")
-    request.state.principal = principal
     return principal
 
 

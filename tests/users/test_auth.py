@@ -117,3 +117,10 @@ def test_user_rules(engine: Engine) -> None:
         except UserError as exc:
             assert "exists" in str(exc)
         assert issue_token(session, "anna", "x").startswith("dbt_")
+
+
+def test_a_page_opened_with_a_token_knows_who_is_asking(engine: Engine, settings: Settings) -> None:
+    _two_hospitals(engine)
+    page = user_client(settings, engine, "anna").get("/worklist")
+    assert page.status_code == 200
+    assert 'href="/board"' in page.text and "anna" in page.text  # navigation and the account menu
