@@ -8,21 +8,18 @@ and is recorded by ``RequestObserver``, which also writes the request log line.
 
 from __future__ import annotations
 
-import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
-from fastapi.routing import iter_route_contexts
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import func
 from sqlmodel import Session, col, select
-from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from discharge_bridge.cases.models import Case, CaseStatus, Priority
@@ -45,40 +42,19 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 # --- request latency and the request log ------------------------------------------------------
 
 
-class RouteTemplates:
-    """The template (``/api/v1/cases/{case_id}``) of the route that serves a request's path.
+def route_template(scope: Scope, root_path: str) -> str:
+    """The template (``/api/v1/cases/{case_id}``) of the route that served the request.
 
-    Matches the routes' own regexes (the flattened route contexts, with router prefixes), built
-    once per route table: a request costs one regex test per route, not a walk of the routers.
+    Read after the app has run: the router leaves the route it matched in the scope, so the path
+    is matched once, by routing itself. A mount (the static files) leaves its root path instead.
     """
-
-    def __init__(self) -> None:
-        self._routes: Sequence[BaseRoute] | None = None
-        self._count = 0
-        self._patterns: list[tuple[re.Pattern[str], str, frozenset[str] | None]] = []
-
-    def _compile(self, routes: Sequence[BaseRoute]) -> None:
-        self._routes, self._count, self._patterns = routes, len(routes), []
-        for context in iter_route_contexts(routes):
-            regex = getattr(context, "path_regex", None)
-            if regex is not None:
-                methods = frozenset(context.methods) if context.methods else None
-                self._patterns.append((regex, context.path_format or context.path or UNMATCHED, methods))
-
-    def for_scope(self, app: Any, scope: Scope) -> str:
-        routes: Sequence[BaseRoute] = app.routes
-        if len(routes) != self._count or routes is not self._routes:
-            self._compile(routes)
-        path, root = scope["path"], scope.get("root_path", "")
-        if root and path.startswith(root):
-            path = path[len(root) :] or "/"
-        partial = None
-        for regex, template, methods in self._patterns:
-            if regex.match(path):
-                if methods is None or scope["method"] in methods:
-                    return template
-                partial = partial or template  # the path exists, the method does not (405)
-        return partial or UNMATCHED
+    route = scope.get("route")
+    if route is not None:
+        return str(getattr(route, "path_format", None) or getattr(route, "path", None) or UNMATCHED)
+    mounted = scope.get("root_path", "")
+    if mounted and mounted != root_path:
+        return f"{mounted.removeprefix(root_path)}/{{path}}"
+    return UNMATCHED
 
 
 class RequestObserver:
@@ -87,13 +63,12 @@ class RequestObserver:
     def __init__(self, app: ASGIApp, histogram: Histogram) -> None:
         self.app = app
         self.histogram = histogram
-        self.templates = RouteTemplates()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        route = self.templates.for_scope(scope["app"], scope)  # before routing rewrites root_path
+        root_path = scope.get("root_path", "")  # before routing rewrites it
         method = scope["method"] if scope["method"] in _METHODS else "other"
         status = 500
         started = time.perf_counter()
@@ -108,6 +83,7 @@ class RequestObserver:
             await self.app(scope, receive, send_status)
         finally:
             elapsed = time.perf_counter() - started
+            route = route_template(scope, root_path)
             self.histogram.labels(method, route, str(status)).observe(elapsed)
             log_request(method, route, status, elapsed * 1000)
 
