@@ -167,8 +167,10 @@ def remove_source(session: Session, name: str) -> None:
     session.flush()
 
 
-def client_for(source: Source, *, retry: RetryPolicy | None = None, transport: Any = None) -> FhirClient:
+def client_for(
+    source: Source, *, retry: RetryPolicy | None = None, timeout: float = 30.0, transport: Any = None
+) -> FhirClient:
     """A FHIR client with the source's auth; secrets are read from their env vars or files now."""
     auth_config = validate_auth(source.auth)
     auth = build_auth(auth_config, source.base_url, transport=transport)
-    return FhirClient(source.base_url, auth=auth, retry=retry, transport=transport)
+    return FhirClient(source.base_url, auth=auth, retry=retry, timeout=timeout, transport=transport)

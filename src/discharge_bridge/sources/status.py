@@ -18,14 +18,14 @@ import httpx
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from discharge_bridge.fhir import FhirClient, FhirError, RetryPolicy, build_auth
+from discharge_bridge.fhir import FhirClient, FhirError, RetryPolicy
 from discharge_bridge.ingest.deadletters import ReplayOutcome, list_dead_letters, replay
 from discharge_bridge.ingest.files import BadRecord, iter_resources
 from discharge_bridge.ingest.models import ConformanceIssue, DeadLetter
 from discharge_bridge.sources.check import NEEDED_SEARCH_PARAMS, CheckItem, CheckReport, CheckStatus, check_source
 from discharge_bridge.sources.models import Source, SourceMode, SyncRun
 from discharge_bridge.sources.schemas import SourcePublic
-from discharge_bridge.sources.service import SourceError, validate_auth
+from discharge_bridge.sources.service import SourceError, client_for
 
 CHECK_TIMEOUT_SECONDS = 10.0  # a button press should answer in seconds, not wait out a hung EHR
 FILE_CHECK_LIMIT = 200_000  # records counted by a file check; a bigger export is sampled
@@ -124,9 +124,8 @@ def get_dead_letter(session: Session, letter_id: int, *, source_ids: list[int] |
 
 def check_client(source: Source, *, transport: httpx.BaseTransport | None = None) -> FhirClient:
     """A client for one interactive call: a short timeout and a single retry."""
-    auth = build_auth(validate_auth(source.auth), source.base_url, transport=transport)
     retry = RetryPolicy(max_attempts=2, backoff_max=1.0, retry_after_max=2.0)
-    return FhirClient(source.base_url, auth=auth, timeout=CHECK_TIMEOUT_SECONDS, retry=retry, transport=transport)
+    return client_for(source, retry=retry, timeout=CHECK_TIMEOUT_SECONDS, transport=transport)
 
 
 def run_check(source: Source, *, transport: httpx.BaseTransport | None = None) -> CheckReport:
