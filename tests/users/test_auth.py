@@ -124,3 +124,13 @@ def test_a_page_opened_with_a_token_knows_who_is_asking(engine: Engine, settings
     page = user_client(settings, engine, "anna").get("/worklist")
     assert page.status_code == 200
     assert 'href="/board"' in page.text and "anna" in page.text  # navigation and the account menu
+
+
+def test_a_coordinator_who_opens_a_case_takes_it_on(engine: Engine, settings: Settings) -> None:
+    from tests.support.factories import put_encounter
+
+    with session_scope(engine) as session:
+        city = make_source(session, "city").id or 0
+        put_encounter(session, city, "quiet", "pq")
+    anna = user_client(settings, engine, "anna").post("/api/v1/cases", json={"source": "city", "encounter": "quiet"})
+    assert anna.status_code == 201 and anna.json()["coordinator"] == "anna"

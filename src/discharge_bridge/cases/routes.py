@@ -24,9 +24,9 @@ from discharge_bridge.cases.schemas import CaseDetail, CaseOpen, CasePage, CaseP
 from discharge_bridge.cases.service import assign, change_status, open_case_by_hand
 from discharge_bridge.cases.views import detail, source_names, summary
 from discharge_bridge.db import utcnow
-from discharge_bridge.deps import SessionDep, require_by_method
+from discharge_bridge.deps import CurrentPrincipal, SessionDep, require_by_method
 from discharge_bridge.sources.service import SourceNotFound, get_source
-from discharge_bridge.users.roles import Permission
+from discharge_bridge.users.roles import Permission, Role
 
 router = APIRouter(
     prefix="/api/v1",
@@ -79,10 +79,19 @@ def cases_index(
     status_code=status.HTTP_201_CREATED,
     responses={200: {"description": "The admission already had a case: that case.", "model": CaseDetail}},
 )
-def cases_open(body: CaseOpen, session: SessionDep, response: Response, actor: Actor, scope: SourceScope) -> CaseDetail:
-    """Open a case by hand for any admission (201), or return the one it already has (200)."""
+def cases_open(
+    body: CaseOpen, session: SessionDep, response: Response, actor: Actor, principal: CurrentPrincipal
+) -> CaseDetail:
+    """Open a case by hand for any admission (201), or return the one it already has (200).
+
+    A coordinator who opens a case takes it on (as on the worklist page)."""
     case, created = open_case_by_hand(
-        session, source_name=body.source, encounter_fhir_id=body.encounter, actor=actor, source_ids=scope
+        session,
+        source_name=body.source,
+        encounter_fhir_id=body.encounter,
+        actor=actor,
+        source_ids=principal.scope,
+        taken_by=principal.username if principal.role == Role.coordinator else None,
     )
     if not created:
         response.status_code = status.HTTP_200_OK

@@ -137,9 +137,16 @@ def update_priority(session: Session, case: Case, priority: Priority | str | Non
 
 
 def open_case_by_hand(
-    session: Session, *, source_name: str, encounter_fhir_id: str, actor: str, source_ids: list[int] | None
+    session: Session,
+    *,
+    source_name: str,
+    encounter_fhir_id: str,
+    actor: str,
+    source_ids: list[int] | None,
+    taken_by: str | None = None,
 ) -> tuple[Case, bool]:
-    """Open a case for any stored admission of a visible source (with its flags' priority, if flagged).
+    """Open a case for any stored admission of a visible source (with its flags' priority, if flagged);
+    a new case is assigned to ``taken_by`` (the coordinator who opened it).
 
     Raises NotFound for a source outside ``source_ids`` or an admission the store does not hold.
     """
@@ -157,7 +164,7 @@ def open_case_by_hand(
     draft = Case(source_id=source.id, encounter_fhir_id=encounter.fhir_id, patient_fhir_id=encounter.patient_fhir_id)
     risk = latest_risk(session, draft)
     flagged = risk is not None and risk.flagged
-    return open_case(
+    case, created = open_case(
         session,
         source_id=source.id,
         encounter_fhir_id=encounter.fhir_id,
@@ -167,6 +174,9 @@ def open_case_by_hand(
         actor=actor,
         by_hand=True,
     )
+    if created and taken_by is not None:
+        assign(session, case, taken_by, actor=actor)
+    return case, created
 
 
 def open_cases_for_flags(session: Session, source_id: int, *, rules_version: str, actor: str = "system") -> int:

@@ -17,7 +17,7 @@ from sqlmodel import Session
 
 from discharge_bridge.cases.models import Case, CaseStatus
 from discharge_bridge.cases.repository import get_case_for_encounter, get_child, get_encounter, latest_risk, list_cases
-from discharge_bridge.cases.service import assign, open_case_by_hand
+from discharge_bridge.cases.service import open_case_by_hand
 from discharge_bridge.deps import SessionDep, SettingsDep
 from discharge_bridge.risk import RuleSetError, load_rules
 from discharge_bridge.sources.models import Source
@@ -159,13 +159,12 @@ def worklist_page(
 @router.post("/worklist/open")
 def open_from_worklist(session: SessionDep, principal: Coordinator, form: Form) -> RedirectResponse:
     """Open a case by hand for a flagged admission that has none; a coordinator takes it on."""
-    case, created = open_case_by_hand(
+    case, _ = open_case_by_hand(
         session,
         source_name=text(form, "source"),
         encounter_fhir_id=text(form, "encounter"),
         actor=principal.username,
         source_ids=principal.scope,
+        taken_by=principal.username if principal.role == Role.coordinator else None,
     )
-    if created and principal.role == Role.coordinator:
-        assign(session, case, principal.username, actor=principal.username)
     return RedirectResponse(f"/cases/{case.id}?done=opened", status_code=303)
