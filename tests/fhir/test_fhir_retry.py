@@ -16,6 +16,7 @@ from discharge_bridge.fhir import (
     FhirFatalError,
     FhirNotFound,
     FhirTemporaryError,
+    FhirUnreadablePage,
     RetryPolicy,
 )
 from discharge_bridge.fhir._retry import parse_retry_after
@@ -207,11 +208,12 @@ def test_not_implemented_is_fatal(client: FhirClient, mock: respx.MockRouter) ->
     assert route.call_count == 1
 
 
-def test_html_from_a_proxy_is_fatal_with_hint(client: FhirClient, mock: respx.MockRouter) -> None:
+def test_html_from_a_proxy_is_unreadable_with_hint(client: FhirClient, mock: respx.MockRouter) -> None:
+    # Retried like a cut-off body (a gateway's error page passes); still HTML after that: the hint.
     mock.get(f"{BASE}/Patient/p1").mock(
         return_value=httpx.Response(200, text="<html>Login</html>", headers={"Content-Type": "text/html"})
     )
-    with pytest.raises(FhirFatalError, match="login proxy"):
+    with pytest.raises(FhirUnreadablePage, match="login proxy"):
         client.read("Patient", "p1")
 
 

@@ -6,7 +6,15 @@ Everything public is re-exported here; the underscore modules are private.
 from ._auth import AuthConfig, BearerTokenAuth, build_auth
 from ._bulk import BadLine, BulkExportClient, BulkExportFailed, ExportFile, ExportManifest, ExportProgress
 from ._client import FhirClient, SearchPage
-from ._exceptions import FhirAuthError, FhirError, FhirFatalError, FhirNotFound, FhirTemporaryError
+from ._exceptions import (
+    FhirAuthError,
+    FhirError,
+    FhirFatalError,
+    FhirNotFound,
+    FhirPagingLoop,
+    FhirTemporaryError,
+    FhirUnreadablePage,
+)
 from ._retry import RetryPolicy
 from ._smart import SmartBackendAuth
 
@@ -24,7 +32,9 @@ __all__ = [
     "FhirError",
     "FhirFatalError",
     "FhirNotFound",
+    "FhirPagingLoop",
     "FhirTemporaryError",
+    "FhirUnreadablePage",
     "RetryPolicy",
     "SearchPage",
     "SmartBackendAuth",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,7 +12,7 @@ from typing import Any, Self, TypeVar
 import httpx
 import orjson
 
-from ._exceptions import FhirFatalError, FhirTemporaryError, diagnostics_of, error_for_response
+from ._exceptions import FhirFatalError, FhirPagingLoop, FhirUnreadablePage, diagnostics_of, error_for_response
 from ._retry import IDEMPOTENT_METHODS, RetryPolicy, parse_http_date, retry_after_of, send_with_retry
 from ._urls import normalise_base_url, rebase_url, resolve, validate_id, validate_type
 
@@ -21,6 +22,12 @@ FHIR_JSON = "application/fhir+json"
 
 Params = Mapping[str, str | Sequence[str]]
 T = TypeVar("T")
+
+# More pages than this in ONE search means paging that never ends (an offset server ignoring its
+# own total, a cursor that never runs out), not data: 10,000 pages of 200 are 2 million resources,
+# beyond any hospital's inpatient stays. Each re-issued poll search starts a new count.
+MAX_PAGES_PER_SEARCH = 10_000
+_TYPE_NAME = re.compile(r"[A-Z][A-Za-z]{1,63}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,9 +85,13 @@ class FhirClient:
         transport: httpx.BaseTransport | None = None,
         headers: dict[str, str] | None = None,
         user_agent: str = "discharge-bridge/0.1",
+        max_pages: int = MAX_PAGES_PER_SEARCH,
     ) -> None:
+        if max_pages < 1:
+            raise ValueError("FhirClient max_pages must be at least 1")
         self.base_url = normalise_base_url(base_url)
         self.retry = retry or RetryPolicy()
+        self.max_pages = max_pages
         self._auth = auth
         merged = {"User-Agent": user_agent, **(headers or {}), "Accept": FHIR_JSON}
         # Redirects are not followed: a redirect means the base URL is wrong, and following one
@@ -109,8 +120,9 @@ class FhirClient:
     def search_pages(self, resource_type: str, params: Params) -> Iterator[SearchPage]:
         """Yield each Bundle page of a search, following `next` links until there is none.
 
-        Each page is retried on its own. A next link already fetched raises FhirFatalError
-        (after the pages before it were yielded) instead of looping forever.
+        Each page is retried on its own; a page still unreadable after the retries raises
+        FhirUnreadablePage. A next link back to a page already fetched in this search, or more
+        than `max_pages` pages, raises FhirPagingLoop. Either way the pages before were yielded.
         """
         validate_type(resource_type)
         url = f"{self.base_url}/{resource_type}"
@@ -123,24 +135,44 @@ class FhirClient:
             if page.next_url is None:
                 return
             if page.next_url in seen:
-                raise FhirFatalError(
-                    f"search {resource_type} returned a next link that was already fetched; "
-                    "stopping to avoid an endless loop (server paging bug?)",
+                raise FhirPagingLoop(
+                    f"FHIR paging loop: the next link of page {len(seen)} of search {resource_type} points "
+                    f"back to a page already fetched in this search; stopped: GET {page.next_url}",
+                    url=page.next_url,
+                )
+            if len(seen) >= self.max_pages:
+                raise FhirPagingLoop(
+                    f"FHIR paging loop: search {resource_type} has more than {self.max_pages} pages "
+                    f"(next links without end?); stopped before: GET {page.next_url}",
                     url=page.next_url,
                 )
             url, query = page.next_url, None
 
     def _page(self, response: httpx.Response, resource_type: str) -> SearchPage:
-        body = self._object(response)
-        if body.get("resourceType") != "Bundle":
-            # Some servers answer 200 with an OperationOutcome (e.g. an unsupported parameter).
-            found = body.get("resourceType", "no resourceType")
+        body = self._object(response, what="page")
+        url = str(response.request.url)
+        found = body.get("resourceType")
+        if found == "OperationOutcome":
+            # A readable refusal answered with 200 (e.g. an unsupported parameter): a retry gets
+            # the same answer, a person has to change the search or the server.
             detail = diagnostics_of(body)
             raise FhirFatalError(
-                f"search {resource_type} returned {found} instead of a Bundle" + (f": {detail}" if detail else ""),
+                f"search {resource_type} returned OperationOutcome instead of a Bundle"
+                + (f": {detail}" if detail else ""),
                 status_code=response.status_code,
-                url=str(response.request.url),
+                url=url,
             )
+        problem = None
+        if found != "Bundle":
+            # The type is named only when it looks like one: never echo other server text.
+            named = isinstance(found, str) and _TYPE_NAME.fullmatch(found)
+            problem = f"{f'a {found}' if named else 'JSON with no resourceType'} where a search Bundle was due"
+        elif not isinstance(body.get("entry", []), list):
+            problem = "Bundle.entry is not a list"
+        elif not isinstance(body.get("link", []), list):
+            problem = "Bundle.link is not a list"
+        if problem:
+            raise FhirUnreadablePage(problem, url=url, status_code=response.status_code)
         link = _next_link(body)
         return SearchPage(
             bundle=body,
@@ -278,39 +310,31 @@ class FhirClient:
             return None  # e.g. 201 Created with Prefer: return=minimal
         return self._object(response)
 
-    def _object(self, response: httpx.Response) -> dict[str, Any]:
+    def _object(self, response: httpx.Response, *, what: str = "response") -> dict[str, Any]:
+        """The JSON object of a 2xx answer; FhirUnreadablePage (retried) when there is none.
+
+        The reasons never quote the body: it may hold patient data, or credentials a login
+        page echoes back.
+        """
         self._checked(response)
         request = response.request
-        url = str(request.url)
         content = response.content
+        status = response.status_code
         if not content.strip():
-            if response.status_code in (202, 204):
+            if status in (202, 204):
                 return {}
-            raise FhirTemporaryError(
-                f"{request.method} {url} returned {response.status_code} with an empty body (cut off?)",
-                status_code=response.status_code,
-                url=url,
-            )
-        if "html" in response.headers.get("content-type", ""):
-            raise FhirFatalError(
-                f"{request.method} {url} returned HTML, not FHIR JSON: check that the base URL is the "
-                "FHIR endpoint and not a web page or login proxy",
-                status_code=response.status_code,
-                url=url,
-            )
-        try:
-            body = orjson.loads(content)
-        except orjson.JSONDecodeError as exc:
-            # Seen with proxies that cut long responses: a valid JSON start, then nothing.
-            raise FhirTemporaryError(
-                f"{request.method} {url} returned {len(content)} bytes that are not valid JSON (truncated body?)",
-                status_code=response.status_code,
-                url=url,
-            ) from exc
-        if not isinstance(body, dict):
-            raise FhirFatalError(
-                f"{request.method} {url} returned JSON that is not an object",
-                status_code=response.status_code,
-                url=url,
-            )
-        return body
+            reason = f"{status} with an empty body: cut off?"
+        elif "html" in response.headers.get("content-type", "").lower():
+            # A gateway's error page or a login proxy answering 200 instead of the FHIR server.
+            reason = "HTML, not FHIR JSON: a gateway error page or login proxy answered (is the base URL right?)"
+        else:
+            try:
+                body = orjson.loads(content)
+            except orjson.JSONDecodeError:
+                # Seen with proxies that cut long responses: a valid JSON start, then nothing.
+                reason = f"not valid JSON, {len(content)} bytes: a truncated body?"
+            else:
+                if isinstance(body, dict):
+                    return body
+                reason = "JSON that is not an object"
+        raise FhirUnreadablePage(reason, url=str(request.url), method=request.method, status_code=status, what=what)

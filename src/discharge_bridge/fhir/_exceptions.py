@@ -14,7 +14,9 @@ __all__ = [
     "FhirError",
     "FhirFatalError",
     "FhirNotFound",
+    "FhirPagingLoop",
     "FhirTemporaryError",
+    "FhirUnreadablePage",
     "error_for_response",
     "outcome_diagnostics",
 ]
@@ -122,8 +124,41 @@ class FhirTemporaryError(FhirError):
         return self.message
 
 
+class FhirUnreadablePage(FhirTemporaryError):
+    """A 2xx answer whose body cannot be used: cut-off or invalid JSON, an HTML page, JSON that is
+    not the Bundle a search is due, an empty body.
+
+    Temporary: proxies cut long responses and gateways answer 200 with an error page while the
+    EHR restarts, and the next attempt often reads fine. `reason` says what was wrong without
+    quoting the body (it can hold patient data, or credentials a login page echoes); `url` is the
+    page's URL with patient-bearing query values masked. The message leads with the reason, so
+    the first 80 characters (`sources list`) say what happened.
+    """
+
+    def __init__(
+        self, reason: str, *, url: str, method: str = "GET", status_code: int | None = None, what: str = "page"
+    ) -> None:
+        super().__init__(f"unreadable FHIR {what} ({reason}): {method} {url}", status_code=status_code, url=url)
+        self.reason = reason
+        self.method = method
+        self.what = what  # "page" for a search Bundle, "response" for any other call
+
+    def __str__(self) -> str:
+        if not self.retried:
+            return self.message
+        reason = f"{self.reason}; gave up after {self.attempts} attempts"
+        return f"unreadable FHIR {self.what} ({reason}): {self.method} {self.url}"
+
+
 class FhirFatalError(FhirError):
     """Not retryable: configuration, request or permission problem that needs a person."""
+
+
+class FhirPagingLoop(FhirFatalError):
+    """A search whose `next` links never end: one points back to a page already read in the same
+    search, or the search ran past the client's page bound. Raised after the pages before it were
+    yielded; not retried, since the server would page the same way again.
+    """
 
 
 class FhirAuthError(FhirFatalError):

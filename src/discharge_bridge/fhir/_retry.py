@@ -13,7 +13,7 @@ from typing import TypeVar
 
 import httpx
 
-from ._exceptions import FhirError, FhirFatalError, FhirTemporaryError, loggable_path
+from ._exceptions import FhirError, FhirFatalError, FhirTemporaryError, FhirUnreadablePage, loggable_path
 
 __all__ = ["RetryPolicy", "parse_http_date", "parse_retry_after", "send_with_retry"]
 
@@ -135,6 +135,8 @@ def send_with_retry(
                 error = exc
                 retryable = idempotent or (response.status_code in (429, 503) and exc.retry_after is not None)
                 outcome = str(response.status_code)
+                if isinstance(exc, FhirUnreadablePage):  # its reason never quotes the body
+                    outcome += f" unreadable ({exc.reason})"
         if not isinstance(error, FhirTemporaryError):
             raise error
         error.attempts = attempt
