@@ -66,10 +66,8 @@ def _fail_encounter_search(ehr: FakeFhir, number: int, response: httpx.Response)
     ("response", "reason"),
     [
         pytest.param(httpx.Response(200, content=TRUNCATED), "not valid JSON", id="truncated"),
-        pytest.param(
-            httpx.Response(200, content=HTML, headers={"content-type": "text/html"}), "HTML", id="html-200"
-        ),
-        pytest.param(httpx.Response(200, json={"resourceType": "Encounter"}), "a Encounter where", id="not-a-bundle"),
+        pytest.param(httpx.Response(200, content=HTML, headers={"content-type": "text/html"}), "HTML", id="html-200"),
+        pytest.param(httpx.Response(200, json={"resourceType": "Encounter"}), "an Encounter where", id="not-a-bundle"),
     ],
 )
 def test_unreadable_fourth_page_keeps_three_pages_and_names_the_url(

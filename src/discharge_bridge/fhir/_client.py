@@ -165,8 +165,11 @@ class FhirClient:
         problem = None
         if found != "Bundle":
             # The type is named only when it looks like one: never echo other server text.
-            named = isinstance(found, str) and _TYPE_NAME.fullmatch(found)
-            problem = f"{f'a {found}' if named else 'JSON with no resourceType'} where a search Bundle was due"
+            if isinstance(found, str) and _TYPE_NAME.fullmatch(found):
+                what = f"{'an' if found[0] in 'AEIOU' else 'a'} {found}"
+            else:
+                what = "JSON with no resourceType"
+            problem = f"{what} where a search Bundle was due"
         elif not isinstance(body.get("entry", []), list):
             problem = "Bundle.entry is not a list"
         elif not isinstance(body.get("link", []), list):
