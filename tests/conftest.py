@@ -9,11 +9,17 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import Engine
 
+from discharge_bridge.clock import start_from_environment
 from discharge_bridge.config import Settings
 from discharge_bridge.db import make_engine, upgrade
 from tests.support.postgres import PostgresServer, _pg_bin
 
 pytest_plugins = ["tests.support.fixtures"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """CI's clock-shifted runs set DISCHARGE_BRIDGE_CLOCK_START: the whole run starts at that instant."""
+    start_from_environment()
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ from sqlmodel import Session
 from discharge_bridge import __version__, metrics
 from discharge_bridge.cases.barrier_routes import router as barriers_router
 from discharge_bridge.cases.routes import router as cases_router
+from discharge_bridge.clock import start_from_environment
 from discharge_bridge.config import Settings, get_settings
 from discharge_bridge.db import get_engine, utcnow
 from discharge_bridge.deps import CurrentPrincipal
@@ -28,6 +29,7 @@ from discharge_bridge.worklists.routes import router as worklist_router
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
+    start_from_environment()  # tests move the server's wall clock through one setting (clock.py)
     app = FastAPI(
         title="discharge_bridge",
         version=__version__,

@@ -60,6 +60,12 @@ class Settings(BaseSettings):
         default=120, ge=5, description="/readyz fails when the scheduler's last heartbeat is older than this."
     )
     log_level: str = "INFO"
+    assessment_batch_size: int = Field(
+        default=500, ge=1, le=5000, description="Queued patients assessed per transaction by the assessment stage."
+    )
+    assessment_interval_seconds: int = Field(
+        default=10, ge=1, description="How often the scheduler drains what is left in the assessment queue."
+    )
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import DateTime, event
+from sqlalchemy import DateTime, Table, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session, create_engine
 
+from discharge_bridge.clock import utcnow as utcnow  # re-exported: many modules take it from here
 from discharge_bridge.config import Settings, get_settings
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -45,8 +47,14 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+def insert_for(session: Session, table: Table) -> Any:
+    """The dialect's INSERT (with ``on_conflict_do_update`` / ``do_nothing``) for ``table``."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    raise RuntimeError(f"unsupported database dialect {dialect}")
 
 
 def _json_dumps(value: Any) -> str:

@@ -8,10 +8,11 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from discharge_bridge.assessment import sync_and_assess
 from discharge_bridge.config import PROJECT_ROOT, Settings
 from discharge_bridge.db import get_engine, session_scope, upgrade, utcnow
 from discharge_bridge.demo_activity import seed_demo_activity
-from discharge_bridge.ingest.poll import SyncResult, sync_source
+from discharge_bridge.ingest.poll import SyncResult
 from discharge_bridge.sources.models import SourceMode
 from discharge_bridge.sources.service import SourceNotFound, add_source, get_source
 from discharge_bridge.users.roles import Role
@@ -100,7 +101,7 @@ def prepare_demo(settings: Settings, data: Path = DEMO_DATA, *, activity: bool =
                 mappings_dir=settings.mappings_dir,
             )
     ensure_demo_users(settings)  # before the sync, so its new cases are assigned to the coordinators
-    result = sync_source(DEMO_SOURCE, engine=engine, settings=settings)
+    result = sync_and_assess(DEMO_SOURCE, engine=engine, settings=settings)
     with session_scope(engine) as session:
         source_id = get_source(session, DEMO_SOURCE).id
     assert source_id is not None

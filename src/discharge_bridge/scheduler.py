@@ -25,19 +25,21 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlmodel import col, select
 
+from discharge_bridge.clock import utcnow
 from discharge_bridge.config import Settings
 from discharge_bridge.db import get_engine, session_scope
 from discharge_bridge.scheduling.jobs import (
+    assessment_job,
     escalation_job,
     isolated,
     morning_job,
     poll_job,
     rescore_check_job,
+    subscriptions_job,
 )
 from discharge_bridge.sources.models import Source
 from discharge_bridge.sources.service import list_sources
 from discharge_bridge.subscriptions.recovery import CHECK_INTERVAL_SECONDS as SUBSCRIPTION_CHECK_SECONDS
-from discharge_bridge.subscriptions.recovery import check_all_subscriptions
 from discharge_bridge.subscriptions.service import safety_poll_interval
 from discharge_bridge.worklists.models import MorningList
 from discharge_bridge.worklists.morning import local_day
@@ -114,7 +116,7 @@ class SourceJobs:
 
     def refresh(self) -> None:
         """Add jobs for new sources, reschedule changed ones, drop those of removed or disabled ones."""
-        now = datetime.now(UTC)
+        now = utcnow()
         wanted: set[str] = set()
         with session_scope(get_engine(self.settings)) as session:
             sources = list(session.exec(select(Source).where(col(Source.enabled).is_(True)).order_by(col(Source.name))))
@@ -169,13 +171,20 @@ def build_scheduler(
     )
     sources = SourceJobs(scheduler, settings, generated_by=generated_by)
     sources.refresh()
-    now = datetime.now(UTC)
+    now = utcnow()
     scheduler.add_job(isolated(sources.refresh), IntervalTrigger(seconds=SOURCES_REFRESH_SECONDS), id="sources")
     scheduler.add_job(
         escalation_job,
         IntervalTrigger(minutes=settings.escalation_interval_minutes),
         args=[settings],
         id="escalation",
+        next_run_time=now,
+    )
+    scheduler.add_job(  # the queue a killed pass, a push or a backfill left: assessed within seconds
+        assessment_job,
+        IntervalTrigger(seconds=settings.assessment_interval_seconds),
+        args=[settings],
+        id="assessment",
         next_run_time=now,
     )
     scheduler.add_job(
@@ -186,9 +195,9 @@ def build_scheduler(
         next_run_time=now,  # a rule changed while no scheduler ran is picked up at once
     )
     scheduler.add_job(  # push channel health: recovery of gaps, missed heartbeats, Subscriptions in error
-        isolated(check_all_subscriptions),
+        subscriptions_job,
         IntervalTrigger(seconds=SUBSCRIPTION_CHECK_SECONDS),
-        kwargs={"settings": settings},
+        args=[settings],
         id="subscriptions",
     )
     if heartbeat is not None:

@@ -10,9 +10,9 @@ from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 
 from discharge_bridge.api import create_app
+from discharge_bridge.assessment import sync_and_assess
 from discharge_bridge.config import Settings
 from discharge_bridge.db import session_scope
-from discharge_bridge.ingest.poll import sync_source
 from discharge_bridge.sources.models import SyncStatus
 from discharge_bridge.sources.service import add_source
 from tests.support.sekmet import SekmetServer
@@ -81,7 +81,7 @@ def test_admission_to_closed_case(sekmet: SekmetServer, engine: Engine, settings
     with session_scope(engine) as session:
         add_source(session, name="sim", hospital="Simulated General", base_url=sekmet.base_url)
 
-    first = sync_source("sim", engine=engine, settings=settings)
+    first = sync_and_assess("sim", engine=engine, settings=settings)
     assert first.status == SyncStatus.ok, first.error
     assert (first.flagged, first.cases_opened) == (1, 1)
 
@@ -147,7 +147,7 @@ def test_admission_to_closed_case(sekmet: SekmetServer, engine: Engine, settings
 
     # the EHR discharges the patient; the next sync closes the case with the disposition
     sekmet.discharge("e2e-enc", end="2026-11-24T11:30:00+03:00", disposition_code="long")
-    second = sync_source("sim", engine=engine, settings=settings)
+    second = sync_and_assess("sim", engine=engine, settings=settings)
     assert second.status == SyncStatus.ok, second.error
     assert second.discharged == 1
 

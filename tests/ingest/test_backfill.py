@@ -13,13 +13,13 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from discharge_bridge.assessment import assess_source, sync_and_assess
 from discharge_bridge.config import Settings
 from discharge_bridge.db import session_scope
 from discharge_bridge.fhir import FhirClient, RetryPolicy
 from discharge_bridge.ingest import backfill as backfill_module
 from discharge_bridge.ingest.backfill import backfill_source
 from discharge_bridge.ingest.models import ClinicalSnapshot, DeadLetter, EncounterSnapshot, PatientSnapshot
-from discharge_bridge.ingest.poll import sync_source
 from discharge_bridge.risk.models import RiskAssessment
 from discharge_bridge.sources.models import Source, SyncStatus
 from discharge_bridge.sources.service import add_source
@@ -99,8 +99,15 @@ def _state(engine: Engine, source_id: int) -> dict[str, Any]:
         }
 
 
+def backfill(name: str, *, engine: Engine, settings: Settings, **kwargs: Any) -> Any:
+    """A backfill and the assessment of what it queued, as `discharge-bridge backfill` runs them."""
+    outcome = backfill_source(name, engine=engine, settings=settings, **kwargs)
+    assess_source(outcome.sync, name, engine=engine, settings=settings)
+    return outcome
+
+
 def _backfill(engine: Engine, settings: Settings, ehr: StubEhr, name: str = "bulk", **kwargs: Any) -> Any:
-    return backfill_source(name, engine=engine, settings=settings, client=_client(ehr), sleep=lambda s: None, **kwargs)
+    return backfill(name, engine=engine, settings=settings, client=_client(ehr), sleep=lambda s: None, **kwargs)
 
 
 def _kick_offs(ehr: StubEhr) -> list[httpx.Request]:
@@ -111,7 +118,7 @@ def test_a_backfill_keeps_exactly_what_polling_keeps(engine: Engine, settings: S
     ehr = StubEhr()
     hospital(ehr)
     polled, bulk = _add(engine, "polled"), _add(engine, "bulk")
-    assert sync_source("polled", engine=engine, settings=settings, client=_client(ehr)).status == SyncStatus.ok
+    assert sync_and_assess("polled", engine=engine, settings=settings, client=_client(ehr)).status == SyncStatus.ok
 
     outcome = _backfill(engine, settings, ehr)
 
@@ -146,7 +153,7 @@ def test_transaction_time_becomes_the_poll_cursor_and_the_next_backfill_asks_sin
     assert _kick_offs(ehr)[-1].url.params["_since"] == cursor
     assert second.sync.updated == 1 and second.sync.created == 0
     ehr.requests.clear()
-    sync_source("bulk", engine=engine, settings=settings, client=_client(ehr))
+    sync_and_assess("bulk", engine=engine, settings=settings, client=_client(ehr))
     assert "_lastUpdated=gt" in str(ehr.requests[0].url)  # the poll goes on from the export
 
 
@@ -158,7 +165,7 @@ def test_an_interrupted_backfill_resumes_where_it_stopped(
     ehr.lines_per_file = 3
     hospital(ehr)
     polled, bulk = _add(engine, "polled"), _add(engine, "bulk")
-    sync_source("polled", engine=engine, settings=settings, client=_client(ehr))
+    sync_and_assess("polled", engine=engine, settings=settings, client=_client(ehr))
 
     cut = _backfill(engine, settings, ehr, stop_after_batches=9)
     assert cut.sync.status == SyncStatus.failed and "stopped after 9 batches" in (cut.sync.error or "")
@@ -212,7 +219,7 @@ def test_export_429s_are_waited_out_and_a_failed_job_is_reported(engine: Engine,
         ),
     ]
     client = FhirClient(BASE, transport=ehr.transport(), retry=RetryPolicy(sleep=waits.append))
-    failed = backfill_source("bulk", engine=engine, settings=settings, client=client, sleep=waits.append)
+    failed = backfill("bulk", engine=engine, settings=settings, client=client, sleep=waits.append)
 
     assert waits[:2] == [4.0, 6.0]
     assert failed.sync.status == SyncStatus.failed and "job died" in (failed.sync.error or "")
@@ -222,7 +229,7 @@ def test_export_429s_are_waited_out_and_a_failed_job_is_reported(engine: Engine,
     assert export.status == BulkExportStatus.failed and "job died" in (export.error or "")
     assert source.last_error is not None and "job died" in source.last_error
 
-    again = backfill_source("bulk", engine=engine, settings=settings, client=client, sleep=waits.append)
+    again = backfill("bulk", engine=engine, settings=settings, client=client, sleep=waits.append)
     assert again.sync.status == SyncStatus.ok and len(_kick_offs(ehr)) == 3  # a fresh export
 
 
@@ -283,9 +290,9 @@ def _load_simulator(server: Any, admissions: int) -> None:
 def test_an_export_from_the_simulator_ingests_like_polling(sekmet: Any, engine: Engine, settings: Settings) -> None:
     _load_simulator(sekmet, 750)  # 3,300 resources
     polled, bulk = (_add_at(engine, name, sekmet.base_url) for name in ("polled", "bulk"))
-    assert sync_source("polled", engine=engine, settings=settings).status == SyncStatus.ok
+    assert sync_and_assess("polled", engine=engine, settings=settings).status == SyncStatus.ok
 
-    outcome = backfill_source("bulk", engine=engine, settings=settings)
+    outcome = backfill("bulk", engine=engine, settings=settings)
 
     assert outcome.sync.status == SyncStatus.ok, outcome.sync.error
     assert outcome.read >= 3000
@@ -316,10 +323,10 @@ def test_backfill_under_smart_backend_services_needs_system_scopes(
             session, name="wide", hospital="Wide", base_url=server.base_url, auth=auth | {"scope": "system/*.rs"}
         )
 
-    narrow = backfill_source("narrow", engine=engine, settings=settings)  # per-type scopes: status URL refused
+    narrow = backfill("narrow", engine=engine, settings=settings)  # per-type scopes: status URL refused
     assert narrow.sync.status == SyncStatus.failed and "system/*.rs" in (narrow.sync.error or "")
 
-    wide = backfill_source("wide", engine=engine, settings=settings)
+    wide = backfill("wide", engine=engine, settings=settings)
     assert wide.sync.status == SyncStatus.ok, wide.sync.error
     assert wide.sync.fetched == 20 * 4 + 2  # and the earlier visits of patients 0 and 10
     server.stop()

@@ -10,11 +10,11 @@ from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from discharge_bridge.assessment import sync_and_assess
 from discharge_bridge.config import Settings
 from discharge_bridge.db import session_scope
 from discharge_bridge.fhir import FhirClient, RetryPolicy
 from discharge_bridge.ingest.models import ClinicalSnapshot, DeadLetter, EncounterSnapshot, PatientSnapshot
-from discharge_bridge.ingest.poll import sync_source
 from discharge_bridge.sources.models import Source, SyncRun, SyncStatus
 from discharge_bridge.sources.service import add_source
 from tests.support.fakefhir import BASE, FakeFhir, condition, encounter, patient
@@ -35,7 +35,7 @@ def _source(engine: Engine, **kwargs: Any) -> None:
 
 
 def _sync(engine: Engine, settings: Settings, ehr: FakeFhir, **kwargs: Any) -> Any:
-    return sync_source("city", engine=engine, settings=settings, client=_client(ehr), **kwargs)
+    return sync_and_assess("city", engine=engine, settings=settings, client=_client(ehr), **kwargs)
 
 
 def _count(engine: Engine, model: Any) -> int:

@@ -11,12 +11,12 @@ from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from discharge_bridge.assessment import sync_and_assess
 from discharge_bridge.config import Settings
 from discharge_bridge.db import session_scope
 from discharge_bridge.fhir import FhirClient, RetryPolicy
 from discharge_bridge.ingest import poll
 from discharge_bridge.ingest.models import ClinicalSnapshot, EncounterSnapshot, PatientSnapshot
-from discharge_bridge.ingest.poll import sync_source
 from discharge_bridge.sources.models import Source, SyncStatus
 from discharge_bridge.sources.service import add_source
 from tests.support.fakefhir import BASE, FakeFhir, condition, encounter, patient
@@ -29,7 +29,7 @@ def ehr() -> FakeFhir:
 
 def _sync(engine: Engine, settings: Settings, ehr: FakeFhir, **kwargs: Any) -> Any:
     client = FhirClient(BASE, transport=ehr.transport(), retry=RetryPolicy(sleep=lambda s: None))
-    return sync_source("city", engine=engine, settings=settings, client=client, **kwargs)
+    return sync_and_assess("city", engine=engine, settings=settings, client=client, **kwargs)
 
 
 def _source(engine: Engine) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -14,12 +13,13 @@ from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from discharge_bridge.assessment import sync_and_assess
 from discharge_bridge.config import Settings
 from discharge_bridge.db import make_engine, session_scope
 from discharge_bridge.ingest.models import ClinicalSnapshot, DeadLetter, EncounterSnapshot, PatientSnapshot
-from discharge_bridge.ingest.poll import sync_source
 from discharge_bridge.sources.models import SyncStatus
 from discharge_bridge.sources.service import add_source
+from tests.support.clock import child_env
 from tests.support.sekmet import SekmetServer
 
 pytestmark = pytest.mark.slow
@@ -128,7 +128,7 @@ def test_store_matches_the_server_after_admissions_updates_and_discharges(
     with session_scope(engine) as session:
         add_source(session, name="sim", hospital="Simulated General", base_url=sekmet.base_url)
 
-    first = sync_source("sim", engine=engine, settings=settings)
+    first = sync_and_assess("sim", engine=engine, settings=settings)
     assert first.status == SyncStatus.ok, first.error
     assert first.pages >= 5  # 30 encounters at 7 a page: the next links were followed
 
@@ -147,7 +147,7 @@ def test_store_matches_the_server_after_admissions_updates_and_discharges(
     sekmet.transaction(admission_bundle(4, start=30))
     time.sleep(1.1)  # let the server clock pass the newest lastUpdated before the next pass
 
-    second = sync_source("sim", engine=engine, settings=settings)
+    second = sync_and_assess("sim", engine=engine, settings=settings)
     assert second.status == SyncStatus.ok, second.error
     assert second.dead_letters == 0
 
@@ -171,7 +171,7 @@ def test_store_matches_the_server_after_admissions_updates_and_discharges(
     assert cond_status == "resolved"
     assert clinical == 68  # 34 patients x (condition + observation), no duplicates
 
-    third = sync_source("sim", engine=engine, settings=settings)
+    third = sync_and_assess("sim", engine=engine, settings=settings)
     assert (third.created, third.updated) == (0, 0)
 
 
@@ -194,7 +194,7 @@ def test_smart_backend_services_auth_against_the_simulator(
                 "scope": "system/*.read",
             },
         )
-    result = sync_source("smart-sim", engine=engine, settings=settings)
+    result = sync_and_assess("smart-sim", engine=engine, settings=settings)
     assert result.status == SyncStatus.ok, result.error
     assert len(stored_versions(engine, EncounterSnapshot)) == 3
     server.stop()
@@ -226,7 +226,7 @@ def test_wrong_smart_key_fails_with_a_clear_error(
                 "kid": server.smart_kid,
             },
         )
-    result = sync_source("bad-key", engine=engine, settings=settings)
+    result = sync_and_assess("bad-key", engine=engine, settings=settings)
     assert result.status == SyncStatus.failed
     assert result.error and "token" in result.error.lower()
     server.stop()
@@ -248,7 +248,11 @@ def test_a_killed_sync_process_resumes_to_the_same_state(sekmet: SekmetServer, t
     sekmet.put(bad)
 
     def env_for(name: str) -> dict[str, str]:
-        return {**os.environ, "DISCHARGE_BRIDGE_DATA_DIR": str(tmp_path / name), "DISCHARGE_BRIDGE_SYNC_PAGE_SIZE": "5"}
+        return {
+            **child_env(),
+            "DISCHARGE_BRIDGE_DATA_DIR": str(tmp_path / name),
+            "DISCHARGE_BRIDGE_SYNC_PAGE_SIZE": "5",
+        }
 
     for name in ("killed", "clean"):
         add = _cli(env_for(name), "sources", "add", "sim", "--hospital", "Sim", "--base-url", sekmet.base_url)

@@ -11,9 +11,9 @@ import yaml
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from discharge_bridge.assessment import sync_and_assess
 from discharge_bridge.config import Settings
 from discharge_bridge.db import session_scope
-from discharge_bridge.ingest.poll import sync_source
 from discharge_bridge.risk import load_rules
 from discharge_bridge.sources.models import SyncStatus
 from discharge_bridge.sources.service import add_source, get_source
@@ -45,7 +45,7 @@ def test_every_scenario_lands_on_the_worklist_as_expected(
         for mapping in mappings:
             add_source(session, name=f"site-{mapping}", hospital=mapping, base_url=sekmet.base_url, mapping=mapping)
     for mapping in mappings:
-        result = sync_source(f"site-{mapping}", engine=engine, settings=settings)
+        result = sync_and_assess(f"site-{mapping}", engine=engine, settings=settings)
         assert result.status == SyncStatus.ok, result.error
 
     version = load_rules().version
@@ -83,7 +83,7 @@ def test_every_scenario_lands_on_the_worklist_as_expected(
 
     # a second pass and a rescore never duplicate assessments
     for mapping in mappings:
-        sync_source(f"site-{mapping}", engine=engine, settings=settings)
+        sync_and_assess(f"site-{mapping}", engine=engine, settings=settings)
     with Session(engine) as session:
         again = worklist(session, rules_version=version, limit=1000)
     assert again.total == sum(len(v) for v in by_site.values())

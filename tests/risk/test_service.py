@@ -13,11 +13,11 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from discharge_bridge.api import create_app
+from discharge_bridge.assessment import sync_and_assess
 from discharge_bridge.cases.jobs import assess_and_follow
 from discharge_bridge.config import PROJECT_ROOT, Settings
 from discharge_bridge.db import session_scope
 from discharge_bridge.fhir import FhirClient, RetryPolicy
-from discharge_bridge.ingest.poll import sync_source
 from discharge_bridge.risk.models import RiskAssessment
 from discharge_bridge.sources.service import add_source
 from discharge_bridge.worklists.service import worklist
@@ -42,7 +42,7 @@ def site(engine: Engine, settings: Settings, tmp_path: Path) -> tuple[FakeFhir, 
 
 def _sync(engine: Engine, settings: Settings, ehr: FakeFhir) -> None:
     client = FhirClient(BASE, transport=ehr.transport(), retry=RetryPolicy(sleep=lambda s: None))
-    assert sync_source("city", engine=engine, settings=settings, client=client).error is None
+    assert sync_and_assess("city", engine=engine, settings=settings, client=client).error is None
 
 
 def _rows(engine: Engine) -> list[RiskAssessment]:

@@ -203,6 +203,7 @@ def test_the_full_scheduler_has_every_job_with_one_instance_each(settings: Setti
             "escalation",
             "rescore",
             "subscriptions",  # push-channel recovery (subscriptions/recovery.py)
+            "assessment",  # drains the assessment queue (assessment/stage.py)
             "heartbeat",
         }
         assert jobs["escalation"].trigger.interval == timedelta(minutes=settings.escalation_interval_minutes)

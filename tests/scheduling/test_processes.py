@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -19,11 +19,13 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
+from discharge_bridge.clock import utcnow
 from discharge_bridge.config import Settings
 from discharge_bridge.db import make_engine, session_scope, upgrade
 from discharge_bridge.scheduling.leader import LOCK_KEY, current_lease
 from discharge_bridge.sources.service import add_source, update_source
 from discharge_bridge.worklists.models import MorningList
+from tests.support.clock import child_env
 from tests.support.postgres import PostgresServer
 
 pytestmark = pytest.mark.slow
@@ -59,14 +61,14 @@ def _hospitals_due_now(engine: Engine) -> None:
     with session_scope(engine) as session:
         for name, tz in ZONES.items():
             add_source(session, name=name, hospital=name.upper(), base_url="http://127.0.0.1:9/fhir", timezone=tz)
-            local = datetime.now(UTC).astimezone(ZoneInfo(tz))
+            local = utcnow().astimezone(ZoneInfo(tz))
             earlier = local - timedelta(minutes=1)
             due = earlier if earlier.date() == local.date() else local.replace(hour=0, minute=0)
             update_source(session, name, {"morning_time": due.strftime("%H:%M")})
 
 
 def _start(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DISCHARGE_BRIDGE_")}
+    env = child_env({k: v for k, v in os.environ.items() if not k.startswith("DISCHARGE_BRIDGE_")})
     env.update(
         DISCHARGE_BRIDGE_DATA_DIR=str(settings.data_dir),
         DISCHARGE_BRIDGE_SCHEDULER_HEARTBEAT_SECONDS="1",

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from discharge_bridge.api import create_app
+from discharge_bridge.assessment import drain
 from discharge_bridge.config import Settings
 from discharge_bridge.db import session_scope
 from discharge_bridge.risk.models import RiskAssessment
@@ -228,6 +229,7 @@ def test_a_receiver_outage_is_recovered_without_loss(
     service.start()
     try:
         outcome = check_subscription(row.id, engine=engine, settings=settings)  # the scheduled check
+        drain(engine, settings)  # ... and the assessment of what its catch-up poll queued (subscriptions_job)
         assert outcome.reasons == [RecoveryReason.server_error] and outcome.recovered, outcome.error
         assert flagged(engine) == {"e0", "e1", "e2", "e3"}
         wait_for(lambda: _server_status(sim, row) == "active", what="re-activation")

@@ -12,6 +12,7 @@ from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from discharge_bridge.assessment import drain
 from discharge_bridge.config import Settings
 from discharge_bridge.db import session_scope
 from discharge_bridge.ingest.models import ClinicalSnapshot, DeadLetter, EncounterSnapshot
@@ -203,6 +204,7 @@ def test_an_acknowledged_notification_waits_in_the_inbox_until_the_ehr_answers(
     ehr.fail = None
     assert waiting.source_id is not None
     outcome = process_inbox(waiting.source_id, engine=engine, settings=settings)
+    drain(engine, settings)  # as the scheduler's assessment job does
     assert outcome is not None and (outcome.processed, outcome.failed) == (1, 0)
     assert _inbox(engine) == [] and _versions(engine) == {"e1": "1"}
     assert _worklist(settings) == ["e1"]

@@ -35,6 +35,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
+from discharge_bridge.clock import CLOCK_START_ENV
+from tests.support.clock import child_env
+
 AuthMode = Literal["none", "smart", "bearer", "basic"]
 
 DISCHARGE_DISPOSITION_SYSTEM = "http://terminology.hl7.org/CodeSystem/discharge-disposition"
@@ -65,7 +68,11 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _sekmet_command() -> list[str]:
+def _sekmet_command(env: dict[str, str]) -> list[str]:
+    if env.get(CLOCK_START_ENV):
+        # The simulator's wall clock moves with ours (its meta.lastUpdated, _since, Bulk transactionTime).
+        code = "from discharge_bridge.clock import start_from_environment; start_from_environment(); "
+        return [sys.executable, "-c", code + "from sekmet.cli import app; app()"]
     exe = Path(sys.executable).parent / "sekmet"
     if exe.exists():
         return [str(exe)]
@@ -243,7 +250,7 @@ class SekmetServer:
         self.smart_kid = f"test-key-{secrets.token_hex(4)}"
 
     def _launch(self) -> None:
-        env = dict(os.environ)
+        env = child_env()
         env.update(
             {
                 "SEKMET_CONFIG": str(self.settings_path),
@@ -253,7 +260,7 @@ class SekmetServer:
             }
         )
         env.pop("SEKMET_PUBLIC_URL", None)
-        cmd = [*_sekmet_command(), "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+        cmd = [*_sekmet_command(env), "serve", "--host", "127.0.0.1", "--port", str(self.port)]
         self._log_file = self.log_path.open("ab")
         started = time.monotonic()
         self._proc = subprocess.Popen(

@@ -15,10 +15,14 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
+import time_machine
+
+from tests.support.clock import child_env
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -52,8 +56,16 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# The browser tests' morning: 09:00 in Moscow (the demo hospital's zone), two hours after the
+# morning list. Pinned, so what is "due today" does not depend on when the suite runs.
+LIVE_CLOCK = datetime(2026, 3, 10, 6, 0, tzinfo=UTC)
+
+
 def start_live_server(data_dir: Path) -> LiveServer:
-    """Load the demo into ``data_dir`` (in this process), then serve it from a child process."""
+    """Load the demo into ``data_dir`` (in this process), then serve it from a child process.
+
+    The server shares this process's clock (``child_env``): call it inside ``time_machine.travel``.
+    """
     from discharge_bridge.config import Settings
     from discharge_bridge.demo import demo_password, prepare_demo
 
@@ -61,7 +73,7 @@ def start_live_server(data_dir: Path) -> LiveServer:
     port = _free_port()
     token = settings.api_token.get_secret_value() if settings.api_token else ""
     env = {
-        **os.environ,
+        **child_env(),
         "DISCHARGE_BRIDGE_DATA_DIR": str(data_dir),
         "DISCHARGE_BRIDGE_API_TOKEN": token,
         "PYTHONPATH": str(ROOT / "src"),
@@ -93,13 +105,15 @@ def start_live_server(data_dir: Path) -> LiveServer:
 
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    server = start_live_server(tmp_path_factory.mktemp("live") / "data")
-    yield server
-    server.process.terminate()
-    try:
-        server.process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
+    """The demo served at ``LIVE_CLOCK`` (ticking on), in the server and in this test process alike."""
+    with time_machine.travel(LIVE_CLOCK, tick=True):
+        server = start_live_server(tmp_path_factory.mktemp("live") / "data")
+        yield server
+        server.process.terminate()
+        try:
+            server.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
 
 
 @pytest.fixture(scope="session")

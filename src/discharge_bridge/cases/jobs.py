@@ -1,6 +1,6 @@
-"""After each sync (and on `rescore`): assess the admissions, then bring their cases up to date.
+"""Assess admissions, then bring their cases up to date: the body of the assessment stage and of `rescore`.
 
-One transaction for both, so a case is never opened for an assessment that rolled back.
+Both in one transaction, so a case is never opened for an assessment that rolled back.
 """
 
 from __future__ import annotations
@@ -9,11 +9,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
 
 from discharge_bridge.cases.sync import CaseSyncStats, sync_cases
 from discharge_bridge.config import Settings
 from discharge_bridge.db import session_scope
+from discharge_bridge.ingest.models import EncounterSnapshot
 from discharge_bridge.risk.service import ScoreStats, patients_to_rescore, score_patients, scoring_context
+from discharge_bridge.sources.models import Source
 from discharge_bridge.sources.service import get_source
 
 
@@ -23,28 +26,47 @@ class FollowUp:
     cases: CaseSyncStats
 
 
+def follow_patients(
+    session: Session,
+    source: Source,
+    settings: Settings,
+    patient_ids: Iterable[str] | None = None,
+    *,
+    force: bool = False,
+) -> FollowUp:
+    """Score the given patients (default: every patient with a possibly current stay), then open,
+    re-prioritise and discharge cases, in the caller's transaction. Their stays' cases are followed
+    even when discharged, so a corrected discharge time or disposition is taken.
+
+    Raises MappingError / RuleSetError for broken files."""
+    assert source.id is not None
+    ctx = scoring_context(source, settings)
+    ids = sorted(set(patient_ids)) if patient_ids is not None else patients_to_rescore(session, source.id)
+    scores = score_patients(session, source, ids, ctx, force=force)
+    stays = None
+    if patient_ids is not None:
+        query = select(EncounterSnapshot.fhir_id).where(
+            EncounterSnapshot.source_id == source.id, col(EncounterSnapshot.patient_fhir_id).in_(ids)
+        )
+        stays = list(session.exec(query))
+    cases = sync_cases(
+        session,
+        source.id,
+        rules_version=ctx.rules.version,
+        encounter_fhir_ids=stays,
+        mappings_dir=settings.mappings_dir,
+    )
+    return FollowUp(scores, cases)
+
+
 def assess_and_follow(
     engine: Engine,
     source_name: str,
     settings: Settings,
     *,
     patient_ids: Iterable[str] | None = None,
-    encounter_ids: Iterable[str] | None = None,
     force: bool = False,
 ) -> FollowUp:
-    """Score the given patients (default: every patient with a possibly current stay), then open,
-    re-prioritise and discharge cases. Raises MappingError / RuleSetError for broken files."""
+    """``follow_patients`` in its own transaction."""
     with session_scope(engine) as session:
-        source = get_source(session, source_name)
-        assert source.id is not None
-        ctx = scoring_context(source, settings)
-        ids = list(patient_ids) if patient_ids is not None else patients_to_rescore(session, source.id)
-        scores = score_patients(session, source, ids, ctx, force=force)
-        cases = sync_cases(
-            session,
-            source.id,
-            rules_version=ctx.rules.version,
-            encounter_fhir_ids=encounter_ids,
-            mappings_dir=settings.mappings_dir,
-        )
-        return FollowUp(scores, cases)
+        return follow_patients(session, get_source(session, source_name), settings, patient_ids, force=force)

@@ -10,6 +10,7 @@ import typer
 
 from discharge_bridge.cli import serve, sources, sync, users, worklists
 from discharge_bridge.cli.common import console
+from discharge_bridge.clock import start_from_environment
 from discharge_bridge.config import get_settings
 
 app = typer.Typer(no_args_is_help=True, help="Discharge coordination over a hospital's FHIR R4 server.")
@@ -20,6 +21,12 @@ app.add_typer(sync.dead_app, name="deadletters")
 app.add_typer(users.app, name="users")
 for group in (sync.app, worklists.app, serve.app):
     app.registered_commands.extend(group.registered_commands)
+
+
+@app.callback()
+def main() -> None:
+    """Discharge coordination over a hospital's FHIR R4 server."""
+    start_from_environment()  # tests move every process's wall clock through one setting (clock.py)
 
 
 @db_app.command("upgrade")

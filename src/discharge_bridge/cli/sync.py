@@ -29,6 +29,7 @@ def backfill(
     """Load a source's census with Bulk Data $export; resumes an interrupted one; sets the poll cursor."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from discharge_bridge.assessment import assess_source
     from discharge_bridge.ingest.backfill import backfill_source
     from discharge_bridge.sources.service import SourceNotFound
 
@@ -45,6 +46,8 @@ def backfill(
 
         try:
             outcome = backfill_source(name, engine=get_engine(), group_id=group, full=full, progress=report)
+            bar.update(task, description=f"{name}: assessing")
+            assess_source(outcome.sync, name, engine=get_engine(), settings=get_settings())
         except SourceNotFound as exc:
             raise fail(str(exc)) from None
     r = outcome.sync
@@ -149,7 +152,7 @@ def _source_names(only: str | None) -> list[str]:
 def _sync_once(only: str | None, *, show_progress: bool) -> list[Any]:
     from rich.progress import Progress, SpinnerColumn, TextColumn
 
-    from discharge_bridge.ingest.poll import sync_source
+    from discharge_bridge.assessment import sync_and_assess
 
     engine = get_engine()
     names = _source_names(only)
@@ -161,7 +164,7 @@ def _sync_once(only: str | None, *, show_progress: bool) -> list[Any]:
             def report(stage: str, count: int, task: Any = task, name: str = name) -> None:
                 bar.update(task, description=f"{name}: {count} resources")
 
-            results.append(sync_source(name, engine=engine, progress=report))
+            results.append(sync_and_assess(name, engine=engine, progress=report))
             bar.update(task, description=f"{name}: done")
     return results
 

@@ -42,10 +42,10 @@ from discharge_bridge.ingest.about import class_code, owner_of
 from discharge_bridge.ingest.models import EncounterSnapshot, PatientSnapshot
 from discharge_bridge.ingest.normalise import codings, parse_instant
 from discharge_bridge.ingest.pipeline import parse_batch, store_batch
-from discharge_bridge.ingest.poll import FACT_STREAMS, PollPass, SyncAborted, SyncResult, _failed_before_start, _score
+from discharge_bridge.ingest.poll import FACT_STREAMS, PollPass, SyncAborted, SyncResult, _failed_before_start
 from discharge_bridge.ingest.poll import format_instant as _format_instant
 from discharge_bridge.ingest.store import record_dead_letter
-from discharge_bridge.sources.models import Source, SourceMode, SyncStatus
+from discharge_bridge.sources.models import Source, SourceMode
 from discharge_bridge.subscriptions.models import BulkExport, BulkExportStatus
 
 log = logging.getLogger(__name__)
@@ -299,10 +299,6 @@ class BackfillPass(PollPass):
         res.updated += batch.stats.updated
         res.unchanged += batch.stats.unchanged
         res.dead_letters += batch.dead_letters + len(bad)
-        changed = batch.stats.changed_keys
-        res.changed_patients |= {fid for t, fid in changed if t == "Patient"}
-        res.changed_encounters |= {fid for t, fid in changed if t == "Encounter"}
-        res.changed_patients |= self._patients_of(parsed.rows, changed)
         self._stage(None)
         self.batches += 1
         if self.stop_after_batches is not None and self.batches >= self.stop_after_batches:
@@ -344,7 +340,7 @@ def backfill_source(
     sleep: Callable[[float], None] = time.sleep,
     stop_after_batches: int | None = None,
 ) -> BackfillResult:
-    """Run (or resume) a `$export` backfill of the named source, then score what it brought."""
+    """Run (or resume) a `$export` backfill of the named source; what it stored waits in the assessment queue."""
     from discharge_bridge.sources.service import client_for, get_source
 
     settings = settings or get_settings()
@@ -369,18 +365,9 @@ def backfill_source(
             sleep=sleep,
             stop_after_batches=stop_after_batches,
         )
-        result = backfill.run()
+        backfill.run()
     finally:
         if own:
             fhir.close()
-    if backfill.outcome.resumed and result.status == SyncStatus.ok:
-        # Batches stored before the interruption changed patients this run did not see.
-        result.changed_patients |= _all_patients(engine, backfill.source_id)
-    _score(engine, source, settings, result)
+    # Each batch queued its patients for assessment with its rows; the caller drains the queue.
     return backfill.outcome
-
-
-def _all_patients(engine: Engine, source_id: int) -> set[str]:
-    with session_scope(engine) as session:
-        query = select(EncounterSnapshot.patient_fhir_id).where(EncounterSnapshot.source_id == source_id)
-        return set(session.exec(query.distinct()))

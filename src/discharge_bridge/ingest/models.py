@@ -114,3 +114,25 @@ class ConformanceIssue(SQLModel, table=True):
     example_id: str | None = Field(default=None, max_length=64)
     first_seen: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     last_seen: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class AssessmentQueueEntry(SQLModel, table=True):
+    """A patient whose stored data changed and who must be (re)assessed: the ingest outbox.
+
+    Written in the same transaction as the rows that changed (and the cursor that covers them), so a
+    process killed after storing a page and before scoring it loses nothing: the assessment stage
+    (assessment/) drains the queue and deletes each entry in the transaction that wrote its results.
+    ``generation`` grows each time the patient is queued again, so a drain that read generation 3
+    never deletes the entry a later page raised to 4.
+    """
+
+    __tablename__ = "assessment_queue"
+    __table_args__ = (UniqueConstraint("source_id", "patient_fhir_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source_id: int = Field(foreign_key="source.id", ondelete="CASCADE")
+    patient_fhir_id: str = Field(max_length=64)
+    generation: int = 1
+    enqueued_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    attempts: int = 0  # failed assessments of this entry; past the limit it waits for a person
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))

@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import closing, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
@@ -24,7 +24,7 @@ from discharge_bridge.config import Settings, get_settings
 from discharge_bridge.db import session_scope, utcnow
 from discharge_bridge.fhir import FhirClient, FhirError, SearchPage
 from discharge_bridge.ingest.conformance import Sampler
-from discharge_bridge.ingest.normalise import obj, parse_instant, reference_id, zone
+from discharge_bridge.ingest.normalise import SNAPSHOT_TYPES, obj, parse_instant, reference_id, zone
 from discharge_bridge.ingest.pipeline import Parsed, parse_batch, store_batch
 from discharge_bridge.ingest.store import fingerprint, payload_text, stored_versions
 from discharge_bridge.sources.models import Source, SourceMode, SyncRun, SyncStatus
@@ -88,8 +88,7 @@ class SyncResult:
     cursor_after: str | None = None
     duration_s: float = 0.0
     error: str | None = None
-    changed_patients: set[str] = field(default_factory=set)
-    changed_encounters: set[str] = field(default_factory=set)
+    # Filled by the assessment stage that drains what the pass queued (assessment/jobs.py).
     assessed: int = 0
     flagged: int = 0
     cases_opened: int = 0
@@ -364,8 +363,16 @@ class PollPass:
                 pid: r for r in resources if isinstance(r, dict) and (pid := reference_id(r.get(field_name), "Patient"))
             }
             known = self._known_patients(set(owners))
+            # A resource whose owner cannot be read at all (no resourceType, a reference that is a
+            # number or missing) goes on to become a dead letter: dropping it as "not our patient"
+            # would hide it. One that names another patient, or a Group, is not ours.
             keep = [
-                r for r in resources if not isinstance(r, dict) or reference_id(r.get(field_name), "Patient") in known
+                r
+                for r in resources
+                if not isinstance(r, dict)
+                or r.get("resourceType") not in SNAPSHOT_TYPES
+                or (r["resourceType"] == resource_type and not isinstance(obj(r.get(field_name)).get("reference"), str))
+                or reference_id(r.get(field_name), "Patient") in known
             ]
             parsed = self._parse_page(keep, {resource_type: cursor.observe(_stamps(resources, self.tz))})
             del resources, keep, owners
@@ -424,21 +431,10 @@ class PollPass:
         res.updated += batch.stats.updated
         res.unchanged += batch.stats.unchanged
         res.dead_letters += batch.dead_letters
-        res.changed_patients |= {fid for t, fid in batch.stats.changed_keys if t == "Patient"}
-        res.changed_encounters |= {fid for t, fid in batch.stats.changed_keys if t == "Encounter"}
-        res.changed_patients |= self._patients_of(parsed.rows, batch.stats.changed_keys)
         if self.progress:
             self.progress("page", res.fetched)
         if self.stop_after_pages is not None and res.pages >= self.stop_after_pages:
             raise SyncAborted(f"stopped after {res.pages} pages as asked")
-
-    @staticmethod
-    def _patients_of(rows: Iterable[Any], changed: set[tuple[str, str]]) -> set[str]:
-        return {
-            row.columns["patient_fhir_id"]
-            for row in rows
-            if (row.resource_type, row.fhir_id) in changed and "patient_fhir_id" in row.columns
-        }
 
 
 def sync_source(
@@ -450,7 +446,11 @@ def sync_source(
     progress: Progress | None = None,
     stop_after_pages: int | None = None,
 ) -> SyncResult:
-    """Run one polling pass over the named source and record how it went."""
+    """Run one polling pass over the named source and record how it went.
+
+    What the pass changed is queued for assessment in the same transactions as its rows; the
+    assessment stage (``discharge_bridge.assessment``) drains it.
+    """
     from discharge_bridge.sources.service import client_for, get_source
 
     settings = settings or get_settings()
@@ -473,32 +473,6 @@ def sync_source(
         finally:
             if own_client:
                 client.close()
-    # Pages committed before a failure are scored too: their rows are already in the store.
-    return _score(engine, source, settings, result)
-
-
-def _score(engine: Engine, source: Source, settings: Settings, result: SyncResult) -> SyncResult:
-    """Assess what the pass changed and bring the cases along (cases/jobs.py)."""
-    from discharge_bridge.cases.jobs import assess_and_follow
-    from discharge_bridge.risk import MappingError, RuleSetError
-
-    if not result.changed_patients and not result.changed_encounters:
-        return result
-    try:
-        follow = assess_and_follow(
-            engine,
-            source.name,
-            settings,
-            patient_ids=result.changed_patients,
-            encounter_ids=result.changed_encounters,
-        )
-    except (MappingError, RuleSetError) as exc:
-        result.status = SyncStatus.failed
-        result.error = f"data stored, but risk scoring stopped: {exc}"
-        _failed_before_start(engine, source, result.error)
-        return result
-    result.assessed, result.flagged = follow.scores.assessed, follow.scores.flagged
-    result.cases_opened, result.discharged = follow.cases.opened, follow.cases.discharged
     return result
 
 

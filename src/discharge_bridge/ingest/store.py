@@ -21,7 +21,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlmodel import Session, SQLModel
 
-from discharge_bridge.db import UTCDateTime, utcnow
+from discharge_bridge.db import UTCDateTime, insert_for, utcnow
+from discharge_bridge.ingest.changes import enqueue_patients
 from discharge_bridge.ingest.models import (
     ClinicalSnapshot,
     ConformanceIssue,
@@ -55,15 +56,6 @@ class UpsertStats:
         self.changed_keys |= other.changed_keys
 
 
-def insert_for(session: Session, table: Table) -> Any:
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(table)
-    if dialect == "sqlite":
-        return sqlite.insert(table)
-    raise RuntimeError(f"unsupported database dialect {dialect}")
-
-
 def _dedupe(rows: Iterable[Normalised]) -> list[Normalised]:
     """Keep the newest copy of each resource within one batch (a page can repeat an include)."""
     best: dict[tuple[str, str], Normalised] = {}
@@ -82,11 +74,30 @@ def upsert_snapshots(session: Session, source_id: int, rows: Iterable[Normalised
     groups: dict[tuple[str, tuple[str, ...]], list[Normalised]] = defaultdict(list)
     for row in _dedupe(rows):
         groups[(_TABLES[row.resource_type].name, tuple(row.columns))].append(row)
+    patients: set[str] = set()
     for (table_name, _shape), table_rows in groups.items():
         table = SQLModel.metadata.tables[table_name]
         for start in range(0, len(table_rows), _CHUNK):
-            stats.add(_upsert_chunk(session, source_id, table, table_rows[start : start + _CHUNK]))
+            chunk = table_rows[start : start + _CHUNK]
+            changed = _upsert_chunk(session, source_id, table, chunk)
+            stats.add(changed)
+            patients |= patients_of(chunk, changed.changed_keys)
+    # What changed, in the same transaction as the rows (and the caller's cursor): the outbox.
+    enqueue_patients(session, source_id, patients)
     return stats
+
+
+def patients_of(rows: Iterable[Normalised], changed: set[tuple[str, str]]) -> set[str]:
+    """The patients whose data these changed rows are (a Patient itself, or the subject of the rest)."""
+    found = set()
+    for row in rows:
+        if (row.resource_type, row.fhir_id) not in changed:
+            continue
+        if row.resource_type == "Patient":
+            found.add(row.fhir_id)
+        elif (pid := row.columns.get("patient_fhir_id")) is not None:
+            found.add(pid)
+    return found
 
 
 def padded(ids: Sequence[str]) -> list[str]:

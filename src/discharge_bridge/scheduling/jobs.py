@@ -16,15 +16,16 @@ from typing import Any, ParamSpec, TypeVar
 
 from sqlmodel import col, select
 
+from discharge_bridge.assessment import drain, sync_and_assess
 from discharge_bridge.config import Settings
 from discharge_bridge.db import get_engine, session_scope, utcnow
-from discharge_bridge.ingest.poll import sync_source
 from discharge_bridge.logs import safe_exception_text
 from discharge_bridge.risk import MappingError, RuleSetError, load_rules
 from discharge_bridge.scheduling.leader import LeaderLock, write_lease
 from discharge_bridge.scheduling.rescore import rescore_if_changed
 from discharge_bridge.sources.models import Source
 from discharge_bridge.sources.service import SourceNotFound
+from discharge_bridge.subscriptions.recovery import check_all_subscriptions
 from discharge_bridge.tasks.escalation import BATCH as ESCALATION_BATCH
 from discharge_bridge.tasks.escalation import escalate_overdue
 from discharge_bridge.worklists.morning import build_morning_list
@@ -70,7 +71,7 @@ def source_lock(name: str) -> threading.Lock:
 def poll_job(source_name: str, settings: Settings | None = None) -> None:
     """One pass; failures are recorded on the source and never stop the scheduler."""
     with source_lock(source_name):
-        result = sync_source(source_name, engine=get_engine(settings), settings=settings)
+        result = sync_and_assess(source_name, engine=get_engine(settings), settings=settings)
     log.info(
         "sync %s: %s fetched=%d new=%d updated=%d dead_letters=%d",
         source_name,
@@ -104,6 +105,28 @@ def morning_job(source_id: int, settings: Settings, generated_by: str = "schedul
         counts["due_today"],
         counts["overdue"],
     )
+
+
+@isolated
+def assessment_job(settings: Settings) -> int:
+    """Drain the assessment queue of every source: what a push, a crash or another worker left there."""
+    stats = drain(get_engine(settings), settings)
+    if stats.patients or stats.failed:
+        log.info(
+            "assessment: %d queued patients done, %d cases opened, %d failed",
+            stats.patients,
+            stats.cases_opened,
+            stats.failed,
+        )
+    return stats.patients
+
+
+@isolated
+def subscriptions_job(settings: Settings) -> None:
+    """Push-channel health (gaps, missed heartbeats, Subscriptions in error), then assess what a
+    recovery's catch-up poll queued."""
+    check_all_subscriptions(settings=settings)
+    drain(get_engine(settings), settings)
 
 
 @isolated

@@ -11,10 +11,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 from sqlalchemy.engine import Engine
 
+from discharge_bridge.clock import utcnow
 from discharge_bridge.config import Settings
 from discharge_bridge.db import get_engine
 from discharge_bridge.scheduler import build_scheduler
@@ -89,7 +89,7 @@ class SchedulerRunner:
         if lease is None:
             self.say("another scheduler holds the lock; waiting to take over")
             return
-        age = (datetime.now(UTC) - lease.heartbeat_at).total_seconds()
+        age = (utcnow() - lease.heartbeat_at).total_seconds()
         self.say(f"another scheduler leads ({lease.holder}, heartbeat {age:.0f} s ago); waiting to take over")
 
     def _lead(self) -> None:

@@ -18,7 +18,7 @@ from discharge_bridge.config import Settings
 from discharge_bridge.fhir import FhirClient
 from discharge_bridge.ingest.about import class_code, owner_of
 from discharge_bridge.ingest.normalise import SNAPSHOT_TYPES, codings
-from discharge_bridge.ingest.poll import FACT_STREAMS, PollPass, SyncResult, _score, sync_source
+from discharge_bridge.ingest.poll import FACT_STREAMS, PollPass, SyncResult, sync_source
 from discharge_bridge.sources.models import Source
 
 
@@ -102,11 +102,8 @@ def ingest_pushed(
     resources: Iterable[dict[str, Any]] = (),
     references: Iterable[tuple[str, str]] = (),
 ) -> SyncResult:
-    """Ingest one batch of pushed resources and references, then score what changed."""
-    result = NotificationPass(
-        engine, source, client, settings=settings, resources=resources, references=references
-    ).run()
-    return _score(engine, source, settings, result)
+    """Ingest one batch of pushed resources and references; what changed waits in the assessment queue."""
+    return NotificationPass(engine, source, client, settings=settings, resources=resources, references=references).run()
 
 
 def catch_up(source_name: str, *, engine: Engine, settings: Settings, client: FhirClient | None = None) -> SyncResult:

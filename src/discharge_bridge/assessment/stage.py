@@ -1,0 +1,171 @@
+"""Drain the assessment queue (ingest/changes.py) in batches.
+
+Each batch is one transaction: claim up to ``assessment_batch_size`` patients of one source (on
+PostgreSQL ``FOR UPDATE SKIP LOCKED``, so several workers share the queue without taking the same
+entries), score them, open / follow their cases, delete the entries at the generation read. A
+process killed at any instant rolls back the batch in hand and leaves its entries for the next
+drain; scoring is idempotent (``score_patients`` skips unchanged inputs, cases are unique per
+admission), so the next drain reaches the state an uninterrupted one would have.
+
+A batch that fails is retried patient by patient; a patient that fails alone keeps its entry with
+``attempts`` and ``last_error`` and, after ``MAX_ATTEMPTS``, waits for a person (it is counted in
+the queue depth hospital IT sees). A broken mapping or rule file stops the drain of that source
+and is recorded on it: the entries stay queued until the file is fixed.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import Table, and_, bindparam, delete, select, update
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from discharge_bridge.cases.jobs import FollowUp, follow_patients
+from discharge_bridge.config import Settings
+from discharge_bridge.db import session_scope, utcnow
+from discharge_bridge.ingest.changes import QUEUE
+from discharge_bridge.logs import safe_exception_text
+from discharge_bridge.risk import MappingError, RuleSetError
+from discharge_bridge.sources.models import Source
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 5
+_Q: Table = QUEUE
+
+
+@dataclass
+class AssessmentStats:
+    batches: int = 0
+    patients: int = 0  # queue entries done
+    assessed: int = 0
+    flagged: int = 0
+    cases_opened: int = 0
+    discharged: int = 0
+    failed: int = 0  # entries that failed alone this drain (kept, with their error)
+    error: str | None = None  # a broken mapping or rule file stopped the drain
+
+    def add(self, follow: FollowUp) -> None:
+        self.assessed += follow.scores.assessed
+        self.flagged += follow.scores.flagged
+        self.cases_opened += follow.cases.opened
+        self.discharged += follow.cases.discharged
+
+
+@dataclass(frozen=True)
+class _Entry:
+    id: int
+    patient: str
+    generation: int
+
+
+def _oldest_source(session: Session, skip: set[int]) -> int | None:
+    query = select(_Q.c.source_id).where(_Q.c.attempts < MAX_ATTEMPTS).order_by(_Q.c.id).limit(1)
+    if skip:
+        query = query.where(_Q.c.source_id.not_in(sorted(skip)))
+    return session.execute(query).scalar()
+
+
+def _claim(session: Session, source_id: int, size: int) -> list[_Entry]:
+    query = (
+        select(_Q.c.id, _Q.c.patient_fhir_id, _Q.c.generation)
+        .where(_Q.c.source_id == source_id, _Q.c.attempts < MAX_ATTEMPTS)
+        .order_by(_Q.c.id)
+        .limit(size)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return [_Entry(*row) for row in session.execute(query)]
+
+
+def _done(session: Session, entries: list[_Entry]) -> None:
+    """Delete the entries at the generation read; one queued again meanwhile stays for the next drain."""
+    stmt = delete(_Q).where(and_(_Q.c.id == bindparam("e_id"), _Q.c.generation == bindparam("e_gen")))
+    session.execute(stmt, [{"e_id": e.id, "e_gen": e.generation} for e in entries])
+
+
+def _assess(session: Session, source_id: int, entries: list[_Entry], settings: Settings) -> FollowUp | None:
+    source = session.get(Source, source_id)
+    if source is None:  # removed meanwhile: its entries went with it (ON DELETE CASCADE)
+        return None
+    follow = follow_patients(session, source, settings, [e.patient for e in entries])
+    _done(session, entries)
+    return follow
+
+
+def _record_block(engine: Engine, source_id: int, error: str) -> None:
+    with session_scope(engine) as session:
+        source = session.get(Source, source_id)
+        if source is not None:
+            source.last_error, source.last_error_at = error, utcnow()
+
+
+def _one_by_one(
+    engine: Engine, source_id: int, entries: list[_Entry], settings: Settings, stats: AssessmentStats
+) -> None:
+    """After a failed batch: each entry alone, so one bad patient does not hold back the rest."""
+    for entry in entries:
+        try:
+            with session_scope(engine) as session:
+                follow = _assess(session, source_id, [entry], settings)
+            if follow is not None:
+                stats.add(follow)
+            stats.patients += 1
+        except (MappingError, RuleSetError):
+            raise
+        except Exception as exc:
+            stats.failed += 1
+            reason = safe_exception_text(exc)
+            log.error("assessment of one queued patient of source %s failed: %s", source_id, reason)
+            with session_scope(engine) as session:
+                session.execute(
+                    update(_Q).where(_Q.c.id == entry.id).values(attempts=_Q.c.attempts + 1, last_error=reason[:2000])
+                )
+
+
+def drain(
+    engine: Engine,
+    settings: Settings,
+    *,
+    source_id: int | None = None,
+    batch_size: int | None = None,
+    max_batches: int | None = None,
+) -> AssessmentStats:
+    """Assess queued patients until the queue (of ``source_id``, or of every source) is empty."""
+    size = batch_size or settings.assessment_batch_size
+    stats = AssessmentStats()
+    blocked: set[int] = set()
+    while max_batches is None or stats.batches < max_batches:
+        entries: list[_Entry] = []
+        sid: int | None = None
+        try:
+            with session_scope(engine) as session:
+                sid = source_id if source_id is not None else _oldest_source(session, blocked)
+                if sid is None or sid in blocked:
+                    break
+                entries = _claim(session, sid, size)
+                if not entries:
+                    break
+                follow = _assess(session, sid, entries, settings)
+            stats.batches += 1
+            stats.patients += len(entries)
+            if follow is not None:
+                stats.add(follow)
+        except (MappingError, RuleSetError) as exc:
+            assert sid is not None
+            stats.error = f"data stored, but risk scoring stopped: {exc}"
+            _record_block(engine, sid, stats.error)
+            blocked.add(sid)
+        except Exception:
+            if not entries or sid is None:
+                raise
+            stats.batches += 1
+            try:
+                _one_by_one(engine, sid, entries, settings, stats)
+            except (MappingError, RuleSetError) as exc:
+                stats.error = f"data stored, but risk scoring stopped: {exc}"
+                _record_block(engine, sid, stats.error)
+                blocked.add(sid)
+    return stats

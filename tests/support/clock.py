@@ -1,0 +1,32 @@
+"""The tests' side of the one clock (src/discharge_bridge/clock.py).
+
+A test that depends on the date or the time of day fixes it with ``time_machine.travel``. A process
+the tests start (web server, scheduler, CLI, EHR simulator) gets the test's clock through
+``DISCHARGE_BRIDGE_CLOCK_START``: ``child_env`` sets it to the test process's *current* instant, so
+a child started later in a ticking run is not behind its parent, and removes it when the test
+process runs on the real clock.
+
+CI runs the date-touching tests again with the whole run moved (``.ci/run``, ``CLOCK_INSTANTS``):
+conftest's ``pytest_configure`` starts the moved clock in the test process itself.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from time_machine import escape_hatch
+
+from discharge_bridge.clock import CLOCK_SET_AT_ENV, CLOCK_START_ENV, utcnow
+
+
+def child_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``env`` (default: this process's) with the clock setting a child needs to share our time."""
+    result = dict(os.environ if env is None else env)
+    if escape_hatch.is_travelling():
+        result[CLOCK_START_ENV] = utcnow().isoformat()
+        result[CLOCK_SET_AT_ENV] = repr(escape_hatch.time.time())  # the real clock
+    else:
+        result.pop(CLOCK_START_ENV, None)
+        result.pop(CLOCK_SET_AT_ENV, None)
+    return result
