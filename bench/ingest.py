@@ -23,8 +23,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests.support
 
-from synthetic import SEED
+from tests.support.synthetic import SEED
 
 ADVERTISED = "http://localhost:8090/fhir"
 

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import orjson
-from synthetic import Item, generate
+from tests.support.synthetic import Item, generate
 
 ADVERTISED = "http://localhost:8090/fhir"
 

@@ -39,7 +39,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))  # tests.support.sekmet: the simulator harness
 
-from synthetic import SEED, generate  # noqa: E402 (after the path set-up above)
+from tests.support.synthetic import SEED, generate  # noqa: E402 (after the path set-up above)
 
 SECRET_ENV = "BENCH_HOOK_SECRET"
 V3 = "http://terminology.hl7.org/CodeSystem/v3-ActCode"

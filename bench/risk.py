@@ -6,7 +6,7 @@
     .venv/bin/python bench/risk.py --save-golden     # (re)write the golden digest for this size/mapping
     .venv/bin/python bench/risk.py --mapping city-hospital --repeat 5
 
-Pure CPU, no database, no HTTP: the records come from synthetic.py's hospital grouped per patient
+Pure CPU, no database, no HTTP: the records come from tests/support/synthetic.py's hospital grouped per patient
 (Patient, the current inpatient Encounter, Conditions, Observations, RelatedPersons, the other
 Encounters). Every stage is timed over all admissions after one warm-up pass, best of
 --repeat passes. The sha256 of the
@@ -30,9 +30,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests.support
 
-from synthetic import generate
+from tests.support.synthetic import generate
 
 from discharge_bridge.risk import PatientRecord, assess, compute_lace, extract_facts, load_mapping, load_rules
 
