@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from discharge_bridge.cases.models import Case, CaseStatus, Priority
 from discharge_bridge.db import utcnow
 from discharge_bridge.deps import SessionDep, SettingsDep, SourceScope, require
+from discharge_bridge.ingest.changes import QUEUE
 from discharge_bridge.ingest.models import DeadLetter
 from discharge_bridge.logs import log_request
 from discharge_bridge.scheduling.models import SchedulerLease
@@ -124,6 +125,15 @@ class DatabaseCollector(Collector):
                 .where(col(DeadLetter.resolved_at).is_(None))
                 .group_by(col(DeadLetter.source_id))
             ),
+        )
+        yield _per_source(
+            GaugeMetricFamily(
+                f"{PREFIX}_assessment_queue",
+                "Patients stored and waiting for the assessment stage (ingest's outbox).",
+                labels=["source"],
+            ),
+            names,
+            self._by_source(select(QUEUE.c.source_id, func.count()).group_by(QUEUE.c.source_id)),
         )
         yield self._open_cases(names)
         overdue = (

@@ -61,20 +61,25 @@ class _Entry:
     generation: int
 
 
-def _oldest_source(session: Session, skip: set[int]) -> int | None:
+def _oldest_source(session: Session, skip: set[int], failed: set[int]) -> int | None:
     query = select(_Q.c.source_id).where(_Q.c.attempts < MAX_ATTEMPTS).order_by(_Q.c.id).limit(1)
     if skip:
         query = query.where(_Q.c.source_id.not_in(sorted(skip)))
+    if failed:
+        query = query.where(_Q.c.id.not_in(sorted(failed)))
     return session.execute(query).scalar()
 
 
-def _claim(session: Session, source_id: int, size: int) -> list[_Entry]:
+def _claim(session: Session, source_id: int, size: int, failed: set[int] | None = None) -> list[_Entry]:
+    """Up to ``size`` entries of the source, oldest first; those that failed in this drain wait for the next."""
     query = (
         select(_Q.c.id, _Q.c.patient_fhir_id, _Q.c.generation)
         .where(_Q.c.source_id == source_id, _Q.c.attempts < MAX_ATTEMPTS)
         .order_by(_Q.c.id)
         .limit(size)
     )
+    if failed:
+        query = query.where(_Q.c.id.not_in(sorted(failed)))
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     return [_Entry(*row) for row in session.execute(query)]
@@ -103,7 +108,7 @@ def _record_block(engine: Engine, source_id: int, error: str) -> None:
 
 
 def _one_by_one(
-    engine: Engine, source_id: int, entries: list[_Entry], settings: Settings, stats: AssessmentStats
+    engine: Engine, source_id: int, entries: list[_Entry], settings: Settings, stats: AssessmentStats, failed: set[int]
 ) -> None:
     """After a failed batch: each entry alone, so one bad patient does not hold back the rest."""
     for entry in entries:
@@ -117,6 +122,7 @@ def _one_by_one(
             raise
         except Exception as exc:
             stats.failed += 1
+            failed.add(entry.id)
             reason = safe_exception_text(exc)
             log.error("assessment of one queued patient of source %s failed: %s", source_id, reason)
             with session_scope(engine) as session:
@@ -137,15 +143,16 @@ def drain(
     size = batch_size or settings.assessment_batch_size
     stats = AssessmentStats()
     blocked: set[int] = set()
+    failed: set[int] = set()  # entries that failed alone in this drain: retried by the next one
     while max_batches is None or stats.batches < max_batches:
         entries: list[_Entry] = []
         sid: int | None = None
         try:
             with session_scope(engine) as session:
-                sid = source_id if source_id is not None else _oldest_source(session, blocked)
+                sid = source_id if source_id is not None else _oldest_source(session, blocked, failed)
                 if sid is None or sid in blocked:
                     break
-                entries = _claim(session, sid, size)
+                entries = _claim(session, sid, size, failed)
                 if not entries:
                     break
                 follow = _assess(session, sid, entries, settings)
@@ -163,7 +170,7 @@ def drain(
                 raise
             stats.batches += 1
             try:
-                _one_by_one(engine, sid, entries, settings, stats)
+                _one_by_one(engine, sid, entries, settings, stats, failed)
             except (MappingError, RuleSetError) as exc:
                 stats.error = f"data stored, but risk scoring stopped: {exc}"
                 _record_block(engine, sid, stats.error)

@@ -138,16 +138,22 @@ def sources_set(
 @app.command("list")
 def sources_list(fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table") -> None:
     """Show every source with its sync status."""
+    from discharge_bridge.ingest.changes import queue_depths
     from discharge_bridge.sources.service import list_sources
     from discharge_bridge.subscriptions.schemas import push_summary
 
     ready_database()
     with session_scope(get_engine()) as session:
-        rows = [_source_row(s) | {"push": push_summary(session, s.id)} for s in list_sources(session)]
+        sources = list_sources(session)
+        queued = queue_depths(session, [s.id for s in sources if s.id is not None])
+        rows = [
+            _source_row(s) | {"assessment_queue": queued.get(s.id or 0, 0), "push": push_summary(session, s.id)}
+            for s in sources
+        ]
     if fmt == "json":
         typer.echo(json.dumps(rows, indent=2, default=str))
         return
-    table = Table("name", "hospital", "mode", "base URL", "auth", "last success", "last error", "push")
+    table = Table("name", "hospital", "mode", "base URL", "auth", "last success", "last error", "to assess", "push")
     for row in rows:
         table.add_row(
             row["name"],
@@ -157,6 +163,7 @@ def sources_list(fmt: Annotated[str, typer.Option("--format", help="table | json
             row["auth"],
             str(row["last_success_at"] or "never"),
             (row["last_error"] or "")[:80],
+            str(row["assessment_queue"]),
             row["push"][:80],
         )
     console.print(table)

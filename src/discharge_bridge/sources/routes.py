@@ -12,6 +12,7 @@ from sqlmodel import col, select
 
 from discharge_bridge.db import utcnow
 from discharge_bridge.deps import SessionDep, SourceScope, require_by_method
+from discharge_bridge.ingest.changes import queue_depths
 from discharge_bridge.ingest.deadletters import list_dead_letters
 from discharge_bridge.ingest.models import ConformanceIssue, DeadLetter
 from discharge_bridge.sources.models import Source, SyncRun
@@ -43,7 +44,9 @@ def _public(session: SessionDep, source: Source, now: datetime) -> SourcePublic:
     last_run = session.exec(
         select(SyncRun).where(SyncRun.source_id == source.id).order_by(col(SyncRun.id).desc()).limit(1)
     ).first()
-    public = SourcePublic.of(source, dead_letters=open_letters, last_run=last_run, now=now)
+    assert source.id is not None
+    queued = queue_depths(session, [source.id]).get(source.id, 0)
+    public = SourcePublic.of(source, dead_letters=open_letters, last_run=last_run, now=now, queued=queued)
     public.push = push_status(session, source.id)
     return public
 

@@ -40,11 +40,14 @@ class SourcePublic(BaseModel):
     last_error: str | None
     lag_seconds: float | None  # since the last successful pass
     dead_letters: int
+    assessment_queue: int = 0  # patients stored and waiting for the assessment stage
     last_run: SyncRunPublic | None
     push: list[SubscriptionPublic] = []  # the EHR's Subscriptions and their health (sources subscribe)
 
     @classmethod
-    def of(cls, source: Source, *, dead_letters: int, last_run: SyncRun | None, now: datetime) -> SourcePublic:
+    def of(
+        cls, source: Source, *, dead_letters: int, last_run: SyncRun | None, now: datetime, queued: int = 0
+    ) -> SourcePublic:
         lag = (now - source.last_success_at).total_seconds() if source.last_success_at else None
         return cls(
             name=source.name,
@@ -61,5 +64,6 @@ class SourcePublic(BaseModel):
             last_error=source.last_error,
             lag_seconds=lag,
             dead_letters=dead_letters,
+            assessment_queue=queued,
             last_run=SyncRunPublic.of(last_run) if last_run else None,
         )

@@ -19,6 +19,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from discharge_bridge.fhir import FhirClient, FhirError, RetryPolicy
+from discharge_bridge.ingest.changes import queue_depths
 from discharge_bridge.ingest.deadletters import ReplayOutcome, list_dead_letters, replay
 from discharge_bridge.ingest.files import BadRecord, iter_resources
 from discharge_bridge.ingest.models import ConformanceIssue, DeadLetter
@@ -89,11 +90,17 @@ def source_statuses(
         query = query.where(col(Source.id).in_(source_ids))
     sources = list(session.exec(query))
     ids = [s.id for s in sources if s.id is not None]
-    runs, counts = _last_runs(session, ids), _open_letter_counts(session, ids)
+    runs, counts, queued = _last_runs(session, ids), _open_letter_counts(session, ids), queue_depths(session, ids)
     statuses = []
     for source in sources:
         assert source.id is not None
-        public = SourcePublic.of(source, dead_letters=counts.get(source.id, 0), last_run=runs.get(source.id), now=now)
+        public = SourcePublic.of(
+            source,
+            dead_letters=counts.get(source.id, 0),
+            last_run=runs.get(source.id),
+            now=now,
+            queued=queued.get(source.id, 0),
+        )
         public = public.model_copy(update={"base_url": display_url(public.base_url)})
         lag = public.lag_seconds
         statuses.append(
