@@ -22,6 +22,19 @@ def pytest_configure(config: pytest.Config) -> None:
     start_from_environment()
 
 
+# Packages whose tests never read the date or the time of day (the HTTP client's retries and paging).
+CLOCK_FREE = ("tests/fhir/",)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Everything else is ``clock``: CI runs it again with the wall clock moved (.ci/run)."""
+    root = Path(str(config.rootpath))
+    for item in items:
+        where = Path(str(item.path)).relative_to(root).as_posix()
+        if not where.startswith(CLOCK_FREE):
+            item.add_marker(pytest.mark.clock)
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     if _pg_bin() is None:
