@@ -6,7 +6,7 @@ writes one CaseEvent with what changed, in the same transaction.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -179,9 +179,16 @@ def open_case_by_hand(
     return case, created
 
 
-def open_cases_for_flags(session: Session, source_id: int, *, rules_version: str, actor: str = "system") -> int:
-    """Open a case for every flagged, current admission of this rule set that has none, assigned to a
-    coordinator (cases/assignment.py); return how many."""
+def open_cases_for_flags(
+    session: Session,
+    source_id: int,
+    *,
+    rules_version: str,
+    actor: str = "system",
+    encounter_fhir_ids: Sequence[str] | None = None,
+) -> int:
+    """Open a case for every flagged, current admission of this rule set that has none (only among
+    ``encounter_fhir_ids`` when given), assigned to a coordinator (cases/assignment.py); return how many."""
     has_case = exists().where(
         col(Case.source_id) == col(RiskAssessment.source_id),
         col(Case.encounter_fhir_id) == col(RiskAssessment.encounter_fhir_id),
@@ -193,6 +200,8 @@ def open_cases_for_flags(session: Session, source_id: int, *, rules_version: str
         col(RiskAssessment.current).is_(True),
         ~has_case,
     )
+    if encounter_fhir_ids is not None:
+        query = query.where(col(RiskAssessment.encounter_fhir_id).in_(list(encounter_fhir_ids)))
     opened = 0
     pick = CoordinatorPicker(session, source_id)
     for row in session.exec(query).all():
@@ -211,8 +220,16 @@ def open_cases_for_flags(session: Session, source_id: int, *, rules_version: str
     return opened
 
 
-def refresh_priorities(session: Session, source_id: int, *, rules_version: str, actor: str = "system") -> int:
-    """Give open cases the priority of their admission's current assessment; return how many changed.
+def refresh_priorities(
+    session: Session,
+    source_id: int,
+    *,
+    rules_version: str,
+    actor: str = "system",
+    encounter_fhir_ids: Sequence[str] | None = None,
+) -> int:
+    """Give open cases (of ``encounter_fhir_ids`` when given) the priority of their admission's current
+    assessment; return how many changed.
 
     An admission no longer flagged keeps its case (a coordinator decides) but loses its priority.
     """
@@ -232,6 +249,8 @@ def refresh_priorities(session: Session, source_id: int, *, rules_version: str, 
             col(RiskAssessment.current).is_(True),
         )
     )
+    if encounter_fhir_ids is not None:
+        query = query.where(col(Case.encounter_fhir_id).in_(list(encounter_fhir_ids)))
     changed = 0
     for case, row in session.exec(query).all():
         changed += update_priority(session, case, row.priority if row.flagged else None, actor=actor)

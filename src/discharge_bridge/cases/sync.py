@@ -91,10 +91,12 @@ def sync_cases(
     encounter_fhir_ids: Iterable[str] | None = None,
     mappings_dir: Path | None = None,
 ) -> CaseSyncStats:
-    """The one call after a pass's scoring: open, re-prioritise, then follow dates and discharges."""
-    opened = open_cases_for_flags(session, source_id, rules_version=rules_version)
-    priorities = refresh_priorities(session, source_id, rules_version=rules_version)
+    """The one call after scoring: open, re-prioritise, then follow dates and discharges, for the
+    admissions ``encounter_fhir_ids`` (the assessment stage's batch) or the whole source (None)."""
+    ids = None if encounter_fhir_ids is None else sorted(set(encounter_fhir_ids))
+    opened = open_cases_for_flags(session, source_id, rules_version=rules_version, encounter_fhir_ids=ids)
+    priorities = refresh_priorities(session, source_id, rules_version=rules_version, encounter_fhir_ids=ids)
     # After opening, so a case opened in this pass already gets the EHR's expected discharge date.
-    stats = follow_encounters(session, source_id, encounter_fhir_ids=encounter_fhir_ids, mappings_dir=mappings_dir)
+    stats = follow_encounters(session, source_id, encounter_fhir_ids=ids, mappings_dir=mappings_dir)
     stats.opened, stats.priorities = opened, priorities
     return stats
