@@ -28,7 +28,7 @@ from discharge_bridge.subscriptions.service import SECRET_HEADER, SubscriptionEr
 
 router = APIRouter(tags=["webhooks"])
 
-MAX_BODY_BYTES = 16 * 1024 * 1024
+MAX_BODY_BYTES = 16 * 1024 * 1024  # read at each request, so tests can lower it
 _RECEIVED = {
     "resourceType": "OperationOutcome",
     "issue": [{"severity": "information", "code": "informational", "diagnostics": "notification received"}],
@@ -46,6 +46,32 @@ class WebhookCaller:
 class WebhookUnauthorized(HTTPException):
     def __init__(self) -> None:
         super().__init__(status.HTTP_401_UNAUTHORIZED, "missing or wrong webhook secret")
+
+
+class BodyTooLarge(HTTPException):
+    def __init__(self, limit: int) -> None:
+        super().__init__(status.HTTP_413_CONTENT_TOO_LARGE, f"notification body too large (over {limit} bytes)")
+
+
+async def read_limited(request: Request, limit: int) -> bytes:
+    """The request body, or BodyTooLarge (413) as soon as it is known to exceed `limit` bytes.
+
+    A declared Content-Length over the limit is refused before a byte is read (a client waiting
+    on `Expect: 100-continue` never sends it). A chunked body is counted as the server hands it
+    over and refused at the first chunk past the limit: a 20 MB upload costs at most `limit`
+    bytes, where reading it whole first cost twice its size. The server discards the rest.
+    """
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def webhook_caller(name: str, request: Request, settings: SettingsDep) -> WebhookCaller:
@@ -100,12 +126,7 @@ async def _receive(
     resource_type: str | None,
     resource_id: str | None,
 ) -> JSONResponse:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, "notification body too large")
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, "notification body too large")
+    body = await read_limited(request, MAX_BODY_BYTES)
     try:
         parse_notification(body, path_type=resource_type, path_id=resource_id)
     except InvalidNotification as exc:
