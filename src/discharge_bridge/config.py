@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     assessment_batch_size: int = Field(
         default=500, ge=1, le=5000, description="Queued patients assessed per transaction by the assessment stage."
     )
+    webhook_max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description="Largest webhook notification accepted (413 beyond, counted while the body streams). "
+        "Notifications are a few KB, full-resource ones rarely more than tens.",
+    )
     assessment_interval_seconds: int = Field(
         default=10, ge=1, description="How often the scheduler drains what is left in the assessment queue."
     )

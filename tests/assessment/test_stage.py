@@ -19,11 +19,12 @@ from discharge_bridge.cli import app
 from discharge_bridge.config import PROJECT_ROOT, Settings
 from discharge_bridge.db import session_scope
 from discharge_bridge.ingest.changes import enqueue_patients, queue_depths
-from discharge_bridge.ingest.models import AssessmentQueueEntry, PatientSnapshot
+from discharge_bridge.ingest.deadletters import replay
+from discharge_bridge.ingest.models import AssessmentQueueEntry, DeadLetter, PatientSnapshot
 from discharge_bridge.ingest.normalise import normalise
-from discharge_bridge.ingest.store import upsert_snapshots
+from discharge_bridge.ingest.store import record_dead_letter, upsert_snapshots
 from discharge_bridge.risk.models import RiskAssessment
-from discharge_bridge.sources.models import Source
+from discharge_bridge.sources.models import Source, SourceMode
 from discharge_bridge.sources.service import add_source
 from tests.support.factories import api_client
 from tests.support.fakefhir import BASE, encounter, patient
@@ -129,6 +130,22 @@ def test_a_broken_rule_file_stops_the_drain_and_keeps_the_queue(engine: Engine, 
     with Session(engine) as session:
         source = session.get(Source, source_id)
         assert source is not None and source.last_error == stats.error
+
+
+def test_a_replayed_dead_letter_queues_its_patient(engine: Engine, city: tuple[int, Settings]) -> None:
+    source_id, settings = city
+    drain(engine, settings)
+    with session_scope(engine) as session:
+        record_dead_letter(session, source_id, encounter("e4", "p1"), "a reason since fixed on our side")
+    with session_scope(engine) as session:
+        letter = session.exec(select(DeadLetter)).one()
+        source = session.get(Source, source_id)
+        assert source is not None
+        source.mode = SourceMode.file  # re-parse the stored payload rather than re-read it from the EHR
+        assert replay(session, letter, source, None).resolved
+    assert _queue(engine) == {"p1": (1, 0)}
+    drain(engine, settings)
+    assert "e4" in _assessed(engine)
 
 
 def test_the_queue_depth_is_shown_to_hospital_it(

@@ -26,7 +26,6 @@ from fastapi.testclient import TestClient
 from discharge_bridge.api import create_app
 from discharge_bridge.config import Settings
 from discharge_bridge.db import make_engine, session_scope, upgrade
-from discharge_bridge.subscriptions import routes
 from discharge_bridge.subscriptions.models import SourceSubscription, SubscriptionKind, SubscriptionStatus
 from tests.subscriptions.conftest import HEADERS, SECRET, SECRET_ENV, Subscribe
 from tests.support.factories import make_source
@@ -40,8 +39,8 @@ sqlite_only = pytest.mark.parametrize("db_settings", ["sqlite"], indirect=True)
 
 
 @pytest.fixture
-def small_limit(monkeypatch: pytest.MonkeyPatch) -> int:
-    monkeypatch.setattr(routes, "MAX_BODY_BYTES", LIMIT)
+def small_limit(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> int:
+    monkeypatch.setattr(settings, "webhook_max_body_bytes", LIMIT)
     return LIMIT
 
 
@@ -198,9 +197,10 @@ def start_webhook_server(data_dir: Path, *, limit: int | None = None, src: Path 
     }
     env.pop("DISCHARGE_BRIDGE_DATABASE_URL", None)
     env.pop("DISCHARGE_BRIDGE_API_TOKEN", None)
-    patch = f"import discharge_bridge.subscriptions.routes as r; r.MAX_BODY_BYTES = {limit}; " if limit else ""
+    if limit:
+        env["DISCHARGE_BRIDGE_WEBHOOK_MAX_BODY_BYTES"] = str(limit)
     code = (
-        f"import uvicorn; {patch}from discharge_bridge.api import create_app; "
+        "import uvicorn; from discharge_bridge.api import create_app; "
         "from discharge_bridge.logs import uvicorn_log_config; "
         f"uvicorn.run(create_app(), host='127.0.0.1', port={port}, log_level='warning', "
         "log_config=uvicorn_log_config(), access_log=False)"

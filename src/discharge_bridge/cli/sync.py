@@ -236,6 +236,7 @@ def deadletters_replay(
     source: Annotated[str | None, typer.Option(help="Only this source.")] = None,
 ) -> None:
     """Re-read each dead letter from the EHR (or re-parse it) through the normal ingest path."""
+    from discharge_bridge.assessment import drain
     from discharge_bridge.fhir import FhirError
     from discharge_bridge.ingest.deadletters import list_dead_letters, replay
     from discharge_bridge.ingest.models import DeadLetter
@@ -268,6 +269,7 @@ def deadletters_replay(
         for client in clients.values():
             if client is not None:
                 client.close()
+    drain(engine, get_settings())  # what the replays stored waits in the assessment queue
     if not letters:
         console.print("nothing to replay")
     if failed:

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from sqlmodel import select
 from starlette.concurrency import run_in_threadpool
 
+from discharge_bridge.assessment import drain
 from discharge_bridge.config import Settings
 from discharge_bridge.db import get_engine, session_scope
 from discharge_bridge.deps import SettingsDep
@@ -28,7 +29,6 @@ from discharge_bridge.subscriptions.service import SECRET_HEADER, SubscriptionEr
 
 router = APIRouter(tags=["webhooks"])
 
-MAX_BODY_BYTES = 16 * 1024 * 1024  # read at each request, so tests can lower it
 _RECEIVED = {
     "resourceType": "OperationOutcome",
     "issue": [{"severity": "information", "code": "informational", "diagnostics": "notification received"}],
@@ -115,7 +115,10 @@ def _dead_letter(settings: Settings, caller: WebhookCaller, body: bytes, reason:
 
 
 def _drain(settings: Settings, source_id: int) -> None:
-    process_inbox(source_id, engine=get_engine(settings), settings=settings)
+    """Ingest the inbox, then assess what it changed (the notification-to-worklist path)."""
+    engine = get_engine(settings)
+    process_inbox(source_id, engine=engine, settings=settings)
+    drain(engine, settings, source_id=source_id)
 
 
 async def _receive(
@@ -126,7 +129,7 @@ async def _receive(
     resource_type: str | None,
     resource_id: str | None,
 ) -> JSONResponse:
-    body = await read_limited(request, MAX_BODY_BYTES)
+    body = await read_limited(request, settings.webhook_max_body_bytes)
     try:
         parse_notification(body, path_type=resource_type, path_id=resource_id)
     except InvalidNotification as exc:
