@@ -162,7 +162,7 @@ def sources_list(fmt: Annotated[str, typer.Option("--format", help="table | json
             row["base_url"],
             row["auth"],
             str(row["last_success_at"] or "never"),
-            (row["last_error"] or "")[:80],
+            row["last_error"] or "",  # whole: an unreadable page names its URL
             str(row["assessment_queue"]),
             row["push"][:80],
         )
