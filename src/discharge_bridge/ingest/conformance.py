@@ -15,6 +15,8 @@ from typing import Any
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
+from discharge_bridge.ingest.normalise import R4_RESOURCE_TYPES
+
 _INDEX = re.compile(r"\.\d+(?=\.|$)")
 
 
@@ -24,12 +26,18 @@ def _path(loc: tuple[Any, ...]) -> str:
 
 
 def problems(resource: dict[str, Any]) -> list[tuple[str, str]]:
-    """(path, problem) pairs where the resource departs from FHIR R4 (R4B models; same elements)."""
+    """(path, problem) pairs where the resource departs from FHIR R4 (R4B models; same elements).
+
+    Never raises: a resource the models cannot even look at is one problem, not a failed page.
+    """
     resource_type = resource.get("resourceType")
     try:
+        # fhir.resources raises ValueError (not KeyError) for an unknown or missing type
         model = get_fhir_model_class(str(resource_type))
-    except KeyError:
+    except (KeyError, ValueError):
         return [("resourceType", "unknown resource type")]
+    except Exception as exc:
+        return [("resourceType", f"model lookup failed: {type(exc).__name__}")]
     try:
         model.model_validate(resource)
     except ValidationError as exc:
@@ -37,7 +45,7 @@ def problems(resource: dict[str, Any]) -> list[tuple[str, str]]:
         for err in exc.errors(include_url=False, include_input=False, include_context=False):
             found.append((_path(err["loc"]), f"{err['type']}: {err['msg']}"[:300]))
         return found
-    except (ValueError, TypeError) as exc:  # validators in fhir.resources raise these directly
+    except Exception as exc:  # validators in fhir.resources raise ValueError, TypeError, ... directly
         return [("(resource)", type(exc).__name__)]
     return []
 
@@ -50,9 +58,17 @@ class Sampler:
         self.seen: Counter[str] = Counter()
 
     def check(self, resource: dict[str, Any]) -> list[tuple[str, str, str, str | None]]:
-        resource_type = str(resource.get("resourceType"))
+        """Problems of ``resource`` if it is in the sample. Never raises.
+
+        A resource whose type is missing or not a FHIR type is skipped: it becomes a dead letter
+        whose reason says so (and a junk type would not fit the issue table's column).
+        """
+        resource_type = resource.get("resourceType")
+        if not isinstance(resource_type, str) or resource_type not in R4_RESOURCE_TYPES:
+            return []
         if self.seen[resource_type] >= self.limit:
             return []
         self.seen[resource_type] += 1
-        rid = resource.get("id") if isinstance(resource.get("id"), str) else None
+        rid = resource.get("id")
+        rid = rid if isinstance(rid, str) and len(rid) <= 64 else None
         return [(resource_type, path, problem, rid) for path, problem in problems(resource)]

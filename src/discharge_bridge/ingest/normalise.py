@@ -1,8 +1,35 @@
 """FHIR R4 JSON -> the columns the service stores. Pure: no database, no HTTP.
 
 Tolerant of what real EHRs send (vendor keys, empty strings, times without a zone, a bare Coding
-where a CodeableConcept is due, R5-shaped ``Encounter.class``), strict only about what the service
-cannot do without: an id, a status, and a subject that is a Patient.
+where a CodeableConcept is due, R5-shaped ``Encounter.class``), strict about the values the service
+relies on. An empty string counts as absent. A value that is present but impossible is never stored
+as if valid, nor quietly replaced:
+
+* dead letter (``UnusableResource``; the reason names the field and may quote the value, because a
+  dead letter keeps the payload anyway), when the service would act wrongly on the resource:
+  - ``resourceType`` missing, not a string, or not an R4 resource type (an R4 type the service does
+    not keep, e.g. Practitioner, is only ignored);
+  - ``id`` missing or not a FHIR id;
+  - ``Patient.birthDate`` not a FHIR date (``1938`` and ``1938-05`` are dates): age drives the risk
+    rules, and a patient without one would quietly miss them;
+  - ``Encounter.status`` missing or not one of the nine R4 codes: current stay or discharge;
+  - ``Encounter.class`` that holds no readable code (a number, a code that is not a string, a code
+    longer than any ActCode): which stays are inpatient;
+  - ``Encounter.period`` that is not an object, a ``start`` / ``end`` that is not a FHIR dateTime
+    (or out of range), an ``end`` before the ``start``: length of stay, discharge;
+  - a ``subject`` (``RelatedPerson.patient``) missing, not a Reference, or not to a Patient.
+* conformance problem (the row is stored, the doubtful column left empty, the problem counted per
+  source with its path and kind, never its value), when the service can still use the resource:
+  ``meta`` not an object, ``meta.lastUpdated`` not an instant, ``meta.versionId`` not a FHIR id
+  (versions then fall back to the other one), ``Patient.gender`` not an AdministrativeGender code,
+  ``Patient.name`` / ``telecom`` / ``contact`` (what the pages and risk facts read),
+  ``Encounter.location`` / ``extension`` not lists, codes longer than their column (admit source,
+  discharge disposition, clinical status; on PostgreSQL they would fail the whole page), a ward or
+  bed label longer than its column (cut), a planned end date that is not a dateTime. A missing
+  ``Encounter.class`` stays tolerated (``class_code`` empty).
+
+Cost: a regex or a set lookup per checked value, with the usual shapes tested first (about 10% of
+``normalise``, ~1-2 us per Encounter); full model validation stays in ``conformance.py``, on a sample.
 """
 
 from __future__ import annotations
@@ -25,10 +52,69 @@ PLANNED_END_URLS = frozenset(
 SNAPSHOT_TYPES = ("Patient", "Encounter", "Condition", "Observation", "RelatedPerson")
 CLINICAL_TYPES = frozenset({"Condition", "Observation", "RelatedPerson"})
 _ID_RE = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+# FHIR date and dateTime, with two tolerances seen in real EHRs: no seconds, no zone.
+_DATE_RE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
+_DATETIME_RE = re.compile(r"^\d{4}(-\d{2}(-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?)?)?$")
+ENCOUNTER_STATUSES = frozenset(
+    {"planned", "arrived", "triaged", "in-progress", "onleave", "finished", "cancelled", "entered-in-error", "unknown"}
+)
+GENDERS = frozenset({"male", "female", "other", "unknown"})
+# Column widths (models.py): a longer value would fail the whole page's INSERT on PostgreSQL.
+_CODE_MAX, _CLASS_MAX, _LABEL_MAX = 64, 32, 200
+
+# Every resource type of FHIR R4 (4.0.1), plus those R4B added: a type outside this set is a typo
+# or junk (dead letter); one inside it that the service does not keep is ignored.
+# fmt: off
+R4_RESOURCE_TYPES = frozenset({
+    "Account", "ActivityDefinition", "AdverseEvent", "AllergyIntolerance", "Appointment", "AppointmentResponse",
+    "AuditEvent", "Basic", "Binary", "BiologicallyDerivedProduct", "BodyStructure", "Bundle", "CapabilityStatement",
+    "CarePlan", "CareTeam", "CatalogEntry", "ChargeItem", "ChargeItemDefinition", "Claim", "ClaimResponse",
+    "ClinicalImpression", "CodeSystem", "Communication", "CommunicationRequest", "CompartmentDefinition",
+    "Composition", "ConceptMap", "Condition", "Consent", "Contract", "Coverage", "CoverageEligibilityRequest",
+    "CoverageEligibilityResponse", "DetectedIssue", "Device", "DeviceDefinition", "DeviceMetric", "DeviceRequest",
+    "DeviceUseStatement", "DiagnosticReport", "DocumentManifest", "DocumentReference", "EffectEvidenceSynthesis",
+    "Encounter", "Endpoint", "EnrollmentRequest", "EnrollmentResponse", "EpisodeOfCare", "EventDefinition",
+    "Evidence", "EvidenceVariable", "ExampleScenario", "ExplanationOfBenefit", "FamilyMemberHistory", "Flag",
+    "Goal", "GraphDefinition", "Group", "GuidanceResponse", "HealthcareService", "ImagingStudy", "Immunization",
+    "ImmunizationEvaluation", "ImmunizationRecommendation", "ImplementationGuide", "InsurancePlan", "Invoice",
+    "Library", "Linkage", "List", "Location", "Measure", "MeasureReport", "Media", "Medication",
+    "MedicationAdministration", "MedicationDispense", "MedicationKnowledge", "MedicationRequest",
+    "MedicationStatement", "MedicinalProduct", "MedicinalProductAuthorization", "MedicinalProductContraindication",
+    "MedicinalProductIndication", "MedicinalProductIngredient", "MedicinalProductInteraction",
+    "MedicinalProductManufactured", "MedicinalProductPackaged", "MedicinalProductPharmaceutical",
+    "MedicinalProductUndesirableEffect", "MessageDefinition", "MessageHeader", "MolecularSequence", "NamingSystem",
+    "NutritionOrder", "Observation", "ObservationDefinition", "OperationDefinition", "OperationOutcome",
+    "Organization", "OrganizationAffiliation", "Parameters", "Patient", "PaymentNotice", "PaymentReconciliation",
+    "Person", "PlanDefinition", "Practitioner", "PractitionerRole", "Procedure", "Provenance", "Questionnaire",
+    "QuestionnaireResponse", "RelatedPerson", "RequestGroup", "ResearchDefinition", "ResearchElementDefinition",
+    "ResearchStudy", "ResearchSubject", "RiskAssessment", "RiskEvidenceSynthesis", "Schedule", "SearchParameter",
+    "ServiceRequest", "Slot", "Specimen", "SpecimenDefinition", "StructureDefinition", "StructureMap",
+    "Subscription", "Substance", "SubstanceNucleicAcid", "SubstancePolymer", "SubstanceProtein",
+    "SubstanceReferenceInformation", "SubstanceSourceMaterial", "SubstanceSpecification", "SupplyDelivery",
+    "SupplyRequest", "Task", "TerminologyCapabilities", "TestReport", "TestScript", "ValueSet",
+    "VerificationResult", "VisionPrescription", "AdministrableProductDefinition", "Citation",
+    "ClinicalUseDefinition", "EvidenceReport", "Ingredient", "ManufacturedItemDefinition",
+    "MedicinalProductDefinition", "NutritionProduct", "PackagedProductDefinition", "RegulatedAuthorization",
+    "SubscriptionStatus", "SubscriptionTopic", "SubstanceDefinition"
+})
+# fmt: on
 
 
 class UnusableResource(ValueError):
     """The resource lacks something the service needs; it becomes a dead letter with this reason."""
+
+
+class NotKept(UnusableResource):
+    """A valid R4 resource type the service does not store (Practitioner, Location, ...): ignored."""
+
+
+Problems = list[tuple[str, str]]  # (element path, kind of problem): no values, see conformance.py
+
+
+def shown(value: Any, limit: int = 40) -> str:
+    """A value for a dead letter's reason: its repr, cut short."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +126,7 @@ class Normalised:
     columns: dict[str, Any]  # table columns other than source_id / raw / ingested_at
     raw: dict[str, Any] | None  # the resource as received, unless ``normalise(..., encode=True)``
     raw_json: str | None = None  # ... which keeps it as JSON text instead
+    problems: tuple[tuple[str, str], ...] = ()  # conformance problems found on the way (path, kind)
 
 
 def parse_instant(value: Any, tz: tzinfo = UTC) -> datetime | None:
@@ -60,13 +147,25 @@ def parse_instant(value: Any, tz: tzinfo = UTC) -> datetime | None:
         if len(text) == 10:
             return datetime.combine(date.fromisoformat(text), time(), tz).astimezone(UTC)
         parsed = datetime.fromisoformat(text)  # Python 3.11 reads a trailing Z itself
-    except ValueError:
+        if parsed.tzinfo is UTC:  # most instants: nothing to convert
+            return parsed
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=tz)
+        return parsed.astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: year 1 or 9999 moved across a zone
         return None
-    if parsed.tzinfo is UTC:  # most instants: nothing to convert
-        return parsed
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=tz)
-    return parsed.astimezone(UTC)
+
+
+def checked_instant(value: Any, tz: tzinfo, path: str, kind: str = "dateTime") -> datetime | None:
+    """``parse_instant`` for a value the service relies on: absent (None, "") is None, and a value
+    that is present but not a FHIR date / dateTime raises ``UnusableResource`` naming ``path``."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str) and _DATETIME_RE.match(value):
+        parsed = parse_instant(value, tz)
+        if parsed is not None:
+            return parsed
+    raise UnusableResource(f"{path}: {shown(value)} is not a valid FHIR {kind}")
 
 
 def zone(name: str | None) -> tzinfo:
@@ -122,12 +221,28 @@ def reference_id(ref: Any, expected_type: str) -> str | None:
     return None
 
 
-def _meta(resource: dict[str, Any]) -> tuple[str | None, datetime | None]:
+def _meta(resource: dict[str, Any], found: Problems) -> tuple[str | None, datetime | None]:
     meta = resource.get("meta")
     if not isinstance(meta, dict):
+        if meta is not None:
+            found.append(("meta", "not an object"))
         return None, None
     version = meta.get("versionId")
-    return (str(version) if version not in (None, "") else None), parse_instant(meta.get("lastUpdated"))
+    if isinstance(version, str) and (version.isdigit() or _ID_RE.match(version)):  # most servers: "1", "2", ...
+        pass
+    elif version is None or version == "":
+        version = None
+    elif isinstance(version, int) and not isinstance(version, bool):
+        version = str(version)  # a number where the id is due: same meaning, kept
+    else:
+        found.append(("meta.versionId", "not a valid FHIR id"))
+        version = None
+    stamp = meta.get("lastUpdated")
+    # parse_instant alone (no pattern): this stamp orders versions only, so any readable form will do
+    last_updated = parse_instant(stamp)
+    if last_updated is None and stamp is not None and stamp != "":
+        found.append(("meta.lastUpdated", "not a valid FHIR instant"))
+    return version, last_updated
 
 
 def _require_id(resource: dict[str, Any], resource_type: str) -> str:
@@ -139,28 +254,94 @@ def _require_id(resource: dict[str, Any], resource_type: str) -> str:
     return rid
 
 
-def _patient(resource: dict[str, Any], rid: str, tz: tzinfo) -> dict[str, Any]:
+def _is_date(value: Any) -> bool:
+    """A FHIR date: YYYY, YYYY-MM or YYYY-MM-DD, each part in range."""
+    if not isinstance(value, str):
+        return False
+    try:
+        if len(value) == 10 and value[4] == "-" and value[7] == "-":  # the usual full date (hot path)
+            return date.fromisoformat(value).year > 0
+        if not _DATE_RE.match(value):
+            return False
+        if len(value) == 7:
+            date(int(value[:4]), int(value[5:7]), 1)
+    except ValueError:
+        return False
+    return value[:4] != "0000"
+
+
+def _lists(resource: dict[str, Any], resource_type: str, keys: tuple[str, ...], found: Problems) -> None:
+    for key in keys:
+        value = resource.get(key)
+        if value is not None and not isinstance(value, list):
+            found.append((f"{resource_type}.{key}", "not a list"))
+
+
+def _items(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _patient(resource: dict[str, Any], found: Problems) -> dict[str, Any]:
     birth = resource.get("birthDate")
+    if (birth is not None and birth != "") and not _is_date(birth):
+        raise UnusableResource(f"Patient.birthDate: {shown(birth)} is not a valid FHIR date")
     deceased = resource.get("deceasedBoolean") is True or bool(resource.get("deceasedDateTime"))
     gender = resource.get("gender")
+    if gender in (None, ""):
+        gender = None
+    elif gender not in GENDERS:
+        found.append(("Patient.gender", "not an AdministrativeGender code"))
+        gender = None
+    _lists(resource, "Patient", ("name", "telecom", "contact"), found)
     return {
         "active": resource.get("active") is not False,
-        "birth_date": birth[:10] if isinstance(birth, str) and birth else None,
-        "gender": gender if isinstance(gender, str) and gender else None,
+        "birth_date": birth or None,
+        "gender": gender,
         "deceased": deceased,
     }
 
 
 def _class_code(value: Any) -> str | None:
-    if isinstance(value, str):
-        return value or None
-    return first_code(value)
+    """``Encounter.class`` as one code: R4's Coding, R5's CodeableConcepts, or a bare code string.
+
+    Absent (or empty) is tolerated; present without a readable code is not (see the module doc).
+    """
+    if value is None or value == "" or value == {} or value == []:
+        return None
+    code = value if isinstance(value, str) else first_code(value)
+    if code is None or len(code) > _CLASS_MAX:
+        raise UnusableResource(f"Encounter.class: {shown(value)} holds no valid code")
+    return code
 
 
-def _locations(resource: dict[str, Any]) -> tuple[str | None, str | None]:
+def _code(value: Any, path: str, found: Problems, limit: int = _CODE_MAX) -> str | None:
+    code = first_code(value)
+    if code is not None and len(code) > limit:
+        found.append((path, f"code longer than {limit} characters"))
+        return None
+    return code
+
+
+def _subject(resource: dict[str, Any], resource_type: str, field: str) -> str:
+    """The Patient id of ``subject`` (``patient``); a dead letter naming the field otherwise."""
+    ref = resource.get(field)
+    patient = reference_id(ref, "Patient")
+    if patient is not None:
+        return patient
+    if ref is None or (isinstance(ref, dict) and ref.get("reference") in (None, "")):
+        raise UnusableResource(f"{resource_type} has no {field} reference to a Patient")
+    if not isinstance(ref, dict):
+        raise UnusableResource(f"{resource_type}.{field}: {shown(ref)} is not a Reference")
+    text = ref.get("reference")
+    if not isinstance(text, str):
+        raise UnusableResource(f"{resource_type}.{field}.reference: {shown(text)} is not a string")
+    raise UnusableResource(f"{resource_type}.{field}: {shown(text)} is not a reference to a Patient")
+
+
+def _locations(resource: dict[str, Any], found: Problems) -> tuple[str | None, str | None]:
     """Ward and bed from ``Encounter.location`` (physicalType wa / ro / bd; current entries first)."""
     ward = bed = room = fallback = None
-    entries = [e for e in resource.get("location") or [] if isinstance(e, dict)]
+    entries = [e for e in _items(resource.get("location")) if isinstance(e, dict)]
     current = [e for e in entries if e.get("status") in (None, "active", "reserved")] or entries
     for entry in current:
         loc = obj(entry.get("location"))
@@ -176,51 +357,95 @@ def _locations(resource: dict[str, Any]) -> tuple[str | None, str | None]:
             room = label
         elif fallback is None:
             fallback = label
+    if ward is not None and len(ward) > _LABEL_MAX:
+        found.append(("Encounter.location.location", f"ward label longer than {_LABEL_MAX} characters, cut"))
+        ward = ward[:_LABEL_MAX]
+    if bed is not None and len(bed) > _LABEL_MAX:
+        found.append(("Encounter.location.location", f"bed label longer than {_LABEL_MAX} characters, cut"))
+        bed = bed[:_LABEL_MAX]
     return ward or room or fallback, bed
 
 
-def _encounter(resource: dict[str, Any], rid: str, tz: tzinfo) -> dict[str, Any]:
+def _encounter(resource: dict[str, Any], tz: tzinfo, found: Problems) -> dict[str, Any]:
     status = resource.get("status")
-    if not isinstance(status, str) or not status:
-        raise UnusableResource("Encounter has no status")
-    patient = reference_id(resource.get("subject"), "Patient")
-    if patient is None:
-        raise UnusableResource("Encounter has no subject reference to a Patient")
-    period = obj(resource.get("period"))
+    if status not in ENCOUNTER_STATUSES:
+        if status is None or status == "":
+            raise UnusableResource("Encounter has no status")
+        raise UnusableResource(f"Encounter.status: {shown(status)} is not an R4 Encounter status")
+    patient = reference_id(resource.get("subject"), "Patient") or _subject(resource, "Encounter", "subject")
+    cls = resource.get("class")
+    if isinstance(cls, dict) and isinstance(code := cls.get("code"), str) and 0 < len(code) <= _CLASS_MAX:
+        class_code: str | None = code  # R4's one Coding (hot path)
+    else:
+        class_code = _class_code(cls)
+    period = resource.get("period")
+    if period is None or period == "":
+        start = end = None
+    elif not isinstance(period, dict):
+        raise UnusableResource(f"Encounter.period: {shown(period)} is not a Period")
+    else:
+        start = checked_instant(period.get("start"), tz, "Encounter.period.start")
+        end = checked_instant(period.get("end"), tz, "Encounter.period.end")
+        if start is not None and end is not None and end < start:
+            raise UnusableResource("Encounter.period: end is before start")
     hosp = obj(resource.get("hospitalization"))
     planned_end = None
-    for ext in resource.get("extension") or []:
+    _lists(resource, "Encounter", ("location", "extension"), found)
+    for ext in _items(resource.get("extension")):
         if isinstance(ext, dict) and ext.get("url") in PLANNED_END_URLS:
-            planned_end = parse_instant(ext.get("valueDateTime") or ext.get("valueDate"), tz)
-    ward, bed = _locations(resource)
+            value = ext.get("valueDateTime") or ext.get("valueDate")
+            planned_end = parse_instant(value, tz) if isinstance(value, str) and _DATETIME_RE.match(value) else None
+            if planned_end is None and value not in (None, ""):
+                found.append(("Encounter.extension(plannedEndDate)", "not a valid FHIR dateTime"))
+    ward, bed = _locations(resource, found)
     return {
         "patient_fhir_id": patient,
         "status": status,
-        "class_code": _class_code(resource.get("class")),
-        "period_start": parse_instant(period.get("start"), tz),
-        "period_end": parse_instant(period.get("end"), tz),
-        "admit_source": first_code(hosp.get("admitSource")),
-        "discharge_disposition": first_code(hosp.get("dischargeDisposition")),
+        "class_code": class_code,
+        "period_start": start,
+        "period_end": end,
+        "admit_source": _code(hosp.get("admitSource"), "Encounter.hospitalization.admitSource", found),
+        "discharge_disposition": _code(
+            hosp.get("dischargeDisposition"), "Encounter.hospitalization.dischargeDisposition", found
+        ),
         "ward": ward,
         "bed": bed,
         "planned_end": planned_end,
     }
 
 
-def _clinical(resource: dict[str, Any], resource_type: str) -> dict[str, Any]:
+def _clinical(resource: dict[str, Any], resource_type: str, found: Problems) -> dict[str, Any]:
     field = "patient" if resource_type == "RelatedPerson" else "subject"
-    patient = reference_id(resource.get(field), "Patient")
-    if patient is None:
-        raise UnusableResource(f"{resource_type} has no {field} reference to a Patient")
+    patient = reference_id(resource.get(field), "Patient") or _subject(resource, resource_type, field)
     if resource_type == "Condition":
-        status = first_code(resource.get("clinicalStatus"))
+        status = _code(resource.get("clinicalStatus"), "Condition.clinicalStatus", found, _CLASS_MAX)
         if first_code(resource.get("verificationStatus")) == "entered-in-error":
             status = "entered-in-error"
     elif resource_type == "Observation":
         status = resource.get("status") if isinstance(resource.get("status"), str) else None
+        if status is not None and len(status) > _CLASS_MAX:
+            found.append(("Observation.status", f"code longer than {_CLASS_MAX} characters"))
+            status = None
     else:
         status = "inactive" if resource.get("active") is False else "active"
     return {"resource_type": resource_type, "patient_fhir_id": patient, "status": status}
+
+
+def resource_type_of(resource: Any) -> str:
+    """The type a resource declares; ``UnusableResource`` naming ``resourceType`` if it cannot be used.
+
+    ``NotKept`` for an R4 type the service does not store.
+    """
+    if not isinstance(resource, dict):
+        raise UnusableResource("entry is not a JSON object")
+    resource_type = resource.get("resourceType")
+    if resource_type in SNAPSHOT_TYPES:
+        return resource_type  # type: ignore[no-any-return]
+    if resource_type is None or resource_type == "":
+        raise UnusableResource("resourceType: missing")
+    if isinstance(resource_type, str) and resource_type in R4_RESOURCE_TYPES:
+        raise NotKept(f"unsupported resourceType {resource_type!r}")
+    raise UnusableResource(f"resourceType: {shown(resource_type)} is not an R4 resource type")
 
 
 def normalise(resource: Any, tz: tzinfo = UTC, *, encode: bool = False) -> Normalised:
@@ -230,22 +455,23 @@ def normalise(resource: Any, tz: tzinfo = UTC, *, encode: bool = False) -> Norma
     a page waiting to be written then holds a few kilobytes per resource instead of a tree of
     objects about ten times that, and the text is what the database stores anyway.
     """
-    if not isinstance(resource, dict):
-        raise UnusableResource("entry is not a JSON object")
-    resource_type = resource.get("resourceType")
+    resource_type = resource.get("resourceType") if isinstance(resource, dict) else None
     if resource_type not in SNAPSHOT_TYPES:
-        raise UnusableResource(f"unsupported resourceType {resource_type!r}")
+        resource_type = resource_type_of(resource)  # raises: a type the service cannot or need not keep
     rid = _require_id(resource, resource_type)
-    version_id, last_updated = _meta(resource)
+    found: Problems = []
+    version_id, last_updated = _meta(resource, found)
     if resource_type == "Patient":
-        columns = _patient(resource, rid, tz)
+        columns = _patient(resource, found)
     elif resource_type == "Encounter":
-        columns = _encounter(resource, rid, tz)
+        columns = _encounter(resource, tz, found)
     else:
-        columns = _clinical(resource, resource_type)
+        columns = _clinical(resource, resource_type, found)
+    problems = tuple(found) if found else ()
     if encode:
-        return Normalised(resource_type, rid, version_id, last_updated, columns, None, orjson.dumps(resource).decode())
-    return Normalised(resource_type, rid, version_id, last_updated, columns, resource)
+        text = orjson.dumps(resource).decode()
+        return Normalised(resource_type, rid, version_id, last_updated, columns, None, text, problems)
+    return Normalised(resource_type, rid, version_id, last_updated, columns, resource, None, problems)
 
 
 Version = tuple[str | None, datetime | None]
