@@ -26,6 +26,7 @@ CLOCK_START_ENV = "DISCHARGE_BRIDGE_CLOCK_START"
 CLOCK_SET_AT_ENV = "DISCHARGE_BRIDGE_CLOCK_SET_AT"
 
 _travel: Any = None  # the running time_machine travel, when the setting moved this process's clock
+_moved: tuple[datetime, float] | None = None  # (the instant it was moved to, the real Unix time then)
 
 
 def utcnow() -> datetime:
@@ -47,7 +48,7 @@ def start_from_environment() -> datetime | None:
     Idempotent: a process that already moved its clock keeps it. Returns the start instant, or None
     when the setting is absent (production).
     """
-    global _travel
+    global _travel, _moved
     text = os.environ.get(CLOCK_START_ENV)
     if not text:
         return None
@@ -56,6 +57,7 @@ def start_from_environment() -> datetime | None:
     if set_at:
         start += timedelta(seconds=max(0.0, time.time() - float(set_at)))  # the real clock: not moved yet
     if _travel is None:
+        _moved = (start, time.time())
         try:
             import time_machine
         except ImportError as exc:  # pragma: no cover - production installs do not carry it
@@ -66,3 +68,8 @@ def start_from_environment() -> datetime | None:
         _travel.start()
         utcnow()  # time-machine starts ticking at the first read, not at start(): read now
     return start
+
+
+def process_clock() -> tuple[datetime, float] | None:
+    """Where ``start_from_environment`` moved this process's clock: (instant, real Unix time then)."""
+    return _moved

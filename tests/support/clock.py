@@ -14,19 +14,30 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from datetime import timedelta
 
 from time_machine import escape_hatch
 
-from discharge_bridge.clock import CLOCK_SET_AT_ENV, CLOCK_START_ENV, utcnow
+from discharge_bridge.clock import CLOCK_SET_AT_ENV, CLOCK_START_ENV, process_clock, utcnow
 
 
-def child_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """``env`` (default: this process's) with the clock setting a child needs to share our time."""
+def child_env(env: Mapping[str, str] | None = None, *, shared: bool = False) -> dict[str, str]:
+    """``env`` (default: this process's) with the clock setting a child needs to share our time.
+
+    ``shared``: the child outlives the test that starts it (a session's EHR simulator): it takes the
+    run's clock (moved by CI, or real), never the instant a test happened to freeze.
+    """
     result = dict(os.environ if env is None else env)
-    if escape_hatch.is_travelling():
+    result.pop(CLOCK_START_ENV, None)
+    result.pop(CLOCK_SET_AT_ENV, None)
+    real = escape_hatch.time.time()
+    if shared:
+        moved = process_clock()
+        if moved is not None:
+            instant, at = moved
+            result[CLOCK_START_ENV] = (instant + timedelta(seconds=real - at)).isoformat()
+            result[CLOCK_SET_AT_ENV] = repr(real)
+    elif escape_hatch.is_travelling():
         result[CLOCK_START_ENV] = utcnow().isoformat()
-        result[CLOCK_SET_AT_ENV] = repr(escape_hatch.time.time())  # the real clock
-    else:
-        result.pop(CLOCK_START_ENV, None)
-        result.pop(CLOCK_SET_AT_ENV, None)
+        result[CLOCK_SET_AT_ENV] = repr(real)
     return result

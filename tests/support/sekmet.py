@@ -250,7 +250,7 @@ class SekmetServer:
         self.smart_kid = f"test-key-{secrets.token_hex(4)}"
 
     def _launch(self) -> None:
-        env = child_env()
+        env = child_env(shared=True)  # a session's server: the run's clock, not a test's frozen one
         env.update(
             {
                 "SEKMET_CONFIG": str(self.settings_path),

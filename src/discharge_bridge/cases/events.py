@@ -33,6 +33,10 @@ class EventKind(StrEnum):
     handoff_updated = "handoff_updated"
     barrier_added = "barrier_added"
     barrier_updated = "barrier_updated"
+    leg_changed = "leg_changed"  # the stay moved on to another Encounter (a ward transfer): the case follows
+    flag_withdrawn = "flag_withdrawn"  # every reason behind the flags was corrected in the EHR
+    flag_restored = "flag_restored"
+    kept = "kept"  # a coordinator kept a case whose flag was withdrawn, with a reason
 
 
 def plain(value: Any) -> Any:

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from discharge_bridge.cases.stays import follow_stays
 from discharge_bridge.cases.sync import CaseSyncStats, sync_cases
 from discharge_bridge.config import Settings
-from discharge_bridge.db import session_scope
+from discharge_bridge.db import session_scope, utcnow
 from discharge_bridge.ingest.models import EncounterSnapshot
 from discharge_bridge.risk.service import ScoreStats, patients_to_rescore, score_patients, scoring_context
 from discharge_bridge.sources.models import Source
@@ -42,7 +43,9 @@ def follow_patients(
     assert source.id is not None
     ctx = scoring_context(source, settings)
     ids = sorted(set(patient_ids)) if patient_ids is not None else patients_to_rescore(session, source.id)
-    scores = score_patients(session, source, ids, ctx, force=force)
+    now = utcnow()
+    scores = score_patients(session, source, ids, ctx, now=now, force=force)
+    follow_stays(session, source.id, ids, ctx.mapping, now=now)
     stays = None
     if patient_ids is not None:
         query = select(EncounterSnapshot.fhir_id).where(

@@ -98,6 +98,9 @@ class Case(SQLModel, table=True):
     medically_ready_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     medically_ready_source: DateSource | None = Field(default=None, sa_type=String(8))
     medically_ready_set_by: str | None = Field(default=None, max_length=200)
+    # Set when every reason behind the flags was withdrawn in the EHR (a corrected Condition...): the
+    # coordinator closes the case or keeps it with a reason; never set on a case opened by hand.
+    flag_withdrawn_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     actual_discharge_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     discharge_disposition: str | None = Field(default=None, max_length=64)  # the EHR's code, verbatim
     discharge_destination: str | None = Field(default=None, max_length=64)  # mapped category

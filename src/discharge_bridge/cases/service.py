@@ -254,7 +254,35 @@ def refresh_priorities(
     changed = 0
     for case, row in session.exec(query).all():
         changed += update_priority(session, case, row.priority if row.flagged else None, actor=actor)
+        if not case.opened_by_hand:
+            _follow_withdrawal(session, case, flagged=row.flagged, reasons=row.reasons, actor=actor)
     return changed
+
+
+def _follow_withdrawal(session: Session, case: Case, *, flagged: bool, reasons: list[Any], actor: str) -> None:
+    """Mark a case whose flag was withdrawn (it never disappears silently), and unmark it when flagged again."""
+    if not flagged and case.flag_withdrawn_at is None:
+        case.flag_withdrawn_at = utcnow()
+        session.add(case)
+        record_event(session, case, actor=actor, kind=EventKind.flag_withdrawn, data={})
+    elif flagged and case.flag_withdrawn_at is not None:
+        case.flag_withdrawn_at = None
+        session.add(case)
+        concepts = [str(r.get("concept")) for r in reasons if isinstance(r, dict)]
+        record_event(session, case, actor=actor, kind=EventKind.flag_restored, data={"flags": concepts})
+
+
+def keep_case(session: Session, case: Case, *, actor: str, reason: str, expected_version: int | None = None) -> None:
+    """A coordinator keeps a case whose flag was withdrawn, saying why (it stays open, unmarked)."""
+    check_version("case", case.version, expected_version)
+    if case.flag_withdrawn_at is None:
+        raise InvalidInput(("body", "reason"), "only a case whose flag was withdrawn is kept with a reason")
+    if not reason.strip():
+        raise InvalidInput(("body", "reason"), "say why the case is kept")
+    case.flag_withdrawn_at = None
+    case.updated_at = utcnow()
+    session.add(case)
+    record_event(session, case, actor=actor, kind=EventKind.kept, data={"reason": reason.strip()})
 
 
 def assign(
@@ -299,8 +327,10 @@ def change_status(
     actor: str,
     outcome: CaseOutcome | None = None,
     expected_version: int | None = None,
+    reason: str | None = None,
 ) -> bool:
-    """Close, cancel or reopen a case (see CASE_TRANSITIONS).
+    """Close, cancel or reopen a case (see CASE_TRANSITIONS); ``reason`` goes on the timeline and on
+    the tasks it cancels.
 
     Closing needs an outcome unless the patient was discharged (then "discharged"). Closing or
     cancelling ends the case's active tasks and handoffs as cancelled: nothing stays on anyone's
@@ -330,17 +360,19 @@ def change_status(
     case.updated_at = now
     session.add(case)
     if status != CaseStatus.open:
-        data.update(_cancel_open_work(session, case, now))
+        data.update(_cancel_open_work(session, case, now, reason))
+    if reason:
+        data["reason"] = reason
     record_event(session, case, actor=actor, kind=EventKind.status_changed, data=data)
     return True
 
 
-def _cancel_open_work(session: Session, case: Case, now: datetime) -> dict[str, list[int]]:
+def _cancel_open_work(session: Session, case: Case, now: datetime, reason: str | None) -> dict[str, list[int]]:
     tasks = session.exec(select(Task).where(Task.case_id == case.id, col(Task.status).in_(ACTIVE_TASK_STATUSES))).all()
     for task in tasks:
         task.status, task.status_reason, task.status_changed_at, task.updated_at = (
             TaskStatus.cancelled,
-            f"case {case.status}",
+            reason or f"case {case.status}",
             now,
             now,
         )

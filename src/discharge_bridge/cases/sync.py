@@ -17,6 +17,7 @@ from discharge_bridge.cases.discharge import load_dispositions, record_discharge
 from discharge_bridge.cases.models import Case
 from discharge_bridge.cases.readiness import apply_ehr_dates
 from discharge_bridge.cases.service import open_cases_for_flags, refresh_priorities
+from discharge_bridge.db import utcnow
 from discharge_bridge.ingest.models import EncounterSnapshot
 
 # Encounter.status values that end a stay; `period.end` on any other status counts too (some EHRs
@@ -47,6 +48,7 @@ def follow_encounters(
     discharge time or disposition is taken.
     """
     stats = CaseSyncStats()
+    now = utcnow()
     query = (
         select(Case, EncounterSnapshot)
         .join(
@@ -68,7 +70,8 @@ def follow_encounters(
             continue
         if case.actual_discharge_at is None:
             stats.dates += apply_ehr_dates(session, case, expected_discharge_at=enc.planned_end)
-        if enc.status in FINISHED or enc.period_end is not None:
+        # A period.end in the past ends the stay whatever the status says (EHRs close the period first).
+        if enc.status in FINISHED or (enc.period_end is not None and enc.period_end <= now):
             if dispositions is None and enc.discharge_disposition is not None:
                 dispositions = load_dispositions(mappings_dir)
             discharged_at = enc.period_end or enc.last_updated or enc.ingested_at

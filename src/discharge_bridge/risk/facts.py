@@ -11,7 +11,6 @@ from discharge_bridge.risk._fhir import (
     Code,
     as_list,
     codes,
-    encounter_status,
     extensions,
     last_segment,
     period,
@@ -22,12 +21,12 @@ from discharge_bridge.risk.ages import age_at
 from discharge_bridge.risk.codes import describe
 from discharge_bridge.risk.evidence import (
     condition_counts,
-    is_inpatient,
     observation_counts,
     related_person_counts,
 )
 from discharge_bridge.risk.mapping import Concept, ExtensionRule, Mapping, ObservationRule
 from discharge_bridge.risk.record import PatientRecord
+from discharge_bridge.risk.stays import NO_DATE, group_stays
 
 log = logging.getLogger(__name__)
 
@@ -298,24 +297,21 @@ def _no_guardian(view: _View, mapping: Mapping) -> list[Fact]:
 
 
 def _readmission(record: PatientRecord, mapping: Mapping) -> list[Fact]:
+    """An earlier inpatient *stay* (risk/stays.py: its legs and transfers count once) that ended
+    within ``readmission_days`` before this admission."""
     admitted, _ = period(record.encounter)
     if admitted is None:
         return []
     this_id = text(record.encounter.get("id"))
+    earlier = [e for e in record.other_encounters if isinstance(e, dict) and text(e.get("id")) != this_id]
     facts = []
-    for prior in record.other_encounters:
-        if not isinstance(prior, dict) or (this_id and text(prior.get("id")) == this_id):
-            continue
-        if encounter_status(prior) in {"cancelled", "entered-in-error", "planned"}:
-            continue
-        if not is_inpatient(prior, mapping):
-            continue
-        _, ended = period(prior)
-        if ended is None or ended > admitted:
+    for stay in group_stays(earlier, mapping, now=admitted):
+        ended = stay.ended_at
+        if ended is None or ended > admitted or ended == NO_DATE:
             continue
         gap = (admitted.date() - ended.date()).days
         if gap <= mapping.encounters.readmission_days:
-            ref = typed_ref(prior, "Encounter")
+            ref = typed_ref(stay.current, "Encounter")
             said = f"Readmission: inpatient stay {ref} ended {ended.date()}, {gap} days before"
             facts.append(Fact("readmission", ref, said, gap))
     return facts

@@ -149,6 +149,11 @@ class EncountersSpec(_Spec):
     emergency_admit_sources: list[str] = ["emd"]
     emergency_priorities: list[str] = ["EM", "UR"]
     readmission_days: int = 30
+    # One stay in several Encounters (risk/stays.py): an inpatient Encounter that starts within this
+    # many hours of another one's end continues it, when it came by transfer (these admit sources)
+    # or the first one names no discharge disposition.
+    transfer_gap_hours: float = 6.0
+    transfer_admit_sources: list[str] = ["hosp-trans"]
     planned_end_extension: str = "http://hl7.org/fhir/5.0/StructureDefinition/extension-Encounter.plannedEndDate"
 
 

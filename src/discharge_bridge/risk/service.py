@@ -37,6 +37,7 @@ from discharge_bridge.risk import (
 )
 from discharge_bridge.risk.models import RiskAssessment
 from discharge_bridge.risk.rules import PRIORITY_ORDER
+from discharge_bridge.risk.stays import group_stays, is_deceased, stay_of
 from discharge_bridge.sources.models import Source
 
 BATCH = 200  # patients per round trip
@@ -77,10 +78,13 @@ def scoring_context(source: Source, settings: Settings) -> ScoringContext:
     return _context(source.mapping, folder, stamp)
 
 
-def _inputs_digest(ctx: ScoringContext, record: PatientRecord, day: str) -> str:
+def _inputs_digest(ctx: ScoringContext, record: PatientRecord, day: str, standing: str) -> str:
+    """``standing``: whether and why the admission stands for a current stay (its legs, the current leg,
+    death): a leg that stops standing for its stay must be re-assessed even if its own data did not change."""
     sha = hashlib.sha256(ctx.digest.encode())
     sha.update(ctx.rules.version.encode())
     sha.update(day.encode())  # LACE's length of stay grows daily for a current stay
+    sha.update(standing.encode())
     for res in (
         record.patient,
         record.encounter,
@@ -192,20 +196,33 @@ def score_patients(
             if patient is None:
                 continue  # assessed once the Patient arrives; no_contacts cannot be judged without it
             facts_of = clinical.get(pid, {})
+            raws = [e.raw for e in encounters.get(pid, [])]
+            stays = group_stays(raws, ctx.mapping, now=now)
+            alive = not is_deceased(patient)
             for stay in encounters.get(pid, []):
                 row = existing.get((stay.fhir_id, ctx.rules.version))
-                current = is_flaggable(stay.raw, ctx.mapping)
+                whole = stay_of(stay.fhir_id, stays)
+                # One stay, one assessment: its current leg's, while the stay goes on and the person lives.
+                current = (
+                    alive
+                    and whole is not None
+                    and whole.ended_at is None
+                    and whole.current_id == stay.fhir_id
+                    and is_flaggable(stay.raw, ctx.mapping)
+                )
                 if not current and row is None:
                     continue
+                legs = set(whole.leg_ids) if whole is not None else {stay.fhir_id}
                 record = PatientRecord(
                     patient=patient,
                     encounter=stay.raw,
                     conditions=facts_of.get("Condition", []),
                     observations=facts_of.get("Observation", []),
                     related_persons=facts_of.get("RelatedPerson", []),
-                    other_encounters=[e.raw for e in encounters[pid] if e.fhir_id != stay.fhir_id],
+                    other_encounters=[e.raw for e in encounters[pid] if e.fhir_id not in legs],
                 )
-                digest = _inputs_digest(ctx, record, day)
+                standing = f"{current}|{whole.current_id if whole else ''}|{','.join(sorted(legs))}"
+                digest = _inputs_digest(ctx, record, day, standing)
                 if row is not None and row.inputs_digest == digest and not force:
                     stats.unchanged += 1
                     continue
