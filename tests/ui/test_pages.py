@@ -30,7 +30,7 @@ from discharge_bridge.tasks.service import create_task
 from discharge_bridge.ui import i18n
 from discharge_bridge.users.service import get_user, start_session
 from discharge_bridge.worklists.morning import build_morning_list, local_day
-from tests.support.factories import flagged_case, make_source, make_user, put_encounter, put_risk
+from tests.support.factories import api_client, flagged_case, make_source, make_user, put_encounter, put_risk
 
 UI = Path(__file__).resolve().parents[2] / "src" / "discharge_bridge" / "ui"
 
@@ -444,3 +444,51 @@ def test_a_refused_submit_rolls_back_what_it_had_written(
     with session_scope(engine) as session:
         assert not session.exec(select(Task).where(Task.description == "half-written")).all()
     assert _events(engine, ids["mine"]).count("task_created") == 1
+
+
+def test_a_withdrawn_flag_is_marked_and_the_coordinator_keeps_the_case_with_a_reason(
+    engine: Engine, settings: Settings
+) -> None:
+    """When the EHR withdraws every reason behind a flag, the case is marked (never left high, never
+    gone); the coordinator keeps it with a reason (page and API) or closes it. Hand-opened cases are left be."""
+    from discharge_bridge.cases.service import refresh_priorities
+
+    ids = _hospital(engine, settings)
+    version = _rules_version(settings)
+    with session_scope(engine) as session:
+        for row in session.exec(select(RiskAssessment).where(RiskAssessment.encounter_fhir_id.in_(["adm1", "adm2"]))):
+            row.flagged, row.priority, row.reasons = False, None, []
+            session.add(row)
+        theirs = session.get(Case, ids["theirs"])
+        assert theirs is not None
+        theirs.opened_by_hand = True
+        session.add(theirs)
+        session.flush()
+        refresh_priorities(session, session.get(Case, ids["mine"]).source_id, rules_version=version)  # type: ignore[union-attr]
+    with session_scope(engine) as session:
+        mine, theirs = session.get(Case, ids["mine"]), session.get(Case, ids["theirs"])
+        assert mine is not None and theirs is not None
+        assert mine.flag_withdrawn_at is not None and mine.priority is None and mine.status == "open"
+        assert theirs.flag_withdrawn_at is None  # opened by hand: a person decided, not the flag
+    assert _events(engine, ids["mine"])[-1] == "flag_withdrawn"
+
+    anna = Browser(settings, engine, "anna", sources=("city",))
+    page = anna.get(f"/cases/{ids['mine']}").text
+    assert "Flag withdrawn" in page and 'action="/cases/' + str(ids["mine"]) + '/keep"' in page
+    empty = anna.post(
+        f"/cases/{ids['mine']}/keep", {"keep_reason": " ", "version": _version(engine, Case, ids["mine"])}
+    )
+    assert empty.status_code == 422 and "say why" in empty.text
+    kept = anna.post(
+        f"/cases/{ids['mine']}/keep",
+        {"keep_reason": "the daughter says she cannot care for her", "version": _version(engine, Case, ids["mine"])},
+    )
+    assert kept.status_code == 303
+    page = anna.get(f"/cases/{ids['mine']}").text
+    assert "Kept open after the flag was withdrawn" in page and "the daughter says she cannot care for her" in page
+    assert 'action="/cases/' + str(ids["mine"]) + '/keep"' not in page
+
+    api = api_client(settings)  # the service token
+    again = api.patch(f"/api/v1/cases/{ids['mine']}", json={"keep_reason": "again"})
+    assert again.status_code == 422 and "keep_reason" in again.text  # no longer withdrawn: nothing to keep
+    assert api.get(f"/api/v1/cases/{ids['mine']}").json()["flag_withdrawn_at"] is None

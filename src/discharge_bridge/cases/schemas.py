@@ -40,6 +40,9 @@ class CasePatch(Input):
         default=None, description="Set by a person; null hands it back to the EHR."
     )
     medically_ready_at: AwareDatetime | None = None
+    keep_reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)] | None = Field(
+        default=None, description="Keep a case whose flag was withdrawn in the EHR, saying why."
+    )
     version: Version | None = None
 
 
@@ -62,6 +65,8 @@ class CaseSummary(BaseModel):
     closed_at: datetime | None
     expected_discharge_at: datetime | None
     actual_discharge_at: datetime | None
+    # Every reason behind the flags was withdrawn in the EHR: close the case, or keep it with a reason.
+    flag_withdrawn_at: datetime | None = None
     version: int
 
 

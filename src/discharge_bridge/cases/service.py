@@ -276,9 +276,9 @@ def keep_case(session: Session, case: Case, *, actor: str, reason: str, expected
     """A coordinator keeps a case whose flag was withdrawn, saying why (it stays open, unmarked)."""
     check_version("case", case.version, expected_version)
     if case.flag_withdrawn_at is None:
-        raise InvalidInput(("body", "reason"), "only a case whose flag was withdrawn is kept with a reason")
+        raise InvalidInput(("body", "keep_reason"), "only a case whose flag was withdrawn is kept with a reason")
     if not reason.strip():
-        raise InvalidInput(("body", "reason"), "say why the case is kept")
+        raise InvalidInput(("body", "keep_reason"), "say why the case is kept")
     case.flag_withdrawn_at = None
     case.updated_at = utcnow()
     session.add(case)

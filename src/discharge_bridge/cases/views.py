@@ -46,6 +46,7 @@ def summary(case: Case, source_name: str) -> CaseSummary:
         closed_at=case.closed_at,
         expected_discharge_at=case.expected_discharge_at,
         actual_discharge_at=case.actual_discharge_at,
+        flag_withdrawn_at=case.flag_withdrawn_at,
         version=case.version,
     )
 

@@ -46,6 +46,7 @@ STALE = N_("Someone else changed this while you were editing it. Nothing was sav
 FLASH = {
     "assigned": N_("Coordinator changed."),
     "status": N_("Case status changed."),
+    "kept": N_("The case stays open; your reason is on the timeline."),
     "dates": N_("Discharge dates saved."),
     "dates_unchanged": N_("The dates were already so: nothing changed."),
     "assessment": N_("Needs assessment saved."),

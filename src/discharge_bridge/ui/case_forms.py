@@ -23,7 +23,7 @@ from discharge_bridge.cases.models import Barrier, Case, CaseOutcome, CaseStatus
 from discharge_bridge.cases.readiness import DATES, set_dates_by_person
 from discharge_bridge.cases.repository import get_assessment, get_child
 from discharge_bridge.cases.schemas import AssessmentPut, BarrierIn, CorrectionIn
-from discharge_bridge.cases.service import assign, change_status
+from discharge_bridge.cases.service import assign, change_status, keep_case
 from discharge_bridge.db import utcnow
 from discharge_bridge.deps import SessionDep, SettingsDep
 from discharge_bridge.handoffs.models import Handoff, HandoffStatus
@@ -100,6 +100,14 @@ def case_status(case: PageCase, session: SessionDep, principal: Coordinator, for
     outcome = _choice(CaseOutcome, form, "outcome") if text(form, "outcome") else None
     change_status(session, case, status, actor=principal.username, outcome=outcome, expected_version=version_of(form))
     return back_to_case(case.id, "status")
+
+
+@router.post("/cases/{case_id}/keep")
+def case_keep(case: PageCase, session: SessionDep, principal: Coordinator, form: Form) -> RedirectResponse:
+    """Keep a case whose flag the EHR withdrew, with the coordinator's reason."""
+    assert case.id is not None
+    keep_case(session, case, actor=principal.username, reason=text(form, "keep_reason"), expected_version=version_of(form))
+    return back_to_case(case.id, "kept")
 
 
 @router.post("/cases/{case_id}/dates")

@@ -28,6 +28,10 @@ TITLES = {
     "handoff_updated": N_("Handoff changed"),
     "barrier_added": N_("Barrier recorded"),
     "barrier_updated": N_("Barrier changed"),
+    "leg_changed": N_("Moved on within the stay"),
+    "flag_withdrawn": N_("Flag withdrawn in the EHR"),
+    "flag_restored": N_("Flagged again"),
+    "kept": N_("Kept open after the flag was withdrawn"),
 }
 DATE_FIELDS = {
     "expected_discharge_at": N_("Expected discharge"),
@@ -46,7 +50,7 @@ TEXT_FIELDS = {
     "status_reason": N_("Reason"),
 }
 _ARROW = " → "
-DOMAIN, OWNER, DUE = N_("Domain"), N_("Owner"), N_("Due")
+DOMAIN, OWNER, DUE, WARD = N_("Domain"), N_("Owner"), N_("Due"), N_("Ward")
 DOCS_READY, DOCS_NOT_READY = N_("Documents ready"), N_("Documents no longer ready")
 
 
@@ -137,6 +141,16 @@ def describe(
         outcome = data.get("outcome")
         if isinstance(outcome, list) and outcome[-1]:
             details.append(label("outcome", outcome[-1]))
+        if data.get("reason"):
+            details.append(str(data["reason"]))
+    elif kind == "leg_changed":
+        details = [_pair(data.get("encounter"), str)]
+        if data.get("ward"):
+            details.append(_named(WARD, str(data["ward"])))
+    elif kind == "flag_restored":
+        details = [", ".join(concept_label(str(c)) for c in data.get("flags", []))]
+    elif kind == "kept":
+        details = [str(data.get("reason") or "")]
     elif kind in ("dates_changed", "discharged"):
         details = _field_changes(data, timezone)
         if data.get("source"):
