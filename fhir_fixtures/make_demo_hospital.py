@@ -168,6 +168,8 @@ class Admission:
     prior: list[tuple[str, str, int]] = field(default_factory=list)  # (class, status, days before admission)
     messy: str | None = None
     inactive_relatives: list[str] = field(default_factory=list)
+    icu_days: int = 0  # the stay began in intensive care: a parent Encounter with an ICU leg, then the ward's
+    died_days_ago: int | None = None  # Patient.deceasedDateTime; the EHR has not closed the Encounter yet
     note: str = ""
 
 
@@ -253,6 +255,9 @@ CENSUS: list[Admission] = [
     # never flagged: an outpatient visit and a cancelled admission of patients at risk
     Admission("f", 82, 3, 0, [icd("Z60.2")], cls="AMB", note="outpatient only"),
     Admission("m", 90, 3, 2, [icd("F03")], status="cancelled", note="cancelled admission only"),
+    # one stay in several Encounters, and a death the EHR has not closed the stay for
+    Admission("f", 84, 3, 6, [icd("Z60.2")], ["SON"], dx="I50.0", icu_days=2, note="transfer: ICU then ward 3"),
+    Admission("m", 91, 5, 4, [icd("Z60.2")], dx="I61.9", died_days_ago=0, note="died; Encounter still open"),
 ]
 
 
@@ -358,8 +363,13 @@ class Builder:
             }
             self.out["RelatedPerson"].append(rp)
 
+        if adm.died_days_ago is not None:
+            patient["deceasedDateTime"] = self.stamp(self.moment(adm.died_days_ago, hour=5))
         enc_id = f"demo-enc-{n:03d}"
-        self.out["Encounter"].append(self.encounter(enc_id, adm, subject, admitted))
+        if adm.icu_days:
+            self.out["Encounter"] += self.legs(enc_id, adm, subject, admitted)
+        else:
+            self.out["Encounter"].append(self.encounter(enc_id, adm, subject, admitted))
         for j, (cls, status, before) in enumerate(adm.prior, start=1):
             self.out["Encounter"].append(self.prior(f"{enc_id}-p{j}", cls, status, subject, admitted, before))
 
@@ -437,6 +447,27 @@ class Builder:
         if adm.messy == "encounter-no-zone":
             enc["period"]["start"] = enc["period"]["start"][:19]  # no offset, as some EHRs send it
         return enc
+
+    def legs(self, enc_id: str, adm: Admission, subject: dict[str, Any], admitted: datetime) -> list[dict[str, Any]]:
+        """A stay sent as the admission (parent) with its legs (``partOf``): ICU, finished, then the ward."""
+        ward = self.encounter(enc_id, adm, subject, admitted)
+        moved = admitted + timedelta(days=adm.icu_days)
+        parent = {k: v for k, v in ward.items() if k not in ("location", "id")}
+        parent = {"resourceType": "Encounter", "id": f"{enc_id}-stay", **parent}
+        icu = {
+            **parent,
+            "id": f"{enc_id}-icu",
+            "status": "finished",
+            "period": {"start": self.stamp(admitted), "end": self.stamp(moved)},
+            "partOf": {"reference": f"Encounter/{enc_id}-stay"},
+            "location": [{**self.location("demo-ward-icu", "Intensive care unit", "wa", "Ward"), "status": "completed"}],
+            "meta": self.meta(moved),
+        }
+        icu.pop("extension", None)
+        ward["partOf"] = {"reference": f"Encounter/{enc_id}-stay"}
+        ward["period"] = {**ward["period"], "start": self.stamp(moved)}
+        ward["meta"] = self.meta(moved + timedelta(minutes=5))
+        return [parent, icu, ward]
 
     def location(self, ref: str, display: str, kind: str, kind_display: str) -> dict[str, Any]:
         return {

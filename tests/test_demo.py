@@ -37,3 +37,21 @@ def test_the_demo_has_people_work_in_progress_and_a_morning_list(tmp_path: Path)
     assert seed_demo_activity(settings, source_id) == 0
     prepare_demo(settings)
     assert len(api.get("/api/v1/cases?limit=500").json()["items"]) == len(cases)
+
+
+def test_the_demo_shows_a_transfer_as_one_case_and_a_death_without_one(tmp_path: Path) -> None:
+    """The demo hospital's ICU-then-ward stay (a parent Encounter and two legs) is one case on the ward
+    leg; the patient who died while the EHR kept the Encounter open has none and is on no list."""
+    from sqlmodel import Session, select
+
+    from discharge_bridge.cases.models import Case
+    from discharge_bridge.db import make_engine
+
+    settings, _ = prepare_demo(Settings(data_dir=tmp_path / "data"), activity=False)
+    engine = make_engine(settings.sqlalchemy_url)
+    with Session(engine) as session:
+        cases = session.exec(select(Case)).all()
+    engine.dispose()
+    transfer = [c for c in cases if c.encounter_fhir_id.startswith("demo-enc-049")]
+    assert [c.encounter_fhir_id for c in transfer] == ["demo-enc-049"]
+    assert not [c for c in cases if c.patient_fhir_id == "demo-pat-050"]

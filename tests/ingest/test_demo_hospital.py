@@ -80,11 +80,11 @@ def test_file_source_reads_every_file(resources: list[Any]) -> None:
     good = [r for r in resources if not isinstance(r, BadRecord)]
     assert len(bad) == 1 and "Encounter.broken.ndjson line 2" in bad[0].reason
     assert Counter(r["resourceType"] for r in good) == {
-        "Patient": 48,
-        "Encounter": 61,
-        "Condition": 93,
+        "Patient": 50,
+        "Encounter": 65,  # with a stay sent as a parent and two legs (ICU, then the ward)
+        "Condition": 99,
         "Observation": 9,
-        "RelatedPerson": 31,
+        "RelatedPerson": 32,
     }
     assert [r["id"] for r in good if r["resourceType"] == "Encounter" and "subject" not in r] == ["demo-enc-broken-1"]
     for resource in good:
