@@ -460,7 +460,9 @@ class Builder:
             "status": "finished",
             "period": {"start": self.stamp(admitted), "end": self.stamp(moved)},
             "partOf": {"reference": f"Encounter/{enc_id}-stay"},
-            "location": [{**self.location("demo-ward-icu", "Intensive care unit", "wa", "Ward"), "status": "completed"}],
+            "location": [
+                {**self.location("demo-ward-icu", "Intensive care unit", "wa", "Ward"), "status": "completed"}
+            ],
             "meta": self.meta(moved),
         }
         icu.pop("extension", None)
