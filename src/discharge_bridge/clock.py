@@ -53,20 +53,22 @@ def start_from_environment() -> datetime | None:
     if not text:
         return None
     start = parse_clock_start(text)
+    if _travel is not None:
+        return start
+    try:
+        import time_machine  # first: its import takes a while, and the clock must not lag by it
+    except ImportError as exc:  # pragma: no cover - production installs do not carry it
+        raise RuntimeError(
+            f"{CLOCK_START_ENV} is set but time-machine is not installed (pip install -e '.[test]')"
+        ) from exc
     set_at = os.environ.get(CLOCK_SET_AT_ENV)
+    real = time.time()  # not moved yet
     if set_at:
-        start += timedelta(seconds=max(0.0, time.time() - float(set_at)))  # the real clock: not moved yet
-    if _travel is None:
-        _moved = (start, time.time())
-        try:
-            import time_machine
-        except ImportError as exc:  # pragma: no cover - production installs do not carry it
-            raise RuntimeError(
-                f"{CLOCK_START_ENV} is set but time-machine is not installed (pip install -e '.[test]')"
-            ) from exc
-        _travel = time_machine.travel(start, tick=True)
-        _travel.start()
-        utcnow()  # time-machine starts ticking at the first read, not at start(): read now
+        start += timedelta(seconds=max(0.0, real - float(set_at)))
+    _moved = (start, real)
+    _travel = time_machine.travel(start, tick=True)
+    _travel.start()
+    utcnow()  # time-machine starts ticking at the first read, not at start(): read now
     return start
 
 
