@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from discharge_bridge.cases.events import EventKind, record_event
@@ -76,16 +77,17 @@ def follow_stays(
     )
     encounters: dict[str, list[dict[str, Any]]] = defaultdict(list)
     status: dict[str, str] = {}
-    for fid, pid, enc_status, raw in session.exec(
-        select(
-            EncounterSnapshot.fhir_id,
-            EncounterSnapshot.patient_fhir_id,
-            EncounterSnapshot.status,
-            EncounterSnapshot.raw,
-        ).where(EncounterSnapshot.source_id == source_id, col(EncounterSnapshot.patient_fhir_id).in_(with_cases))
-    ):
+    wards: dict[str, str | None] = {}
+    query = sa_select(  # five columns: more than sqlmodel's select types
+        EncounterSnapshot.fhir_id,
+        EncounterSnapshot.patient_fhir_id,
+        EncounterSnapshot.status,
+        EncounterSnapshot.ward,
+        EncounterSnapshot.raw,
+    ).where(EncounterSnapshot.source_id == source_id, col(EncounterSnapshot.patient_fhir_id).in_(with_cases))
+    for fid, pid, enc_status, ward, raw in session.execute(query):
         encounters[pid].append(dict(raw))
-        status[fid] = enc_status
+        status[fid], wards[fid] = enc_status, ward
     for pid, open_cases in cases.items():
         if pid in dead:
             for case in open_cases:
@@ -112,7 +114,7 @@ def follow_stays(
                     )
                     stats.merged += 1
             if keep.encounter_fhir_id != stay.current_id and not _taken(session, source_id, stay.current_id):
-                ward = _ward(stay.current)
+                ward = wards.get(stay.current_id)
                 record_event(
                     session,
                     keep,
@@ -136,12 +138,3 @@ def _taken(session: Session, source_id: int, encounter_id: str) -> bool:
     """A closed or cancelled case on the leg already (one case per admission is a unique key)."""
     query = select(Case.id).where(Case.source_id == source_id, Case.encounter_fhir_id == encounter_id)
     return session.exec(query).first() is not None
-
-
-def _ward(encounter: dict[str, Any]) -> str | None:
-    for entry in encounter.get("location") or []:
-        if isinstance(entry, dict) and isinstance(entry.get("location"), dict):
-            label = entry["location"].get("display")
-            if isinstance(label, str) and label:
-                return label
-    return None
