@@ -78,12 +78,12 @@ def follow_stays(
     encounters: dict[str, list[dict[str, Any]]] = defaultdict(list)
     status: dict[str, str] = {}
     wards: dict[str, str | None] = {}
-    query = sa_select(  # five columns: more than sqlmodel's select types
-        EncounterSnapshot.fhir_id,
-        EncounterSnapshot.patient_fhir_id,
-        EncounterSnapshot.status,
-        EncounterSnapshot.ward,
-        EncounterSnapshot.raw,
+    query = sa_select(
+        col(EncounterSnapshot.fhir_id),
+        col(EncounterSnapshot.patient_fhir_id),
+        col(EncounterSnapshot.status),
+        col(EncounterSnapshot.ward),
+        col(EncounterSnapshot.raw),
     ).where(EncounterSnapshot.source_id == source_id, col(EncounterSnapshot.patient_fhir_id).in_(with_cases))
     for fid, pid, enc_status, ward, raw in session.execute(query):
         encounters[pid].append(dict(raw))
