@@ -84,7 +84,7 @@ def follow_stays(
         col(EncounterSnapshot.status),
         col(EncounterSnapshot.ward),
         col(EncounterSnapshot.raw),
-    ).where(EncounterSnapshot.source_id == source_id, col(EncounterSnapshot.patient_fhir_id).in_(with_cases))
+    ).where(col(EncounterSnapshot.source_id) == source_id, col(EncounterSnapshot.patient_fhir_id).in_(with_cases))
     for fid, pid, enc_status, ward, raw in session.execute(query):
         encounters[pid].append(dict(raw))
         status[fid], wards[fid] = enc_status, ward
