@@ -13,6 +13,7 @@ conftest's ``pytest_configure`` starts the moved clock in the test process itsel
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping
 from datetime import timedelta
 
@@ -30,14 +31,15 @@ def child_env(env: Mapping[str, str] | None = None, *, shared: bool = False) -> 
     result = dict(os.environ if env is None else env)
     result.pop(CLOCK_START_ENV, None)
     result.pop(CLOCK_SET_AT_ENV, None)
-    real = escape_hatch.time.time()
+    travelling = escape_hatch.is_travelling()
+    real = escape_hatch.time.time() if travelling else time.time()  # the real clock either way
     if shared:
         moved = process_clock()
         if moved is not None:
             instant, at = moved
             result[CLOCK_START_ENV] = (instant + timedelta(seconds=real - at)).isoformat()
             result[CLOCK_SET_AT_ENV] = repr(real)
-    elif escape_hatch.is_travelling():
+    elif travelling:
         result[CLOCK_START_ENV] = utcnow().isoformat()
         result[CLOCK_SET_AT_ENV] = repr(real)
     return result
