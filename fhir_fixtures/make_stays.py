@@ -30,6 +30,11 @@ def patient(pid: str, **extra: Any) -> dict[str, Any]:
     return {"resourceType": "Patient", "id": pid, "birthDate": "1940-06-15", "gender": "female", **extra}
 
 
+def link(kind: str, other: str) -> list[dict[str, Any]]:
+    """Patient.link to another record of the same person (R4 link-type: replaced-by, replaces, seealso)."""
+    return [{"other": {"reference": f"Patient/{other}"}, "type": kind}]
+
+
 def homeless(pid: str, cid: str, *, verification: str = "confirmed") -> dict[str, Any]:
     return {
         "resourceType": "Condition",
@@ -189,6 +194,50 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "expected": {"cases": [{"encounter": "st-ee-1", "status": "cancelled"}], "worklist": [],
                      "readmission": False, "timeline": ["opened", "status_changed"], "open_tasks": 0},
     },
+    "merge_before_the_case": {
+        "description": "A patient registered twice and merged (replaced-by / replaces), the stay on both records.",
+        "syncs": [
+            [
+                patient("st-mb-old", active=False, link=link("replaced-by", "st-mb")),
+                patient("st-mb", link=link("replaces", "st-mb-old")),
+                homeless("st-mb", "st-mb-c"),
+                encounter("st-mb-e-old", "st-mb-old", "2026-03-08T08:00:00Z", ward="Ward 3"),
+                encounter("st-mb-e", "st-mb", "2026-03-08T08:05:00Z", ward="Ward 3"),
+            ]
+        ],
+        "expected": {"person": "st-mb", "cases": [{"patient": "st-mb", "encounter": "st-mb-e", "status": "open"}],
+                     "worklist": ["st-mb-e"],
+                     "readmission": False, "timeline": ["opened"]},
+    },
+    "merge_after_the_case": {
+        "description": "The case exists on one record; then the EHR merges it into another and moves the stay there.",
+        "syncs": [
+            [patient("st-ma-a"), homeless("st-ma-a", "st-ma-c"),
+             encounter("st-ma-e", "st-ma-a", "2026-03-08T08:00:00Z", ward="Ward 2")],
+            [
+                patient("st-ma-a", active=False, link=link("replaced-by", "st-ma-b")),
+                patient("st-ma-b", link=link("replaces", "st-ma-a")),
+                encounter("st-ma-e", "st-ma-b", "2026-03-08T08:00:00Z", ward="Ward 2"),
+            ],
+        ],
+        "expected": {"person": "st-ma-b", "cases": [{"patient": "st-ma-b", "encounter": "st-ma-e", "status": "open"}],
+                     "worklist": ["st-ma-e"], "readmission": False, "timeline": ["opened", "merged"]},
+    },
+    "seealso_possible_duplicate": {
+        "description": "A record the EHR says may be the same person (seealso): shown, not merged until confirmed.",
+        "syncs": [
+            [
+                patient("st-sa"),
+                homeless("st-sa", "st-sa-c"),
+                encounter("st-sa-1", "st-sa", "2026-03-09T10:00:00Z", ward="Ward 5"),
+                patient("st-sa-2", link=link("seealso", "st-sa")),
+                encounter("st-sa-2-e", "st-sa-2", "2026-02-20T08:00:00Z", status="finished",
+                          end="2026-02-28T10:00:00Z", disposition="home"),
+            ]
+        ],
+        "expected": {"cases": [{"encounter": "st-sa-1", "status": "open", "possibly_same_person": ["st-sa-2"]}],
+                     "worklist": ["st-sa-1"], "readmission": False, "timeline": ["opened"]},
+    },
     "withdrawn_flag": {
         "description": "The only fact behind the flag (homelessness) is corrected: the case is marked, not left high.",
         "syncs": [
@@ -199,8 +248,12 @@ SCENARIOS: dict[str, dict[str, Any]] = {
             ],
             [homeless("st-wf", "st-wf-c", verification="entered-in-error")],
         ],
-        "expected": {"cases": [{"encounter": "st-wf-1", "status": "open", "flag_withdrawn": True, "priority": None}],
-                     "worklist": [], "readmission": False, "timeline": ["opened", "priority_changed", "flag_withdrawn"]},
+        "expected": {
+            "cases": [{"encounter": "st-wf-1", "status": "open", "flag_withdrawn": True, "priority": None}],
+            "worklist": [],
+            "readmission": False,
+            "timeline": ["opened", "priority_changed", "flag_withdrawn"],
+        },
     },
 }
 

@@ -21,6 +21,7 @@ from discharge_bridge.assessment import sync_and_assess
 from discharge_bridge.cases.models import Case, CaseEvent
 from discharge_bridge.config import Settings
 from discharge_bridge.db import session_scope
+from discharge_bridge.ingest.aliases import possible_duplicates
 from discharge_bridge.risk import load_rules
 from discharge_bridge.risk.models import RiskAssessment
 from discharge_bridge.sources.models import SourceMode, SyncStatus
@@ -36,9 +37,15 @@ NOW = datetime.fromisoformat(next(iter(SCENARIOS.values()))["now"])
 STEPS = max(len(list((STAYS / name).glob("sync*.json"))) for name in SCENARIOS)
 
 
-def _patient(name: str) -> str:
-    first = json.loads((STAYS / name / "sync1.json").read_text())
-    return next(e["resource"]["id"] for e in first["entry"] if e["resource"]["resourceType"] == "Patient")
+def _patients(name: str) -> list[str]:
+    """Every Patient record of the scenario (a merged person has several)."""
+    found: list[str] = []
+    for path in sorted((STAYS / name).glob("sync*.json")):
+        for entry in json.loads(path.read_text())["entry"]:
+            res = entry["resource"]
+            if res["resourceType"] == "Patient" and res["id"] not in found:
+                found.append(res["id"])
+    return found
 
 
 def _outcome(engine: Engine, source_name: str) -> dict[str, dict[str, Any]]:
@@ -49,12 +56,14 @@ def _outcome(engine: Engine, source_name: str) -> dict[str, dict[str, Any]]:
         source = get_source(session, source_name)
         listed = worklist(session, rules_version=version, source_ids=[source.id or 0], limit=500).items
         for name in SCENARIOS:
-            pid = _patient(name)
-            cases = session.exec(select(Case).where(Case.source_id == source.id, Case.patient_fhir_id == pid)).all()
+            pids = _patients(name)
+            cases = session.exec(
+                select(Case).where(Case.source_id == source.id, col(Case.patient_fhir_id).in_(pids))
+            ).all()
             rows = session.exec(
                 select(RiskAssessment).where(
                     RiskAssessment.source_id == source.id,
-                    RiskAssessment.patient_fhir_id == pid,
+                    col(RiskAssessment.patient_fhir_id).in_(pids),
                     col(RiskAssessment.current).is_(True),
                 )
             ).all()
@@ -74,10 +83,12 @@ def _outcome(engine: Engine, source_name: str) -> dict[str, dict[str, Any]]:
                         "discharged": c.actual_discharge_at is not None,
                         "flag_withdrawn": c.flag_withdrawn_at is not None,
                         "priority": str(c.priority) if c.priority else None,
+                        "patient": c.patient_fhir_id,
+                        "possibly_same_person": possible_duplicates(session, c.source_id, c.patient_fhir_id),
                     }
                     for c in cases
                 ],
-                "worklist": sorted(i.encounter for i in listed if i.patient == pid),
+                "worklist": sorted(i.encounter for i in listed if i.patient in pids),
                 "readmission": any(f["concept"] == "readmission" for r in rows for f in r.facts),
                 "timeline": kinds,
                 "open_tasks": open_tasks,

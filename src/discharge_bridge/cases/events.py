@@ -37,6 +37,8 @@ class EventKind(StrEnum):
     flag_withdrawn = "flag_withdrawn"  # every reason behind the flags was corrected in the EHR
     flag_restored = "flag_restored"
     kept = "kept"  # a coordinator kept a case whose flag was withdrawn, with a reason
+    merged = "merged"  # the patient's record was merged into another (Patient.link): the case follows
+    same_person = "same_person"  # a coordinator confirmed a possible duplicate record (Patient.link seealso)
 
 
 def plain(value: Any) -> Any:

@@ -15,6 +15,7 @@ from discharge_bridge.cases.stays import follow_stays
 from discharge_bridge.cases.sync import CaseSyncStats, sync_cases
 from discharge_bridge.config import Settings
 from discharge_bridge.db import session_scope, utcnow
+from discharge_bridge.ingest.aliases import records_of, survivors
 from discharge_bridge.ingest.models import EncounterSnapshot
 from discharge_bridge.risk.service import ScoreStats, patients_to_rescore, score_patients, scoring_context
 from discharge_bridge.sources.models import Source
@@ -47,9 +48,11 @@ def follow_patients(
     scores = score_patients(session, source, ids, ctx, now=now, force=force)
     follow_stays(session, source.id, ids, ctx.mapping, now=now)
     stays = None
-    if patient_ids is not None:
+    if patient_ids is not None:  # every record of these people (Patient.link): their stays' admissions
+        people = records_of(session, source.id, set(survivors(session, source.id, ids).values()))
+        every = sorted({rid for group in people.values() for rid in group} | set(ids))
         query = select(EncounterSnapshot.fhir_id).where(
-            EncounterSnapshot.source_id == source.id, col(EncounterSnapshot.patient_fhir_id).in_(ids)
+            EncounterSnapshot.source_id == source.id, col(EncounterSnapshot.patient_fhir_id).in_(every)
         )
         stays = list(session.exec(query))
     cases = sync_cases(

@@ -21,7 +21,7 @@ from discharge_bridge.cases.models import Case, CaseStatus, Priority
 from discharge_bridge.cases.readiness import set_dates_by_person
 from discharge_bridge.cases.repository import list_cases
 from discharge_bridge.cases.schemas import CaseDetail, CaseOpen, CasePage, CasePatch, EventOut
-from discharge_bridge.cases.service import assign, change_status, keep_case, open_case_by_hand
+from discharge_bridge.cases.service import assign, change_status, confirm_same_person, keep_case, open_case_by_hand
 from discharge_bridge.cases.views import detail, source_names, summary
 from discharge_bridge.db import utcnow
 from discharge_bridge.deps import CurrentPrincipal, SessionDep, require_by_method
@@ -124,6 +124,8 @@ def case_patch(
         assign(session, case, body.coordinator, actor=actor)
     if body.keep_reason is not None:
         keep_case(session, case, actor=actor, reason=body.keep_reason)
+    if body.same_person is not None:
+        confirm_same_person(session, case, body.same_person, actor=actor)
     dates: dict[str, datetime | None] = {
         f: getattr(body, f) for f in ("expected_discharge_at", "medically_ready_at") if f in given
     }

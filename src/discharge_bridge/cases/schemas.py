@@ -43,6 +43,10 @@ class CasePatch(Input):
     keep_reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)] | None = Field(
         default=None, description="Keep a case whose flag was withdrawn in the EHR, saying why."
     )
+    same_person: Name | None = Field(
+        default=None,
+        description="Confirm that this other Patient record (one of possibly_same_person) is the same person.",
+    )
     version: Version | None = None
 
 
@@ -112,6 +116,8 @@ class CaseDetail(CaseSummary):
     bed_days_lost: float | None
     discharge: DischargeOut
     counts: CountsOut
+    # Other Patient records the EHR says may be this person (Patient.link seealso / refer), unconfirmed.
+    possibly_same_person: list[str] = []
 
 
 class EventOut(BaseModel):

@@ -20,6 +20,8 @@ from discharge_bridge.cases.models import PRIORITY_RANK, Case, CaseOutcome, Case
 from discharge_bridge.cases.repository import get_case_for_encounter
 from discharge_bridge.db import utcnow
 from discharge_bridge.handoffs.models import Handoff, HandoffStatus
+from discharge_bridge.ingest import aliases
+from discharge_bridge.ingest.changes import enqueue_patients
 from discharge_bridge.ingest.store import insert_for
 from discharge_bridge.risk.models import RiskAssessment
 from discharge_bridge.tasks.models import Task, TaskDomain, TaskKind, TaskPriority, TaskStatus
@@ -384,3 +386,19 @@ def _cancel_open_work(session: Session, case: Case, now: datetime, reason: str |
         handoff.status, handoff.cancelled_at, handoff.updated_at = HandoffStatus.cancelled, now, now
         session.add(handoff)
     return {"tasks_cancelled": [t.id or 0 for t in tasks], "handoffs_cancelled": [h.id or 0 for h in handoffs]}
+
+
+def confirm_same_person(session: Session, case: Case, other_id: str, *, actor: str) -> None:
+    """The coordinator confirms that another record the EHR named (``seealso``) is this case's person.
+
+    The two records are one person from now on (the case's record survives); both are queued for
+    assessment so their stays, facts and contacts are read together at the next drain.
+    """
+    if not aliases.confirm_same_person(session, case.source_id, case.patient_fhir_id, other_id, actor=actor):
+        raise InvalidInput(("body", "same_person"), f"the EHR does not name {other_id!r} as possibly this person")
+    enqueue_patients(session, case.source_id, [case.patient_fhir_id, other_id])
+    case.updated_at = utcnow()
+    session.add(case)
+    record_event(
+        session, case, actor=actor, kind=EventKind.same_person, data={"patient": [other_id, case.patient_fhir_id]}
+    )

@@ -10,6 +10,8 @@ Run by the assessment stage after scoring, before cases are opened and followed,
 - **Death ends coordination.** A patient with ``deceased[x]`` gets no new case; an open case is
   closed with outcome "died" and its open tasks and handoffs cancelled with that reason.
 - **An admission entered in error** cancels its case, with the reason.
+- **One person, several records** (``Patient.link``, ingest/aliases.py): a case on a merged record
+  moves to the surviving record, with a timeline entry; its stays are read across every record.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from sqlmodel import Session, col, select
 from discharge_bridge.cases.events import EventKind, record_event
 from discharge_bridge.cases.models import Case, CaseOutcome, CaseStatus
 from discharge_bridge.cases.service import change_status
+from discharge_bridge.ingest.aliases import records_of, survivors
 from discharge_bridge.ingest.models import EncounterSnapshot, PatientSnapshot
 from discharge_bridge.risk import Mapping
 from discharge_bridge.risk.stays import group_stays
@@ -37,6 +40,7 @@ IN_ERROR = "the admission was marked entered-in-error in the EHR"
 @dataclass
 class StayStats:
     moved: int = 0  # cases moved to their stay's current leg
+    re_pointed: int = 0  # cases moved from a merged record to the surviving one
     merged: int = 0  # duplicate cases of one stay cancelled
     died: int = 0
     in_error: int = 0
@@ -55,14 +59,25 @@ def follow_stays(
     stats = StayStats()
     if not patient_ids:
         return stats
-    ids = sorted(set(patient_ids))
+    to_survivor = survivors(session, source_id, set(patient_ids))
+    records = records_of(session, source_id, set(to_survivor.values()))
+    person = {rid: survivor for survivor, group in records.items() for rid in group}
     cases: dict[str, list[Case]] = defaultdict(list)
     for case in session.exec(
         select(Case).where(
-            Case.source_id == source_id, Case.status == CaseStatus.open, col(Case.patient_fhir_id).in_(ids)
+            Case.source_id == source_id, Case.status == CaseStatus.open, col(Case.patient_fhir_id).in_(sorted(person))
         )
     ):
-        cases[case.patient_fhir_id].append(case)
+        survivor = person[case.patient_fhir_id]
+        if case.patient_fhir_id != survivor:  # the record was merged: the case follows the person
+            record_event(
+                session, case, actor=actor, kind=EventKind.merged, data={"patient": [case.patient_fhir_id, survivor]}
+            )
+            case.patient_fhir_id = survivor
+            case.updated_at = now
+            session.add(case)
+            stats.re_pointed += 1
+        cases[survivor].append(case)
     if not cases:
         return stats
     with_cases = sorted(cases)
@@ -84,9 +99,12 @@ def follow_stays(
         col(EncounterSnapshot.status),
         col(EncounterSnapshot.ward),
         col(EncounterSnapshot.raw),
-    ).where(col(EncounterSnapshot.source_id) == source_id, col(EncounterSnapshot.patient_fhir_id).in_(with_cases))
+    ).where(
+        col(EncounterSnapshot.source_id) == source_id,
+        col(EncounterSnapshot.patient_fhir_id).in_(sorted(r for r in person if person[r] in cases)),
+    )
     for fid, pid, enc_status, ward, raw in session.execute(query):
-        encounters[pid].append(dict(raw))
+        encounters[person[pid]].append(dict(raw))
         status[fid], wards[fid] = enc_status, ward
     for pid, open_cases in cases.items():
         if pid in dead:

@@ -22,6 +22,7 @@ from discharge_bridge.cases.schemas import (
     FlagsOut,
 )
 from discharge_bridge.handoffs.models import Handoff
+from discharge_bridge.ingest.aliases import possible_duplicates
 from discharge_bridge.sources.models import Source
 from discharge_bridge.tasks.models import Task
 from discharge_bridge.tasks.service import ACTIVE_TASK_STATUSES
@@ -94,6 +95,7 @@ def detail(session: Session, case: Case, now: datetime) -> CaseDetail:
             handoffs=count_by_status(session, Handoff, case.id),
             open_barriers=open_barriers,
         ),
+        possibly_same_person=possible_duplicates(session, case.source_id, case.patient_fhir_id),
     )
 
 

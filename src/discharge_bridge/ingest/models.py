@@ -136,3 +136,28 @@ class AssessmentQueueEntry(SQLModel, table=True):
     enqueued_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     attempts: int = 0  # failed assessments of this entry; past the limit it waits for a person
     last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class PatientAlias(SQLModel, table=True):
+    """Two Patient records of one person (R4 ``Patient.link``), as the EHR said it.
+
+    ``replaced``: the ``alias`` record was merged into ``survivor`` (``replaced-by`` on the alias, or
+    ``replaces`` on the survivor); the alias is never shown as the person again. ``seealso``: the EHR
+    only says they may be the same person; a coordinator confirms it (``confirmed_at``), and from then
+    on the pair is one person, ``survivor`` the record their case is on.
+    """
+
+    __tablename__ = "patient_alias"
+    __table_args__ = (
+        UniqueConstraint("source_id", "alias_id", "survivor_id", "kind"),
+        Index("ix_patient_alias_survivor", "source_id", "survivor_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    source_id: int = Field(foreign_key="source.id", ondelete="CASCADE")
+    alias_id: str = Field(max_length=64)
+    survivor_id: str = Field(max_length=64)
+    kind: str = Field(max_length=16)  # replaced | seealso
+    seen_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    confirmed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    confirmed_by: str | None = Field(default=None, max_length=200)

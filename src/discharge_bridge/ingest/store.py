@@ -22,6 +22,7 @@ from sqlalchemy.engine import Dialect
 from sqlmodel import Session, SQLModel
 
 from discharge_bridge.db import UTCDateTime, insert_for, utcnow
+from discharge_bridge.ingest.aliases import record_links
 from discharge_bridge.ingest.changes import enqueue_patients
 from discharge_bridge.ingest.models import (
     ClinicalSnapshot,
@@ -82,6 +83,10 @@ def upsert_snapshots(session: Session, source_id: int, rows: Iterable[Normalised
             changed = _upsert_chunk(session, source_id, table, chunk)
             stats.add(changed)
             patients |= patients_of(chunk, changed.changed_keys)
+            if table_name == "patient_snapshot":  # Patient.link: records of one person re-assess together
+                patients |= record_links(
+                    session, source_id, (r for r in chunk if (r.resource_type, r.fhir_id) in changed.changed_keys)
+                )
     # What changed, in the same transaction as the rows (and the caller's cursor): the outbox.
     enqueue_patients(session, source_id, patients)
     return stats

@@ -21,6 +21,7 @@ from sqlmodel import Session, col, select
 
 from discharge_bridge.config import Settings
 from discharge_bridge.db import utcnow
+from discharge_bridge.ingest.aliases import records_of, survivors
 from discharge_bridge.ingest.models import ClinicalSnapshot, EncounterSnapshot, PatientSnapshot
 from discharge_bridge.ingest.normalise import obj
 from discharge_bridge.ingest.store import insert_for
@@ -179,11 +180,22 @@ def score_patients(
     now = now or utcnow()
     day = now.date().isoformat()
     stats = ScoreStats()
-    ids = sorted(set(patient_ids))
+    # A merged record (Patient.link) is assessed as its survivor, with every record of the person.
+    ids = sorted(set(survivors(session, source.id, set(patient_ids)).values()))
     for start in range(0, len(ids), BATCH):
         batch = ids[start : start + BATCH]
-        patients, encounters, clinical = _load(session, source.id, batch)
-        existing = _previous(session, source.id, batch)
+        records = records_of(session, source.id, batch)
+        every = sorted({rid for group in records.values() for rid in group})
+        patients, by_record, clinical_by_record = _load(session, source.id, every)
+        encounters = {pid: [e for rid in sorted(records[pid]) for e in by_record.get(rid, [])] for pid in batch}
+        clinical: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        for pid in batch:
+            merged: dict[str, list[dict[str, Any]]] = defaultdict(list)
+            for rid in sorted(records[pid]):
+                for rtype, rows in clinical_by_record.get(rid, {}).items():
+                    merged[rtype] += rows
+            clinical[pid] = merged
+        existing = _previous(session, source.id, every)
         first_flags: dict[str, datetime] = {}
         for (enc_id, _), previous in existing.items():
             flagged_at = previous.first_flagged_at

@@ -11,7 +11,10 @@ EHRs send one stay in several shapes; these rules make one stay of them:
    than ``transfer_gap_hours`` after it (mapping ``encounters:``), is the same stay when the new one
    came by transfer (``hospitalization.admitSource`` in ``transfer_admit_sources``) or the first
    one was not discharged anywhere (no ``dischargeDisposition``).
-3. Location changes inside one Encounter are one leg; nothing to group.
+3. **Overlaps.** Inpatient Encounters of one person whose periods overlap (one has not ended when the
+   other starts) are one stay: nobody is admitted twice at once. This joins the copies of one stay
+   on two records of a merged patient (``Patient.link``), and ward legs sent without any link.
+4. Location changes inside one Encounter are one leg; nothing to group.
 
 Only inpatient Encounters of a current or ended kind make stays; cancelled and entered-in-error ones
 are no stay at all. A stay's **current leg** stands for it (ward, bed, readiness, the assessment
@@ -115,6 +118,11 @@ def group_stays(encounters: Iterable[dict[str, Any]], mapping: Mapping, *, now: 
             continue
         for earlier in by_start[:i]:
             ended = leg_ended(earlier, now)
+            if ended is None or (ended != NO_DATE and ended > started):
+                # Overlapping inpatient Encounters of one person: one person is not admitted twice at
+                # once (the same stay on two records of a merged patient, a ward leg sent unlinked).
+                groups.join(text(later.get("id")), text(earlier.get("id")))
+                continue
             if ended is None or ended == NO_DATE or not (started - gap <= ended <= started + gap):
                 continue
             if _transfer_like(later, earlier, mapping):

@@ -47,6 +47,7 @@ FLASH = {
     "assigned": N_("Coordinator changed."),
     "status": N_("Case status changed."),
     "kept": N_("The case stays open; your reason is on the timeline."),
+    "same_person": N_("The two records are one person now; the next assessment reads both."),
     "dates": N_("Discharge dates saved."),
     "dates_unchanged": N_("The dates were already so: nothing changed."),
     "assessment": N_("Needs assessment saved."),

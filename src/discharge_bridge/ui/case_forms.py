@@ -23,7 +23,7 @@ from discharge_bridge.cases.models import Barrier, Case, CaseOutcome, CaseStatus
 from discharge_bridge.cases.readiness import DATES, set_dates_by_person
 from discharge_bridge.cases.repository import get_assessment, get_child
 from discharge_bridge.cases.schemas import AssessmentPut, BarrierIn, CorrectionIn
-from discharge_bridge.cases.service import assign, change_status, keep_case
+from discharge_bridge.cases.service import assign, change_status, confirm_same_person, keep_case
 from discharge_bridge.db import utcnow
 from discharge_bridge.deps import SessionDep, SettingsDep
 from discharge_bridge.handoffs.models import Handoff, HandoffStatus
@@ -106,8 +106,18 @@ def case_status(case: PageCase, session: SessionDep, principal: Coordinator, for
 def case_keep(case: PageCase, session: SessionDep, principal: Coordinator, form: Form) -> RedirectResponse:
     """Keep a case whose flag the EHR withdrew, with the coordinator's reason."""
     assert case.id is not None
-    keep_case(session, case, actor=principal.username, reason=text(form, "keep_reason"), expected_version=version_of(form))
+    keep_case(
+        session, case, actor=principal.username, reason=text(form, "keep_reason"), expected_version=version_of(form)
+    )
     return back_to_case(case.id, "kept")
+
+
+@router.post("/cases/{case_id}/same-person")
+def case_same_person(case: PageCase, session: SessionDep, principal: Coordinator, form: Form) -> RedirectResponse:
+    """Confirm that another record the EHR named is this case's person."""
+    assert case.id is not None
+    confirm_same_person(session, case, text(form, "same_person"), actor=principal.username)
+    return back_to_case(case.id, "same_person")
 
 
 @router.post("/cases/{case_id}/dates")

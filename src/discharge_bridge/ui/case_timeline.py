@@ -32,6 +32,8 @@ TITLES = {
     "flag_withdrawn": N_("Flag withdrawn in the EHR"),
     "flag_restored": N_("Flagged again"),
     "kept": N_("Kept open after the flag was withdrawn"),
+    "merged": N_("Patient records merged"),
+    "same_person": N_("Confirmed as the same person"),
 }
 DATE_FIELDS = {
     "expected_discharge_at": N_("Expected discharge"),
@@ -151,6 +153,8 @@ def describe(
         details = [", ".join(concept_label(str(c)) for c in data.get("flags", []))]
     elif kind == "kept":
         details = [str(data.get("reason") or "")]
+    elif kind in ("merged", "same_person"):
+        details = [_pair(data.get("patient"), str)]
     elif kind in ("dates_changed", "discharged"):
         details = _field_changes(data, timezone)
         if data.get("source"):
