@@ -170,6 +170,8 @@ class Admission:
     inactive_relatives: list[str] = field(default_factory=list)
     icu_days: int = 0  # the stay began in intensive care: a parent Encounter with an ICU leg, then the ward's
     died_days_ago: int | None = None  # Patient.deceasedDateTime; the EHR has not closed the Encounter yet
+    merged_stay_days: int | None = None  # a second record merged into this one (Patient.link), with an
+    #                                      earlier inpatient stay ending this many days before admission
     note: str = ""
 
 
@@ -258,6 +260,8 @@ CENSUS: list[Admission] = [
     # one stay in several Encounters, and a death the EHR has not closed the stay for
     Admission("f", 84, 3, 6, [icd("Z60.2")], ["SON"], dx="I50.0", icu_days=2, note="transfer: ICU then ward 3"),
     Admission("m", 91, 5, 4, [icd("Z60.2")], dx="I61.9", died_days_ago=0, note="died; Encounter still open"),
+    Admission("f", 79, 2, 3, [], ["DAU"], dx="S72.0", merged_stay_days=12,
+              note="registered twice, merged: the old record's stay makes this a readmission"),
 ]
 
 
@@ -365,6 +369,15 @@ class Builder:
 
         if adm.died_days_ago is not None:
             patient["deceasedDateTime"] = self.stamp(self.moment(adm.died_days_ago, hour=5))
+        if adm.merged_stay_days is not None:
+            old = {**patient, "id": f"{pid}-old", "active": False,
+                   "identifier": [{"system": "http://demo-hospital.example/fhir/sid/mrn", "value": f"MRN{700100 + n}"}],
+                   "link": [{"other": {"reference": f"Patient/{pid}"}, "type": "replaced-by"}]}
+            patient["link"] = [{"other": {"reference": f"Patient/{pid}-old"}, "type": "replaces"}]
+            self.out["Patient"].append(old)
+            self.out["Encounter"].append(self.prior(
+                f"demo-enc-{n:03d}-old1", "IMP", "finished", {"reference": f"Patient/{pid}-old"},
+                admitted, adm.merged_stay_days))
         enc_id = f"demo-enc-{n:03d}"
         if adm.icu_days:
             self.out["Encounter"] += self.legs(enc_id, adm, subject, admitted)

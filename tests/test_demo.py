@@ -39,19 +39,25 @@ def test_the_demo_has_people_work_in_progress_and_a_morning_list(tmp_path: Path)
     assert len(api.get("/api/v1/cases?limit=500").json()["items"]) == len(cases)
 
 
-def test_the_demo_shows_a_transfer_as_one_case_and_a_death_without_one(tmp_path: Path) -> None:
+def test_the_demo_shows_a_transfer_a_death_and_a_merged_patient(tmp_path: Path) -> None:
     """The demo hospital's ICU-then-ward stay (a parent Encounter and two legs) is one case on the ward
-    leg; the patient who died while the EHR kept the Encounter open has none and is on no list."""
+    leg; the patient who died while the EHR kept the Encounter open has none; the patient registered
+    twice is one person, whose old record's stay makes this admission a readmission."""
     from sqlmodel import Session, select
 
     from discharge_bridge.cases.models import Case
     from discharge_bridge.db import make_engine
+    from discharge_bridge.risk.models import RiskAssessment
 
     settings, _ = prepare_demo(Settings(data_dir=tmp_path / "data"), activity=False)
     engine = make_engine(settings.sqlalchemy_url)
     with Session(engine) as session:
         cases = session.exec(select(Case)).all()
+        merged = session.exec(select(RiskAssessment).where(RiskAssessment.encounter_fhir_id == "demo-enc-051")).one()
     engine.dispose()
+    assert merged.patient_fhir_id == "demo-pat-051" and merged.flagged
+    assert "readmission" in {f["concept"] for f in merged.facts}
+    assert not [c for c in cases if c.patient_fhir_id == "demo-pat-051-old"]
     transfer = [c for c in cases if c.encounter_fhir_id.startswith("demo-enc-049")]
     assert [c.encounter_fhir_id for c in transfer] == ["demo-enc-049"]
     assert not [c for c in cases if c.patient_fhir_id == "demo-pat-050"]

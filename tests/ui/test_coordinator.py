@@ -25,6 +25,7 @@ from discharge_bridge.config import Settings
 from discharge_bridge.db import get_engine, session_scope, utcnow
 from discharge_bridge.risk import load_rules
 from discharge_bridge.sources.service import add_source, get_source
+from discharge_bridge.tasks.models import Task, TaskKind
 from discharge_bridge.tasks.service import create_task
 from discharge_bridge.users.roles import Role
 from discharge_bridge.users.service import add_user
@@ -49,7 +50,8 @@ def morning(live_server: LiveServer) -> Iterator[Morning]:
     engine = get_engine(settings)
     with session_scope(engine) as session:
         cases = session.exec(select(Case).where(Case.priority == "high").order_by(Case.id)).all()  # type: ignore[arg-type]
-        anna = next(c for c in cases if c.coordinator == "anna")
+        guardians = set(session.exec(select(Task.case_id).where(Task.kind == TaskKind.find_guardian)))
+        anna = next(c for c in cases if c.coordinator == "anna" and c.id not in guardians)  # an adult's case
         dmitry = next(c for c in cases if c.coordinator == "dmitry")
         now = utcnow()
         _, day_end = local_day(get_source(session, "demo"), now)
