@@ -60,3 +60,46 @@ def test_confirming_the_same_person_reads_both_records(engine: Engine, settings:
         kinds = [e.kind for e in session.exec(select(CaseEvent).where(CaseEvent.case_id == case.id))]
     assert "same_person" in kinds
     assert api.get(f"/api/v1/cases/{case.id}").json()["possibly_same_person"] == []
+
+
+def test_a_merged_records_relatives_are_the_persons(engine: Engine, settings: Settings) -> None:
+    """The daughter on the old record counts for the person: no "no contacts" flag after the merge."""
+    daughter = {
+        "resourceType": "RelatedPerson",
+        "id": "rp-daughter",
+        "patient": {"reference": "Patient/pm-old"},
+        "relationship": [{"coding": [{"code": "DAU"}]}],
+    }
+    old = {
+        "resourceType": "Patient",
+        "id": "pm-old",
+        "active": False,
+        "link": [{"other": {"reference": "Patient/pm"}, "type": "replaced-by"}],
+    }
+    survivor = {"resourceType": "Patient", "id": "pm", "birthDate": "1939-01-01"}
+    stay = {
+        "resourceType": "Encounter",
+        "id": "pm-e",
+        "status": "in-progress",
+        "class": {"code": "IMP"},
+        "subject": {"reference": "Patient/pm"},
+        "period": {"start": "2026-03-09T08:00:00Z"},
+    }
+
+    def concepts() -> set[str]:
+        with Session(engine) as session:
+            row = session.exec(select(RiskAssessment).where(RiskAssessment.encounter_fhir_id == "pm-e")).one()
+        return {f["concept"] for f in row.facts}
+
+    with time_machine.travel(NOW, tick=False):
+        with session_scope(engine) as session:
+            source = add_source(session, name="city", hospital="City", base_url=BASE)
+            assert source.id is not None
+            source_id = source.id
+            upsert_snapshots(session, source_id, [normalise(r) for r in (survivor, stay, daughter)])
+        drain(engine, settings)
+        assert "no_contacts" in concepts()  # the daughter is on a record not yet known as the person's
+        with session_scope(engine) as session:
+            upsert_snapshots(session, source_id, [normalise(old)])
+        drain(engine, settings)
+    assert "no_contacts" not in concepts()

@@ -193,6 +193,8 @@ def score_patients(
             merged: dict[str, list[dict[str, Any]]] = defaultdict(list)
             for rid in sorted(records[pid]):
                 for rtype, rows in clinical_by_record.get(rid, {}).items():
+                    if rtype == "RelatedPerson" and rid != pid:  # a merged record's relatives are the person's
+                        rows = [{**r, "patient": {"reference": f"Patient/{pid}"}} for r in rows]
                     merged[rtype] += rows
             clinical[pid] = merged
         existing = _previous(session, source.id, every)
