@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+import time_machine
 from sqlalchemy.engine import Engine
 
 from discharge_bridge.config import Settings
@@ -66,6 +69,7 @@ def test_opening_by_hand_is_201_then_200_and_unknown_admissions_404(engine: Engi
     assert typo.status_code == 422 and "encountr" in typo.text
 
 
+@time_machine.travel(datetime(2026, 12, 1, 9, 0, tzinfo=UTC), tick=False)  # its dates are absolute (November 2026)
 def test_detail_shows_flags_and_patch_assigns_dates_and_closes(engine: Engine, settings: Settings) -> None:
     case_id = seed_case(engine, concepts=("lives_alone", "dementia"))
     client = api_client(settings)
@@ -170,6 +174,7 @@ def test_assessment_put_needs_a_version_and_records_corrections(engine: Engine, 
     assert kinds.count("flag_corrected") == 2
 
 
+@time_machine.travel(datetime(2026, 12, 1, 9, 0, tzinfo=UTC), tick=False)  # its dates are absolute (November 2026)
 def test_barriers_api(engine: Engine, settings: Settings) -> None:
     case_id = seed_case(engine)
     client = api_client(settings)

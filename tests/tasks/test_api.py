@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+import time_machine
 from sqlalchemy.engine import Engine
 
 from discharge_bridge.config import Settings
 from tests.support.factories import api_client, seed_case
 
 
+@time_machine.travel(datetime(2026, 12, 1, 9, 0, tzinfo=UTC), tick=False)  # its dates are absolute (November 2026)
 def test_task_lifecycle_over_http(engine: Engine, settings: Settings) -> None:
     case_id = seed_case(engine)
     client = api_client(settings)

@@ -193,19 +193,20 @@ def test_the_morning_command_builds_and_shows_the_newest_list(tmp_path: Path, mo
             _flag(session, msk, "a1", DAY1, "alice", rules_version=version)
             _flag(session, msk, "b1", DAY1, "bob", rules_version=version)
         runner = CliRunner()
-        empty = runner.invoke(app, ["morning"])
-        assert empty.exit_code == 0 and "no morning list yet" in empty.output
-        built = runner.invoke(app, ["morning", "--build", "--source", "msk", "--format", "json"])
-        assert built.exit_code == 0, built.output
-        [row] = json.loads(built.output)
-        assert (row["source"], row["generated_by"], row["items"]["counts"]["new_flags"]) == ("msk", "cli", 2)
-        mine = json.loads(runner.invoke(app, ["morning", "--coordinator", "bob", "--format", "json"]).output)
-        assert [f["encounter"] for f in mine[0]["items"]["new_flags"]] == ["b1"]
-        table = runner.invoke(app, ["morning"], env={"COLUMNS": "200"})
-        assert table.exit_code == 0 and "msk" in table.output and "2 new flags" in table.output
-        again = runner.invoke(app, ["morning", "--build", "--format", "json"])  # idempotent per local date
-        assert json.loads(again.output)[0]["generated_at"] == row["generated_at"]
-        unknown = runner.invoke(app, ["morning", "--source", "nope"])
-        assert unknown.exit_code == 1
+        with time_machine.travel(DAY1 + timedelta(hours=1), tick=False):  # the flags are of DAY1
+            empty = runner.invoke(app, ["morning"])
+            assert empty.exit_code == 0 and "no morning list yet" in empty.output
+            built = runner.invoke(app, ["morning", "--build", "--source", "msk", "--format", "json"])
+            assert built.exit_code == 0, built.output
+            [row] = json.loads(built.output)
+            assert (row["source"], row["generated_by"], row["items"]["counts"]["new_flags"]) == ("msk", "cli", 2)
+            mine = json.loads(runner.invoke(app, ["morning", "--coordinator", "bob", "--format", "json"]).output)
+            assert [f["encounter"] for f in mine[0]["items"]["new_flags"]] == ["b1"]
+            table = runner.invoke(app, ["morning"], env={"COLUMNS": "200"})
+            assert table.exit_code == 0 and "msk" in table.output and "2 new flags" in table.output
+            again = runner.invoke(app, ["morning", "--build", "--format", "json"])  # idempotent per local date
+            assert json.loads(again.output)[0]["generated_at"] == row["generated_at"]
+            unknown = runner.invoke(app, ["morning", "--source", "nope"])
+            assert unknown.exit_code == 1
     finally:
         get_settings.cache_clear()
