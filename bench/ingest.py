@@ -40,8 +40,8 @@ def _fresh_database(tmp: str, base_url: str) -> tuple[Any, Any]:
     from pathlib import Path
 
     from discharge_bridge.config import Settings
+    from discharge_bridge.connections.service import add_source
     from discharge_bridge.db import make_engine, session_scope, upgrade
-    from discharge_bridge.sources.service import add_source
 
     settings = Settings(data_dir=Path(tmp), database_url=None)
     upgrade(settings)

@@ -74,7 +74,7 @@ def run_service(data_dir: str, port: int, conn: Any) -> None:
 
     import uvicorn
 
-    from discharge_bridge.api import create_app
+    from discharge_bridge.app import create_app
     from discharge_bridge.config import Settings
 
     logging.getLogger("discharge_bridge").setLevel(logging.ERROR)
@@ -132,8 +132,8 @@ def measure_latency(kind: str, admissions: int, tmp: str) -> dict[str, Any]:
     from sqlalchemy import text
     from tests.support.sekmet import SekmetServer
 
+    from discharge_bridge.connections.service import add_source
     from discharge_bridge.db import make_engine, session_scope
-    from discharge_bridge.sources.service import add_source
     from discharge_bridge.subscriptions.models import PayloadContent, SubscriptionKind
     from discharge_bridge.subscriptions.service import SubscribeRequest, subscribe_source
 
@@ -283,10 +283,10 @@ def run_backfill(port: int, conn: Any) -> None:
     """Child process: `backfill_source` of a new source into a fresh SQLite database."""
     try:
         from discharge_bridge.assessment import assess_source
+        from discharge_bridge.connections.service import add_source
         from discharge_bridge.db import make_engine, session_scope
         from discharge_bridge.fhir import FhirClient
         from discharge_bridge.ingest import backfill
-        from discharge_bridge.sources.service import add_source
 
         base = f"http://127.0.0.1:{port}/fhir"
         with tempfile.TemporaryDirectory(prefix="dbbench-bulk-") as tmp:

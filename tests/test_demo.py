@@ -6,11 +6,11 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from discharge_bridge.api import create_app
+from discharge_bridge.app import create_app
 from discharge_bridge.config import Settings
 from discharge_bridge.db import get_engine, session_scope
 from discharge_bridge.demo import DEMO_SOURCE, prepare_demo
-from discharge_bridge.demo_activity import STORIES, seed_demo_activity
+from discharge_bridge.demo.activity import STORIES, seed_demo_activity
 from discharge_bridge.sources.service import get_source
 from discharge_bridge.worklists.morning import latest_for
 

@@ -25,17 +25,17 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 from starlette.routing import Mount, Route
 
-from discharge_bridge.api import create_app
+from discharge_bridge.app import create_app
 from discharge_bridge.cases.barriers import add_barrier
+from discharge_bridge.cases.handoffs.models import DestinationType
+from discharge_bridge.cases.handoffs.service import create_handoff
 from discharge_bridge.cases.models import BarrierCode, Case
+from discharge_bridge.cases.tasks.repository import list_tasks
 from discharge_bridge.config import Settings
 from discharge_bridge.db import session_scope
 from discharge_bridge.deps import SAFE_METHODS, SessionDep, current_principal, require
-from discharge_bridge.handoffs.models import DestinationType
-from discharge_bridge.handoffs.service import create_handoff
 from discharge_bridge.ingest.models import DeadLetter
 from discharge_bridge.ingest.store import record_dead_letter
-from discharge_bridge.tasks.repository import list_tasks
 from discharge_bridge.users.roles import ROLE_PERMISSIONS, Permission, Role
 from discharge_bridge.users.service import issue_token
 from tests.support.factories import flagged_case, make_source, make_user

@@ -9,9 +9,9 @@ import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from discharge_bridge.config import get_settings
+from discharge_bridge.connections.service import add_source, update_source
 from discharge_bridge.db import get_engine, session_scope, upgrade
-from discharge_bridge.scheduler import add_poll_jobs, poll_job
-from discharge_bridge.sources.service import add_source, update_source
+from discharge_bridge.scheduling.scheduler import add_poll_jobs, poll_job
 
 
 @pytest.fixture(autouse=True)

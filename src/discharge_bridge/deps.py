@@ -1,4 +1,5 @@
-"""FastAPI dependencies: the request's session (the one owner of its transaction) and who is asking.
+"""FastAPI dependencies of the API and the pages: the request's session (the one owner of its
+transaction), who is asking, who makes a change (If-Match / ETag), and fetch-or-404 of a case.
 
 Authentication, in order: ``Authorization: Bearer`` (a user's API token, or the deployment's
 service token ``DISCHARGE_BRIDGE_API_TOKEN``), else the browser session cookie. A cookie-borne
@@ -12,10 +13,13 @@ import secrets
 from collections.abc import Callable, Iterator
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, Header, HTTPException, Path, Request, Response, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
+from discharge_bridge.cases.errors import CaseNotFound, InvalidInput, NotFound, VersionRequired
+from discharge_bridge.cases.models import Barrier, Case
+from discharge_bridge.cases.repository import get_case, get_child
 from discharge_bridge.config import Settings, get_settings
 from discharge_bridge.db import get_engine, session_scope
 from discharge_bridge.users.principal import Principal, Via
@@ -144,3 +148,82 @@ def source_scope(principal: CurrentPrincipal) -> list[int] | None:
 
 
 SourceScope = Annotated[list[int] | None, Depends(source_scope)]
+
+
+# --- who makes a change, and which copy they edited (If-Match / ETag) ---
+
+
+def actor_of(
+    principal: CurrentPrincipal,
+    x_actor: Annotated[
+        str | None,
+        Header(max_length=200, description="With the service token only: the person on whose behalf it acts."),
+    ] = None,
+) -> str:
+    """Who makes the change: the signed-in user or the token's user; the service token may name one."""
+    if principal.via == Via.service:
+        return (x_actor or "").strip() or principal.username
+    return principal.username
+
+
+Actor = Annotated[str, Depends(actor_of)]
+
+
+def if_match_header(
+    if_match: Annotated[
+        str | None, Header(description='The ETag (`"<version>"`) of the copy being edited (`*` counts as not given).')
+    ] = None,
+) -> int | None:
+    if if_match is None or if_match.strip() == "*":
+        return None
+    text = if_match.strip().removeprefix("W/").strip('"')
+    if not text.isdigit():
+        raise InvalidInput(("header", "If-Match"), f'If-Match must be an ETag like "3", got {if_match!r}')
+    return int(text)
+
+
+IfMatch = Annotated[int | None, Depends(if_match_header)]
+
+
+def expected_version(what: str, if_match: int | None, body_version: int | None, *, required: bool) -> int | None:
+    """The version the client edited, from If-Match or the body; 428 when required and missing."""
+    if if_match is not None and body_version is not None and if_match != body_version:
+        raise InvalidInput(("body", "version"), f"If-Match ({if_match}) and version ({body_version}) disagree")
+    found = if_match if if_match is not None else body_version
+    if found is None and required:
+        raise VersionRequired(what)
+    return found
+
+
+def set_etag(response: Response, version: int) -> None:
+    response.headers["ETag"] = f'"{version}"'
+
+
+# --- fetch-or-404: a route that takes CurrentCase never sees a missing or foreign case ---
+
+
+def get_case_or_404(case_id: Annotated[int, Path(ge=1)], session: SessionDep, scope: SourceScope) -> Case:
+    case = get_case(session, case_id, source_ids=scope)
+    if case is None:
+        raise CaseNotFound(case_id)
+    return case
+
+
+CurrentCase = Annotated[Case, Depends(get_case_or_404)]
+
+
+def get_barrier_or_404(barrier_id: Annotated[int, Path(ge=1)], session: SessionDep, scope: SourceScope) -> Barrier:
+    barrier = get_child(session, Barrier, barrier_id, source_ids=scope)
+    if barrier is None:
+        raise NotFound("barrier", barrier_id)
+    return barrier
+
+
+CurrentBarrier = Annotated[Barrier, Depends(get_barrier_or_404)]
+
+
+def case_of(session: SessionDep, case_id: int) -> Case:
+    """The case of a child row already fetched in scope."""
+    case = session.get(Case, case_id)
+    assert case is not None  # the foreign key guarantees it
+    return case

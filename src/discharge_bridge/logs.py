@@ -20,7 +20,6 @@ import traceback
 from typing import Any
 
 from discharge_bridge.config import Settings
-from discharge_bridge.fhir import FhirError
 
 HANDLER_NAME = "discharge_bridge"
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -29,7 +28,13 @@ HTTP_LOGGER = logging.getLogger("discharge_bridge.http")
 CAPPED_LOGGERS = ("httpx", "httpcore", "sqlalchemy", "multipart", "python_multipart", "uvicorn.access")
 # Probes and scrapes arrive every few seconds: their request lines are DEBUG, not INFO.
 QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
-_SAFE_MESSAGES: tuple[type[BaseException], ...] = (FhirError, OSError)
+# An exception class whose messages never quote data says so with ``log_message_safe = True``
+# (the FHIR client's errors: status, resource type and path without the query); OSError names files.
+_SAFE_MESSAGES: tuple[type[BaseException], ...] = (OSError,)
+
+
+def _message_safe(exc: BaseException) -> bool:
+    return isinstance(exc, _SAFE_MESSAGES) or getattr(type(exc), "log_message_safe", False) is True
 
 
 class InvalidLogLevel(ValueError):
@@ -44,7 +49,7 @@ def safe_exception_text(exc: BaseException) -> str:
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         name = type(current).__qualname__
-        text = str(current) if isinstance(current, _SAFE_MESSAGES) else ""
+        text = str(current) if _message_safe(current) else ""
         parts.append(f"{name}: {text}" if text else f"{name} (message withheld: it may quote data)")
         current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
     return " <- caused by ".join(parts)

@@ -1,8 +1,10 @@
 """Every table, imported in one place so Alembic and ``SQLModel.metadata`` see the whole schema."""
 
+from discharge_bridge.cases.handoffs.models import Handoff
 from discharge_bridge.cases.models import Assessment, Barrier, Case, CaseEvent
-from discharge_bridge.handoffs.models import Handoff
+from discharge_bridge.cases.tasks.models import Task
 from discharge_bridge.ingest.models import (
+    BulkExport,
     ClinicalSnapshot,
     ConformanceIssue,
     DeadLetter,
@@ -12,8 +14,7 @@ from discharge_bridge.ingest.models import (
 from discharge_bridge.risk.models import RiskAssessment
 from discharge_bridge.scheduling.models import SchedulerLease
 from discharge_bridge.sources.models import Source, SyncRun
-from discharge_bridge.subscriptions.models import BulkExport, SourceSubscription, WebhookNotification
-from discharge_bridge.tasks.models import Task
+from discharge_bridge.subscriptions.models import SourceSubscription, WebhookNotification
 from discharge_bridge.users.models import ApiToken, User, UserSource, WebSession
 from discharge_bridge.worklists.models import MorningList
 

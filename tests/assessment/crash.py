@@ -14,13 +14,13 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from discharge_bridge.cases.models import Case
+from discharge_bridge.cases.tasks.models import Task
 from discharge_bridge.config import Settings
+from discharge_bridge.connections.service import add_source
 from discharge_bridge.db import session_scope
 from discharge_bridge.ingest.models import AssessmentQueueEntry
 from discharge_bridge.risk.models import RiskAssessment
 from discharge_bridge.sources.models import SourceMode
-from discharge_bridge.sources.service import add_source
-from discharge_bridge.tasks.models import Task
 from tests.support.clock import child_env
 from tests.support.synthetic import generate
 

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from discharge_bridge.assessment import drain, stage
 from discharge_bridge.cli import app
 from discharge_bridge.config import PROJECT_ROOT, Settings
+from discharge_bridge.connections.service import add_source
 from discharge_bridge.db import session_scope
 from discharge_bridge.ingest.changes import enqueue_patients, queue_depths
 from discharge_bridge.ingest.deadletters import replay
@@ -25,7 +26,6 @@ from discharge_bridge.ingest.normalise import normalise
 from discharge_bridge.ingest.store import record_dead_letter, upsert_snapshots
 from discharge_bridge.risk.models import RiskAssessment
 from discharge_bridge.sources.models import Source, SourceMode
-from discharge_bridge.sources.service import add_source
 from tests.support.factories import api_client
 from tests.support.fakefhir import BASE, encounter, patient
 

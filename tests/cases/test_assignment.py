@@ -14,12 +14,13 @@ from typer.testing import CliRunner
 from discharge_bridge.cases.events import EventKind
 from discharge_bridge.cases.models import Case, CaseEvent
 from discharge_bridge.cases.service import assign, open_cases_for_flags
+from discharge_bridge.cases.tasks.models import Task
 from discharge_bridge.config import get_settings
+from discharge_bridge.connections.service import update_source
 from discharge_bridge.db import session_scope
 from discharge_bridge.ingest.normalise import normalise
 from discharge_bridge.ingest.store import upsert_snapshots
-from discharge_bridge.sources.service import SourceError, get_source, update_source
-from discharge_bridge.tasks.models import Task
+from discharge_bridge.sources.service import SourceError, get_source
 from discharge_bridge.users.service import disable_user
 from tests.support.factories import RULES, make_source, make_user, put_risk
 from tests.support.fakefhir import encounter, patient

@@ -15,11 +15,11 @@ from sqlmodel import Session, col, select
 from discharge_bridge.assessment import drain
 from discharge_bridge.cases.models import Case, CaseEvent
 from discharge_bridge.config import Settings
+from discharge_bridge.connections.service import add_source
 from discharge_bridge.db import session_scope
 from discharge_bridge.ingest.normalise import normalise
 from discharge_bridge.ingest.store import upsert_snapshots
 from discharge_bridge.risk.models import RiskAssessment
-from discharge_bridge.sources.service import add_source
 from tests.support.factories import api_client
 from tests.support.fakefhir import BASE
 

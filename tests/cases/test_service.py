@@ -14,6 +14,8 @@ from discharge_bridge.cases.barriers import add_barrier, delayed_days, update_ba
 from discharge_bridge.cases.discharge import record_discharge
 from discharge_bridge.cases.errors import CaseClosed, InvalidTransition, StaleVersion
 from discharge_bridge.cases.events import timeline
+from discharge_bridge.cases.handoffs.models import DestinationType, HandoffStatus
+from discharge_bridge.cases.handoffs.service import create_handoff, update_handoff
 from discharge_bridge.cases.models import BarrierCode, Case, CaseOutcome, CaseStatus, DateSource
 from discharge_bridge.cases.readiness import apply_ehr_dates, bed_days_lost, set_dates_by_person
 from discharge_bridge.cases.service import (
@@ -25,11 +27,9 @@ from discharge_bridge.cases.service import (
     update_priority,
 )
 from discharge_bridge.cases.sync import sync_cases
+from discharge_bridge.cases.tasks.models import Task, TaskKind, TaskPriority, TaskStatus
 from discharge_bridge.config import PROJECT_ROOT
 from discharge_bridge.db import session_scope
-from discharge_bridge.handoffs.models import DestinationType, HandoffStatus
-from discharge_bridge.handoffs.service import create_handoff, update_handoff
-from discharge_bridge.tasks.models import Task, TaskKind, TaskPriority, TaskStatus
 from tests.support.factories import RULES, flagged_case, make_source, put_encounter, put_risk
 
 MAPPINGS = PROJECT_ROOT / "mappings"

@@ -21,12 +21,12 @@ from sqlmodel import Session, col, select
 from discharge_bridge.assessment import drain
 from discharge_bridge.cases.models import Case
 from discharge_bridge.config import Settings
+from discharge_bridge.connections.service import add_source
 from discharge_bridge.db import session_scope
 from discharge_bridge.ingest.normalise import normalise
 from discharge_bridge.ingest.store import upsert_snapshots
 from discharge_bridge.risk.models import RiskAssessment
 from discharge_bridge.sources.models import Source
-from discharge_bridge.sources.service import add_source
 from tests.support.fakefhir import BASE
 
 NOW = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)

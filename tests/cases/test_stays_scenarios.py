@@ -19,15 +19,16 @@ from sqlmodel import Session, col, select
 
 from discharge_bridge.assessment import sync_and_assess
 from discharge_bridge.cases.models import Case, CaseEvent
+from discharge_bridge.cases.tasks.models import Task
+from discharge_bridge.cases.tasks.service import ACTIVE_TASK_STATUSES
 from discharge_bridge.config import Settings
+from discharge_bridge.connections.service import add_source
 from discharge_bridge.db import session_scope
 from discharge_bridge.ingest.aliases import possible_duplicates
 from discharge_bridge.risk import load_rules
 from discharge_bridge.risk.models import RiskAssessment
 from discharge_bridge.sources.models import SourceMode, SyncStatus
-from discharge_bridge.sources.service import add_source, get_source
-from discharge_bridge.tasks.models import Task
-from discharge_bridge.tasks.service import ACTIVE_TASK_STATUSES
+from discharge_bridge.sources.service import get_source
 from discharge_bridge.worklists.service import worklist
 from tests.support.sekmet import SekmetServer
 

@@ -9,12 +9,12 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 
-from discharge_bridge.api import create_app
+from discharge_bridge.app import create_app
 from discharge_bridge.assessment import sync_and_assess
 from discharge_bridge.config import Settings
+from discharge_bridge.connections.service import add_source
 from discharge_bridge.db import session_scope
 from discharge_bridge.sources.models import SyncStatus
-from discharge_bridge.sources.service import add_source
 from tests.support.sekmet import SekmetServer
 
 pytestmark = pytest.mark.slow

@@ -10,11 +10,11 @@ from sqlalchemy.engine import Engine
 
 from discharge_bridge.cases.errors import ConfigError, InvalidInput, InvalidTransition
 from discharge_bridge.cases.events import timeline
+from discharge_bridge.cases.handoffs.checklist import load_documents
+from discharge_bridge.cases.handoffs.models import DestinationType, HandoffStatus
+from discharge_bridge.cases.handoffs.service import create_handoff, update_handoff
 from discharge_bridge.config import PROJECT_ROOT
 from discharge_bridge.db import session_scope
-from discharge_bridge.handoffs.checklist import load_documents
-from discharge_bridge.handoffs.models import DestinationType, HandoffStatus
-from discharge_bridge.handoffs.service import create_handoff, update_handoff
 from tests.support.factories import flagged_case, make_source
 
 MAPPINGS = PROJECT_ROOT / "mappings"

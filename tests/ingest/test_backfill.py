@@ -15,15 +15,21 @@ from sqlmodel import Session, col, select
 
 from discharge_bridge.assessment import assess_source, sync_and_assess
 from discharge_bridge.config import Settings
+from discharge_bridge.connections.service import add_source
 from discharge_bridge.db import session_scope
 from discharge_bridge.fhir import FhirClient, RetryPolicy
 from discharge_bridge.ingest import backfill as backfill_module
 from discharge_bridge.ingest.backfill import backfill_source
-from discharge_bridge.ingest.models import ClinicalSnapshot, DeadLetter, EncounterSnapshot, PatientSnapshot
+from discharge_bridge.ingest.models import (
+    BulkExport,
+    BulkExportStatus,
+    ClinicalSnapshot,
+    DeadLetter,
+    EncounterSnapshot,
+    PatientSnapshot,
+)
 from discharge_bridge.risk.models import RiskAssessment
 from discharge_bridge.sources.models import Source, SyncStatus
-from discharge_bridge.sources.service import add_source
-from discharge_bridge.subscriptions.models import BulkExport, BulkExportStatus
 from tests.subscriptions.stub_ehr import StubEhr
 from tests.support.fakefhir import BASE, condition, encounter, patient
 

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from discharge_bridge.config import Settings
+from discharge_bridge.connections.service import add_source
 from discharge_bridge.db import session_scope
 from discharge_bridge.ingest import pipeline
 from discharge_bridge.ingest.conformance import Sampler, problems
@@ -31,7 +32,6 @@ from discharge_bridge.ingest.normalise import UnusableResource, normalise, zone
 from discharge_bridge.ingest.pipeline import parse_batch
 from discharge_bridge.ingest.poll import sync_source
 from discharge_bridge.sources.models import Source, SourceMode, SyncStatus
-from discharge_bridge.sources.service import add_source
 from tests.support.fakefhir import condition, encounter, patient
 
 MOSCOW = zone("Europe/Moscow")

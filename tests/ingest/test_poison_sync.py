@@ -20,13 +20,13 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from discharge_bridge.config import Settings
+from discharge_bridge.connections.service import add_source
 from discharge_bridge.db import session_scope
 from discharge_bridge.fhir import FhirClient, RetryPolicy
 from discharge_bridge.ingest.models import ClinicalSnapshot, DeadLetter, EncounterSnapshot, PatientSnapshot
 from discharge_bridge.ingest.normalise import parse_instant
 from discharge_bridge.ingest.poll import sync_source
 from discharge_bridge.sources.models import Source, SyncStatus
-from discharge_bridge.sources.service import add_source
 from tests.support.fakefhir import condition, encounter, patient
 from tests.support.sekmet import SekmetServer
 

@@ -13,12 +13,12 @@ from sqlmodel import Session, select
 
 from discharge_bridge.assessment import sync_and_assess
 from discharge_bridge.config import Settings
+from discharge_bridge.connections.service import add_source
 from discharge_bridge.db import session_scope
 from discharge_bridge.fhir import FhirClient, RetryPolicy
 from discharge_bridge.ingest import poll
 from discharge_bridge.ingest.models import ClinicalSnapshot, EncounterSnapshot, PatientSnapshot
 from discharge_bridge.sources.models import Source, SyncStatus
-from discharge_bridge.sources.service import add_source
 from tests.support.fakefhir import BASE, FakeFhir, condition, encounter, patient
 
 

@@ -15,17 +15,17 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 from typer.testing import CliRunner
 
-from discharge_bridge.api import create_app
+from discharge_bridge.app import create_app
 from discharge_bridge.cli import app as cli_app
 from discharge_bridge.config import Settings, get_settings
+from discharge_bridge.connections.service import add_source
+from discharge_bridge.connections.status import source_statuses
 from discharge_bridge.db import session_scope, utcnow
 from discharge_bridge.deps import SESSION_COOKIE
 from discharge_bridge.fhir import FhirClient, RetryPolicy
 from discharge_bridge.ingest.models import EncounterSnapshot
 from discharge_bridge.ingest.poll import sync_source
 from discharge_bridge.sources.models import Source, SyncRun, SyncStatus
-from discharge_bridge.sources.service import add_source
-from discharge_bridge.sources.status import source_statuses
 from discharge_bridge.users.service import get_user, start_session
 from tests.support.factories import make_user
 from tests.support.fakefhir import BASE, FakeFhir, condition, encounter, patient

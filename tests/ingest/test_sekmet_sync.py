@@ -15,10 +15,10 @@ from sqlmodel import Session, select
 
 from discharge_bridge.assessment import sync_and_assess
 from discharge_bridge.config import Settings
+from discharge_bridge.connections.service import add_source
 from discharge_bridge.db import make_engine, session_scope
 from discharge_bridge.ingest.models import ClinicalSnapshot, DeadLetter, EncounterSnapshot, PatientSnapshot
 from discharge_bridge.sources.models import SyncStatus
-from discharge_bridge.sources.service import add_source
 from tests.support.clock import child_env
 from tests.support.sekmet import SekmetServer
 

@@ -16,7 +16,7 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from discharge_bridge.api import create_app
+from discharge_bridge.app import create_app
 from discharge_bridge.config import Settings
 from discharge_bridge.demo import DEMO_DATA, prepare_demo
 from discharge_bridge.fhir import FhirTemporaryError

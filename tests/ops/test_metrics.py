@@ -13,13 +13,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
+from discharge_bridge.cases.tasks.models import Task
 from discharge_bridge.config import Settings
 from discharge_bridge.db import session_scope
 from discharge_bridge.ingest.models import DeadLetter
 from discharge_bridge.ingest.store import record_dead_letter
 from discharge_bridge.scheduling.models import SchedulerLease
 from discharge_bridge.sources.models import SyncRun, SyncStatus
-from discharge_bridge.tasks.models import Task
 from tests.support.factories import api_client, flagged_case, make_source, user_client
 
 NOW = datetime(2026, 11, 20, 6, 0, tzinfo=UTC)

@@ -13,10 +13,11 @@ from sqlmodel import Session
 
 from discharge_bridge.assessment import sync_and_assess
 from discharge_bridge.config import Settings
+from discharge_bridge.connections.service import add_source
 from discharge_bridge.db import session_scope
 from discharge_bridge.risk import load_rules
 from discharge_bridge.sources.models import SyncStatus
-from discharge_bridge.sources.service import add_source, get_source
+from discharge_bridge.sources.service import get_source
 from discharge_bridge.worklists.service import worklist
 from tests.support.sekmet import SekmetServer
 

@@ -12,14 +12,14 @@ from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from discharge_bridge.api import create_app
+from discharge_bridge.app import create_app
 from discharge_bridge.assessment import sync_and_assess
 from discharge_bridge.cases.jobs import assess_and_follow
 from discharge_bridge.config import PROJECT_ROOT, Settings
+from discharge_bridge.connections.service import add_source
 from discharge_bridge.db import session_scope
 from discharge_bridge.fhir import FhirClient, RetryPolicy
 from discharge_bridge.risk.models import RiskAssessment
-from discharge_bridge.sources.service import add_source
 from discharge_bridge.worklists.service import worklist
 from tests.support.fakefhir import BASE, FakeFhir, condition, encounter, patient
 

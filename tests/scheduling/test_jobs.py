@@ -15,16 +15,17 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from discharge_bridge.cases.tasks.models import Task, TaskPriority
 from discharge_bridge.config import Settings
+from discharge_bridge.connections.service import update_source
 from discharge_bridge.db import session_scope
 from discharge_bridge.risk import load_rules
 from discharge_bridge.risk.models import RiskAssessment
-from discharge_bridge.scheduler import SourceJobs, build_scheduler, morning_trigger
 from discharge_bridge.scheduling.jobs import escalation_job, morning_job
 from discharge_bridge.scheduling.rescore import scoring_fingerprint
+from discharge_bridge.scheduling.scheduler import SourceJobs, build_scheduler, morning_trigger
 from discharge_bridge.sources.models import Source
-from discharge_bridge.sources.service import get_source, update_source
-from discharge_bridge.tasks.models import Task, TaskPriority
+from discharge_bridge.sources.service import get_source
 from discharge_bridge.worklists.models import MorningList
 from tests.support.factories import flagged_case, make_source, make_user
 

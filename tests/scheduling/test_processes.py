@@ -21,9 +21,9 @@ from sqlmodel import select
 
 from discharge_bridge.clock import utcnow
 from discharge_bridge.config import Settings
+from discharge_bridge.connections.service import add_source, update_source
 from discharge_bridge.db import make_engine, session_scope, upgrade
 from discharge_bridge.scheduling.leader import LOCK_KEY, current_lease
-from discharge_bridge.sources.service import add_source, update_source
 from discharge_bridge.worklists.models import MorningList
 from tests.support.clock import child_env
 from tests.support.postgres import PostgresServer

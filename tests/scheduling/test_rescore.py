@@ -16,11 +16,12 @@ from sqlmodel import select
 from typer.testing import CliRunner
 
 from discharge_bridge.config import PROJECT_ROOT, Settings, get_settings
+from discharge_bridge.connections.service import update_source
 from discharge_bridge.db import get_engine, session_scope, upgrade
 from discharge_bridge.risk.models import RiskAssessment
 from discharge_bridge.scheduling import rescore
 from discharge_bridge.scheduling.jobs import rescore_check_job
-from discharge_bridge.sources.service import get_source, update_source
+from discharge_bridge.sources.service import get_source
 from tests.support.factories import make_source, put_encounter
 
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import httpx
 
+from discharge_bridge.connections.check import CheckStatus, check_source
 from discharge_bridge.fhir import FhirClient, RetryPolicy
-from discharge_bridge.sources.check import CheckStatus, check_source
 from discharge_bridge.sources.models import Source
 
 BASE = "http://ehr.test/fhir"

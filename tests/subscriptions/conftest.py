@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from discharge_bridge.api import create_app
+from discharge_bridge.app import create_app
 from discharge_bridge.config import Settings
 from discharge_bridge.db import session_scope
 from discharge_bridge.fhir import FhirClient, RetryPolicy

@@ -32,6 +32,7 @@ def ehr(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[StubEhr]:
 
     monkeypatch.setattr("discharge_bridge.subscriptions.service.client_for", client)
     monkeypatch.setattr("discharge_bridge.sources.service.client_for", client)
+    monkeypatch.setattr("discharge_bridge.cli.sync.client_for", client)  # the CLI's own binding
     get_settings.cache_clear()
     result = runner.invoke(app, ["sources", "add", "city", "--hospital", "City", "--base-url", BASE])
     assert result.exit_code == 0, result.output

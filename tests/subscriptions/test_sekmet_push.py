@@ -19,13 +19,13 @@ import uvicorn
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from discharge_bridge.api import create_app
+from discharge_bridge.app import create_app
 from discharge_bridge.assessment import drain
 from discharge_bridge.config import Settings
+from discharge_bridge.connections.service import add_source
 from discharge_bridge.db import session_scope
 from discharge_bridge.risk.models import RiskAssessment
 from discharge_bridge.sources.models import SyncRun
-from discharge_bridge.sources.service import add_source
 from discharge_bridge.subscriptions import inbox
 from discharge_bridge.subscriptions.models import PayloadContent, SourceSubscription, SubscriptionKind
 from discharge_bridge.subscriptions.recovery import RecoveryReason, check_subscription

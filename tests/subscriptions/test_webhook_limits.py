@@ -23,7 +23,7 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from discharge_bridge.api import create_app
+from discharge_bridge.app import create_app
 from discharge_bridge.config import Settings
 from discharge_bridge.db import make_engine, session_scope, upgrade
 from discharge_bridge.subscriptions.models import SourceSubscription, SubscriptionKind, SubscriptionStatus
@@ -200,7 +200,7 @@ def start_webhook_server(data_dir: Path, *, limit: int | None = None, src: Path 
     if limit:
         env["DISCHARGE_BRIDGE_WEBHOOK_MAX_BODY_BYTES"] = str(limit)
     code = (
-        "import uvicorn; from discharge_bridge.api import create_app; "
+        "import uvicorn; from discharge_bridge.app import create_app; "
         "from discharge_bridge.logs import uvicorn_log_config; "
         f"uvicorn.run(create_app(), host='127.0.0.1', port={port}, log_level='warning', "
         "log_config=uvicorn_log_config(), access_log=False)"

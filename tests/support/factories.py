@@ -13,16 +13,16 @@ from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from discharge_bridge.api import create_app
+from discharge_bridge.app import create_app
 from discharge_bridge.cases.models import Case
 from discharge_bridge.cases.service import open_case
 from discharge_bridge.config import Settings
+from discharge_bridge.connections.service import add_source
 from discharge_bridge.db import session_scope
 from discharge_bridge.ingest.normalise import normalise
 from discharge_bridge.ingest.store import upsert_snapshots
 from discharge_bridge.risk.models import RiskAssessment
 from discharge_bridge.sources.models import Source
-from discharge_bridge.sources.service import add_source
 from tests.support.fakefhir import BASE, encounter, patient
 
 RULES = "test-rules"

@@ -10,10 +10,10 @@ from sqlmodel import select
 
 from discharge_bridge.cases.events import EventKind
 from discharge_bridge.cases.models import CaseEvent
+from discharge_bridge.cases.tasks.escalation import escalate_overdue
+from discharge_bridge.cases.tasks.models import Task, TaskDomain, TaskPriority, TaskStatus
+from discharge_bridge.cases.tasks.service import create_task, update_task
 from discharge_bridge.db import session_scope
-from discharge_bridge.tasks.escalation import escalate_overdue
-from discharge_bridge.tasks.models import Task, TaskDomain, TaskPriority, TaskStatus
-from discharge_bridge.tasks.service import create_task, update_task
 from tests.support.factories import flagged_case, make_source
 
 NOW = datetime(2026, 11, 5, 9, 0, tzinfo=UTC)

@@ -14,9 +14,9 @@ from sqlmodel import Session, select
 from discharge_bridge.cases.errors import CaseClosed, InvalidTransition, StaleVersion
 from discharge_bridge.cases.models import Case, CaseOutcome, CaseStatus
 from discharge_bridge.cases.service import change_status, open_case
+from discharge_bridge.cases.tasks.models import Task, TaskDomain, TaskKind, TaskStatus
+from discharge_bridge.cases.tasks.service import TRANSITIONS, create_task, update_task
 from discharge_bridge.db import session_scope
-from discharge_bridge.tasks.models import Task, TaskDomain, TaskKind, TaskStatus
-from discharge_bridge.tasks.service import TRANSITIONS, create_task, update_task
 from tests.support.factories import flagged_case, make_source, put_encounter
 
 

@@ -80,7 +80,7 @@ def start_live_server(data_dir: Path) -> LiveServer:
     }
     env.pop("DISCHARGE_BRIDGE_DATABASE_URL", None)
     code = (  # as `serve` runs it: uvicorn's access log (raw paths) off
-        "import uvicorn; from discharge_bridge.api import create_app; "
+        "import uvicorn; from discharge_bridge.app import create_app; "
         "from discharge_bridge.logs import uvicorn_log_config; "
         f"uvicorn.run(create_app(), host='127.0.0.1', port={port}, log_level='warning', "
         "log_config=uvicorn_log_config(), access_log=False)"

@@ -22,19 +22,19 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 import discharge_bridge.ui
-from discharge_bridge.api import create_app
+from discharge_bridge.app import create_app
 from discharge_bridge.cases.barriers import add_barrier
+from discharge_bridge.cases.handoffs.models import DestinationType
+from discharge_bridge.cases.handoffs.service import create_handoff
 from discharge_bridge.cases.models import BarrierCode
 from discharge_bridge.cases.readiness import set_dates_by_person
 from discharge_bridge.config import Settings
+from discharge_bridge.connections.service import add_source
 from discharge_bridge.db import session_scope, utcnow
 from discharge_bridge.deps import SESSION_COOKIE
-from discharge_bridge.handoffs.models import DestinationType
-from discharge_bridge.handoffs.service import create_handoff
 from discharge_bridge.ingest.models import ConformanceIssue, DeadLetter, EncounterSnapshot
 from discharge_bridge.ingest.store import record_dead_letter
 from discharge_bridge.sources.models import Source, SourceMode
-from discharge_bridge.sources.service import add_source
 from discharge_bridge.ui import board as board_page_module
 from discharge_bridge.ui import i18n
 from discharge_bridge.ui.charts import Series, chart, nice_ceiling

@@ -21,12 +21,13 @@ import pytest
 from sqlmodel import select
 
 from discharge_bridge.cases.models import Case
+from discharge_bridge.cases.tasks.models import Task, TaskKind
+from discharge_bridge.cases.tasks.service import create_task
 from discharge_bridge.config import Settings
+from discharge_bridge.connections.service import add_source
 from discharge_bridge.db import get_engine, session_scope, utcnow
 from discharge_bridge.risk import load_rules
-from discharge_bridge.sources.service import add_source, get_source
-from discharge_bridge.tasks.models import Task, TaskKind
-from discharge_bridge.tasks.service import create_task
+from discharge_bridge.sources.service import get_source
 from discharge_bridge.users.roles import Role
 from discharge_bridge.users.service import add_user
 from discharge_bridge.worklists.morning import build_morning_list, latest_for, local_day

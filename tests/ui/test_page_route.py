@@ -7,11 +7,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
+from discharge_bridge.app import install_error_handlers
 from discharge_bridge.cases.errors import InvalidInput
 from discharge_bridge.config import Settings
 from discharge_bridge.db import session_scope
 from discharge_bridge.deps import SessionDep
-from discharge_bridge.errors import install_error_handlers
 from discharge_bridge.sources.models import Source
 from discharge_bridge.ui.templating import PageRoute
 from tests.support.factories import make_source

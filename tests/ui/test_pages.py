@@ -15,18 +15,19 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
-from discharge_bridge.api import create_app
+from discharge_bridge.app import create_app
+from discharge_bridge.cases.handoffs.models import Handoff
 from discharge_bridge.cases.models import Case, CaseEvent
 from discharge_bridge.cases.repository import get_assessment
+from discharge_bridge.cases.tasks.models import Task
+from discharge_bridge.cases.tasks.service import create_task
 from discharge_bridge.config import Settings
+from discharge_bridge.connections.service import update_source
 from discharge_bridge.db import session_scope, utcnow
 from discharge_bridge.deps import SESSION_COOKIE
-from discharge_bridge.handoffs.models import Handoff
 from discharge_bridge.risk import load_rules
 from discharge_bridge.risk.models import RiskAssessment
-from discharge_bridge.sources.service import get_source, update_source
-from discharge_bridge.tasks.models import Task
-from discharge_bridge.tasks.service import create_task
+from discharge_bridge.sources.service import get_source
 from discharge_bridge.ui import i18n
 from discharge_bridge.users.service import get_user, start_session
 from discharge_bridge.worklists.morning import build_morning_list, local_day

@@ -15,12 +15,12 @@ from sqlmodel import Session, select
 
 from discharge_bridge.cases.barriers import add_barrier, update_barrier
 from discharge_bridge.cases.discharge import record_discharge
+from discharge_bridge.cases.handoffs.models import DestinationType, HandoffStatus
+from discharge_bridge.cases.handoffs.service import create_handoff, update_handoff
 from discharge_bridge.cases.models import BarrierCode, Case
 from discharge_bridge.cases.readiness import set_dates_by_person
 from discharge_bridge.config import Settings
 from discharge_bridge.db import session_scope
-from discharge_bridge.handoffs.models import DestinationType, HandoffStatus
-from discharge_bridge.handoffs.service import create_handoff, update_handoff
 from discharge_bridge.ingest.models import EncounterSnapshot
 from discharge_bridge.worklists.board import BoardFilter, board, delay_series, handoff_series, week_starts
 from tests.support.factories import flagged_case, make_source, put_encounter

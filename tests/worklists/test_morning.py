@@ -15,14 +15,15 @@ from typer.testing import CliRunner
 
 from discharge_bridge.cases.models import Case
 from discharge_bridge.cases.service import assign
+from discharge_bridge.cases.tasks.models import Task, TaskDomain, TaskKind, TaskStatus
+from discharge_bridge.cases.tasks.service import create_task, update_task
 from discharge_bridge.config import get_settings
+from discharge_bridge.connections.service import update_source
 from discharge_bridge.db import get_engine, session_scope, upgrade
 from discharge_bridge.risk import load_rules
 from discharge_bridge.risk.models import RiskAssessment
 from discharge_bridge.sources.models import Source
-from discharge_bridge.sources.service import get_source, update_source
-from discharge_bridge.tasks.models import Task, TaskDomain, TaskKind, TaskStatus
-from discharge_bridge.tasks.service import create_task, update_task
+from discharge_bridge.sources.service import get_source
 from discharge_bridge.worklists.models import MorningList
 from discharge_bridge.worklists.morning import build_morning_list, for_coordinator, latest_for, local_day
 from tests.support.factories import RULES, flagged_case, make_source

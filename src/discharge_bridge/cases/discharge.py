@@ -12,11 +12,12 @@ from sqlmodel import Session, select
 
 from discharge_bridge.cases.barriers import end_open_barriers
 from discharge_bridge.cases.events import EventKind, changes, record_event
+from discharge_bridge.cases.handoffs.models import Handoff, HandoffStatus
 from discharge_bridge.cases.mapping_files import load_yaml_model
 from discharge_bridge.cases.models import Case, CaseOutcome, CaseStatus
 from discharge_bridge.cases.service import change_status
+from discharge_bridge.config import get_settings
 from discharge_bridge.db import utcnow
-from discharge_bridge.handoffs.models import Handoff, HandoffStatus
 
 DISPOSITIONS_FILE = "discharge_dispositions.yaml"
 Category = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
@@ -40,8 +41,6 @@ class DispositionMap(BaseModel):
 
 def load_dispositions(mappings_dir: Path | None = None) -> DispositionMap:
     if mappings_dir is None:
-        from discharge_bridge.config import get_settings
-
         mappings_dir = get_settings().mappings_dir
     return load_yaml_model(mappings_dir / DISPOSITIONS_FILE, DispositionMap)
 

@@ -16,16 +16,17 @@ from sqlmodel import Session, col, select
 from discharge_bridge.cases.assignment import CoordinatorPicker
 from discharge_bridge.cases.errors import InvalidInput, InvalidTransition, NotFound, check_version
 from discharge_bridge.cases.events import EventKind, changes, record_event
+from discharge_bridge.cases.handoffs.models import Handoff, HandoffStatus
 from discharge_bridge.cases.models import PRIORITY_RANK, Case, CaseOutcome, CaseStatus, Priority
-from discharge_bridge.cases.repository import get_case_for_encounter
+from discharge_bridge.cases.repository import get_case_for_encounter, get_encounter, latest_risk
+from discharge_bridge.cases.tasks.models import Task, TaskDomain, TaskKind, TaskPriority, TaskStatus
+from discharge_bridge.cases.tasks.service import ACTIVE_TASK_STATUSES, create_task
 from discharge_bridge.db import utcnow
-from discharge_bridge.handoffs.models import Handoff, HandoffStatus
 from discharge_bridge.ingest import aliases
 from discharge_bridge.ingest.changes import enqueue_patients
 from discharge_bridge.ingest.store import insert_for
 from discharge_bridge.risk.models import RiskAssessment
-from discharge_bridge.tasks.models import Task, TaskDomain, TaskKind, TaskPriority, TaskStatus
-from discharge_bridge.tasks.service import ACTIVE_TASK_STATUSES, create_task
+from discharge_bridge.sources.service import SourceNotFound, get_source
 
 FIRST_VISIT_DUE = timedelta(days=1)
 FIND_GUARDIAN_DUE = timedelta(hours=4)  # a child alone in a ward: the same shift, not tomorrow
@@ -152,8 +153,6 @@ def open_case_by_hand(
 
     Raises NotFound for a source outside ``source_ids`` or an admission the store does not hold.
     """
-    from discharge_bridge.cases.repository import get_encounter, latest_risk
-    from discharge_bridge.sources.service import SourceNotFound, get_source
 
     try:
         source = get_source(session, source_name, source_ids=source_ids)

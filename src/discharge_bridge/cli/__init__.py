@@ -12,6 +12,7 @@ from discharge_bridge.cli import serve, sources, sync, users, worklists
 from discharge_bridge.cli.common import console
 from discharge_bridge.clock import start_from_environment
 from discharge_bridge.config import get_settings
+from discharge_bridge.db import current_revision, upgrade
 
 app = typer.Typer(no_args_is_help=True, help="Discharge coordination over a hospital's FHIR R4 server.")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
@@ -32,7 +33,6 @@ def main() -> None:
 @db_app.command("upgrade")
 def db_upgrade(revision: str = "head") -> None:
     """Apply Alembic migrations up to REVISION (default: the newest)."""
-    from discharge_bridge.db import current_revision, upgrade
 
     upgrade(get_settings(), revision)
     console.print(f"schema at revision {current_revision()}")

@@ -6,6 +6,7 @@ import typer
 from rich.console import Console
 
 from discharge_bridge.config import get_settings
+from discharge_bridge.db import alembic_config, current_revision, upgrade
 
 console = Console()
 err = Console(stderr=True)
@@ -19,15 +20,12 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 def ready_database() -> None:
     """Upgrade the embedded SQLite schema on the fly; PostgreSQL must be upgraded on purpose."""
-    from discharge_bridge.db import current_revision, upgrade
 
     settings = get_settings()
     if settings.is_sqlite:
         upgrade(settings)
         return
     from alembic.script import ScriptDirectory
-
-    from discharge_bridge.db import alembic_config
 
     head = ScriptDirectory.from_config(alembic_config(settings.sqlalchemy_url)).get_current_head()
     if current_revision(settings) != head:

@@ -6,8 +6,12 @@ from typing import Annotated, Any
 
 import typer
 
+from discharge_bridge.app import create_app
 from discharge_bridge.cli.common import console, err, ready_database
 from discharge_bridge.config import get_settings
+from discharge_bridge.demo import DEMO_USERS, demo_password, prepare_demo
+from discharge_bridge.logs import configure_logging, uvicorn_log_config
+from discharge_bridge.scheduling.runner import SchedulerRunner
 
 app = typer.Typer()
 
@@ -27,9 +31,6 @@ def serve(
 ) -> None:
     """Run the web service (and, unless --no-scheduler, the scheduled jobs) on the configured database."""
     import uvicorn
-
-    from discharge_bridge.api import create_app
-    from discharge_bridge.logs import configure_logging, uvicorn_log_config
 
     settings = get_settings()
     ready_database()
@@ -52,7 +53,6 @@ def serve(
 
 
 def _print_demo_welcome(settings: Any, port: int) -> None:
-    from discharge_bridge.demo import DEMO_USERS, demo_password
 
     token = settings.api_token.get_secret_value() if settings.api_token else ""
     console.print(f"\n  discharge_bridge demo at [bold]http://127.0.0.1:{port}/[/bold]  (API docs: /docs)")
@@ -73,9 +73,6 @@ def demo(
     """Start on the embedded default: SQLite in the data folder and the bundled demo hospital."""
     import uvicorn
 
-    from discharge_bridge.api import create_app
-    from discharge_bridge.demo import prepare_demo
-
     settings, result = prepare_demo(get_settings())
     console.print(
         f"demo hospital loaded: {result.fetched} resources ({result.created} new), "
@@ -83,7 +80,6 @@ def demo(
     )
     if load_only:
         return
-    from discharge_bridge.logs import configure_logging, uvicorn_log_config
 
     configure_logging(settings.model_copy(update={"log_level": "WARNING"}))
     _print_demo_welcome(settings, port)
@@ -103,7 +99,6 @@ def demo(
 
 def _background_scheduler(settings: Any) -> Any:
     """The scheduler in a thread of this process, behind the same leader lock as `scheduler`."""
-    from discharge_bridge.scheduling.runner import SchedulerRunner
 
     runner = SchedulerRunner(settings)
     runner.start_in_thread()
@@ -118,9 +113,6 @@ def scheduler_cmd() -> None:
     second one waits and takes over when the first stops or dies.
     """
     import signal
-
-    from discharge_bridge.logs import configure_logging
-    from discharge_bridge.scheduling.runner import SchedulerRunner
 
     settings = get_settings()
     ready_database()

@@ -9,7 +9,23 @@ import typer
 from rich.table import Table
 
 from discharge_bridge.cli.common import console, err, fail, ready_database
+from discharge_bridge.connections.check import CheckStatus
+from discharge_bridge.connections.service import add_source, update_source
+from discharge_bridge.connections.status import run_check
 from discharge_bridge.db import get_engine, session_scope
+from discharge_bridge.fhir import FhirError
+from discharge_bridge.ingest.changes import queue_depths
+from discharge_bridge.sources.models import SourceMode
+from discharge_bridge.sources.service import SourceError, SourceNotFound, get_source, list_sources, remove_source
+from discharge_bridge.subscriptions.models import PayloadContent, SubscriptionKind
+from discharge_bridge.subscriptions.schemas import push_summary
+from discharge_bridge.subscriptions.service import (
+    SECRET_HEADER,
+    SubscribeRequest,
+    SubscriptionError,
+    subscribe_source,
+    unsubscribe_source,
+)
 
 app = typer.Typer(no_args_is_help=True, help="Hospital FHIR endpoints (sources).")
 
@@ -38,8 +54,6 @@ def sources_add(
     classes: Annotated[str, typer.Option(help="Inpatient Encounter.class codes.")] = "IMP,ACUTE,NONAC",
 ) -> None:
     """Register a hospital's FHIR endpoint. Secrets are named by env var or file, never given inline."""
-    from discharge_bridge.sources.models import SourceMode
-    from discharge_bridge.sources.service import SourceError, add_source
 
     ready_database()
     auth_fields: dict[str, Any] = {
@@ -100,7 +114,6 @@ def sources_set(
     morning_time: Annotated[str | None, typer.Option(help="Local HH:MM of the morning worklist.")] = None,
 ) -> None:
     """Change a source's settings; its synced data stays. Run `rescore` after a mapping change."""
-    from discharge_bridge.sources.service import SourceError, SourceNotFound, update_source
 
     ready_database()
     if ward and assignment != "ward":
@@ -138,9 +151,6 @@ def sources_set(
 @app.command("list")
 def sources_list(fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table") -> None:
     """Show every source with its sync status."""
-    from discharge_bridge.ingest.changes import queue_depths
-    from discharge_bridge.sources.service import list_sources
-    from discharge_bridge.subscriptions.schemas import push_summary
 
     ready_database()
     with session_scope(get_engine()) as session:
@@ -190,7 +200,6 @@ def sources_remove(
     name: str, yes: Annotated[bool, typer.Option("--yes", help="Confirm deleting its synced data.")] = False
 ) -> None:
     """Delete a source and everything synced from it."""
-    from discharge_bridge.sources.service import SourceNotFound, remove_source
 
     if not yes:
         raise fail(f"this deletes {name!r} and all data synced from it; repeat with --yes", 2)
@@ -206,9 +215,6 @@ def sources_remove(
 @app.command("check")
 def sources_check(name: str) -> None:
     """Read the CapabilityStatement and try an authenticated search (a file source: its folder); say what to fix."""
-    from discharge_bridge.sources.check import CheckStatus
-    from discharge_bridge.sources.service import SourceNotFound, get_source
-    from discharge_bridge.sources.status import run_check
 
     ready_database()
     try:
@@ -245,15 +251,6 @@ def sources_subscribe(
     safety_poll_factor: Annotated[int, typer.Option(help="Poll this many times less often while subscribed.")] = 6,
 ) -> None:
     """Create the Subscription(s) on the EHR that push admissions here; polling slows to a safety net."""
-    from discharge_bridge.fhir import FhirError
-    from discharge_bridge.sources.service import SourceNotFound
-    from discharge_bridge.subscriptions.models import PayloadContent, SubscriptionKind
-    from discharge_bridge.subscriptions.service import (
-        SECRET_HEADER,
-        SubscribeRequest,
-        SubscriptionError,
-        subscribe_source,
-    )
 
     ready_database()
     try:
@@ -289,8 +286,6 @@ def sources_subscribe(
 @app.command("unsubscribe")
 def sources_unsubscribe(name: str) -> None:
     """Delete the source's Subscriptions (on the EHR and here) and poll at the normal interval again."""
-    from discharge_bridge.sources.service import SourceNotFound
-    from discharge_bridge.subscriptions.service import SubscriptionError, unsubscribe_source
 
     ready_database()
     try:

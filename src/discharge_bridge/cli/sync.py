@@ -9,9 +9,19 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from discharge_bridge.assessment import assess_source, drain, sync_and_assess
 from discharge_bridge.cli.common import console, err, fail, ready_database
 from discharge_bridge.config import get_settings
 from discharge_bridge.db import get_engine, session_scope
+from discharge_bridge.fhir import FhirError
+from discharge_bridge.ingest.backfill import backfill_source
+from discharge_bridge.ingest.deadletters import list_dead_letters, replay
+from discharge_bridge.ingest.models import DeadLetter
+from discharge_bridge.risk import MappingError, RuleSetError
+from discharge_bridge.scheduling.rescore import rescore_source
+from discharge_bridge.scheduling.scheduler import run_polling_forever
+from discharge_bridge.sources.models import Source
+from discharge_bridge.sources.service import SourceNotFound, client_for, get_source, list_sources
 
 app = typer.Typer()
 dead_app = typer.Typer(no_args_is_help=True, help="Resources that could not be ingested.")
@@ -28,10 +38,6 @@ def backfill(
 ) -> None:
     """Load a source's census with Bulk Data $export; resumes an interrupted one; sets the poll cursor."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from discharge_bridge.assessment import assess_source
-    from discharge_bridge.ingest.backfill import backfill_source
-    from discharge_bridge.sources.service import SourceNotFound
 
     ready_database()
     show = sys.stderr.isatty() and fmt == "table"
@@ -90,8 +96,6 @@ def sync(
     """Poll sources: one pass with --once, otherwise at each source's interval until stopped."""
     ready_database()
     if not once:
-        from discharge_bridge.scheduler import run_polling_forever
-
         run_polling_forever(only=source)
         return
     results = _sync_once(source, show_progress=sys.stderr.isatty() and fmt == "table")
@@ -137,7 +141,6 @@ def sync(
 
 def _source_names(only: str | None) -> list[str]:
     """The named source, or every source; a clear error for an unknown name or none at all."""
-    from discharge_bridge.sources.service import SourceNotFound, get_source, list_sources
 
     with session_scope(get_engine()) as session:
         try:
@@ -151,8 +154,6 @@ def _source_names(only: str | None) -> list[str]:
 
 def _sync_once(only: str | None, *, show_progress: bool) -> list[Any]:
     from rich.progress import Progress, SpinnerColumn, TextColumn
-
-    from discharge_bridge.assessment import sync_and_assess
 
     engine = get_engine()
     names = _source_names(only)
@@ -175,8 +176,6 @@ def rescore(
     force: Annotated[bool, typer.Option(help="Recompute even where nothing changed.")] = False,
 ) -> None:
     """Re-assess every current admission (after a rule or mapping change; daily for length of stay)."""
-    from discharge_bridge.risk import MappingError, RuleSetError
-    from discharge_bridge.scheduling.rescore import rescore_source
 
     ready_database()
     engine = get_engine()
@@ -199,8 +198,6 @@ def deadletters_list(
     fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table",
 ) -> None:
     """Resources that could not be ingested, with the reason (payloads stay in the database)."""
-    from discharge_bridge.ingest.deadletters import list_dead_letters
-    from discharge_bridge.sources.service import SourceNotFound, get_source, list_sources
 
     ready_database()
     with session_scope(get_engine()) as session:
@@ -236,12 +233,6 @@ def deadletters_replay(
     source: Annotated[str | None, typer.Option(help="Only this source.")] = None,
 ) -> None:
     """Re-read each dead letter from the EHR (or re-parse it) through the normal ingest path."""
-    from discharge_bridge.assessment import drain
-    from discharge_bridge.fhir import FhirError
-    from discharge_bridge.ingest.deadletters import list_dead_letters, replay
-    from discharge_bridge.ingest.models import DeadLetter
-    from discharge_bridge.sources.models import Source
-    from discharge_bridge.sources.service import client_for, get_source
 
     ready_database()
     engine = get_engine()

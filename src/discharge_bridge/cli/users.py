@@ -15,6 +15,7 @@ from rich.table import Table
 from discharge_bridge.cli.common import console, err, fail, ready_database
 from discharge_bridge.db import get_engine, session_scope
 from discharge_bridge.users.roles import Role
+from discharge_bridge.users.service import UserError, add_user, disable_user, issue_token, list_users, set_password
 
 app = typer.Typer(no_args_is_help=True, help="Users, their roles and hospitals, and API tokens.")
 
@@ -51,7 +52,6 @@ def users_add(
     machine: Annotated[bool, typer.Option("--machine", help="No password: signs in with API tokens only.")] = False,
 ) -> None:
     """Add a user. Without --password-env/--password-file the password is asked for in a terminal."""
-    from discharge_bridge.users.service import UserError, add_user
 
     password = None if machine else _read_password(password_env, password_file, required=True)
     ready_database()
@@ -74,7 +74,6 @@ def users_add(
 @app.command("list")
 def users_list(fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table") -> None:
     """Every user with role, hospitals, language and status."""
-    from discharge_bridge.users.service import list_users
 
     ready_database()
     with session_scope(get_engine()) as session:
@@ -113,7 +112,6 @@ def users_list(fmt: Annotated[str, typer.Option("--format", help="table | json")
 @app.command("disable")
 def users_disable(username: str) -> None:
     """Disable a user: their sessions end and their API tokens stop working at once."""
-    from discharge_bridge.users.service import UserError, disable_user
 
     ready_database()
     try:
@@ -131,7 +129,6 @@ def users_password(
     password_file: Annotated[Path | None, typer.Option(help="File holding the new password.")] = None,
 ) -> None:
     """Set a new password (their open sessions end)."""
-    from discharge_bridge.users.service import UserError, set_password
 
     password = _read_password(password_env, password_file, required=True)
     assert password is not None
@@ -149,7 +146,6 @@ def users_token(
     username: str, name: Annotated[str, typer.Option(help="What the token is for, e.g. prometheus.")] = "api"
 ) -> None:
     """Create an API token acting as USERNAME (same role and hospitals). Printed once: store it."""
-    from discharge_bridge.users.service import UserError, issue_token
 
     ready_database()
     try:

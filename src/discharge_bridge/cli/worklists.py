@@ -10,7 +10,11 @@ from rich.table import Table
 
 from discharge_bridge.cli.common import console, fail, ready_database
 from discharge_bridge.config import get_settings
-from discharge_bridge.db import get_engine, session_scope
+from discharge_bridge.db import get_engine, session_scope, utcnow
+from discharge_bridge.risk import RuleSetError, load_rules
+from discharge_bridge.sources.service import SourceNotFound, get_source, list_sources
+from discharge_bridge.worklists.morning import build_morning_list, for_coordinator, latest_for
+from discharge_bridge.worklists.service import worklist
 
 app = typer.Typer()
 
@@ -23,9 +27,6 @@ def worklist_cmd(
     limit: Annotated[int, typer.Option(help="Rows to show.")] = 200,
 ) -> None:
     """Current flagged admissions, highest priority first, with the reasons to check in the chart."""
-    from discharge_bridge.risk import RuleSetError, load_rules
-    from discharge_bridge.sources.service import SourceNotFound, get_source
-    from discharge_bridge.worklists.service import worklist
 
     ready_database()
     if min_priority not in (None, "high", "medium", "low"):
@@ -79,10 +80,6 @@ def morning_cmd(
     fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table",
 ) -> None:
     """The newest morning worklist of each hospital: new flags since the last list, tasks due today or overdue."""
-    from discharge_bridge.db import utcnow
-    from discharge_bridge.risk import RuleSetError, load_rules
-    from discharge_bridge.sources.service import SourceNotFound, get_source, list_sources
-    from discharge_bridge.worklists.morning import build_morning_list, for_coordinator, latest_for
 
     ready_database()
     with session_scope(get_engine()) as session:

@@ -88,6 +88,8 @@ class FhirError(Exception):
     response bodies of auth failures are never included in messages.
     """
 
+    log_message_safe = True  # the messages name statuses and masked paths only, so logs show them whole
+
     def __init__(self, message: str, *, status_code: int | None = None, url: str = "") -> None:
         safe = redact_url(url)
         if url and safe != url:

@@ -39,14 +39,13 @@ from discharge_bridge.fhir import (
     FhirNotFound,
 )
 from discharge_bridge.ingest.about import class_code, owner_of
-from discharge_bridge.ingest.models import EncounterSnapshot, PatientSnapshot
+from discharge_bridge.ingest.models import BulkExport, BulkExportStatus, EncounterSnapshot, PatientSnapshot
 from discharge_bridge.ingest.normalise import codings, parse_instant
 from discharge_bridge.ingest.pipeline import parse_batch, store_batch
 from discharge_bridge.ingest.poll import FACT_STREAMS, PollPass, SyncAborted, SyncResult, _failed_before_start
 from discharge_bridge.ingest.poll import format_instant as _format_instant
 from discharge_bridge.ingest.store import record_dead_letter
 from discharge_bridge.sources.models import Source, SourceMode
-from discharge_bridge.subscriptions.models import BulkExport, BulkExportStatus
 
 log = logging.getLogger(__name__)
 

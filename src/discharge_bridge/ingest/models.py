@@ -7,9 +7,10 @@ risk rules. Rows are keyed by (source, type, FHIR id) and only ever move forward
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from discharge_bridge.db import UTCDateTime, utcnow
@@ -161,3 +162,31 @@ class PatientAlias(SQLModel, table=True):
     seen_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     confirmed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     confirmed_by: str | None = Field(default=None, max_length=200)
+
+
+class BulkExportStatus(StrEnum):
+    running = "running"  # kicked off, waiting for the manifest, or downloading
+    complete = "complete"
+    failed = "failed"
+
+
+class BulkExport(SQLModel, table=True):
+    """One `$export` backfill: enough to resume it after an interruption, and its `_since` next time."""
+
+    __tablename__ = "bulk_export"
+
+    id: int | None = Field(default=None, primary_key=True)
+    source_id: int = Field(foreign_key="source.id", index=True, ondelete="CASCADE")
+    status: BulkExportStatus = Field(default=BulkExportStatus.running, sa_type=String(16))
+    group_id: str | None = Field(default=None, max_length=64)
+    since: str | None = Field(default=None, max_length=40)
+    status_url: str | None = Field(default=None, sa_column=Column(Text))
+    manifest: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    transaction_time: str | None = Field(default=None, max_length=40)
+    # Per download step ("inpatient:<url>", ...): lines committed and whether the step is done.
+    files_done: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    resources: int = 0
+    dead_letters: int = 0
+    started_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    error: str | None = Field(default=None, sa_column=Column(Text))

@@ -17,8 +17,11 @@ from typing import Any, ParamSpec, TypeVar
 from sqlmodel import col, select
 
 from discharge_bridge.assessment import drain, sync_and_assess
+from discharge_bridge.cases.tasks.escalation import BATCH as ESCALATION_BATCH
+from discharge_bridge.cases.tasks.escalation import escalate_overdue
 from discharge_bridge.config import Settings
 from discharge_bridge.db import get_engine, session_scope, utcnow
+from discharge_bridge.ingest.locks import source_lock
 from discharge_bridge.logs import safe_exception_text
 from discharge_bridge.risk import MappingError, RuleSetError, load_rules
 from discharge_bridge.scheduling.leader import LeaderLock, write_lease
@@ -26,8 +29,6 @@ from discharge_bridge.scheduling.rescore import rescore_if_changed
 from discharge_bridge.sources.models import Source
 from discharge_bridge.sources.service import SourceNotFound
 from discharge_bridge.subscriptions.recovery import check_all_subscriptions
-from discharge_bridge.tasks.escalation import BATCH as ESCALATION_BATCH
-from discharge_bridge.tasks.escalation import escalate_overdue
 from discharge_bridge.worklists.morning import build_morning_list
 
 log = logging.getLogger(__name__)
@@ -36,8 +37,6 @@ R = TypeVar("R")
 
 # Errors whose messages name files, keys and source names only: worth showing whole.
 _SAFE_MESSAGES = (MappingError, RuleSetError, SourceNotFound)
-_locks: dict[str, threading.Lock] = {}
-_locks_guard = threading.Lock()
 
 
 def describe(exc: BaseException) -> str:
@@ -59,12 +58,6 @@ def isolated(fn: Callable[P, R]) -> Callable[P, R | None]:
             return None
 
     return run
-
-
-def source_lock(name: str) -> threading.Lock:
-    """One pass at a time per source in this process: a poll and a re-score never overlap."""
-    with _locks_guard:
-        return _locks.setdefault(name, threading.Lock())
 
 
 @isolated

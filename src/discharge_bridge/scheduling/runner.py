@@ -17,7 +17,6 @@ from sqlalchemy.engine import Engine
 from discharge_bridge.clock import utcnow
 from discharge_bridge.config import Settings
 from discharge_bridge.db import get_engine
-from discharge_bridge.scheduler import build_scheduler
 from discharge_bridge.scheduling.jobs import describe, heartbeat_job
 from discharge_bridge.scheduling.leader import (
     LeaderLock,
@@ -27,6 +26,7 @@ from discharge_bridge.scheduling.leader import (
     wait_for_leadership,
     write_lease,
 )
+from discharge_bridge.scheduling.scheduler import build_scheduler
 
 log = logging.getLogger(__name__)
 MAX_WAIT_POLL_SECONDS = 5.0

@@ -1,9 +1,10 @@
-"""Adding, listing and removing sources; building a FHIR client for one."""
+"""The registry of sources: finding, listing and removing one; building a FHIR client for one.
+
+Setting a source up (with the checks that need the rules and the users) is ``connections.service``."""
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -13,8 +14,7 @@ from sqlmodel import Session, col, select
 from discharge_bridge.fhir import AuthConfig, FhirClient, RetryPolicy, build_auth
 from discharge_bridge.sources.models import Source, SourceMode
 
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-_MORNING = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
 class SourceError(ValueError):
@@ -34,18 +34,7 @@ def validate_auth(auth: dict[str, Any]) -> AuthConfig:
         raise SourceError(f"auth settings are incomplete: {problems}") from exc
 
 
-def validate_mapping(mapping: str, mappings_dir: Path | None) -> None:
-    """Load the mapping now, so a typo or a broken file is reported when the source is saved."""
-    from discharge_bridge.config import get_settings
-    from discharge_bridge.risk import MappingError, load_mapping
-
-    try:
-        load_mapping(mapping, search_dir=mappings_dir or get_settings().mappings_dir)
-    except (MappingError, FileNotFoundError) as exc:
-        raise SourceError(f"mapping {mapping!r} cannot be used: {exc}") from exc
-
-
-def _check_fields(mode: SourceMode, base_url: str, timezone: str, poll_interval_seconds: int) -> None:
+def check_fields(mode: SourceMode, base_url: str, timezone: str, poll_interval_seconds: int) -> None:
     if mode != SourceMode.file and not base_url.startswith(("http://", "https://")):
         raise SourceError("base URL must start with http:// or https:// (the FHIR R4 base, e.g. https://ehr/fhir/r4)")
     try:
@@ -54,93 +43,6 @@ def _check_fields(mode: SourceMode, base_url: str, timezone: str, poll_interval_
         raise SourceError(f"unknown time zone {timezone!r} (use an IANA name such as Europe/Moscow)") from exc
     if poll_interval_seconds < 10:
         raise SourceError("poll interval must be at least 10 seconds")
-
-
-def add_source(
-    session: Session,
-    *,
-    name: str,
-    hospital: str,
-    base_url: str,
-    auth: dict[str, Any] | None = None,
-    timezone: str = "UTC",
-    mode: SourceMode = SourceMode.poll,
-    poll_interval_seconds: int = 300,
-    mapping: str = "default",
-    inpatient_classes: list[str] | None = None,
-    mappings_dir: Path | None = None,
-) -> Source:
-    """Create a source after checking every field a sync will rely on."""
-    if not _NAME.match(name):
-        raise SourceError("name must be 1-64 lowercase letters, digits, '-' or '_' (it is used in URLs)")
-    if session.exec(select(Source).where(Source.name == name)).first() is not None:
-        raise SourceError(f"a source named {name!r} already exists")
-    if mode == SourceMode.file:
-        folder = Path(base_url).expanduser().resolve()  # later runs may start in another directory
-        if not folder.exists():
-            raise SourceError(f"{folder} does not exist: a file source reads NDJSON or Bundles from a folder or file")
-        base_url = str(folder)
-    _check_fields(mode, base_url, timezone, poll_interval_seconds)
-    validate_mapping(mapping, mappings_dir)
-    auth_config = validate_auth(auth or {"type": "none"})
-    source = Source(
-        name=name,
-        hospital=hospital,
-        base_url=base_url.rstrip("/"),
-        auth=auth_config.model_dump(exclude_none=True),
-        timezone=timezone,
-        mode=mode,
-        poll_interval_seconds=poll_interval_seconds,
-        mapping=mapping,
-        inpatient_classes=inpatient_classes or ["IMP", "ACUTE", "NONAC"],
-    )
-    session.add(source)
-    session.flush()
-    return source
-
-
-def update_source(session: Session, name: str, changes: dict[str, Any], *, mappings_dir: Path | None = None) -> Source:
-    """Change a source's settings in place (its synced data and cursors stay)."""
-    source = get_source(session, name)
-    allowed = {"hospital", "base_url", "timezone", "poll_interval_seconds", "mapping", "inpatient_classes", "enabled"}
-    allowed |= {"assignment", "morning_time"}
-    unknown = set(changes) - allowed
-    if unknown:
-        raise SourceError(f"cannot change {', '.join(sorted(unknown))}")
-    if "assignment" in changes:
-        changes = {**changes, "assignment": validate_assignment(session, source, changes["assignment"])}
-    if changes.get("morning_time") is not None and not _MORNING.match(changes["morning_time"]):
-        raise SourceError("morning time must be HH:MM (24-hour, the hospital's local time), e.g. 07:00")
-    for field, value in changes.items():
-        setattr(source, field, value.rstrip("/") if field == "base_url" else value)
-    _check_fields(source.mode, source.base_url, source.timezone, source.poll_interval_seconds)
-    if "mapping" in changes:
-        validate_mapping(source.mapping, mappings_dir)
-    session.add(source)
-    session.flush()
-    return source
-
-
-def validate_assignment(session: Session, source: Source, value: dict[str, Any]) -> dict[str, Any]:
-    """The normalised assignment setting; every user named for a ward must coordinate this hospital."""
-    from discharge_bridge.cases.assignment import AssignmentMode, InvalidAssignment, parse_assignment
-    from discharge_bridge.users.service import coordinators_of
-
-    try:
-        mode, wards, fallback = parse_assignment(value)
-    except InvalidAssignment as exc:
-        raise SourceError(str(exc)) from None
-    if mode == AssignmentMode.round_robin:
-        return {"mode": str(mode)}
-    assert source.id is not None
-    pool = {u.username for u in coordinators_of(session, source.id)}
-    strangers = sorted(set(wards.values()) - pool)
-    if strangers:
-        raise SourceError(
-            f"not an enabled coordinator of {source.name}: {', '.join(strangers)} "
-            f"(add them with `discharge-bridge users add NAME --role coordinator --source {source.name}`)"
-        )
-    return {"mode": str(mode), "wards": wards, "fallback": str(fallback)}
 
 
 def get_source(session: Session, name: str, *, source_ids: list[int] | None = None) -> Source:

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from discharge_bridge.config import Settings
 from discharge_bridge.fhir import FhirClient
 from discharge_bridge.ingest.about import class_code, owner_of
+from discharge_bridge.ingest.locks import source_lock
 from discharge_bridge.ingest.normalise import SNAPSHOT_TYPES, codings
 from discharge_bridge.ingest.poll import FACT_STREAMS, PollPass, SyncResult, sync_source
 from discharge_bridge.sources.models import Source
@@ -108,7 +109,5 @@ def ingest_pushed(
 
 def catch_up(source_name: str, *, engine: Engine, settings: Settings, client: FhirClient | None = None) -> SyncResult:
     """A poll pass from the cursor, one at a time per source with the scheduled polls."""
-    from discharge_bridge.scheduling.jobs import source_lock
-
     with source_lock(source_name):
         return sync_source(source_name, engine=engine, settings=settings, client=client)

@@ -14,9 +14,9 @@ from babel.dates import format_date
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
+from discharge_bridge.cases.handoffs.models import DestinationType
 from discharge_bridge.db import utcnow
 from discharge_bridge.deps import SessionDep, require
-from discharge_bridge.handoffs.models import DestinationType
 from discharge_bridge.sources.models import Source
 from discharge_bridge.sources.service import list_sources
 from discharge_bridge.ui import i18n

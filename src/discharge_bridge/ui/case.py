@@ -16,18 +16,17 @@ from sqlmodel import Session
 
 from discharge_bridge.cases.assessment import case_flags
 from discharge_bridge.cases.events import timeline
+from discharge_bridge.cases.handoffs.models import DestinationType, Handoff, HandoffStatus
+from discharge_bridge.cases.handoffs.repository import list_handoffs
+from discharge_bridge.cases.handoffs.service import TRANSITIONS as HANDOFF_TRANSITIONS
 from discharge_bridge.cases.models import BarrierCode, Case, CaseOutcome, CaseStatus
 from discharge_bridge.cases.repository import get_assessment, latest_risk, list_barriers
-from discharge_bridge.cases.views import assessment_view, barrier_view, detail
+from discharge_bridge.cases.tasks.models import Task, TaskDomain, TaskPriority
+from discharge_bridge.cases.tasks.repository import list_tasks
+from discharge_bridge.cases.tasks.service import allowed_next, is_overdue
 from discharge_bridge.db import utcnow
 from discharge_bridge.deps import SessionDep
-from discharge_bridge.handoffs.models import DestinationType, Handoff, HandoffStatus
-from discharge_bridge.handoffs.repository import list_handoffs
-from discharge_bridge.handoffs.service import TRANSITIONS as HANDOFF_TRANSITIONS
 from discharge_bridge.sources.service import get_source
-from discharge_bridge.tasks.models import Task, TaskDomain, TaskPriority
-from discharge_bridge.tasks.repository import list_tasks
-from discharge_bridge.tasks.service import allowed_next, is_overdue
 from discharge_bridge.ui import i18n
 from discharge_bridge.ui.case_common import CasePageRoute, PageCase, Reader, flash_message, local_input
 from discharge_bridge.ui.case_labels import (
@@ -45,6 +44,7 @@ from discharge_bridge.ui.templating import language_of, render
 from discharge_bridge.users.principal import Principal
 from discharge_bridge.users.roles import Permission
 from discharge_bridge.users.service import coordinators_of
+from discharge_bridge.worklists.case_views import assessment_view, barrier_view, detail
 
 router = APIRouter(route_class=CasePageRoute, include_in_schema=False)
 # The order moves are offered in: forward first, then the ways out.

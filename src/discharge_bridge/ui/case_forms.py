@@ -19,20 +19,20 @@ from starlette.datastructures import FormData
 from discharge_bridge.cases.assessment import add_flag_correction, put_assessment
 from discharge_bridge.cases.barriers import add_barrier, update_barrier
 from discharge_bridge.cases.errors import InvalidInput, NotFound, ensure_open
+from discharge_bridge.cases.handoffs.models import Handoff, HandoffStatus
+from discharge_bridge.cases.handoffs.schemas import HandoffIn
+from discharge_bridge.cases.handoffs.service import create_handoff, update_handoff
 from discharge_bridge.cases.models import Barrier, Case, CaseOutcome, CaseStatus
 from discharge_bridge.cases.readiness import DATES, set_dates_by_person
 from discharge_bridge.cases.repository import get_assessment, get_child
 from discharge_bridge.cases.schemas import AssessmentPut, BarrierIn, CorrectionIn
 from discharge_bridge.cases.service import assign, change_status, confirm_same_person, keep_case
+from discharge_bridge.cases.tasks.models import Task, TaskStatus
+from discharge_bridge.cases.tasks.schemas import TaskIn
+from discharge_bridge.cases.tasks.service import create_task, update_task
 from discharge_bridge.db import utcnow
 from discharge_bridge.deps import SessionDep, SettingsDep
-from discharge_bridge.handoffs.models import Handoff, HandoffStatus
-from discharge_bridge.handoffs.schemas import HandoffIn
-from discharge_bridge.handoffs.service import create_handoff, update_handoff
 from discharge_bridge.sources.service import list_sources
-from discharge_bridge.tasks.models import Task, TaskStatus
-from discharge_bridge.tasks.schemas import TaskIn
-from discharge_bridge.tasks.service import create_task, update_task
 from discharge_bridge.ui.case_common import (
     BarrierEditor,
     CasePageRoute,

@@ -12,13 +12,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 
-from discharge_bridge.db import utcnow
-from discharge_bridge.deps import SessionDep, require
-from discharge_bridge.ingest.deadletters import ReplayOutcome, list_dead_letters
-from discharge_bridge.sources.check import CheckReport
-from discharge_bridge.sources.models import Source
-from discharge_bridge.sources.service import SourceNotFound, get_source
-from discharge_bridge.sources.status import (
+from discharge_bridge.connections.check import CheckReport
+from discharge_bridge.connections.status import (
     DeadLetterNotFound,
     SourceStatus,
     get_dead_letter,
@@ -26,6 +21,11 @@ from discharge_bridge.sources.status import (
     run_check,
     source_statuses,
 )
+from discharge_bridge.db import utcnow
+from discharge_bridge.deps import SessionDep, require
+from discharge_bridge.ingest.deadletters import ReplayOutcome, list_dead_letters
+from discharge_bridge.sources.models import Source
+from discharge_bridge.sources.service import SourceNotFound, get_source
 from discharge_bridge.ui import i18n
 from discharge_bridge.ui.case_labels import N_
 from discharge_bridge.ui.templating import PageRoute, language_of, render

@@ -18,12 +18,12 @@ from sqlmodel import Session
 from discharge_bridge.cases.models import Case, CaseStatus
 from discharge_bridge.cases.repository import get_case_for_encounter, get_child, get_encounter, latest_risk, list_cases
 from discharge_bridge.cases.service import open_case_by_hand
+from discharge_bridge.cases.tasks.models import Task, TaskStatus
+from discharge_bridge.cases.tasks.service import ACTIVE_TASK_STATUSES
 from discharge_bridge.deps import SessionDep, SettingsDep
 from discharge_bridge.risk import RuleSetError, load_rules
 from discharge_bridge.sources.models import Source
 from discharge_bridge.sources.service import list_sources
-from discharge_bridge.tasks.models import Task, TaskStatus
-from discharge_bridge.tasks.service import ACTIVE_TASK_STATUSES
 from discharge_bridge.ui import i18n
 from discharge_bridge.ui.case_common import CasePageRoute, Coordinator, Form, Reader, text
 from discharge_bridge.ui.case_labels import label, task_text, worklist_reasons

@@ -20,10 +20,10 @@ from sqlalchemy import func
 from sqlmodel import Session, and_, col, or_, select
 
 from discharge_bridge.cases.barriers import delayed_days
+from discharge_bridge.cases.handoffs.models import DestinationType, Handoff, HandoffStatus
 from discharge_bridge.cases.models import Barrier, BarrierCode, Case, CaseStatus, DateSource
 from discharge_bridge.cases.readiness import bed_days_lost
 from discharge_bridge.cases.repository import scoped
-from discharge_bridge.handoffs.models import DestinationType, Handoff, HandoffStatus
 from discharge_bridge.ingest.models import EncounterSnapshot
 from discharge_bridge.sources.models import Source
 

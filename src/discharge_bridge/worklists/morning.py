@@ -25,12 +25,12 @@ from sqlalchemy import Table, and_
 from sqlmodel import Session, col, select
 
 from discharge_bridge.cases.models import Case, CaseStatus
+from discharge_bridge.cases.tasks.models import Task
+from discharge_bridge.cases.tasks.service import ACTIVE_TASK_STATUSES
 from discharge_bridge.ingest.models import EncounterSnapshot
 from discharge_bridge.ingest.store import insert_for
 from discharge_bridge.risk.models import RiskAssessment
 from discharge_bridge.sources.models import Source
-from discharge_bridge.tasks.models import Task
-from discharge_bridge.tasks.service import ACTIVE_TASK_STATUSES
 from discharge_bridge.worklists.models import MorningList
 
 _TABLE: Table = MorningList.__table__  # type: ignore[attr-defined]

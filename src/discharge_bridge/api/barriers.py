@@ -5,15 +5,23 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Response
 
 from discharge_bridge.cases.barriers import add_barrier, update_barrier
-from discharge_bridge.cases.deps import CurrentBarrier, CurrentCase, case_of
 from discharge_bridge.cases.errors import InvalidInput
-from discharge_bridge.cases.http import Actor, IfMatch, expected_version, set_etag
 from discharge_bridge.cases.repository import list_barriers
 from discharge_bridge.cases.schemas import BarrierIn, BarrierOut, BarrierPatch
-from discharge_bridge.cases.views import barrier_view
 from discharge_bridge.db import utcnow
-from discharge_bridge.deps import SessionDep, require_by_method
+from discharge_bridge.deps import (
+    Actor,
+    CurrentBarrier,
+    CurrentCase,
+    IfMatch,
+    SessionDep,
+    case_of,
+    expected_version,
+    require_by_method,
+    set_etag,
+)
 from discharge_bridge.users.roles import Permission
+from discharge_bridge.worklists.case_views import barrier_view
 
 # Bed managers record delays too, so barriers have their own write permission.
 router = APIRouter(

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
-from discharge_bridge.handoffs.models import DestinationType, HandoffStatus
+from discharge_bridge.cases.handoffs.models import DestinationType, HandoffStatus
 
 Organisation = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
 Note = Annotated[str, StringConstraints(max_length=4000)]

@@ -5,12 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from discharge_bridge.cases.assessment import add_flag_correction, put_assessment
-from discharge_bridge.cases.deps import CurrentCase
-from discharge_bridge.cases.http import Actor, IfMatch, expected_version, set_etag
 from discharge_bridge.cases.repository import get_assessment
 from discharge_bridge.cases.schemas import AssessmentOut, AssessmentPut, CorrectionIn
-from discharge_bridge.cases.views import assessment_view
-from discharge_bridge.deps import SessionDep
+from discharge_bridge.deps import Actor, CurrentCase, IfMatch, SessionDep, expected_version, set_etag
+from discharge_bridge.worklists.case_views import assessment_view
 
 router = APIRouter(tags=["assessment"])
 

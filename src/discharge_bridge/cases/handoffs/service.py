@@ -16,10 +16,10 @@ from sqlmodel import Session
 from discharge_bridge.cases.discharge import close_if_done
 from discharge_bridge.cases.errors import InvalidInput, InvalidTransition, check_version, ensure_open
 from discharge_bridge.cases.events import EventKind, changes, record_event
+from discharge_bridge.cases.handoffs.checklist import load_documents
+from discharge_bridge.cases.handoffs.models import DestinationType, Handoff, HandoffStatus
 from discharge_bridge.cases.models import Case
 from discharge_bridge.db import utcnow
-from discharge_bridge.handoffs.checklist import load_documents
-from discharge_bridge.handoffs.models import DestinationType, Handoff, HandoffStatus
 
 H = HandoffStatus
 TRANSITIONS: dict[HandoffStatus, frozenset[HandoffStatus]] = {

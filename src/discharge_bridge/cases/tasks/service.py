@@ -15,8 +15,8 @@ from sqlmodel import Session
 from discharge_bridge.cases.errors import InvalidTransition, check_version, ensure_open
 from discharge_bridge.cases.events import EventKind, changes, record_event
 from discharge_bridge.cases.models import Case
+from discharge_bridge.cases.tasks.models import Task, TaskDomain, TaskKind, TaskPriority, TaskStatus
 from discharge_bridge.db import utcnow
-from discharge_bridge.tasks.models import Task, TaskDomain, TaskKind, TaskPriority, TaskStatus
 
 S = TaskStatus
 TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {

@@ -1,31 +1,45 @@
-"""The web application: health checks (open); the API, the pages, /metrics and the docs (signed in)."""
+"""The web application: health checks (open); the API, the pages, /metrics and the docs (signed in).
+
+Errors are answered by the app's exception handlers (``install_error_handlers``), a page route's
+as a page, everything else as the API's JSON. Starlette runs them after the route's dependencies
+have unwound, so the request's session has rolled back first: a refused change never commits
+half of itself. That is why errors are answered here and not inside a route's handler.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy import text
+from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session
 
-from discharge_bridge import __version__, metrics
-from discharge_bridge.cases.barrier_routes import router as barriers_router
-from discharge_bridge.cases.routes import router as cases_router
+from discharge_bridge import __version__
+from discharge_bridge.api import metrics
+from discharge_bridge.api.barriers import router as barriers_router
+from discharge_bridge.api.cases import router as cases_router
+from discharge_bridge.api.handoffs import router as handoffs_router
+from discharge_bridge.api.sources import router as sources_router
+from discharge_bridge.api.tasks import router as tasks_router
+from discharge_bridge.api.webhooks import router as webhooks_router
+from discharge_bridge.api.worklists import router as worklist_router
+from discharge_bridge.cases.errors import CoordinationError
 from discharge_bridge.clock import start_from_environment
 from discharge_bridge.config import Settings, get_settings
 from discharge_bridge.db import get_engine, utcnow
 from discharge_bridge.deps import CurrentPrincipal
-from discharge_bridge.errors import install_error_handlers
-from discharge_bridge.handoffs.routes import router as handoffs_router
 from discharge_bridge.scheduling.models import SchedulerLease
-from discharge_bridge.sources.routes import router as sources_router
-from discharge_bridge.subscriptions.routes import router as webhooks_router
-from discharge_bridge.tasks.routes import router as tasks_router
 from discharge_bridge.ui.routes import mount_ui
-from discharge_bridge.worklists.routes import router as worklist_router
+from discharge_bridge.ui.templating import PageRoute
+
+STALE_BODY = {"detail": "the record was changed by someone else at the same time; reload and retry"}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -110,3 +124,35 @@ def add_docs(app: FastAPI) -> None:
 
 def _root(request: Request) -> str:
     return str(request.scope.get("root_path", "")).rstrip("/")
+
+
+async def _coordination_json(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, CoordinationError)
+    return JSONResponse(exc.body(), status_code=exc.status_code)
+
+
+async def _stale_json(_request: Request, _exc: Exception) -> Response:
+    # Two writers passed the version check at the same moment; the database refused the second.
+    return JSONResponse(STALE_BODY, status_code=409)
+
+
+Handler = Callable[[Request, Any], Awaitable[Response]]
+
+
+def _pages_or(api_handler: Handler) -> Handler:
+    """A page route's error as its page; any other route's through ``api_handler``."""
+
+    async def handle(request: Request, exc: Exception) -> Response:
+        route = request.scope.get("route")
+        if isinstance(route, PageRoute):
+            return route.error_response(request, exc)
+        return await api_handler(request, exc)
+
+    return handle
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(HTTPException, _pages_or(http_exception_handler))
+    app.add_exception_handler(RequestValidationError, _pages_or(request_validation_exception_handler))
+    app.add_exception_handler(CoordinationError, _pages_or(_coordination_json))
+    app.add_exception_handler(StaleDataError, _pages_or(_stale_json))

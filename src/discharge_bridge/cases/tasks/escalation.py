@@ -8,8 +8,8 @@ from sqlmodel import Session, col, select
 
 from discharge_bridge.cases.events import EventKind, record_event
 from discharge_bridge.cases.models import Case
-from discharge_bridge.tasks.models import Task, TaskPriority
-from discharge_bridge.tasks.service import ACTIVE_TASK_STATUSES
+from discharge_bridge.cases.tasks.models import Task, TaskPriority
+from discharge_bridge.cases.tasks.service import ACTIVE_TASK_STATUSES
 
 BATCH = 500  # tasks per call: a backlog is worked off over a few runs, each a short transaction
 

@@ -8,6 +8,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from discharge_bridge.cases.barriers import delayed_days
+from discharge_bridge.cases.handoffs.models import Handoff
 from discharge_bridge.cases.models import Assessment, Barrier, Case
 from discharge_bridge.cases.readiness import bed_days_lost
 from discharge_bridge.cases.repository import count_by_status, get_encounter, latest_risk
@@ -21,11 +22,10 @@ from discharge_bridge.cases.schemas import (
     DischargeOut,
     FlagsOut,
 )
-from discharge_bridge.handoffs.models import Handoff
+from discharge_bridge.cases.tasks.models import Task
+from discharge_bridge.cases.tasks.service import ACTIVE_TASK_STATUSES
 from discharge_bridge.ingest.aliases import possible_duplicates
 from discharge_bridge.sources.models import Source
-from discharge_bridge.tasks.models import Task
-from discharge_bridge.tasks.service import ACTIVE_TASK_STATUSES
 
 
 def source_names(session: Session) -> dict[int, str]:

@@ -7,8 +7,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, StringConstraints, model_validator
 
+from discharge_bridge.cases.handoffs.models import DestinationType
 from discharge_bridge.cases.mapping_files import load_yaml_model
-from discharge_bridge.handoffs.models import DestinationType
 
 DOCUMENTS_FILE = "handoff_documents.yaml"
 Code = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
-from discharge_bridge.tasks.models import TaskDomain, TaskKind, TaskPriority, TaskStatus
+from discharge_bridge.cases.tasks.models import TaskDomain, TaskKind, TaskPriority, TaskStatus
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Description = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]

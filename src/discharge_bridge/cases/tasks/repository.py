@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import case as sql_case
 from sqlmodel import Session, col, select
 
-from discharge_bridge.tasks.models import Task, TaskStatus
-from discharge_bridge.tasks.service import ACTIVE_TASK_STATUSES
+from discharge_bridge.cases.tasks.models import Task, TaskStatus
+from discharge_bridge.cases.tasks.service import ACTIVE_TASK_STATUSES
 
 
 def list_tasks(session: Session, case_id: int, *, status: TaskStatus | None = None) -> list[Task]:

@@ -18,14 +18,14 @@ import httpx
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from discharge_bridge.connections.check import NEEDED_SEARCH_PARAMS, CheckItem, CheckReport, CheckStatus, check_source
+from discharge_bridge.connections.schemas import SourcePublic
 from discharge_bridge.fhir import FhirClient, FhirError, RetryPolicy
 from discharge_bridge.ingest.changes import queue_depths
 from discharge_bridge.ingest.deadletters import ReplayOutcome, list_dead_letters, replay
 from discharge_bridge.ingest.files import BadRecord, iter_resources
 from discharge_bridge.ingest.models import ConformanceIssue, DeadLetter
-from discharge_bridge.sources.check import NEEDED_SEARCH_PARAMS, CheckItem, CheckReport, CheckStatus, check_source
 from discharge_bridge.sources.models import Source, SourceMode, SyncRun
-from discharge_bridge.sources.schemas import SourcePublic
 from discharge_bridge.sources.service import SourceError, client_for
 
 CHECK_TIMEOUT_SECONDS = 10.0  # a button press should answer in seconds, not wait out a hung EHR

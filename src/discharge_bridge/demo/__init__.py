@@ -10,13 +10,16 @@ from pydantic import SecretStr
 
 from discharge_bridge.assessment import sync_and_assess
 from discharge_bridge.config import PROJECT_ROOT, Settings
+from discharge_bridge.connections.service import add_source
 from discharge_bridge.db import get_engine, session_scope, upgrade, utcnow
-from discharge_bridge.demo_activity import seed_demo_activity
+from discharge_bridge.demo.activity import seed_demo_activity
 from discharge_bridge.ingest.poll import SyncResult
+from discharge_bridge.risk import load_rules
 from discharge_bridge.sources.models import SourceMode
-from discharge_bridge.sources.service import SourceNotFound, add_source, get_source
+from discharge_bridge.sources.service import SourceNotFound, get_source
 from discharge_bridge.users.roles import Role
 from discharge_bridge.users.service import UserNotFound, add_user, get_user
+from discharge_bridge.worklists.morning import build_morning_list
 
 DEMO_SOURCE = "demo"
 DEMO_DATA = PROJECT_ROOT / "fhir_fixtures" / "demo-hospital"
@@ -74,8 +77,6 @@ def ensure_demo_users(settings: Settings) -> str:
 
 def build_demo_morning_list(settings: Settings) -> None:
     """Today's morning list now, so the demo's worklist shows one before the first 07:00 comes."""
-    from discharge_bridge.risk import load_rules
-    from discharge_bridge.worklists.morning import build_morning_list
 
     rules_version = load_rules("rules", search_dir=settings.mappings_dir).version
     with session_scope(get_engine(settings)) as session:

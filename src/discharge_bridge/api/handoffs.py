@@ -7,15 +7,24 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Response
 from sqlmodel import Session
 
-from discharge_bridge.cases.deps import CurrentCase, case_of
 from discharge_bridge.cases.errors import InvalidInput, NotFound
-from discharge_bridge.cases.http import Actor, IfMatch, SourceScope, expected_version, set_etag
+from discharge_bridge.cases.handoffs.models import Handoff, HandoffStatus
+from discharge_bridge.cases.handoffs.repository import list_handoffs
+from discharge_bridge.cases.handoffs.schemas import HandoffIn, HandoffOut, HandoffPatch
+from discharge_bridge.cases.handoffs.service import TRANSITIONS, create_handoff, update_handoff
 from discharge_bridge.cases.repository import get_child
-from discharge_bridge.deps import SessionDep, SettingsDep, require_by_method
-from discharge_bridge.handoffs.models import Handoff, HandoffStatus
-from discharge_bridge.handoffs.repository import list_handoffs
-from discharge_bridge.handoffs.schemas import HandoffIn, HandoffOut, HandoffPatch
-from discharge_bridge.handoffs.service import TRANSITIONS, create_handoff, update_handoff
+from discharge_bridge.deps import (
+    Actor,
+    CurrentCase,
+    IfMatch,
+    SessionDep,
+    SettingsDep,
+    SourceScope,
+    case_of,
+    expected_version,
+    require_by_method,
+    set_etag,
+)
 from discharge_bridge.users.roles import Permission
 
 router = APIRouter(

@@ -10,13 +10,13 @@ from pydantic import BaseModel
 from sqlalchemy import func
 from sqlmodel import col, select
 
+from discharge_bridge.connections.schemas import SourcePublic
 from discharge_bridge.db import utcnow
 from discharge_bridge.deps import SessionDep, SourceScope, require_by_method
 from discharge_bridge.ingest.changes import queue_depths
 from discharge_bridge.ingest.deadletters import list_dead_letters
 from discharge_bridge.ingest.models import ConformanceIssue, DeadLetter
 from discharge_bridge.sources.models import Source, SyncRun
-from discharge_bridge.sources.schemas import SourcePublic
 from discharge_bridge.sources.service import SourceNotFound, get_source, list_sources
 from discharge_bridge.subscriptions.schemas import push_status
 from discharge_bridge.users.roles import Permission

@@ -23,6 +23,8 @@ from sqlmodel import Session, col, select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from discharge_bridge.cases.models import Case, CaseStatus, Priority
+from discharge_bridge.cases.tasks.models import Task
+from discharge_bridge.cases.tasks.service import ACTIVE_TASK_STATUSES
 from discharge_bridge.db import utcnow
 from discharge_bridge.deps import SessionDep, SettingsDep, SourceScope, require
 from discharge_bridge.ingest.changes import QUEUE
@@ -30,8 +32,6 @@ from discharge_bridge.ingest.models import DeadLetter
 from discharge_bridge.logs import log_request
 from discharge_bridge.scheduling.models import SchedulerLease
 from discharge_bridge.sources.models import Source, SyncRun, SyncStatus
-from discharge_bridge.tasks.models import Task
-from discharge_bridge.tasks.service import ACTIVE_TASK_STATUSES
 from discharge_bridge.users.roles import Permission
 
 PREFIX = "discharge_bridge"

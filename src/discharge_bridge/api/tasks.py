@@ -7,16 +7,24 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Response
 from sqlmodel import Session
 
-from discharge_bridge.cases.deps import CurrentCase, case_of
 from discharge_bridge.cases.errors import InvalidInput, NotFound
-from discharge_bridge.cases.http import Actor, IfMatch, SourceScope, expected_version, set_etag
 from discharge_bridge.cases.repository import get_child
+from discharge_bridge.cases.tasks.models import Task, TaskStatus
+from discharge_bridge.cases.tasks.repository import list_tasks
+from discharge_bridge.cases.tasks.schemas import NOT_NULL, TaskIn, TaskOut, TaskPatch
+from discharge_bridge.cases.tasks.service import allowed_next, create_task, is_overdue, update_task
 from discharge_bridge.db import utcnow
-from discharge_bridge.deps import SessionDep, require_by_method
-from discharge_bridge.tasks.models import Task, TaskStatus
-from discharge_bridge.tasks.repository import list_tasks
-from discharge_bridge.tasks.schemas import NOT_NULL, TaskIn, TaskOut, TaskPatch
-from discharge_bridge.tasks.service import allowed_next, create_task, is_overdue, update_task
+from discharge_bridge.deps import (
+    Actor,
+    CurrentCase,
+    IfMatch,
+    SessionDep,
+    SourceScope,
+    case_of,
+    expected_version,
+    require_by_method,
+    set_etag,
+)
 from discharge_bridge.users.roles import Permission
 
 router = APIRouter(

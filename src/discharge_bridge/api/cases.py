@@ -12,21 +12,29 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response, status
 from sqlmodel import Session
 
-from discharge_bridge.cases.assessment_routes import router as assessment_router
-from discharge_bridge.cases.deps import CurrentCase
+from discharge_bridge.api.assessment import router as assessment_router
 from discharge_bridge.cases.errors import InvalidInput, NotFound, check_version, ensure_open
 from discharge_bridge.cases.events import timeline
-from discharge_bridge.cases.http import Actor, IfMatch, SourceScope, expected_version, set_etag
 from discharge_bridge.cases.models import Case, CaseStatus, Priority
 from discharge_bridge.cases.readiness import set_dates_by_person
 from discharge_bridge.cases.repository import list_cases
 from discharge_bridge.cases.schemas import CaseDetail, CaseOpen, CasePage, CasePatch, EventOut
 from discharge_bridge.cases.service import assign, change_status, confirm_same_person, keep_case, open_case_by_hand
-from discharge_bridge.cases.views import detail, source_names, summary
 from discharge_bridge.db import utcnow
-from discharge_bridge.deps import CurrentPrincipal, SessionDep, require_by_method
+from discharge_bridge.deps import (
+    Actor,
+    CurrentCase,
+    CurrentPrincipal,
+    IfMatch,
+    SessionDep,
+    SourceScope,
+    expected_version,
+    require_by_method,
+    set_etag,
+)
 from discharge_bridge.sources.service import SourceNotFound, get_source
 from discharge_bridge.users.roles import Permission, Role
+from discharge_bridge.worklists.case_views import detail, source_names, summary
 
 router = APIRouter(
     prefix="/api/v1",

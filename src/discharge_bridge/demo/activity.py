@@ -12,12 +12,12 @@ from datetime import timedelta
 from sqlmodel import Session, col, select
 
 from discharge_bridge.cases.barriers import add_barrier
+from discharge_bridge.cases.handoffs.models import DestinationType, HandoffStatus
+from discharge_bridge.cases.handoffs.service import create_handoff, update_handoff
 from discharge_bridge.cases.models import Barrier, BarrierCode, Case, CaseStatus
 from discharge_bridge.cases.readiness import set_dates_by_person
 from discharge_bridge.config import Settings
 from discharge_bridge.db import get_engine, session_scope, utcnow
-from discharge_bridge.handoffs.models import DestinationType, HandoffStatus
-from discharge_bridge.handoffs.service import create_handoff, update_handoff
 
 # (days medically ready, barriers, destination, how far the handoff has come)
 STORIES: list[tuple[int, list[BarrierCode], DestinationType, list[HandoffStatus]]] = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlmodel import Session, col, select
 
-from discharge_bridge.handoffs.models import Handoff
+from discharge_bridge.cases.handoffs.models import Handoff
 
 
 def list_handoffs(session: Session, case_id: int) -> list[Handoff]:

@@ -1,0 +1,1 @@
+"""Hospital IT connects an EHR: setting a source up, checking the connection, its sync status."""
