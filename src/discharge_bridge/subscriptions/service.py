@@ -24,12 +24,14 @@ from discharge_bridge.db import session_scope
 from discharge_bridge.fhir import FhirClient, FhirError, FhirNotFound
 from discharge_bridge.sources.models import Source, SourceMode
 from discharge_bridge.sources.service import client_for, get_source
+from discharge_bridge.subscriptions.inbox import process_inbox
 from discharge_bridge.subscriptions.models import (
     PayloadContent,
     SourceSubscription,
     SubscriptionKind,
     SubscriptionStatus,
 )
+from discharge_bridge.subscriptions.notifications import InvalidNotification, parse_notification
 
 log = logging.getLogger(__name__)
 
@@ -284,7 +286,6 @@ def unsubscribe_source(
     Notifications already acknowledged are ingested first. Returns the problems met deleting on
     the EHR (the local rows go regardless, so the webhook stops accepting notifications at once).
     """
-    from discharge_bridge.subscriptions.inbox import process_inbox
 
     with session_scope(engine) as session:
         source = get_source(session, name)
@@ -344,7 +345,6 @@ def server_state(client: FhirClient, row: SourceSubscription) -> ServerState:
 
 
 def _events_since(client: FhirClient, server_id: str) -> int | None:
-    from discharge_bridge.subscriptions.notifications import InvalidNotification, parse_notification
 
     try:
         bundle = client.get_json(f"Subscription/{server_id}/$status")
