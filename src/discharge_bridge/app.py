@@ -35,7 +35,7 @@ from discharge_bridge.clock import start_from_environment
 from discharge_bridge.config import Settings, get_settings
 from discharge_bridge.db import get_engine, utcnow
 from discharge_bridge.deps import CurrentPrincipal
-from discharge_bridge.scheduling.models import SchedulerLease
+from discharge_bridge.scheduling.leader import heartbeat_age
 from discharge_bridge.ui.routes import mount_ui
 from discharge_bridge.ui.templating import PageRoute
 
@@ -91,13 +91,12 @@ def readiness(settings: Settings, now: datetime) -> dict[str, Any]:
     body: dict[str, Any] = {"status": "ok", "database": "ok", "scheduler": "ok"}
     try:
         with Session(engine) as session:
-            lease = session.get(SchedulerLease, metrics.SCHEDULER_LEASE)
+            age = heartbeat_age(session, now)
     except Exception as exc:  # e.g. a schema not yet migrated: the database answers, the lease cannot be read
         return {**body, "status": "unavailable", "scheduler": "unknown", "error": type(exc).__name__}
-    if lease is None:
+    if age is None:
         body["scheduler"] = "missing"
     else:
-        age = max((now - lease.heartbeat_at).total_seconds(), 0.0)
         body["scheduler_heartbeat_age_seconds"] = round(age, 1)
         if age > settings.scheduler_stale_seconds:
             body["scheduler"] = "stale"

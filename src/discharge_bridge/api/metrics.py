@@ -11,31 +11,28 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import func
-from sqlmodel import Session, col, select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from discharge_bridge.cases.models import Case, CaseStatus, Priority
-from discharge_bridge.cases.tasks.models import Task
-from discharge_bridge.cases.tasks.service import ACTIVE_TASK_STATUSES
+if TYPE_CHECKING:
+    from sqlmodel import Session
+
+from discharge_bridge.cases.models import Priority
 from discharge_bridge.db import utcnow
 from discharge_bridge.deps import SessionDep, SettingsDep, SourceScope, require
-from discharge_bridge.ingest.changes import QUEUE
-from discharge_bridge.ingest.models import DeadLetter
 from discharge_bridge.logs import log_request
-from discharge_bridge.scheduling.models import SchedulerLease
-from discharge_bridge.sources.models import Source, SyncRun, SyncStatus
+from discharge_bridge.scheduling.leader import heartbeat_age
+from discharge_bridge.sources.models import SyncStatus
 from discharge_bridge.users.roles import Permission
+from discharge_bridge.worklists.operations import OperationsFigures, read_figures
 
 PREFIX = "discharge_bridge"
-SCHEDULER_LEASE = "scheduler"
 UNMATCHED = "unmatched"  # the route label of a path no route serves: never the raw path
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -111,20 +108,13 @@ class DatabaseCollector(Collector):
         self.stale_seconds = stale_seconds
 
     def collect(self) -> Iterator[Metric]:
-        query = select(Source).order_by(col(Source.name))
-        if self.scope is not None:
-            query = query.where(col(Source.id).in_(self.scope))
-        sources = list(self.session.exec(query))
-        names = {s.id: s.name for s in sources if s.id is not None}
-        yield from self._sync(sources)
+        figures = read_figures(self.session, self.scope, self.now)
+        names = {s.id: s.name for s in figures.sources if s.id is not None}
+        yield from self._sync(figures)
         yield _per_source(
             GaugeMetricFamily(f"{PREFIX}_dead_letters_open", "Dead letters not yet resolved.", labels=["source"]),
             names,
-            self._by_source(
-                select(DeadLetter.source_id, func.count())
-                .where(col(DeadLetter.resolved_at).is_(None))
-                .group_by(col(DeadLetter.source_id))
-            ),
+            figures.dead_letters_open,
         )
         yield _per_source(
             GaugeMetricFamily(
@@ -133,28 +123,17 @@ class DatabaseCollector(Collector):
                 labels=["source"],
             ),
             names,
-            self._by_source(select(QUEUE.c.source_id, func.count()).group_by(QUEUE.c.source_id)),
+            figures.assessment_queue,
         )
-        yield self._open_cases(names)
-        overdue = (
-            select(Case.source_id, func.count())
-            .join(Task, col(Task.case_id) == col(Case.id))
-            .where(col(Task.status).in_(list(ACTIVE_TASK_STATUSES)), col(Task.due_at) < self.now)
-            .group_by(col(Case.source_id))
-        )
+        yield self._open_cases(names, figures.open_cases)
         yield _per_source(
             GaugeMetricFamily(f"{PREFIX}_tasks_overdue", "Active tasks past their due time.", labels=["source"]),
             names,
-            self._by_source(overdue),
+            figures.tasks_overdue,
         )
         yield from self._scheduler()
 
-    def _by_source(self, query: Any) -> dict[int, int]:
-        if self.scope is not None:
-            query = query.where(col(query.selected_columns[0]).in_(self.scope))
-        return {source_id: count for source_id, count in self.session.exec(query)}
-
-    def _sync(self, sources: list[Source]) -> Iterator[Metric]:
+    def _sync(self, figures: OperationsFigures) -> Iterator[Metric]:
         lag = GaugeMetricFamily(
             f"{PREFIX}_source_sync_lag_seconds",
             "Seconds since the source's last successful sync (since it was added, if none yet).",
@@ -171,50 +150,27 @@ class DatabaseCollector(Collector):
         failed = CounterMetricFamily(
             f"{PREFIX}_sync_runs_failed", "Sync runs of the source that ended in failure.", labels=["source"]
         )
-        latest = (
-            select(SyncRun.source_id, func.max(SyncRun.id))
-            .where(col(SyncRun.finished_at).is_not(None))
-            .group_by(col(SyncRun.source_id))
-        )
-        latest_ids = list(self._by_source(latest).values())
-        last_status = dict(
-            self.session.exec(select(SyncRun.source_id, SyncRun.status).where(col(SyncRun.id).in_(latest_ids))).all()
-        )
-        failures = self._by_source(
-            select(SyncRun.source_id, func.count())
-            .where(SyncRun.status == SyncStatus.failed)
-            .group_by(col(SyncRun.source_id))
-        )
-        for source in sources:
+        for source in figures.sources:
             assert source.id is not None
             since = source.last_success_at or source.created_at
             lag.add_metric([source.name], max((self.now - since).total_seconds(), 0.0))
             if source.last_success_at is not None:
                 last_success.add_metric([source.name], source.last_success_at.timestamp())
-            up.add_metric([source.name], 1.0 if last_status.get(source.id) == SyncStatus.ok else 0.0)
-            failed.add_metric([source.name], failures.get(source.id, 0))
+            up.add_metric([source.name], 1.0 if figures.last_run_status.get(source.id) == SyncStatus.ok else 0.0)
+            failed.add_metric([source.name], figures.failed_runs.get(source.id, 0))
         yield from (lag, last_success, up, failed)
 
-    def _open_cases(self, names: dict[int, str]) -> Metric:
+    def _open_cases(self, names: dict[int, str], counts: dict[tuple[int, str], int]) -> Metric:
         family = GaugeMetricFamily(
             f"{PREFIX}_cases_open", "Open coordination cases by priority.", labels=["source", "priority"]
         )
-        query = (
-            select(Case.source_id, Case.priority, func.count())
-            .where(Case.status == CaseStatus.open)
-            .group_by(col(Case.source_id), col(Case.priority))
-        )
-        if self.scope is not None:
-            query = query.where(col(Case.source_id).in_(self.scope))
-        counts = {(source_id, priority or "none"): n for source_id, priority, n in self.session.exec(query)}
         for source_id, name in names.items():
             for priority in [*Priority, "none"]:
                 family.add_metric([name, str(priority)], counts.get((source_id, str(priority)), 0))
         return family
 
     def _scheduler(self) -> Iterator[Metric]:
-        lease = self.session.get(SchedulerLease, SCHEDULER_LEASE)
-        age = None if lease is None else max((self.now - lease.heartbeat_at).total_seconds(), 0.0)
+        age = heartbeat_age(self.session, self.now)
         if age is not None:
             yield GaugeMetricFamily(
                 f"{PREFIX}_scheduler_heartbeat_age_seconds", "Seconds since the scheduler leader's heartbeat.", age

@@ -43,6 +43,12 @@ LOCK_KEY = int.from_bytes(b"dbsched1", "big")
 _LEASE: Table = SchedulerLease.__table__  # type: ignore[attr-defined]
 
 
+def heartbeat_age(session: Session, now: datetime) -> float | None:
+    """Seconds since the leader's last heartbeat; None when no scheduler has ever led."""
+    lease = session.get(SchedulerLease, LEASE_NAME)
+    return None if lease is None else max((now - lease.heartbeat_at).total_seconds(), 0.0)
+
+
 def holder_name() -> str:
     """host:pid of this process, as written to the lease row."""
     return f"{socket.gethostname()}:{os.getpid()}"
