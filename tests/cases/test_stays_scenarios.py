@@ -19,8 +19,7 @@ from sqlmodel import Session, col, select
 
 from discharge_bridge.assessment import sync_and_assess
 from discharge_bridge.cases.models import Case, CaseEvent
-from discharge_bridge.cases.tasks.models import Task
-from discharge_bridge.cases.tasks.service import ACTIVE_TASK_STATUSES
+from discharge_bridge.cases.tasks.models import TASK_TRANSITIONS, Task
 from discharge_bridge.config import Settings
 from discharge_bridge.connections.service import add_source
 from discharge_bridge.db import session_scope
@@ -74,7 +73,7 @@ def _outcome(engine: Engine, source_name: str) -> dict[str, dict[str, Any]]:
                 events = session.exec(select(CaseEvent).where(CaseEvent.case_id == case.id).order_by(col(CaseEvent.id)))
                 kinds += [e.kind for e in events]
                 tasks = session.exec(select(Task).where(Task.case_id == case.id)).all()
-                open_tasks += sum(1 for t in tasks if t.status in ACTIVE_TASK_STATUSES)
+                open_tasks += sum(1 for t in tasks if t.status in TASK_TRANSITIONS.active)
             found[name] = {
                 "cases": [
                     {

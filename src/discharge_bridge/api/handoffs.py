@@ -7,11 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Response
 from sqlmodel import Session
 
-from discharge_bridge.cases.errors import InvalidInput, NotFound
-from discharge_bridge.cases.handoffs.models import Handoff, HandoffStatus
+from discharge_bridge.cases.errors import NotFound
+from discharge_bridge.cases.handoffs.models import HANDOFF_TRANSITIONS, Handoff
 from discharge_bridge.cases.handoffs.repository import list_handoffs
 from discharge_bridge.cases.handoffs.schemas import HandoffIn, HandoffOut, HandoffPatch
-from discharge_bridge.cases.handoffs.service import TRANSITIONS, create_handoff, update_handoff
+from discharge_bridge.cases.handoffs.service import create_handoff, documents_complete, status_dates, update_handoff
 from discharge_bridge.cases.repository import get_child
 from discharge_bridge.deps import (
     Actor,
@@ -55,12 +55,12 @@ def _view(session: Session, handoff: Handoff, response: Response | None = None) 
         destination_type=handoff.destination_type,
         organisation=handoff.organisation,
         status=handoff.status,
-        allowed_transitions=sorted(TRANSITIONS[HandoffStatus(handoff.status)]),
+        allowed_transitions=HANDOFF_TRANSITIONS.allowed(handoff.status),
         scheduled_for=handoff.scheduled_for,
         note=handoff.note,
         documents=handoff.documents,  # type: ignore[arg-type]
-        documents_complete=all(d["done"] for d in handoff.documents),
-        status_dates={s.value: getattr(handoff, f"{s.value}_at") for s in HandoffStatus},
+        documents_complete=documents_complete(handoff),
+        status_dates=status_dates(handoff),
         created_by=handoff.created_by,
         updated_at=handoff.updated_at,
         version=handoff.version,
@@ -117,17 +117,13 @@ def handoff_patch(
     Completing the handoff of a patient already discharged closes the case.
     """
     expected = expected_version(f"handoff {handoff.id}", if_match, body.version, required=True)
-    given = body.model_fields_set - {"version", "status", "documents"}
-    if "status" in body.model_fields_set and body.status is None:
-        raise InvalidInput(("body", "status"), "status may not be null")
-    values = {f: getattr(body, f) for f in given}
+    values = {f: getattr(body, f) for f in body.model_fields_set - {"version", "documents"}}
     update_handoff(
         session,
         case_of(session, handoff.case_id),
         handoff,
         actor=actor,
         expected_version=expected,
-        status=body.status,
         documents=body.documents,
         **values,
     )

@@ -7,12 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Response
 from sqlmodel import Session
 
-from discharge_bridge.cases.errors import InvalidInput, NotFound
+from discharge_bridge.cases.errors import NotFound
 from discharge_bridge.cases.repository import get_child
-from discharge_bridge.cases.tasks.models import Task, TaskStatus
+from discharge_bridge.cases.tasks.models import TASK_TRANSITIONS, Task, TaskStatus
 from discharge_bridge.cases.tasks.repository import list_tasks
-from discharge_bridge.cases.tasks.schemas import NOT_NULL, TaskIn, TaskOut, TaskPatch
-from discharge_bridge.cases.tasks.service import allowed_next, create_task, is_overdue, update_task
+from discharge_bridge.cases.tasks.schemas import TaskIn, TaskOut, TaskPatch
+from discharge_bridge.cases.tasks.service import create_task, is_overdue, update_task
 from discharge_bridge.db import utcnow
 from discharge_bridge.deps import (
     Actor,
@@ -49,7 +49,9 @@ def _view(session: Session, task: Task, response: Response | None = None) -> Tas
     if response is not None:
         set_etag(response, task.version)
     data = {name: getattr(task, name) for name in Task.model_fields}  # model_dump warns on str-valued enums
-    return TaskOut(**data, overdue=is_overdue(task, utcnow()), allowed_transitions=allowed_next(task.status))
+    return TaskOut(
+        **data, overdue=is_overdue(task, utcnow()), allowed_transitions=TASK_TRANSITIONS.allowed(task.status)
+    )
 
 
 @router.get("/cases/{case_id}/tasks", response_model=list[TaskOut])
@@ -98,18 +100,6 @@ def task_patch(
     silently overwrite each other.
     """
     expected = expected_version(f"task {task.id}", if_match, body.version, required=True)
-    given = body.model_fields_set - {"version"}
-    for field in given & NOT_NULL:
-        if getattr(body, field) is None:
-            raise InvalidInput(("body", field), f"{field} may not be null")
-    values = {f: getattr(body, f) for f in given - {"status"}}
-    update_task(
-        session,
-        case_of(session, task.case_id),
-        task,
-        actor=actor,
-        expected_version=expected,
-        status=body.status,
-        **values,
-    )
+    values = {f: getattr(body, f) for f in body.model_fields_set - {"version"}}
+    update_task(session, case_of(session, task.case_id), task, actor=actor, expected_version=expected, **values)
     return _view(session, task, response)

@@ -6,7 +6,7 @@ request's transaction has rolled back.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 
@@ -101,6 +101,13 @@ def check_version(what: str, current: int, expected: int | None) -> None:
     """Raise StaleVersion unless ``expected`` (None = not given) matches the stored version."""
     if expected is not None and expected != current:
         raise StaleVersion(what, expected, current)
+
+
+def refuse_nulls(values: Mapping[str, Any], fields: Iterable[str]) -> None:
+    """Raise InvalidInput when one of ``fields`` is given as None: it may be changed, never cleared."""
+    for field in sorted(set(fields) & set(values)):
+        if values[field] is None:
+            raise InvalidInput(("body", field), f"{field} may not be null")
 
 
 def ensure_open(case: Any) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index, Integer, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from discharge_bridge.cases.transitions import Transitions
 from discharge_bridge.db import UTCDateTime, utcnow
 
 
@@ -21,6 +22,17 @@ class CaseStatus(StrEnum):
     open = "open"
     closed = "closed"
     cancelled = "cancelled"
+
+
+# A closed or cancelled case can be taken up again (reopened); nothing is final.
+CASE_TRANSITIONS = Transitions(
+    CaseStatus,
+    {
+        CaseStatus.open: (CaseStatus.closed, CaseStatus.cancelled),
+        CaseStatus.closed: (CaseStatus.open,),
+        CaseStatus.cancelled: (CaseStatus.open,),
+    },
+)
 
 
 class CaseOutcome(StrEnum):

@@ -14,13 +14,13 @@ from sqlalchemy import Table, and_, exists, or_
 from sqlmodel import Session, col, select
 
 from discharge_bridge.cases.assignment import CoordinatorPicker
-from discharge_bridge.cases.errors import InvalidInput, InvalidTransition, NotFound, check_version
+from discharge_bridge.cases.errors import InvalidInput, NotFound, check_version
 from discharge_bridge.cases.events import EventKind, changes, record_event
-from discharge_bridge.cases.handoffs.models import Handoff, HandoffStatus
-from discharge_bridge.cases.models import PRIORITY_RANK, Case, CaseOutcome, CaseStatus, Priority
+from discharge_bridge.cases.handoffs.models import HANDOFF_TRANSITIONS, Handoff, HandoffStatus
+from discharge_bridge.cases.models import CASE_TRANSITIONS, PRIORITY_RANK, Case, CaseOutcome, CaseStatus, Priority
 from discharge_bridge.cases.repository import get_case_for_encounter, get_encounter, latest_risk
-from discharge_bridge.cases.tasks.models import Task, TaskDomain, TaskKind, TaskPriority, TaskStatus
-from discharge_bridge.cases.tasks.service import ACTIVE_TASK_STATUSES, create_task
+from discharge_bridge.cases.tasks.models import TASK_TRANSITIONS, Task, TaskDomain, TaskKind, TaskPriority, TaskStatus
+from discharge_bridge.cases.tasks.service import create_task
 from discharge_bridge.db import utcnow
 from discharge_bridge.ingest import aliases
 from discharge_bridge.ingest.changes import enqueue_patients
@@ -30,15 +30,6 @@ from discharge_bridge.sources.service import SourceNotFound, get_source
 
 FIRST_VISIT_DUE = timedelta(days=1)
 FIND_GUARDIAN_DUE = timedelta(hours=4)  # a child alone in a ward: the same shift, not tomorrow
-
-CASE_TRANSITIONS: dict[CaseStatus, frozenset[CaseStatus]] = {
-    CaseStatus.open: frozenset({CaseStatus.closed, CaseStatus.cancelled}),
-    CaseStatus.closed: frozenset({CaseStatus.open}),  # reopen: a closed case can be taken up again
-    CaseStatus.cancelled: frozenset({CaseStatus.open}),
-}
-ACTIVE_HANDOFF_STATUSES = frozenset(
-    {HandoffStatus.proposed, HandoffStatus.referred, HandoffStatus.accepted, HandoffStatus.scheduled}
-)
 _CASE_TABLE: Table = Case.__table__  # type: ignore[attr-defined]
 
 
@@ -302,7 +293,7 @@ def assign(
     if coordinator is not None:
         query = select(Task).where(
             Task.case_id == case.id,
-            col(Task.status).in_(ACTIVE_TASK_STATUSES),
+            col(Task.status).in_(TASK_TRANSITIONS.active),
             or_(col(Task.owner).is_(None), col(Task.owner) == previous),
         )
         for task in session.exec(query).all():
@@ -341,8 +332,7 @@ def change_status(
     current = CaseStatus(case.status)
     if status == current:
         return False
-    if status not in CASE_TRANSITIONS[current]:
-        raise InvalidTransition("case", current, status, CASE_TRANSITIONS[current])
+    CASE_TRANSITIONS.check("case", current, status)
     if status == CaseStatus.closed and outcome is None:
         if case.actual_discharge_at is None:
             raise InvalidInput(
@@ -369,7 +359,9 @@ def change_status(
 
 
 def _cancel_open_work(session: Session, case: Case, now: datetime, reason: str | None) -> dict[str, list[int]]:
-    tasks = session.exec(select(Task).where(Task.case_id == case.id, col(Task.status).in_(ACTIVE_TASK_STATUSES))).all()
+    tasks = session.exec(
+        select(Task).where(Task.case_id == case.id, col(Task.status).in_(TASK_TRANSITIONS.active))
+    ).all()
     for task in tasks:
         task.status, task.status_reason, task.status_changed_at, task.updated_at = (
             TaskStatus.cancelled,
@@ -379,7 +371,7 @@ def _cancel_open_work(session: Session, case: Case, now: datetime, reason: str |
         )
         session.add(task)
     handoffs = session.exec(
-        select(Handoff).where(Handoff.case_id == case.id, col(Handoff.status).in_(ACTIVE_HANDOFF_STATUSES))
+        select(Handoff).where(Handoff.case_id == case.id, col(Handoff.status).in_(HANDOFF_TRANSITIONS.active))
     ).all()
     for handoff in handoffs:
         handoff.status, handoff.cancelled_at, handoff.updated_at = HandoffStatus.cancelled, now, now

@@ -16,14 +16,14 @@ from sqlmodel import Session
 
 from discharge_bridge.cases.assessment import case_flags
 from discharge_bridge.cases.events import timeline
-from discharge_bridge.cases.handoffs.models import DestinationType, Handoff, HandoffStatus
+from discharge_bridge.cases.handoffs.models import HANDOFF_TRANSITIONS, DestinationType, Handoff
 from discharge_bridge.cases.handoffs.repository import list_handoffs
-from discharge_bridge.cases.handoffs.service import TRANSITIONS as HANDOFF_TRANSITIONS
+from discharge_bridge.cases.handoffs.service import documents_complete, status_dates
 from discharge_bridge.cases.models import BarrierCode, Case, CaseOutcome, CaseStatus
 from discharge_bridge.cases.repository import get_assessment, latest_risk, list_barriers
-from discharge_bridge.cases.tasks.models import Task, TaskDomain, TaskPriority
+from discharge_bridge.cases.tasks.models import TASK_TRANSITIONS, Task, TaskDomain, TaskPriority
 from discharge_bridge.cases.tasks.repository import list_tasks
-from discharge_bridge.cases.tasks.service import allowed_next, is_overdue
+from discharge_bridge.cases.tasks.service import is_overdue
 from discharge_bridge.db import utcnow
 from discharge_bridge.deps import SessionDep
 from discharge_bridge.sources.service import get_source
@@ -47,24 +47,20 @@ from discharge_bridge.users.service import coordinators_of
 from discharge_bridge.worklists.case_views import assessment_view, barrier_view, detail
 
 router = APIRouter(route_class=CasePageRoute, include_in_schema=False)
-# The order moves are offered in: forward first, then the ways out.
-_HANDOFF_ORDER = [s.value for s in HandoffStatus]
-_TASK_ORDER = ["accepted", "in-progress", "completed", "on-hold", "failed", "cancelled"]
 
 
 def _handoff_row(handoff: Handoff) -> dict[str, Any]:
-    allowed = HANDOFF_TRANSITIONS[HandoffStatus(handoff.status)]
     return {
         "row": handoff,
-        "moves": [s for s in _HANDOFF_ORDER if s in allowed],
-        "dates": [(s.value, when) for s in HandoffStatus if (when := getattr(handoff, f"{s.value}_at"))],
-        "documents_complete": all(d.get("done") for d in handoff.documents),
+        "moves": [s.value for s in HANDOFF_TRANSITIONS.moves(handoff.status)],
+        "dates": [(status, when) for status, when in status_dates(handoff).items() if when],
+        "documents_complete": documents_complete(handoff),
     }
 
 
 def _task_row(task: Task, now: datetime) -> dict[str, Any]:
-    allowed = allowed_next(task.status)
-    return {"row": task, "moves": [m for m in _TASK_ORDER if m in allowed], "overdue": is_overdue(task, now)}
+    moves = [s.value for s in TASK_TRANSITIONS.moves(task.status)]
+    return {"row": task, "moves": moves, "overdue": is_overdue(task, now)}
 
 
 def case_context(session: Session, case: Case, principal: Principal) -> dict[str, Any]:

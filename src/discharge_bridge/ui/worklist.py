@@ -18,8 +18,7 @@ from sqlmodel import Session
 from discharge_bridge.cases.models import Case, CaseStatus
 from discharge_bridge.cases.repository import get_case_for_encounter, get_child, get_encounter, latest_risk, list_cases
 from discharge_bridge.cases.service import open_case_by_hand
-from discharge_bridge.cases.tasks.models import Task, TaskStatus
-from discharge_bridge.cases.tasks.service import ACTIVE_TASK_STATUSES
+from discharge_bridge.cases.tasks.models import TASK_TRANSITIONS, Task, TaskStatus
 from discharge_bridge.deps import SessionDep, SettingsDep
 from discharge_bridge.risk import RuleSetError, load_rules
 from discharge_bridge.sources.models import Source
@@ -68,7 +67,7 @@ def _task_row(session: Session, principal: Principal, item: dict[str, Any]) -> d
         **item,
         "due_at": datetime.fromisoformat(due) if isinstance(due, str) else None,  # the list stores ISO text
         "status_now": status,
-        "done": status is not None and status not in ACTIVE_TASK_STATUSES,
+        "done": status is not None and status not in TASK_TRANSITIONS.active,
     }
 
 

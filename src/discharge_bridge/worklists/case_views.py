@@ -22,8 +22,7 @@ from discharge_bridge.cases.schemas import (
     DischargeOut,
     FlagsOut,
 )
-from discharge_bridge.cases.tasks.models import Task
-from discharge_bridge.cases.tasks.service import ACTIVE_TASK_STATUSES
+from discharge_bridge.cases.tasks.models import TASK_TRANSITIONS, Task
 from discharge_bridge.ingest.aliases import possible_duplicates
 from discharge_bridge.sources.models import Source
 
@@ -62,7 +61,7 @@ def detail(session: Session, case: Case, now: datetime) -> CaseDetail:
     overdue = session.exec(
         select(func.count())
         .select_from(Task)
-        .where(Task.case_id == case.id, col(Task.status).in_(ACTIVE_TASK_STATUSES), col(Task.due_at) < now)
+        .where(Task.case_id == case.id, col(Task.status).in_(TASK_TRANSITIONS.active), col(Task.due_at) < now)
     ).one()
     open_barriers = session.exec(
         select(func.count()).select_from(Barrier).where(Barrier.case_id == case.id, col(Barrier.ended_at).is_(None))

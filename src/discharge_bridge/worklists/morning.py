@@ -25,8 +25,7 @@ from sqlalchemy import Table, and_
 from sqlmodel import Session, col, select
 
 from discharge_bridge.cases.models import Case, CaseStatus
-from discharge_bridge.cases.tasks.models import Task
-from discharge_bridge.cases.tasks.service import ACTIVE_TASK_STATUSES
+from discharge_bridge.cases.tasks.models import TASK_TRANSITIONS, Task
 from discharge_bridge.ingest.models import EncounterSnapshot
 from discharge_bridge.ingest.store import insert_for
 from discharge_bridge.risk.models import RiskAssessment
@@ -119,7 +118,7 @@ def _due_tasks(session: Session, source_id: int, day_end: datetime, now: datetim
         .where(
             Case.source_id == source_id,
             Case.status == CaseStatus.open,
-            col(Task.status).in_(ACTIVE_TASK_STATUSES),
+            col(Task.status).in_(TASK_TRANSITIONS.active),
             col(Task.due_at).is_not(None),
             col(Task.due_at) < day_end,
         )

@@ -14,8 +14,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from discharge_bridge.cases.models import Case, CaseStatus
-from discharge_bridge.cases.tasks.models import Task
-from discharge_bridge.cases.tasks.service import ACTIVE_TASK_STATUSES
+from discharge_bridge.cases.tasks.models import TASK_TRANSITIONS, Task
 from discharge_bridge.ingest.changes import QUEUE
 from discharge_bridge.ingest.models import DeadLetter
 from discharge_bridge.sources.models import Source, SyncRun, SyncStatus
@@ -53,7 +52,7 @@ def read_figures(session: Session, scope: list[int] | None, now: datetime) -> Op
     overdue = (
         select(Case.source_id, func.count())
         .join(Task, col(Task.case_id) == col(Case.id))
-        .where(col(Task.status).in_(list(ACTIVE_TASK_STATUSES)), col(Task.due_at) < now)
+        .where(col(Task.status).in_(list(TASK_TRANSITIONS.active)), col(Task.due_at) < now)
         .group_by(col(Case.source_id))
     )
     cases_query = (

@@ -14,8 +14,8 @@ from sqlmodel import Session, select
 from discharge_bridge.cases.errors import CaseClosed, InvalidTransition, StaleVersion
 from discharge_bridge.cases.models import Case, CaseOutcome, CaseStatus
 from discharge_bridge.cases.service import change_status, open_case
-from discharge_bridge.cases.tasks.models import Task, TaskDomain, TaskKind, TaskStatus
-from discharge_bridge.cases.tasks.service import TRANSITIONS, create_task, update_task
+from discharge_bridge.cases.tasks.models import TASK_TRANSITIONS, Task, TaskDomain, TaskKind, TaskStatus
+from discharge_bridge.cases.tasks.service import create_task, update_task
 from discharge_bridge.db import session_scope
 from tests.support.factories import flagged_case, make_source, put_encounter
 
@@ -38,7 +38,7 @@ def test_allowed_transitions_pass_and_forbidden_ones_name_the_allowed(engine: En
 
 
 def test_every_terminal_status_is_final_and_every_active_one_can_be_cancelled() -> None:
-    for status, allowed in TRANSITIONS.items():
+    for status, allowed in TASK_TRANSITIONS.table.items():
         if status in (TaskStatus.completed, TaskStatus.cancelled, TaskStatus.failed):
             assert not allowed
         else:

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index, Integer, String, Text
 from sqlmodel import Field, SQLModel
 
+from discharge_bridge.cases.transitions import Transitions
 from discharge_bridge.db import UTCDateTime, utcnow
 
 
@@ -29,6 +30,25 @@ class HandoffStatus(StrEnum):
     completed = "completed"
     declined = "declined"
     cancelled = "cancelled"
+
+
+# How a referral to social services runs: the team proposes, refers (sends the application), the
+# receiver accepts or declines, a date is scheduled, the handover completes. Either side may cancel
+# before completion. completed, declined and cancelled are final.
+_H = HandoffStatus
+HANDOFF_TRANSITIONS = Transitions(
+    HandoffStatus,
+    {
+        _H.proposed: (_H.referred, _H.cancelled),
+        _H.referred: (_H.accepted, _H.declined, _H.cancelled),
+        _H.accepted: (_H.scheduled, _H.cancelled),
+        # A receiver can still withdraw a scheduled place (a bed given to someone else): declined.
+        _H.scheduled: (_H.completed, _H.declined, _H.cancelled),
+        _H.completed: (),
+        _H.declined: (),
+        _H.cancelled: (),
+    },
+)
 
 
 _handoff_version = Column("version", Integer, nullable=False)

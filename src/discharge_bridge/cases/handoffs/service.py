@@ -1,9 +1,5 @@
-"""Handoffs: proposing a destination, moving it through referral to completion, ticking documents.
-
-Transitions follow how a referral to social services runs: the team proposes, refers (sends the
-application), the receiver accepts or declines, a date is scheduled, the handover completes.
-Either side may cancel before completion. completed, declined and cancelled are final.
-"""
+"""Handoffs: proposing a destination, moving it through referral to completion (along
+``HANDOFF_TRANSITIONS`` in handoffs/models.py), ticking documents."""
 
 from __future__ import annotations
 
@@ -14,25 +10,24 @@ from typing import Any
 from sqlmodel import Session
 
 from discharge_bridge.cases.discharge import close_if_done
-from discharge_bridge.cases.errors import InvalidInput, InvalidTransition, check_version, ensure_open
+from discharge_bridge.cases.errors import InvalidInput, check_version, ensure_open, refuse_nulls
 from discharge_bridge.cases.events import EventKind, changes, record_event
 from discharge_bridge.cases.handoffs.checklist import load_documents
-from discharge_bridge.cases.handoffs.models import DestinationType, Handoff, HandoffStatus
+from discharge_bridge.cases.handoffs.models import HANDOFF_TRANSITIONS, DestinationType, Handoff, HandoffStatus
 from discharge_bridge.cases.models import Case
 from discharge_bridge.db import utcnow
 
-H = HandoffStatus
-TRANSITIONS: dict[HandoffStatus, frozenset[HandoffStatus]] = {
-    H.proposed: frozenset({H.referred, H.cancelled}),
-    H.referred: frozenset({H.accepted, H.declined, H.cancelled}),
-    H.accepted: frozenset({H.scheduled, H.cancelled}),
-    # A receiver can still withdraw a scheduled place (a bed given to someone else): declined.
-    H.scheduled: frozenset({H.completed, H.declined, H.cancelled}),
-    H.completed: frozenset(),
-    H.declined: frozenset(),
-    H.cancelled: frozenset(),
-}
 EDITABLE = frozenset({"organisation", "scheduled_for", "note"})
+NOT_NULL = frozenset({"status"})  # organisation, time and note may be cleared
+
+
+def documents_complete(handoff: Handoff) -> bool:
+    return all(d.get("done") for d in handoff.documents)
+
+
+def status_dates(handoff: Handoff) -> dict[str, datetime | None]:
+    """When the handoff reached each status (None: not reached), in the statuses' order."""
+    return {s.value: getattr(handoff, f"{s.value}_at") for s in HandoffStatus}
 
 
 def create_handoff(
@@ -103,24 +98,26 @@ def update_handoff(
     *,
     actor: str,
     expected_version: int | None,
-    status: HandoffStatus | None = None,
     documents: dict[str, bool] | None = None,
     **values: Any,
 ) -> bool:
-    """Move the status along TRANSITIONS (stamping ``<status>_at``), edit fields, tick documents.
+    """Move the ``status`` along HANDOFF_TRANSITIONS (stamping ``<status>_at``), edit the fields in
+    EDITABLE, tick ``documents`` by code; ``values`` holds only the fields the caller sends.
 
     A handoff that completes closes a case whose patient is already discharged.
     """
+    refuse_nulls(values, NOT_NULL)
     ensure_open(case)
     check_version(f"handoff {handoff.id}", handoff.version, expected_version)
+    status = values.pop("status", None)
     unknown = set(values) - EDITABLE
     if unknown:
         raise TypeError(f"not editable: {sorted(unknown)}")
     now = utcnow()
     current = HandoffStatus(handoff.status)
     if status is not None and status != current:
-        if status not in TRANSITIONS[current]:
-            raise InvalidTransition(f"handoff {handoff.id}", current, status, TRANSITIONS[current])
+        HANDOFF_TRANSITIONS.check(f"handoff {handoff.id}", current, status)
+        status = HandoffStatus(status)
         values["status"] = status
         values[f"{status.value}_at"] = now
     changed: dict[str, Any] = changes(handoff, values)

@@ -8,8 +8,7 @@ from sqlmodel import Session, col, select
 
 from discharge_bridge.cases.events import EventKind, record_event
 from discharge_bridge.cases.models import Case
-from discharge_bridge.cases.tasks.models import Task, TaskPriority
-from discharge_bridge.cases.tasks.service import ACTIVE_TASK_STATUSES
+from discharge_bridge.cases.tasks.models import TASK_TRANSITIONS, Task, TaskPriority
 
 BATCH = 500  # tasks per call: a backlog is worked off over a few runs, each a short transaction
 
@@ -25,7 +24,7 @@ def escalate_overdue(session: Session, *, now: datetime, actor: str = "scheduler
         select(Task, Case)
         .join(Case, col(Case.id) == Task.case_id)
         .where(
-            col(Task.status).in_(ACTIVE_TASK_STATUSES),
+            col(Task.status).in_(TASK_TRANSITIONS.active),
             col(Task.due_at) < now,
             col(Task.escalated_at).is_(None),
         )

@@ -8,6 +8,7 @@ from enum import StrEnum
 from sqlalchemy import Column, Index, Integer, String, Text
 from sqlmodel import Field, SQLModel
 
+from discharge_bridge.cases.transitions import Transitions
 from discharge_bridge.db import UTCDateTime, utcnow
 
 
@@ -21,6 +22,23 @@ class TaskStatus(StrEnum):
     completed = "completed"
     cancelled = "cancelled"
     failed = "failed"
+
+
+# A subset of FHIR R4's Task state machine: work is requested, accepted by its owner, done (or not),
+# and can pause on hold. completed, cancelled and failed are final, as in FHIR.
+_T = TaskStatus
+TASK_TRANSITIONS = Transitions(
+    TaskStatus,
+    {
+        _T.requested: (_T.accepted, _T.in_progress, _T.cancelled),
+        _T.accepted: (_T.in_progress, _T.on_hold, _T.cancelled),
+        _T.in_progress: (_T.completed, _T.on_hold, _T.failed, _T.cancelled),
+        _T.on_hold: (_T.in_progress, _T.cancelled),
+        _T.completed: (),
+        _T.cancelled: (),
+        _T.failed: (),
+    },
+)
 
 
 class TaskKind(StrEnum):

@@ -36,9 +36,6 @@ class TaskPatch(BaseModel):
     version: Annotated[int, Field(ge=0)] | None = Field(default=None, description="Alternative to If-Match.")
 
 
-NOT_NULL = frozenset({"status", "description", "domain", "priority"})
-
-
 class TaskOut(BaseModel):
     id: int
     case_id: int

@@ -1,9 +1,5 @@
-"""Creating and changing action-plan tasks, with the FHIR Task status transitions a coordinator may make.
-
-The transition table is a subset of FHIR R4's Task state machine (draft/received/ready/rejected
-are not used): work is requested, accepted by its owner, done (or not), and can pause on hold.
-completed, cancelled and failed are final, as in FHIR.
-"""
+"""Creating and changing action-plan tasks, along the FHIR Task status transitions a coordinator
+may make (``TASK_TRANSITIONS`` in tasks/models.py)."""
 
 from __future__ import annotations
 
@@ -12,32 +8,25 @@ from typing import Any
 
 from sqlmodel import Session
 
-from discharge_bridge.cases.errors import InvalidTransition, check_version, ensure_open
+from discharge_bridge.cases.errors import check_version, ensure_open, refuse_nulls
 from discharge_bridge.cases.events import EventKind, changes, record_event
 from discharge_bridge.cases.models import Case
-from discharge_bridge.cases.tasks.models import Task, TaskDomain, TaskKind, TaskPriority, TaskStatus
+from discharge_bridge.cases.tasks.models import (
+    TASK_TRANSITIONS,
+    Task,
+    TaskDomain,
+    TaskKind,
+    TaskPriority,
+    TaskStatus,
+)
 from discharge_bridge.db import utcnow
 
-S = TaskStatus
-TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
-    S.requested: frozenset({S.accepted, S.in_progress, S.cancelled}),
-    S.accepted: frozenset({S.in_progress, S.on_hold, S.cancelled}),
-    S.in_progress: frozenset({S.on_hold, S.completed, S.failed, S.cancelled}),
-    S.on_hold: frozenset({S.in_progress, S.cancelled}),
-    S.completed: frozenset(),
-    S.cancelled: frozenset(),
-    S.failed: frozenset(),
-}
-ACTIVE_TASK_STATUSES = frozenset(s for s, nxt in TRANSITIONS.items() if nxt)
 EDITABLE = frozenset({"description", "domain", "owner", "due_at", "priority", "status_reason"})
-
-
-def allowed_next(status: TaskStatus | str) -> list[str]:
-    return sorted(TRANSITIONS[TaskStatus(status)])
+NOT_NULL = frozenset({"status", "description", "domain", "priority"})  # the others may be cleared
 
 
 def is_overdue(task: Task, now: datetime) -> bool:
-    return task.due_at is not None and task.due_at < now and TaskStatus(task.status) in ACTIVE_TASK_STATUSES
+    return task.due_at is not None and task.due_at < now and TaskStatus(task.status) in TASK_TRANSITIONS.active
 
 
 def create_task(
@@ -99,25 +88,27 @@ def update_task(
     *,
     actor: str,
     expected_version: int | None,
-    status: TaskStatus | None = None,
     **values: Any,
 ) -> bool:
-    """Change a task's status (only along TRANSITIONS) and/or its fields in EDITABLE.
+    """Change a task's ``status`` (only along TASK_TRANSITIONS) and/or its fields in EDITABLE;
+    ``values`` holds only the fields the caller sends.
 
-    Raises StaleVersion when ``expected_version`` is not the stored one, InvalidTransition (with
-    the allowed next statuses) for a move the table forbids, CaseClosed on a closed case.
+    Raises InvalidInput for a field of NOT_NULL sent as None, CaseClosed on a closed case,
+    StaleVersion when ``expected_version`` is not the stored one, InvalidTransition (with the
+    allowed next statuses) for a move the table forbids.
     """
+    refuse_nulls(values, NOT_NULL)
     ensure_open(case)
     check_version(f"task {task.id}", task.version, expected_version)
+    status = values.pop("status", None)
     unknown = set(values) - EDITABLE
     if unknown:
         raise TypeError(f"not editable: {sorted(unknown)}")
     now = utcnow()
     current = TaskStatus(task.status)
     if status is not None and status != current:
-        if status not in TRANSITIONS[current]:
-            raise InvalidTransition(f"task {task.id}", current, status, TRANSITIONS[current])
-        values["status"] = status
+        TASK_TRANSITIONS.check(f"task {task.id}", current, status)
+        values["status"] = TaskStatus(status)
         values["status_changed_at"] = now
     changed = changes(task, values)
     changed.pop("status_changed_at", None)

@@ -1,0 +1,45 @@
+"""One definition of a status lifecycle, shared by cases, tasks and handoffs (and referrals to come).
+
+A table says, for each status, where it may go next, in the order a page offers the moves
+(forward first, then the ways out). A status with nowhere to go is final; the others are active.
+Every check and every list of "allowed next" comes from the table, so the services, the API's
+``allowed_transitions`` and the page's buttons cannot disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Generic, TypeVar
+
+from discharge_bridge.cases.errors import InvalidTransition
+
+S = TypeVar("S", bound=StrEnum)
+
+
+class Transitions(Generic[S]):
+    """The allowed moves between the values of one status enum."""
+
+    def __init__(self, status: type[S], table: Mapping[S, Sequence[S]]) -> None:
+        missing = [s.value for s in status if s not in table]
+        if missing:
+            raise ValueError(f"{status.__name__}: no row for {', '.join(missing)}")
+        self.status = status
+        self.table: Mapping[S, tuple[S, ...]] = MappingProxyType({status(s): tuple(table[s]) for s in status})
+        self.active: frozenset[S] = frozenset(s for s, nxt in self.table.items() if nxt)
+        self.final: frozenset[S] = frozenset(self.table) - self.active
+
+    def moves(self, current: S | str) -> tuple[S, ...]:
+        """Where ``current`` may go, in the table's order (the order a page offers them)."""
+        return self.table[self.status(current)]
+
+    def allowed(self, current: S | str) -> list[S]:
+        """Where ``current`` may go, sorted (the API's ``allowed_transitions``)."""
+        return sorted(self.moves(current))
+
+    def check(self, what: str, current: S | str, target: S | str) -> None:
+        """Raise InvalidTransition (naming the allowed next statuses) unless ``current -> target`` is allowed."""
+        current, target = self.status(current), self.status(target)
+        if target not in self.table[current]:
+            raise InvalidTransition(what, current, target, self.table[current])
