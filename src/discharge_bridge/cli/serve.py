@@ -6,9 +6,8 @@ from typing import Annotated, Any
 
 import typer
 
-from discharge_bridge.app import create_app
 from discharge_bridge.cli.common import console, err, ready_database
-from discharge_bridge.config import get_settings
+from discharge_bridge.config import Settings, get_settings
 from discharge_bridge.demo import DEMO_USERS, demo_password, prepare_demo
 from discharge_bridge.logs import configure_logging, uvicorn_log_config
 from discharge_bridge.scheduling.runner import SchedulerRunner
@@ -39,7 +38,7 @@ def serve(
     try:
         # uvicorn's access log prints raw paths and query strings: ours logs route templates instead.
         uvicorn.run(
-            create_app(settings),
+            web_app(settings),
             host=host,
             port=port,
             log_level=settings.log_level.lower(),
@@ -86,7 +85,7 @@ def demo(
     runner = _background_scheduler(settings)
     try:
         uvicorn.run(
-            create_app(settings),
+            web_app(settings),
             host="127.0.0.1",
             port=port,
             log_level="warning",
@@ -123,3 +122,12 @@ def scheduler_cmd() -> None:
     err.print(f"scheduler {runner.holder}: taking the leader lock on {settings.sqlalchemy_url.split('@')[-1]}")
     runner.run()
     err.print("scheduler stopped")
+
+
+def web_app(settings: Settings) -> Any:
+    """The web application, for the commands that serve it."""
+    # Imported here, not at the top: the web app (FastAPI, every router and page) adds a second or
+    # more to the start of every other command (`sync`, `sources list`...), which do without it.
+    from discharge_bridge.app import create_app
+
+    return create_app(settings)
