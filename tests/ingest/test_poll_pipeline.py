@@ -16,7 +16,7 @@ from discharge_bridge.config import Settings
 from discharge_bridge.connections.service import add_source
 from discharge_bridge.db import session_scope
 from discharge_bridge.fhir import FhirClient, RetryPolicy
-from discharge_bridge.ingest import poll
+from discharge_bridge.ingest import writer
 from discharge_bridge.ingest.models import ClinicalSnapshot, EncounterSnapshot, PatientSnapshot
 from discharge_bridge.sources.models import Source, SyncStatus
 from tests.support.fakefhir import BASE, FakeFhir, condition, encounter, patient
@@ -101,7 +101,7 @@ def test_dead_responses_do_not_pile_up_between_collections(
     engine: Engine, settings: Settings, ehr: FakeFhir, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An httpx Response is a reference cycle holding its body; the pass collects them as it goes."""
-    monkeypatch.setattr(poll, "GC_EVERY_BYTES", 1)  # collect after every page
+    monkeypatch.setattr(writer, "GC_EVERY_BYTES", 1)  # collect after every page
     _source(engine)
     _admit(ehr, 30)
     gc.collect()

@@ -8,7 +8,8 @@ from discharge_bridge.assessment.stage import AssessmentStats, drain
 from discharge_bridge.config import Settings, get_settings
 from discharge_bridge.db import session_scope
 from discharge_bridge.fhir import FhirClient
-from discharge_bridge.ingest.poll import Progress, SyncResult, sync_source
+from discharge_bridge.ingest.poll import sync_source
+from discharge_bridge.ingest.writer import Progress, SyncResult
 from discharge_bridge.sources.models import SyncStatus
 from discharge_bridge.sources.service import get_source
 

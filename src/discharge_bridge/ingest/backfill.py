@@ -2,8 +2,9 @@
 
 The export asks for the five types the service keeps (`_type`), Group level when a group id is
 given (e.g. the EHR's "current inpatients" group), else Patient level, with `_since` = the
-previous backfill's `transactionTime`. NDJSON files are streamed through the poll's ingest path
-(parse, idempotent upsert, dead letters) in batches, and only what a poll would have kept is kept:
+previous backfill's `transactionTime`. NDJSON files are streamed in batches of lines, each a page for
+the page writer (parse, idempotent upsert, dead letters), and only what a poll would have kept is
+kept (``follow``):
 
 1. every Encounter file, keeping inpatient-class stays; their patients are now followed;
 2. every Encounter file again, keeping followed patients' finished stays of other classes;
@@ -18,12 +19,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from sqlalchemy.engine import Engine
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from discharge_bridge.config import Settings, get_settings
 from discharge_bridge.db import session_scope, utcnow
@@ -38,13 +40,19 @@ from discharge_bridge.fhir import (
     FhirError,
     FhirNotFound,
 )
-from discharge_bridge.ingest.about import class_code, owner_of
-from discharge_bridge.ingest.models import BulkExport, BulkExportStatus, EncounterSnapshot, PatientSnapshot
-from discharge_bridge.ingest.normalise import codings, parse_instant
-from discharge_bridge.ingest.pipeline import parse_batch, store_batch
-from discharge_bridge.ingest.poll import FACT_STREAMS, PollPass, SyncAborted, SyncResult, _failed_before_start
-from discharge_bridge.ingest.poll import format_instant as _format_instant
-from discharge_bridge.ingest.store import record_dead_letter
+from discharge_bridge.fhir.fields import class_code, owner_of, parse_instant
+from discharge_bridge.ingest.follow import FACT_STREAMS, earlier_stay, followed_from_store, followed_record
+from discharge_bridge.ingest.models import BulkExport, BulkExportStatus
+from discharge_bridge.ingest.writer import (
+    Page,
+    PageCounts,
+    SyncAborted,
+    SyncResult,
+    fail_before_start,
+    format_instant,
+    write_pass,
+)
+from discharge_bridge.sources import service as source_registry
 from discharge_bridge.sources.models import Source, SourceMode
 
 log = logging.getLogger(__name__)
@@ -86,8 +94,29 @@ def plan(manifest: ExportManifest) -> list[_Step]:
     return steps
 
 
-class BackfillPass(PollPass):
-    kind = "backfill"
+def _lines_done(export_id: int, key: str, lines: int, done: bool, session: Session, counts: PageCounts) -> None:
+    """A batch's checkpoint, in the transaction of its rows: the lines of a step they cover."""
+    export = session.get(BulkExport, export_id)
+    assert export is not None
+    export.files_done = {**export.files_done, key: {"lines": lines, "done": done}}
+    export.resources += counts.fetched
+    export.dead_letters += counts.dead_letters
+
+
+def _complete(export_id: int, transaction_time: str, session: Session, counts: PageCounts) -> None:
+    """The last checkpoint, in the transaction that makes transactionTime every stream's cursor."""
+    export = session.get(BulkExport, export_id)
+    assert export is not None
+    export.status, export.finished_at, export.error = BulkExportStatus.complete, utcnow(), None
+    export.transaction_time = transaction_time
+
+
+class BulkBackfill:
+    """The pages of one `$export` backfill (new or resumed): a batch of lines per page.
+
+    The export's own state (status URL, manifest, failures) is saved as it changes; the lines a
+    batch covers are saved as the batch's checkpoint, with its rows.
+    """
 
     def __init__(
         self,
@@ -102,14 +131,18 @@ class BackfillPass(PollPass):
         sleep: Callable[[float], None] = time.sleep,
         stop_after_batches: int | None = None,
     ) -> None:
-        super().__init__(engine, source, client, settings=settings)
+        assert source.id is not None
+        self.engine = engine
+        self.source_id = source.id
+        self.source_name = source.name
+        self.client = client
         self.group_id = group_id
         self.full = full
         self.report = progress
         self.sleep = sleep
         self.stop_after_batches = stop_after_batches
         self.batches = 0
-        self.outcome = BackfillResult(self.result)
+        self.outcome = BackfillResult(SyncResult(source=source.name))  # ``sync`` is the writer's, at the end
         self.classes = set(source.inpatient_classes)
         self.categories = set(settings.observation_categories)
         self.followed: set[str] = set()
@@ -118,19 +151,18 @@ class BackfillPass(PollPass):
 
     # -- the export -------------------------------------------------------------------------------
 
-    def _streams(self) -> None:
-        assert self.client is not None
+    def pages(self) -> Iterator[Page]:
         bulk = BulkExportClient(self.client, sleep=self.sleep)
         export_id = self._prepare()
         try:
             try:
-                self._export(bulk, export_id)
+                yield from self._export(bulk, export_id)
             except FhirNotFound:
                 # The status URL or a file expired (servers keep them for hours): start again.
                 # Rows already stored make the repeat cheap: their versions are unchanged.
-                log.warning("source %s: the export expired; starting it again", self.source.name)
+                log.warning("source %s: the export expired; starting it again", self.source_name)
                 self._restart(export_id)
-                self._export(bulk, export_id)
+                yield from self._export(bulk, export_id)
         except FhirAuthError as exc:
             self._failed(export_id, f"{exc}. {SCOPE_ADVICE}", final=False)
             raise FhirAuthError(f"{exc}. {SCOPE_ADVICE}", status_code=exc.status_code, url=exc.url) from exc
@@ -184,7 +216,7 @@ class BackfillPass(PollPass):
             if final:
                 export.status, export.finished_at = BulkExportStatus.failed, utcnow()
 
-    def _export(self, bulk: BulkExportClient, export_id: int) -> None:
+    def _export(self, bulk: BulkExportClient, export_id: int) -> Iterator[Page]:
         with session_scope(self.engine) as session:
             export = session.get(BulkExport, export_id)
             assert export is not None
@@ -204,16 +236,16 @@ class BackfillPass(PollPass):
             manifest = ExportManifest.from_json(stored_manifest)
         self.outcome.transaction_time = manifest.transaction_time
         if manifest.error:
-            log.warning("source %s: the export lists %d error file(s)", self.source.name, len(manifest.error))
+            log.warning("source %s: the export lists %d error file(s)", self.source_name, len(manifest.error))
         steps = plan(manifest)
         counts = [s.file.count for s in steps]
         self.total = sum(c for c in counts if c is not None) if all(c is not None for c in counts) else None
-        self.followed = self._followed_from_store()
+        self.followed = followed_from_store(self.engine, self.source_id, self.classes)
         for step in steps:
             state = files_done.get(step.key) or {}
             if not state.get("done"):
-                self._download(bulk, manifest, step, skip=int(state.get("lines", 0)))
-        self._finish(export_id, manifest.transaction_time)
+                yield from self._download(bulk, manifest, step, skip=int(state.get("lines", 0)))
+        yield from self._finish(export_id, manifest.transaction_time)
 
     def _save(self, export_id: int, **values: Any) -> None:
         with session_scope(self.engine) as session:
@@ -224,37 +256,20 @@ class BackfillPass(PollPass):
 
     # -- downloads ----------------------------------------------------------------------------------
 
-    def _followed_from_store(self) -> set[str]:
-        """Patients a poll follows: any stored Patient, and the subjects of stored inpatient stays."""
-        with session_scope(self.engine) as session:
-            patients = set(
-                session.exec(select(PatientSnapshot.fhir_id).where(PatientSnapshot.source_id == self.source_id))
-            )
-            stays = select(EncounterSnapshot.patient_fhir_id).where(
-                EncounterSnapshot.source_id == self.source_id,
-                col(EncounterSnapshot.class_code).in_(sorted(self.classes)),
-            )
-            return patients | set(session.exec(stays.distinct()))
-
     def _wanted(self, phase: str, resource: dict[str, Any]) -> bool | None:
         """Keep it (True), not (False), or None: the other pass over the Encounter files decides."""
-        rtype = resource.get("resourceType")
-        if rtype == "Encounter":
+        if resource.get("resourceType") == "Encounter":
             inpatient = class_code(resource) in self.classes
             if phase == "inpatient" and inpatient:
                 if (pid := owner_of(resource)) is not None:
                     self.followed.add(pid)
                 return True  # without a subject it is kept, to become a dead letter
             if phase == "earlier" and not inpatient:
-                return resource.get("status") == "finished" and owner_of(resource) in self.followed
+                return earlier_stay(resource, self.followed)
             return None
-        if phase != "facts" or rtype not in ("Patient", *FACT_STREAMS) or owner_of(resource) not in self.followed:
-            return False
-        if rtype == "Observation":
-            return bool({c.get("code") for c in codings(resource.get("category"))} & self.categories)
-        return True
+        return phase == "facts" and followed_record(resource, self.followed, self.categories)
 
-    def _download(self, bulk: BulkExportClient, manifest: ExportManifest, step: _Step, *, skip: int) -> None:
+    def _download(self, bulk: BulkExportClient, manifest: ExportManifest, step: _Step, *, skip: int) -> Iterator[Page]:
         self._stage(f"{step.file.type} ({step.phase})")
         batch: list[dict[str, Any]] = []
         bad: list[BadLine] = []
@@ -275,52 +290,30 @@ class BackfillPass(PollPass):
                 elif wanted is False:
                     self.outcome.skipped += 1
             if since_commit >= BATCH_LINES:
-                self._commit(batch, bad, step.key, lines, done=False)
+                yield from self._batch(batch, bad, step.key, lines, done=False)
                 batch, bad, since_commit = [], [], 0
-        self._commit(batch, bad, step.key, lines, done=True)
+        yield from self._batch(batch, bad, step.key, lines, done=True)
 
-    def _commit(self, resources: list[dict[str, Any]], bad: list[BadLine], key: str, lines: int, *, done: bool) -> None:
-        parsed = parse_batch(resources, tz=self.tz, sampler=self.sampler)
-        with session_scope(self.engine) as session:
-            batch = store_batch(session, self.source_id, parsed)
-            for line in bad:
-                record_dead_letter(session, self.source_id, line.text, line.reason)
-            export = session.get(BulkExport, self.outcome.export_id)
-            assert export is not None
-            export.files_done = {**export.files_done, key: {"lines": lines, "done": done}}
-            export.resources += len(resources)
-            export.dead_letters += batch.dead_letters + len(bad)
-        res = self.result
-        if resources or bad:
-            res.pages += 1
-        res.fetched += len(resources)
-        res.created += batch.stats.created
-        res.updated += batch.stats.updated
-        res.unchanged += batch.stats.unchanged
-        res.dead_letters += batch.dead_letters + len(bad)
+    def _batch(self, resources: list[Any], bad: list[BadLine], key: str, lines: int, *, done: bool) -> Iterator[Page]:
+        """One page of a step: its rows and dead letters, with the lines they cover as checkpoint."""
+        assert self.outcome.export_id is not None
+        letters = [(line.text, line.reason) for line in bad]
+        yield Page(resources, letters, checkpoint=partial(_lines_done, self.outcome.export_id, key, lines, done))
         self._stage(None)
         self.batches += 1
         if self.stop_after_batches is not None and self.batches >= self.stop_after_batches:
             raise SyncAborted(f"stopped after {self.batches} batches as asked")
 
-    def _finish(self, export_id: int, transaction_time: str) -> None:
+    def _finish(self, export_id: int, transaction_time: str) -> Iterator[Page]:
         """Complete the export and make its transactionTime the poll cursor of every stream."""
         stamp = parse_instant(transaction_time)
-        with session_scope(self.engine) as session:
-            export = session.get(BulkExport, export_id)
-            source = session.get(Source, self.source_id)
-            assert export is not None and source is not None
-            cursors = dict(source.cursors)
-            if stamp is not None:
-                for stream in ("Encounter", *FACT_STREAMS):
-                    current = parse_instant(cursors.get(stream)) if cursors.get(stream) else None
-                    if current is None or current < stamp:
-                        cursors[stream] = _format_instant(stamp)
-                source.cursors = cursors
-                self.source.cursors = cursors
-            export.status, export.finished_at, export.error = BulkExportStatus.complete, utcnow(), None
-            export.transaction_time = _format_instant(stamp) if stamp is not None else transaction_time
-            self.outcome.transaction_time = export.transaction_time
+        cursors: dict[str, str | None] = {}
+        stored = transaction_time  # unreadable: kept as sent, and no cursor moves
+        if stamp is not None:
+            stored = format_instant(stamp)
+            cursors = dict.fromkeys(("Encounter", *FACT_STREAMS), stored)
+        yield Page(cursors=cursors, checkpoint=partial(_complete, export_id, stored))
+        self.outcome.transaction_time = stored
 
     def _stage(self, stage: str | None) -> None:
         if self.report is not None:
@@ -340,20 +333,18 @@ def backfill_source(
     stop_after_batches: int | None = None,
 ) -> BackfillResult:
     """Run (or resume) a `$export` backfill of the named source; what it stored waits in the assessment queue."""
-    from discharge_bridge.sources.service import client_for, get_source
-
     settings = settings or get_settings()
     with session_scope(engine) as session:
-        source = get_source(session, source_name)
+        source = source_registry.get_source(session, source_name)
     if source.mode == SourceMode.file:
-        return BackfillResult(_failed_before_start(engine, source, "a file source has no $export: use `sync`"))
+        return BackfillResult(fail_before_start(engine, source, "a file source has no $export: use `sync`"))
     own = client is None
     try:
-        fhir = client or client_for(source)
+        fhir = client or source_registry.client_for(source)
     except FhirError as exc:
-        return BackfillResult(_failed_before_start(engine, source, str(exc)))
+        return BackfillResult(fail_before_start(engine, source, str(exc)))
     try:
-        backfill = BackfillPass(
+        backfill = BulkBackfill(
             engine,
             source,
             fhir,
@@ -364,9 +355,9 @@ def backfill_source(
             sleep=sleep,
             stop_after_batches=stop_after_batches,
         )
-        backfill.run()
+        # Each batch queues its patients for assessment with its rows; the caller drains the queue.
+        backfill.outcome.sync = write_pass(engine, source, backfill.pages(), kind="backfill", settings=settings)
     finally:
         if own:
             fhir.close()
-    # Each batch queued its patients for assessment with its rows; the caller drains the queue.
     return backfill.outcome

@@ -1,7 +1,8 @@
 """A file source: FHIR NDJSON (a Bulk export), Bundles or single resources on disk.
 
 Serves the bundled demo hospital and hospitals that hand over an export by other means. Files are
-streamed line by line; every pass re-reads them all, which idempotent upserts make harmless.
+streamed line by line into pages for the page writer (``writer``); every pass re-reads them all,
+which idempotent upserts make harmless.
 """
 
 from __future__ import annotations
@@ -15,8 +16,7 @@ import orjson
 from sqlalchemy.engine import Engine
 
 from discharge_bridge.config import Settings, get_settings
-from discharge_bridge.db import session_scope
-from discharge_bridge.ingest.poll import PollPass, Progress, SyncResult
+from discharge_bridge.ingest.writer import Page, Progress, SyncResult, write_pass
 from discharge_bridge.sources.models import Source
 
 SUFFIXES = (".ndjson", ".json", ".jsonl")
@@ -67,31 +67,26 @@ def iter_resources(root: Path) -> Iterator[Any | BadRecord]:
                 yield BadRecord(raw.decode("utf-8", "replace"), f"{path.name}: {exc}")
 
 
-class FilePass(PollPass):
-    kind = "file"
-
-    def _streams(self) -> None:
-        batch: list[Any] = []
-        for item in iter_resources(Path(self.source.base_url)):
-            if isinstance(item, BadRecord):
-                self._dead_letter(item)
-                continue
-            batch.append(item)
-            if len(batch) >= self.settings.sync_page_size:
-                self._commit_page(batch, {})
-                batch = []
-        if batch:
-            self._commit_page(batch, {})
-
-    def _dead_letter(self, bad: BadRecord) -> None:
-        from discharge_bridge.ingest.store import record_dead_letter
-
-        with session_scope(self.engine) as session:
-            record_dead_letter(session, self.source_id, bad.text, bad.reason)
-        self.result.dead_letters += 1
+def file_pages(root: Path, page_size: int) -> Iterator[Page]:
+    """The resources under ``root`` in pages of ``page_size``; unreadable records ride along as bad."""
+    resources: list[Any] = []
+    bad: list[tuple[Any, str]] = []
+    for item in iter_resources(root):
+        if isinstance(item, BadRecord):
+            bad.append((item.text, item.reason))
+            continue
+        resources.append(item)
+        if len(resources) >= page_size:
+            yield Page(resources, bad)
+            resources, bad = [], []
+    if resources or bad:
+        yield Page(resources, bad)
 
 
 def sync_files(
     source: Source, *, engine: Engine, settings: Settings | None = None, progress: Progress | None = None
 ) -> SyncResult:
-    return FilePass(engine, source, None, settings=settings or get_settings(), progress=progress).run()
+    """One pass over a file source: every file read again, stored page by page."""
+    settings = settings or get_settings()
+    pages = file_pages(Path(source.base_url), settings.sync_page_size)
+    return write_pass(engine, source, pages, kind="file", settings=settings, progress=progress)

@@ -1,4 +1,7 @@
-"""One batch of resources from any channel (poll page, file, notification, export) into the store."""
+"""Parsing one batch of resources from any channel (poll page, file, notification, export, replay).
+
+Pure: no database. The page writer (``writer``) stores what comes out, in one transaction per page.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +11,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, tzinfo
 from typing import Any
 
-from sqlmodel import Session
-
 from discharge_bridge.ingest.conformance import Sampler
 from discharge_bridge.ingest.normalise import Normalised, NotKept, UnusableResource, normalise
-from discharge_bridge.ingest.store import (
-    UpsertStats,
-    record_conformance,
-    record_dead_letters,
-    upsert_snapshots,
-)
 
 log = logging.getLogger(__name__)
 
@@ -80,23 +75,3 @@ def parse_batch(
 def _declared(resource: Any) -> str:
     rtype = resource.get("resourceType") if isinstance(resource, dict) else None
     return rtype[:64] if isinstance(rtype, str) else "untyped"
-
-
-@dataclass
-class BatchResult:
-    stats: UpsertStats
-    dead_letters: int
-    ignored: int
-
-    @property
-    def changed_patients(self) -> set[str]:
-        return {fid for rtype, fid in self.stats.changed_keys if rtype == "Patient"}
-
-
-def store_batch(session: Session, source_id: int, parsed: Parsed) -> BatchResult:
-    """Write a parsed batch in the caller's transaction."""
-    stats = upsert_snapshots(session, source_id, parsed.rows)
-    record_dead_letters(session, source_id, parsed.rejected)
-    if parsed.conformance:
-        record_conformance(session, source_id, parsed.conformance)
-    return BatchResult(stats=stats, dead_letters=len(parsed.rejected), ignored=parsed.ignored)
