@@ -159,8 +159,9 @@ def run_naive(port: int, limit: int, conn: Any) -> None:
         from sqlmodel import Session
 
         from discharge_bridge.db import utcnow
+        from discharge_bridge.fhir.fields import reference_id, zone
         from discharge_bridge.ingest.models import ClinicalSnapshot, EncounterSnapshot, PatientSnapshot
-        from discharge_bridge.ingest.normalise import UnusableResource, normalise, reference_id, zone
+        from discharge_bridge.ingest.normalise import UnusableResource, normalise
         from discharge_bridge.ingest.poll import FACT_STREAMS
 
         models: dict[str, Any] = {"Patient": PatientSnapshot, "Encounter": EncounterSnapshot}

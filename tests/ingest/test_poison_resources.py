@@ -19,6 +19,7 @@ from sqlmodel import Session, select
 from discharge_bridge.config import Settings
 from discharge_bridge.connections.service import add_source
 from discharge_bridge.db import session_scope
+from discharge_bridge.fhir.fields import zone
 from discharge_bridge.ingest import pipeline
 from discharge_bridge.ingest.conformance import Sampler, problems
 from discharge_bridge.ingest.models import (
@@ -28,7 +29,7 @@ from discharge_bridge.ingest.models import (
     EncounterSnapshot,
     PatientSnapshot,
 )
-from discharge_bridge.ingest.normalise import UnusableResource, normalise, zone
+from discharge_bridge.ingest.normalise import UnusableResource, normalise
 from discharge_bridge.ingest.pipeline import parse_batch
 from discharge_bridge.ingest.poll import sync_source
 from discharge_bridge.sources.models import Source, SourceMode, SyncStatus

@@ -23,8 +23,8 @@ from discharge_bridge.config import Settings
 from discharge_bridge.connections.service import add_source
 from discharge_bridge.db import session_scope
 from discharge_bridge.fhir import FhirClient, RetryPolicy
+from discharge_bridge.fhir.fields import parse_instant
 from discharge_bridge.ingest.models import ClinicalSnapshot, DeadLetter, EncounterSnapshot, PatientSnapshot
-from discharge_bridge.ingest.normalise import parse_instant
 from discharge_bridge.ingest.poll import sync_source
 from discharge_bridge.sources.models import Source, SyncStatus
 from tests.support.fakefhir import condition, encounter, patient

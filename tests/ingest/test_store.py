@@ -9,8 +9,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from discharge_bridge.db import session_scope
+from discharge_bridge.fhir.fields import zone
 from discharge_bridge.ingest.models import ClinicalSnapshot, DeadLetter, EncounterSnapshot, PatientSnapshot
-from discharge_bridge.ingest.normalise import normalise, zone
+from discharge_bridge.ingest.normalise import normalise
 from discharge_bridge.ingest.store import padded, record_dead_letter, record_dead_letters, upsert_snapshots
 from tests.support.factories import make_source
 from tests.support.fakefhir import condition, encounter, patient

@@ -11,7 +11,7 @@ from enum import StrEnum
 from typing import Any
 
 from discharge_bridge.fhir import FhirAuthError, FhirClient, FhirError
-from discharge_bridge.ingest.normalise import obj
+from discharge_bridge.fhir.fields import obj
 from discharge_bridge.sources.models import Source
 
 # What a poll pass asks of the server, per resource type.

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from ._exceptions import FhirFatalError
+from .fields import FHIR_ID, RESOURCE_TYPE
 
 __all__ = ["normalise_base_url", "rebase_url", "resolve", "validate_id", "validate_type"]
-
-# FHIR R4 id datatype: https://hl7.org/fhir/R4/datatypes.html#id
-_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
-_TYPE = re.compile(r"[A-Z][A-Za-z]{1,63}")
 
 
 def normalise_base_url(base_url: str) -> str:
@@ -35,14 +31,14 @@ def normalise_base_url(base_url: str) -> str:
 
 def validate_type(resource_type: str) -> str:
     """Refuse anything that is not a resource type name, so it cannot escape the base path."""
-    if not _TYPE.fullmatch(resource_type):
+    if not RESOURCE_TYPE.fullmatch(resource_type):
         raise FhirFatalError(f"not a FHIR resource type: {resource_type!r}")
     return resource_type
 
 
 def validate_id(resource_id: str) -> str:
     """Refuse ids outside the FHIR id grammar (which also rules out '/', '?' and '..' tricks)."""
-    if not _ID.fullmatch(resource_id) or resource_id in (".", ".."):
+    if not FHIR_ID.fullmatch(resource_id) or resource_id in (".", ".."):
         raise FhirFatalError(f"not a FHIR resource id: {resource_id!r}")
     return resource_id
 

@@ -18,8 +18,9 @@ from sqlalchemy import Table, and_, delete, or_, select, update
 from sqlmodel import Session
 
 from discharge_bridge.db import insert_for, utcnow
+from discharge_bridge.fhir.fields import reference_id
 from discharge_bridge.ingest.models import PatientAlias
-from discharge_bridge.ingest.normalise import Normalised, reference_id
+from discharge_bridge.ingest.normalise import Normalised
 
 ALIAS: Table = PatientAlias.__table__  # type: ignore[attr-defined]
 REPLACED, SEEALSO = "replaced", "seealso"

@@ -14,8 +14,8 @@ from sqlmodel import Session, col, select
 
 from discharge_bridge.db import utcnow
 from discharge_bridge.fhir import FhirClient, FhirError, FhirNotFound
+from discharge_bridge.fhir.fields import zone
 from discharge_bridge.ingest.models import DeadLetter
-from discharge_bridge.ingest.normalise import zone
 from discharge_bridge.ingest.pipeline import parse_batch
 from discharge_bridge.ingest.store import upsert_snapshots
 from discharge_bridge.sources.models import Source, SourceMode

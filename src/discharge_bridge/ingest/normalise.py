@@ -36,11 +36,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, tzinfo
+from datetime import UTC, date, datetime, tzinfo
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import orjson
+
+from discharge_bridge.fhir.fields import FHIR_ID, class_code, first_code, obj, parse_instant, reference_id
 
 PLANNED_END_URLS = frozenset(
     {
@@ -51,7 +52,6 @@ PLANNED_END_URLS = frozenset(
 )
 SNAPSHOT_TYPES = ("Patient", "Encounter", "Condition", "Observation", "RelatedPerson")
 CLINICAL_TYPES = frozenset({"Condition", "Observation", "RelatedPerson"})
-_ID_RE = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 # FHIR date and dateTime, with two tolerances seen in real EHRs: no seconds, no zone.
 _DATE_RE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
 _DATETIME_RE = re.compile(r"^\d{4}(-\d{2}(-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?)?)?$")
@@ -129,33 +129,6 @@ class Normalised:
     problems: tuple[tuple[str, str], ...] = ()  # conformance problems found on the way (path, kind)
 
 
-def parse_instant(value: Any, tz: tzinfo = UTC) -> datetime | None:
-    """A FHIR date / dateTime / instant as an aware UTC datetime.
-
-    A value without a zone is read in the hospital's own time zone (``tz``): several EHRs drop the
-    offset, and reading it as UTC would shift admissions by hours. A bare date means local midnight.
-    Returns None for what cannot be read.
-    """
-    if not isinstance(value, str) or not value:
-        return None
-    text = value.strip()
-    try:
-        if len(text) == 4:
-            return datetime(int(text), 1, 1, tzinfo=tz).astimezone(UTC)
-        if len(text) == 7:
-            return datetime(int(text[:4]), int(text[5:7]), 1, tzinfo=tz).astimezone(UTC)
-        if len(text) == 10:
-            return datetime.combine(date.fromisoformat(text), time(), tz).astimezone(UTC)
-        parsed = datetime.fromisoformat(text)  # Python 3.11 reads a trailing Z itself
-        if parsed.tzinfo is UTC:  # most instants: nothing to convert
-            return parsed
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=tz)
-        return parsed.astimezone(UTC)
-    except (ValueError, OverflowError):  # OverflowError: year 1 or 9999 moved across a zone
-        return None
-
-
 def checked_instant(value: Any, tz: tzinfo, path: str, kind: str = "dateTime") -> datetime | None:
     """``parse_instant`` for a value the service relies on: absent (None, "") is None, and a value
     that is present but not a FHIR date / dateTime raises ``UnusableResource`` naming ``path``."""
@@ -168,59 +141,6 @@ def checked_instant(value: Any, tz: tzinfo, path: str, kind: str = "dateTime") -
     raise UnusableResource(f"{path}: {shown(value)} is not a valid FHIR {kind}")
 
 
-def zone(name: str | None) -> tzinfo:
-    return ZoneInfo(name) if name and name != "UTC" else UTC
-
-
-def codings(value: Any) -> list[dict[str, Any]]:
-    """The Codings inside a CodeableConcept, a bare Coding, or a list of either."""
-    if isinstance(value, list):
-        return [c for item in value for c in codings(item)]
-    if not isinstance(value, dict):
-        return []
-    if "coding" in value:
-        inner = value.get("coding")
-        return [c for c in inner if isinstance(c, dict)] if isinstance(inner, list) else []
-    return [value] if "code" in value else []
-
-
-def obj(value: Any) -> dict[str, Any]:
-    """``value`` when it is a JSON object, else an empty one (tolerates junk where an object is due)."""
-    return value if isinstance(value, dict) else {}
-
-
-def first_code(value: Any) -> str | None:
-    if isinstance(value, dict) and isinstance(inner := value.get("coding"), list):
-        # the usual CodeableConcept, without building the list ``codings`` returns (hot path)
-        for coding in inner:
-            if isinstance(coding, dict) and isinstance(code := coding.get("code"), str) and code:
-                return code
-        return None
-    for coding in codings(value):
-        code = coding.get("code")
-        if isinstance(code, str) and code:
-            return code
-    return None
-
-
-def reference_id(ref: Any, expected_type: str) -> str | None:
-    """The logical id in ``{"reference": "Patient/123"}`` (relative, absolute or versioned)."""
-    if not isinstance(ref, dict):
-        return None
-    text = ref.get("reference")
-    if not isinstance(text, str) or not text or text.startswith("#"):
-        return None
-    kind, _, rest = text.partition("/")
-    if kind == expected_type and "/" not in rest:  # the usual relative "Patient/123" (hot path)
-        return rest if _ID_RE.match(rest) else None
-    parts = text.split("/")
-    if "_history" in parts:
-        parts = parts[: parts.index("_history")]
-    if len(parts) >= 2 and parts[-2] == expected_type and _ID_RE.match(parts[-1]):
-        return parts[-1]
-    return None
-
-
 def _meta(resource: dict[str, Any], found: Problems) -> tuple[str | None, datetime | None]:
     meta = resource.get("meta")
     if not isinstance(meta, dict):
@@ -228,7 +148,7 @@ def _meta(resource: dict[str, Any], found: Problems) -> tuple[str | None, dateti
             found.append(("meta", "not an object"))
         return None, None
     version = meta.get("versionId")
-    if isinstance(version, str) and (version.isdigit() or _ID_RE.match(version)):  # most servers: "1", "2", ...
+    if isinstance(version, str) and (version.isdigit() or FHIR_ID.match(version)):  # most servers: "1", "2", ...
         pass
     elif version is None or version == "":
         version = None
@@ -249,7 +169,7 @@ def _require_id(resource: dict[str, Any], resource_type: str) -> str:
     rid = resource.get("id")
     if not isinstance(rid, str) or not rid:
         raise UnusableResource(f"{resource_type} has no id")
-    if not _ID_RE.match(rid):
+    if not FHIR_ID.match(rid):
         raise UnusableResource(f"{resource_type} id is not a valid FHIR id")
     return rid
 
@@ -301,14 +221,13 @@ def _patient(resource: dict[str, Any], found: Problems) -> dict[str, Any]:
     }
 
 
-def _class_code(value: Any) -> str | None:
-    """``Encounter.class`` as one code: R4's Coding, R5's CodeableConcepts, or a bare code string.
-
-    Absent (or empty) is tolerated; present without a readable code is not (see the module doc).
-    """
+def _class_code(resource: dict[str, Any]) -> str | None:
+    """``class_code``, checked: absent (or empty) is tolerated; present without a readable code is
+    not (see the module doc)."""
+    value = resource.get("class")
     if value is None or value == "" or value == {} or value == []:
         return None
-    code = value if isinstance(value, str) else first_code(value)
+    code = class_code(resource)
     if code is None or len(code) > _CLASS_MAX:
         raise UnusableResource(f"Encounter.class: {shown(value)} holds no valid code")
     return code
@@ -375,9 +294,9 @@ def _encounter(resource: dict[str, Any], tz: tzinfo, found: Problems) -> dict[st
     patient = reference_id(resource.get("subject"), "Patient") or _subject(resource, "Encounter", "subject")
     cls = resource.get("class")
     if isinstance(cls, dict) and isinstance(code := cls.get("code"), str) and 0 < len(code) <= _CLASS_MAX:
-        class_code: str | None = code  # R4's one Coding (hot path)
+        cls_code: str | None = code  # R4's one Coding (hot path)
     else:
-        class_code = _class_code(cls)
+        cls_code = _class_code(resource)
     period = resource.get("period")
     if period is None or period == "":
         start = end = None
@@ -401,7 +320,7 @@ def _encounter(resource: dict[str, Any], tz: tzinfo, found: Problems) -> dict[st
     return {
         "patient_fhir_id": patient,
         "status": status,
-        "class_code": class_code,
+        "class_code": cls_code,
         "period_start": start,
         "period_end": end,
         "admit_source": _code(hosp.get("admitSource"), "Encounter.hospitalization.admitSource", found),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from discharge_bridge.risk._fhir import Code
+from discharge_bridge.fhir.fields import Code
 
 ICD10_URIS = (
     "http://hl7.org/fhir/sid/icd-10",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from discharge_bridge.risk._fhir import code_values, encounter_class_codes, encounter_status, reference_id
+from discharge_bridge.fhir.fields import code_values, encounter_class_codes, encounter_status, loose_reference_id
 from discharge_bridge.risk.mapping import Mapping
 
 ACTIVE_CLINICAL = frozenset({"active", "recurrence", "relapse"})
@@ -29,7 +29,7 @@ def related_person_counts(person: dict[str, Any], patient_id: str) -> bool:
     """Active (absent = active) and, when it names a patient, naming this one."""
     if person.get("active") is False:
         return False
-    ref = reference_id(person.get("patient"), "Patient")
+    ref = loose_reference_id(person.get("patient"), "Patient")
     return not ref or not patient_id or ref == patient_id
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, NamedTuple
 
-from discharge_bridge.risk._fhir import (
+from discharge_bridge.fhir.fields import (
     Code,
     as_list,
     codes,

@@ -16,16 +16,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from discharge_bridge.risk._fhir import (
+from discharge_bridge.fhir.fields import (
     aware,
     code_values,
     codes,
     encounter_class_codes,
     encounter_status,
     extensions,
+    loose_reference_id,
     parse_datetime,
     period,
-    reference_id,
     text,
 )
 from discharge_bridge.risk.charlson import charlson_index
@@ -105,11 +105,11 @@ def _emergency_visits(record: PatientRecord) -> list[_Visit]:
 def _front_door(record: PatientRecord, start: datetime | None, visits: list[_Visit]) -> set[int]:
     """ED visits that led to this admission (linked by partOf, or ending within a day before it)."""
     this_id = text(record.encounter.get("id"))
-    parent_id = reference_id(record.encounter.get("partOf"), "Encounter")
+    parent_id = loose_reference_id(record.encounter.get("partOf"), "Encounter")
     out: set[int] = set()
     for index, other, o_start, o_end in visits:
         linked = (parent_id and text(other.get("id")) == parent_id) or (
-            this_id and reference_id(other.get("partOf"), "Encounter") == this_id
+            this_id and loose_reference_id(other.get("partOf"), "Encounter") == this_id
         )
         # Without an end, the visit's start must itself be within the day before admission.
         last_seen = o_end or o_start

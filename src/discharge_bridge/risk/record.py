@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from discharge_bridge.risk._fhir import as_list, period, text
+from discharge_bridge.fhir.fields import as_list, period, text
 
 
 @dataclass

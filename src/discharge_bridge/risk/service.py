@@ -21,9 +21,9 @@ from sqlmodel import Session, col, select
 
 from discharge_bridge.config import Settings
 from discharge_bridge.db import utcnow
+from discharge_bridge.fhir.fields import obj
 from discharge_bridge.ingest.aliases import records_of, survivors
 from discharge_bridge.ingest.models import ClinicalSnapshot, EncounterSnapshot, PatientSnapshot
-from discharge_bridge.ingest.normalise import obj
 from discharge_bridge.ingest.store import insert_for
 from discharge_bridge.risk import (
     Mapping,

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from discharge_bridge.risk._fhir import codes, encounter_status, period, reference_id, text
+from discharge_bridge.fhir.fields import codes, encounter_status, loose_reference_id, period, text
 from discharge_bridge.risk.evidence import is_inpatient
 from discharge_bridge.risk.mapping import Mapping
 
@@ -107,7 +107,7 @@ def group_stays(encounters: Iterable[dict[str, Any]], mapping: Mapping, *, now: 
     for leg in legs:
         own = text(leg.get("id"))
         groups.find(own)
-        parent = reference_id(leg.get("partOf"), "Encounter")
+        parent = loose_reference_id(leg.get("partOf"), "Encounter")
         if parent:
             groups.join(own, parent)
     by_start = sorted(legs, key=lambda e: (period(e)[0] or NO_DATE, text(e.get("id"))))
@@ -140,7 +140,7 @@ def _stay(legs: tuple[dict[str, Any], ...], now: datetime) -> Stay:
         newest = max(
             going_on,
             key=lambda e: (
-                bool(reference_id(e.get("partOf"), "Encounter")),
+                bool(loose_reference_id(e.get("partOf"), "Encounter")),
                 period(e)[0] or NO_DATE,
                 text(e.get("id")),
             ),

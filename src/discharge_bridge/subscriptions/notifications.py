@@ -8,17 +8,13 @@ Pure: no database, no HTTP. Classic rest-hook sends the resource itself (often a
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 import orjson
 
-from discharge_bridge.ingest.normalise import obj
-
-_TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
-_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+from discharge_bridge.fhir.fields import FHIR_ID, RESOURCE_TYPE, obj
 
 
 class NotificationType(StrEnum):
@@ -173,7 +169,7 @@ def _reference(text: Any) -> tuple[str, str] | None:
     parts = text.split("?")[0].rstrip("/").split("/")
     if "_history" in parts:
         parts = parts[: parts.index("_history")]
-    if len(parts) >= 2 and _TYPE.match(parts[-2]) and _ID.match(parts[-1]):
+    if len(parts) >= 2 and RESOURCE_TYPE.match(parts[-2]) and FHIR_ID.match(parts[-1]):
         return parts[-2], parts[-1]
     return None
 
