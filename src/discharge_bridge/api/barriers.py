@@ -5,7 +5,6 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Response
 
 from discharge_bridge.cases.barriers import add_barrier, update_barrier
-from discharge_bridge.cases.errors import InvalidInput
 from discharge_bridge.cases.repository import list_barriers
 from discharge_bridge.cases.schemas import BarrierIn, BarrierOut, BarrierPatch
 from discharge_bridge.db import utcnow
@@ -68,8 +67,6 @@ def barrier_patch(
     """Change owner / note / start, or end the barrier with ``ended_at``. If-Match optional."""
     expected = expected_version("barrier", if_match, body.version, required=False)
     values = {f: getattr(body, f) for f in body.model_fields_set - {"version"}}
-    if values.get("started_at", barrier.started_at) is None:
-        raise InvalidInput(("body", "started_at"), "started_at may not be null")
     update_barrier(
         session, case_of(session, barrier.case_id), barrier, actor=actor, expected_version=expected, **values
     )

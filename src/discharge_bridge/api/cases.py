@@ -6,20 +6,18 @@ bed managers too) are a router of their own.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, status
-from sqlmodel import Session
 
 from discharge_bridge.api.assessment import router as assessment_router
-from discharge_bridge.cases.errors import InvalidInput, NotFound, check_version, ensure_open
+from discharge_bridge.cases.errors import NotFound
 from discharge_bridge.cases.events import timeline
 from discharge_bridge.cases.models import Case, CaseStatus, Priority
-from discharge_bridge.cases.readiness import set_dates_by_person
 from discharge_bridge.cases.repository import list_cases
 from discharge_bridge.cases.schemas import CaseDetail, CaseOpen, CasePage, CasePatch, EventOut
-from discharge_bridge.cases.service import assign, change_status, confirm_same_person, keep_case, open_case_by_hand
+from discharge_bridge.cases.service import open_case_by_hand
+from discharge_bridge.cases.updates import update_case
 from discharge_bridge.db import utcnow
 from discharge_bridge.deps import (
     Actor,
@@ -32,8 +30,8 @@ from discharge_bridge.deps import (
     require_by_method,
     set_etag,
 )
-from discharge_bridge.sources.service import SourceNotFound, get_source
-from discharge_bridge.users.roles import Permission, Role
+from discharge_bridge.sources.service import SourceNotFound, narrow_scope
+from discharge_bridge.users.roles import Permission
 from discharge_bridge.worklists.case_views import detail, source_names, summary
 
 router = APIRouter(
@@ -43,7 +41,7 @@ router = APIRouter(
 )
 
 
-def _detail(session: Session, case: Case, response: Response) -> CaseDetail:
+def _detail(session: SessionDep, case: Case, response: Response) -> CaseDetail:
     session.flush()  # the version counter moves at flush: the ETag must show the stored version
     set_etag(response, case.version)
     return detail(session, case, utcnow())
@@ -61,13 +59,10 @@ def cases_index(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> CasePage:
     """Cases, highest priority first, then the longest open."""
-    if source is not None:
-        try:
-            found = get_source(session, source, source_ids=scope)
-        except SourceNotFound as exc:
-            raise NotFound("source", repr(source)) from exc
-        assert found.id is not None
-        scope = [found.id]
+    try:
+        scope = narrow_scope(session, source, scope)
+    except SourceNotFound as exc:
+        raise NotFound("source", repr(source)) from exc
     page = list_cases(
         session,
         source_ids=scope,
@@ -98,8 +93,7 @@ def cases_open(
         source_name=body.source,
         encounter_fhir_id=body.encounter,
         actor=actor,
-        source_ids=principal.scope,
-        taken_by=principal.username if principal.role == Role.coordinator else None,
+        principal=principal,
     )
     if not created:
         response.status_code = status.HTTP_200_OK
@@ -120,27 +114,9 @@ def case_patch(
 
     If-Match (or ``version``) is optional here; when given, a stale one is a 409.
     """
-    check_version("case", case.version, expected_version("case", if_match, body.version, required=False))
-    given = body.model_fields_set - {"version"}
-    if "outcome" in given and body.status not in (CaseStatus.closed, CaseStatus.cancelled):
-        raise InvalidInput(("body", "outcome"), "outcome goes with status closed or cancelled")
-    if body.status == CaseStatus.open:
-        change_status(session, case, CaseStatus.open, actor=actor)
-    if given - {"status", "outcome"}:
-        ensure_open(case)
-    if "coordinator" in given:
-        assign(session, case, body.coordinator, actor=actor)
-    if body.keep_reason is not None:
-        keep_case(session, case, actor=actor, reason=body.keep_reason)
-    if body.same_person is not None:
-        confirm_same_person(session, case, body.same_person, actor=actor)
-    dates: dict[str, datetime | None] = {
-        f: getattr(body, f) for f in ("expected_discharge_at", "medically_ready_at") if f in given
-    }
-    if dates:
-        set_dates_by_person(session, case, dates, actor=actor)
-    if body.status in (CaseStatus.closed, CaseStatus.cancelled):
-        change_status(session, case, body.status, outcome=body.outcome, actor=actor)
+    expected = expected_version("case", if_match, body.version, required=False)
+    values = {f: getattr(body, f) for f in body.model_fields_set - {"version"}}
+    update_case(session, case, values, actor=actor, expected_version=expected)
     return _detail(session, case, response)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Response
-from sqlmodel import Session
 
 from discharge_bridge.cases.errors import NotFound
 from discharge_bridge.cases.handoffs.models import HANDOFF_TRANSITIONS, Handoff
@@ -44,7 +43,7 @@ def get_handoff_or_404(handoff_id: Annotated[int, Path(ge=1)], session: SessionD
 CurrentHandoff = Annotated[Handoff, Depends(get_handoff_or_404)]
 
 
-def _view(session: Session, handoff: Handoff, response: Response | None = None) -> HandoffOut:
+def _view(session: SessionDep, handoff: Handoff, response: Response | None = None) -> HandoffOut:
     session.flush()
     assert handoff.id is not None
     if response is not None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, ProcessCollector, generate_latest
@@ -19,9 +18,6 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-if TYPE_CHECKING:
-    from sqlmodel import Session
 
 from discharge_bridge.cases.models import Priority
 from discharge_bridge.db import utcnow
@@ -101,7 +97,7 @@ def request_histogram() -> Histogram:
 class DatabaseCollector(Collector):
     """Sync health per source, open work, and the scheduler's heartbeat, for the sources in ``scope``."""
 
-    def __init__(self, session: Session, scope: list[int] | None, now: datetime, stale_seconds: int) -> None:
+    def __init__(self, session: SessionDep, scope: list[int] | None, now: datetime, stale_seconds: int) -> None:
         self.session = session
         self.scope = scope
         self.now = now

@@ -7,18 +7,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel
-from sqlalchemy import func
-from sqlmodel import col, select
 
 from discharge_bridge.connections.schemas import SourcePublic
+from discharge_bridge.connections.status import conformance_of, source_public
 from discharge_bridge.db import utcnow
 from discharge_bridge.deps import SessionDep, SourceScope, require_by_method
-from discharge_bridge.ingest.changes import queue_depths
 from discharge_bridge.ingest.deadletters import list_dead_letters
 from discharge_bridge.ingest.models import ConformanceIssue, DeadLetter
-from discharge_bridge.sources.models import Source, SyncRun
+from discharge_bridge.sources.models import Source
 from discharge_bridge.sources.service import SourceNotFound, get_source, list_sources
-from discharge_bridge.subscriptions.schemas import push_status
 from discharge_bridge.users.roles import Permission
 
 router = APIRouter(
@@ -35,31 +32,15 @@ def _source_or_404(session: SessionDep, name: str, scope: list[int] | None) -> S
         raise HTTPException(404, str(exc)) from None
 
 
-def _public(session: SessionDep, source: Source, now: datetime) -> SourcePublic:
-    open_letters = session.exec(
-        select(func.count())
-        .select_from(DeadLetter)
-        .where(DeadLetter.source_id == source.id, col(DeadLetter.resolved_at).is_(None))
-    ).one()
-    last_run = session.exec(
-        select(SyncRun).where(SyncRun.source_id == source.id).order_by(col(SyncRun.id).desc()).limit(1)
-    ).first()
-    assert source.id is not None
-    queued = queue_depths(session, [source.id]).get(source.id, 0)
-    public = SourcePublic.of(source, dead_letters=open_letters, last_run=last_run, now=now, queued=queued)
-    public.push = push_status(session, source.id)
-    return public
-
-
 @router.get("/sources", response_model=list[SourcePublic])
 def sources_index(session: SessionDep, scope: SourceScope) -> list[SourcePublic]:
     now = utcnow()
-    return [_public(session, s, now) for s in list_sources(session, source_ids=scope)]
+    return [source_public(session, s, now) for s in list_sources(session, source_ids=scope)]
 
 
 @router.get("/sources/{name}", response_model=SourcePublic)
 def source_detail(name: str, session: SessionDep, scope: SourceScope) -> SourcePublic:
-    return _public(session, _source_or_404(session, name, scope), utcnow())
+    return source_public(session, _source_or_404(session, name, scope), utcnow())
 
 
 class DeadLetterPublic(BaseModel):
@@ -97,9 +78,5 @@ class ConformancePublic(BaseModel):
 @router.get("/sources/{name}/conformance", response_model=list[ConformancePublic])
 def source_conformance(name: str, session: SessionDep, scope: SourceScope) -> list[ConformanceIssue]:
     source = _source_or_404(session, name, scope)
-    query = (
-        select(ConformanceIssue)
-        .where(ConformanceIssue.source_id == source.id)
-        .order_by(col(ConformanceIssue.count).desc())
-    )
-    return list(session.exec(query))
+    assert source.id is not None
+    return conformance_of(session, source.id, limit=None)

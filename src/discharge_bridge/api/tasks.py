@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Response
-from sqlmodel import Session
 
 from discharge_bridge.cases.errors import NotFound
 from discharge_bridge.cases.repository import get_child
@@ -44,7 +43,7 @@ def get_task_or_404(task_id: Annotated[int, Path(ge=1)], session: SessionDep, sc
 CurrentTask = Annotated[Task, Depends(get_task_or_404)]
 
 
-def _view(session: Session, task: Task, response: Response | None = None) -> TaskOut:
+def _view(session: SessionDep, task: Task, response: Response | None = None) -> TaskOut:
     session.flush()
     if response is not None:
         set_etag(response, task.version)

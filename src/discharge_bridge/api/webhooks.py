@@ -14,7 +14,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Depends, HTTPException, Request, status
 from fastapi.responses import JSONResponse
-from sqlmodel import select
 from starlette.concurrency import run_in_threadpool
 
 from discharge_bridge.assessment import drain
@@ -22,7 +21,7 @@ from discharge_bridge.config import Settings
 from discharge_bridge.db import get_engine, session_scope
 from discharge_bridge.deps import SettingsDep
 from discharge_bridge.ingest.store import record_dead_letter
-from discharge_bridge.sources.models import Source
+from discharge_bridge.sources.service import find_source
 from discharge_bridge.subscriptions.inbox import process_inbox, store_notification
 from discharge_bridge.subscriptions.notifications import InvalidNotification, parse_notification
 from discharge_bridge.subscriptions.service import SECRET_HEADER, SubscriptionError, secret_of, subscriptions_of
@@ -78,7 +77,7 @@ def webhook_caller(name: str, request: Request, settings: SettingsDep) -> Webhoo
     """The source whose secret the request carries; 401 for a missing or wrong one (or no such source)."""
     given = request.headers.get(SECRET_HEADER, "")
     with session_scope(get_engine(settings)) as session:
-        source = session.exec(select(Source).where(Source.name == name)).first()
+        source = find_source(session, name)
         expected: list[str] = []
         if source is not None and source.id is not None:
             for row in subscriptions_of(session, source.id):

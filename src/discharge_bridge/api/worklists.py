@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 
 from discharge_bridge.deps import SessionDep, SettingsDep, SourceScope, require_by_method
 from discharge_bridge.risk import RuleSetError, load_rules
-from discharge_bridge.sources.service import SourceNotFound, get_source
+from discharge_bridge.sources.service import SourceNotFound, narrow_scope
 from discharge_bridge.users.roles import Permission
 from discharge_bridge.worklists.schemas import WorklistPage
 from discharge_bridge.worklists.service import worklist
@@ -35,14 +35,10 @@ def get_worklist(
         rules = load_rules("rules", search_dir=settings.mappings_dir)
     except RuleSetError as exc:
         raise HTTPException(503, f"the rule set cannot be loaded: {exc}") from None
-    source_ids = scope
-    if source is not None:
-        try:
-            found = get_source(session, source, source_ids=scope)
-        except SourceNotFound as exc:
-            raise HTTPException(404, str(exc)) from None
-        assert found.id is not None
-        source_ids = [found.id]
+    try:
+        source_ids = narrow_scope(session, source, scope)
+    except SourceNotFound as exc:
+        raise HTTPException(404, str(exc)) from None
     return worklist(
         session,
         rules_version=rules.version,

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from discharge_bridge.cases.errors import InvalidInput, check_version, ensure_open
+from discharge_bridge.cases.errors import InvalidInput, check_version, ensure_open, refuse_nulls
 from discharge_bridge.cases.events import EventKind, changes, record_event
 from discharge_bridge.cases.models import Barrier, BarrierCode, Case
 from discharge_bridge.db import utcnow
@@ -52,7 +52,9 @@ def add_barrier(
 def update_barrier(
     session: Session, case: Case, barrier: Barrier, *, actor: str, expected_version: int | None = None, **values: Any
 ) -> bool:
-    """Change owner / note / start, or end the barrier (``ended_at``; None reopens it)."""
+    """Change owner / note / start, or end the barrier (``ended_at``; None reopens it). A barrier
+    always has a start: ``started_at`` may be moved, never cleared."""
+    refuse_nulls(values, {"started_at"})
     ensure_open(case)
     check_version(f"barrier {barrier.id}", barrier.version, expected_version)
     unknown = set(values) - EDITABLE
@@ -69,6 +71,21 @@ def update_barrier(
     session.flush()
     record_event(session, case, actor=actor, kind=EventKind.barrier_updated, data={"barrier_id": barrier.id, **changed})
     return True
+
+
+def end_barrier(
+    session: Session,
+    case: Case,
+    barrier: Barrier,
+    *,
+    actor: str,
+    expected_version: int | None = None,
+    at: datetime | None = None,
+) -> bool:
+    """End the barrier at ``at``, or now: the delay stops counting."""
+    return update_barrier(
+        session, case, barrier, actor=actor, expected_version=expected_version, ended_at=at or utcnow()
+    )
 
 
 def end_open_barriers(session: Session, case: Case, at: datetime) -> list[int]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from sqlalchemy.orm.exc import StaleDataError
+
 
 class CoordinationError(Exception):
     status_code = 400
@@ -95,6 +97,17 @@ class ConfigError(CoordinationError):
     """A file in mappings/ is broken; the message names the file and the key."""
 
     status_code = 503
+
+
+def changed_meanwhile(exc: BaseException) -> bool:
+    """Someone else changed the row first: a stale version the check caught (StaleVersion), or two
+    writers that both passed the check and the database refused the second at flush (StaleDataError)."""
+    return isinstance(exc, StaleVersion | StaleDataError)
+
+
+def refused(exc: BaseException) -> bool:
+    """A change the coordination rules refused, or one that lost to a concurrent writer."""
+    return isinstance(exc, CoordinationError) or changed_meanwhile(exc)
 
 
 def check_version(what: str, current: int, expected: int | None) -> None:

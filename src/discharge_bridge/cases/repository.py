@@ -35,9 +35,13 @@ def get_case_for_encounter(
     return session.exec(scoped(query, source_ids)).first()
 
 
-def get_child(session: Session, model: type[Row], row_id: int, *, source_ids: list[int] | None = None) -> Row | None:
-    """A task, handoff or barrier by id, if its case is in scope."""
+def get_child(
+    session: Session, model: type[Row], row_id: int, *, source_ids: list[int] | None = None, case_id: int | None = None
+) -> Row | None:
+    """A task, handoff or barrier by id, if its case is in scope (and is ``case_id``, when given)."""
     query = select(model).join(Case, col(Case.id) == model.case_id).where(model.id == row_id)  # type: ignore[attr-defined]
+    if case_id is not None:
+        query = query.where(col(Case.id) == case_id)
     return session.exec(scoped(query, source_ids)).first()
 
 
@@ -70,6 +74,12 @@ def list_cases(
     return CasePage(total, list(session.exec(page.limit(limit).offset(offset))))
 
 
+def has_open_cases(session: Session, coordinator: str, *, source_ids: list[int] | None = None) -> bool:
+    """Whether ``coordinator`` has an open case among the given sources."""
+    query = select(Case.id).where(Case.status == CaseStatus.open, Case.coordinator == coordinator)
+    return session.exec(scoped(query, source_ids).limit(1)).first() is not None
+
+
 def get_encounter(session: Session, source_id: int, encounter_fhir_id: str) -> EncounterSnapshot | None:
     query = select(EncounterSnapshot).where(
         EncounterSnapshot.source_id == source_id, EncounterSnapshot.fhir_id == encounter_fhir_id
@@ -79,9 +89,14 @@ def get_encounter(session: Session, source_id: int, encounter_fhir_id: str) -> E
 
 def latest_risk(session: Session, case: Case) -> RiskAssessment | None:
     """The most recent assessment of the case's admission (under whichever rule set scored it last)."""
+    return latest_risk_of(session, case.source_id, case.encounter_fhir_id)
+
+
+def latest_risk_of(session: Session, source_id: int, encounter_fhir_id: str) -> RiskAssessment | None:
+    """The most recent assessment of an admission, with or without a case."""
     query = (
         select(RiskAssessment)
-        .where(RiskAssessment.source_id == case.source_id, RiskAssessment.encounter_fhir_id == case.encounter_fhir_id)
+        .where(RiskAssessment.source_id == source_id, RiskAssessment.encounter_fhir_id == encounter_fhir_id)
         .order_by(col(RiskAssessment.assessed_at).desc(), col(RiskAssessment.id).desc())
         .limit(1)
     )

@@ -18,7 +18,7 @@ from discharge_bridge.cases.errors import InvalidInput, NotFound, check_version
 from discharge_bridge.cases.events import EventKind, changes, record_event
 from discharge_bridge.cases.handoffs.models import HANDOFF_TRANSITIONS, Handoff, HandoffStatus
 from discharge_bridge.cases.models import CASE_TRANSITIONS, PRIORITY_RANK, Case, CaseOutcome, CaseStatus, Priority
-from discharge_bridge.cases.repository import get_case_for_encounter, get_encounter, latest_risk
+from discharge_bridge.cases.repository import get_case_for_encounter, get_encounter, latest_risk_of
 from discharge_bridge.cases.tasks.models import TASK_TRANSITIONS, Task, TaskDomain, TaskKind, TaskPriority, TaskStatus
 from discharge_bridge.cases.tasks.service import create_task
 from discharge_bridge.db import utcnow
@@ -27,6 +27,8 @@ from discharge_bridge.ingest.changes import enqueue_patients
 from discharge_bridge.ingest.store import insert_for
 from discharge_bridge.risk.models import RiskAssessment
 from discharge_bridge.sources.service import SourceNotFound, get_source
+from discharge_bridge.users.principal import Principal
+from discharge_bridge.users.roles import Role
 
 FIRST_VISIT_DUE = timedelta(days=1)
 FIND_GUARDIAN_DUE = timedelta(hours=4)  # a child alone in a ward: the same shift, not tomorrow
@@ -136,25 +138,23 @@ def open_case_by_hand(
     source_name: str,
     encounter_fhir_id: str,
     actor: str,
-    source_ids: list[int] | None,
-    taken_by: str | None = None,
+    principal: Principal,
 ) -> tuple[Case, bool]:
-    """Open a case for any stored admission of a visible source (with its flags' priority, if flagged);
-    a new case is assigned to ``taken_by`` (the coordinator who opened it).
+    """Open a case for any stored admission of a source ``principal`` sees (with its flags' priority,
+    if flagged); a coordinator who opens a case takes it on.
 
-    Raises NotFound for a source outside ``source_ids`` or an admission the store does not hold.
+    Raises NotFound for a source outside the principal's scope or an admission the store does not hold.
     """
 
     try:
-        source = get_source(session, source_name, source_ids=source_ids)
+        source = get_source(session, source_name, source_ids=principal.scope)
     except SourceNotFound:
         raise NotFound("source", repr(source_name)) from None
     assert source.id is not None
     encounter = get_encounter(session, source.id, encounter_fhir_id)
     if encounter is None:
         raise NotFound("encounter", f"{encounter_fhir_id!r} of source {source_name!r}")
-    draft = Case(source_id=source.id, encounter_fhir_id=encounter.fhir_id, patient_fhir_id=encounter.patient_fhir_id)
-    risk = latest_risk(session, draft)
+    risk = latest_risk_of(session, source.id, encounter.fhir_id)
     flagged = risk is not None and risk.flagged
     case, created = open_case(
         session,
@@ -166,8 +166,8 @@ def open_case_by_hand(
         actor=actor,
         by_hand=True,
     )
-    if created and taken_by is not None:
-        assign(session, case, taken_by, actor=actor)
+    if created and principal.role == Role.coordinator:
+        assign(session, case, principal.username, actor=actor)
     return case, created
 
 

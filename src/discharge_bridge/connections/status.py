@@ -27,9 +27,11 @@ from discharge_bridge.ingest.files import BadRecord, iter_resources
 from discharge_bridge.ingest.models import ConformanceIssue, DeadLetter
 from discharge_bridge.sources.models import Source, SourceMode, SyncRun
 from discharge_bridge.sources.service import SourceError, client_for
+from discharge_bridge.subscriptions.schemas import push_status
 
 CHECK_TIMEOUT_SECONDS = 10.0  # a button press should answer in seconds, not wait out a hung EHR
 FILE_CHECK_LIMIT = 200_000  # records counted by a file check; a bigger export is sampled
+REPLAY_ALL_LIMIT = 200  # one button press re-reads at most this many from the EHR
 SECRET_NAME_FIELDS = ("token_env", "token_file", "password_env", "password_file", "private_key_file")
 
 
@@ -71,14 +73,28 @@ def _open_letter_counts(session: Session, ids: list[int]) -> dict[int, int]:
     return {sid: int(n) for sid, n in session.exec(query)}
 
 
-def conformance_of(session: Session, source_id: int, limit: int = 100) -> list[ConformanceIssue]:
+def conformance_of(session: Session, source_id: int, limit: int | None = 100) -> list[ConformanceIssue]:
+    """The source's conformance problems, the most frequent first (``limit`` None: all of them)."""
     query = (
         select(ConformanceIssue)
         .where(ConformanceIssue.source_id == source_id)
         .order_by(col(ConformanceIssue.count).desc(), col(ConformanceIssue.id))
-        .limit(limit)
     )
-    return list(session.exec(query))
+    return list(session.exec(query if limit is None else query.limit(limit)))
+
+
+def source_public(session: Session, source: Source, now: datetime) -> SourcePublic:
+    """What the API shows of one source: status, open dead letters, the last run, the queue, push health."""
+    assert source.id is not None
+    public = SourcePublic.of(
+        source,
+        dead_letters=_open_letter_counts(session, [source.id]).get(source.id, 0),
+        last_run=_last_runs(session, [source.id]).get(source.id),
+        now=now,
+        queued=queue_depths(session, [source.id]).get(source.id, 0),
+    )
+    public.push = push_status(session, source.id)
+    return public
 
 
 def source_statuses(
@@ -199,6 +215,21 @@ def check_file_source(source: Source, limit: int = FILE_CHECK_LIMIT) -> CheckRep
                 CheckItem(rtype, CheckStatus.warning, f"no {rtype} resources: risk flags will have less to go on")
             )
     return CheckReport(source.name, items)
+
+
+def replay_dead_letter(
+    session: Session, letter_id: int, *, source_ids: list[int] | None
+) -> tuple[Source, list[ReplayOutcome]]:
+    """Replay one dead letter of a visible source (DeadLetterNotFound otherwise); its source and the outcome."""
+    letter = get_dead_letter(session, letter_id, source_ids=source_ids)
+    source = session.get(Source, letter.source_id)
+    assert source is not None
+    return source, replay_letters(session, source, [letter])
+
+
+def replay_open_letters(session: Session, source: Source, limit: int = REPLAY_ALL_LIMIT) -> list[ReplayOutcome]:
+    """Replay the source's newest open dead letters, at most ``limit`` (one button press re-reads that many)."""
+    return replay_letters(session, source, list_dead_letters(session, source_id=source.id, limit=limit))
 
 
 def replay_letters(session: Session, source: Source, letters: list[DeadLetter]) -> list[ReplayOutcome]:

@@ -45,15 +45,29 @@ def check_fields(mode: SourceMode, base_url: str, timezone: str, poll_interval_s
         raise SourceError("poll interval must be at least 10 seconds")
 
 
-def get_source(session: Session, name: str, *, source_ids: list[int] | None = None) -> Source:
-    """The source by name; one outside ``source_ids`` (None = all) is reported as not found."""
+def find_source(session: Session, name: str, *, source_ids: list[int] | None = None) -> Source | None:
+    """The source by name, or None when there is none among ``source_ids`` (None = all)."""
     query = select(Source).where(Source.name == name)
     if source_ids is not None:
         query = query.where(col(Source.id).in_(source_ids))
-    source = session.exec(query).first()
+    return session.exec(query).first()
+
+
+def get_source(session: Session, name: str, *, source_ids: list[int] | None = None) -> Source:
+    """The source by name; one outside ``source_ids`` (None = all) is reported as not found."""
+    source = find_source(session, name, source_ids=source_ids)
     if source is None:
         raise SourceNotFound(name)
     return source
+
+
+def narrow_scope(session: Session, name: str | None, source_ids: list[int] | None) -> list[int] | None:
+    """``source_ids`` narrowed to the source named ``name`` (None: unchanged); SourceNotFound outside them."""
+    if name is None:
+        return source_ids
+    found = get_source(session, name, source_ids=source_ids)
+    assert found.id is not None
+    return [found.id]
 
 
 def list_sources(session: Session, *, source_ids: list[int] | None = None) -> list[Source]:

@@ -18,7 +18,7 @@ from discharge_bridge.cases.handoffs.models import DestinationType
 from discharge_bridge.db import utcnow
 from discharge_bridge.deps import SessionDep, require
 from discharge_bridge.sources.models import Source
-from discharge_bridge.sources.service import list_sources
+from discharge_bridge.sources.service import SourceNotFound
 from discharge_bridge.ui import i18n
 from discharge_bridge.ui.case_labels import label
 from discharge_bridge.ui.charts import Series, chart
@@ -30,6 +30,7 @@ from discharge_bridge.worklists.board import (
     BoardFilter,
     BoardRow,
     board,
+    board_filter,
     board_timezone,
     delay_series,
     handoff_series,
@@ -47,14 +48,10 @@ def _filter(
     session: SessionDep, principal: Principal, hospital: str | None, ward: str | None
 ) -> tuple[BoardFilter, list[Source], Source | None]:
     """The filter for the caller's hospitals; a hospital outside them is 404, as if it did not exist."""
-    sources = list_sources(session, source_ids=principal.scope)
-    chosen = None
-    if hospital:
-        chosen = next((s for s in sources if s.name == hospital), None)
-        if chosen is None:
-            raise HTTPException(404, i18n.gettext("No such hospital among yours: %(name)s") % {"name": hospital})
-    ids = [chosen.id] if chosen and chosen.id is not None else principal.scope
-    return BoardFilter(source_ids=ids, ward=ward or None), sources, chosen
+    try:
+        return board_filter(session, principal.scope, hospital, ward)
+    except SourceNotFound:
+        raise HTTPException(404, i18n.gettext("No such hospital among yours: %(name)s") % {"name": hospital}) from None
 
 
 def _week_label(day: date) -> str:

@@ -12,7 +12,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from sqlmodel import Session
 
 from discharge_bridge.cases.assessment import case_flags
 from discharge_bridge.cases.events import timeline
@@ -63,7 +62,7 @@ def _task_row(task: Task, now: datetime) -> dict[str, Any]:
     return {"row": task, "moves": moves, "overdue": is_overdue(task, now)}
 
 
-def case_context(session: Session, case: Case, principal: Principal) -> dict[str, Any]:
+def case_context(session: SessionDep, case: Case, principal: Principal) -> dict[str, Any]:
     assert case.id is not None
     now = utcnow()
     view = detail(session, case, now)

@@ -15,17 +15,16 @@ from zoneinfo import ZoneInfo
 from fastapi import Depends, Path, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel, ValidationError
-from sqlalchemy.orm.exc import StaleDataError
 from starlette.datastructures import FormData
 
 from discharge_bridge.cases.errors import (
     CaseClosed,
     CaseNotFound,
-    CoordinationError,
     InvalidInput,
     InvalidTransition,
     NotFound,
-    StaleVersion,
+    changed_meanwhile,
+    refused,
 )
 from discharge_bridge.cases.models import Case
 from discharge_bridge.cases.repository import get_case
@@ -68,7 +67,7 @@ class CasePageRoute(PageRoute):
     """PageRoute with coordination errors in the reader's words (answered after the rollback)."""
 
     def error_response(self, request: Request, exc: Exception) -> Response:
-        if isinstance(exc, CoordinationError | StaleDataError):
+        if refused(exc):
             return problem_page(request, exc)
         return super().error_response(request, exc)
 
@@ -76,7 +75,7 @@ class CasePageRoute(PageRoute):
 def problem_page(request: Request, exc: Exception) -> Any:
     status = getattr(exc, "status_code", 409)
     detail = str(exc)
-    if isinstance(exc, StaleVersion | StaleDataError):
+    if changed_meanwhile(exc):
         title, message, status = N_("Changed by someone else"), STALE, 409
     elif isinstance(exc, InvalidTransition):
         title, message = (

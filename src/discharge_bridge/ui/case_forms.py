@@ -9,28 +9,26 @@ Times typed on the page are read in the hospital's time zone.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from fastapi import APIRouter
 from fastapi.responses import RedirectResponse
-from sqlmodel import Session, SQLModel
 from starlette.datastructures import FormData
 
 from discharge_bridge.cases.assessment import add_flag_correction, put_assessment
-from discharge_bridge.cases.barriers import add_barrier, update_barrier
-from discharge_bridge.cases.errors import InvalidInput, NotFound, ensure_open
+from discharge_bridge.cases.barriers import add_barrier, end_barrier
+from discharge_bridge.cases.errors import InvalidInput, NotFound
 from discharge_bridge.cases.handoffs.models import Handoff, HandoffStatus
 from discharge_bridge.cases.handoffs.schemas import HandoffIn
 from discharge_bridge.cases.handoffs.service import create_handoff, update_handoff
 from discharge_bridge.cases.models import Barrier, Case, CaseOutcome, CaseStatus
-from discharge_bridge.cases.readiness import DATES, set_dates_by_person
-from discharge_bridge.cases.repository import get_assessment, get_child
+from discharge_bridge.cases.readiness import DATES
+from discharge_bridge.cases.repository import get_child
 from discharge_bridge.cases.schemas import AssessmentPut, BarrierIn, CorrectionIn
-from discharge_bridge.cases.service import assign, change_status, confirm_same_person, keep_case
 from discharge_bridge.cases.tasks.models import Task, TaskStatus
 from discharge_bridge.cases.tasks.schemas import TaskIn
 from discharge_bridge.cases.tasks.service import create_task, update_task
-from discharge_bridge.db import utcnow
+from discharge_bridge.cases.updates import update_case
 from discharge_bridge.deps import SessionDep, SettingsDep
 from discharge_bridge.sources.service import list_sources
 from discharge_bridge.ui.case_common import (
@@ -48,14 +46,13 @@ from discharge_bridge.ui.case_common import (
 )
 from discharge_bridge.ui.case_labels import DAILY_LIVING, DOMAINS
 from discharge_bridge.users.principal import Principal
-from discharge_bridge.users.service import coordinators_of
 
 router = APIRouter(route_class=CasePageRoute, include_in_schema=False)
 E = TypeVar("E", bound=StrEnum)
-R = TypeVar("R", bound=SQLModel)
+R = TypeVar("R", Task, Handoff, Barrier)
 
 
-def _timezone(session: Session, case: Case) -> str:
+def _timezone(session: SessionDep, case: Case) -> str:
     return list_sources(session, source_ids=[case.source_id])[0].timezone
 
 
@@ -66,10 +63,10 @@ def _choice(enum: type[E], form: FormData, field: str) -> E:
         raise InvalidInput(("form", field), f"choose one of: {', '.join(e.value for e in enum)}") from None
 
 
-def _child(session: Session, model: type[R], row_id: int, case: Case, principal: Principal) -> R:
+def _child(session: SessionDep, model: type[R], row_id: int, case: Case, principal: Principal) -> R:
     """A task, handoff or barrier of this case (in the reader's scope), or 404."""
-    row = get_child(session, model, row_id, source_ids=principal.scope)
-    if row is None or row.case_id != case.id:  # type: ignore[attr-defined]
+    row = get_child(session, model, row_id, source_ids=principal.scope, case_id=case.id)
+    if row is None:
         raise NotFound(model.__name__.lower(), row_id)
     return row
 
@@ -82,23 +79,41 @@ def _lines(form: FormData, field: str) -> list[str]:
     return [line.strip() for line in text(form, field).splitlines() if line.strip()]
 
 
+def _update(
+    session: SessionDep,
+    case: Case,
+    principal: Principal,
+    form: FormData,
+    values: dict[str, Any],
+    *,
+    coordinators_only: bool = False,
+) -> bool:
+    """A header form's change, as the API's PATCH makes it, for the version the form was rendered with."""
+    return update_case(
+        session,
+        case,
+        values,
+        actor=principal.username,
+        expected_version=version_of(form),
+        coordinators_only=coordinators_only,
+    )
+
+
 @router.post("/cases/{case_id}/assign")
 def case_assign(case: PageCase, session: SessionDep, principal: Coordinator, form: Form) -> RedirectResponse:
     assert case.id is not None
-    ensure_open(case)
     chosen = text(form, "coordinator") or None
-    if chosen is not None and chosen not in {u.username for u in coordinators_of(session, case.source_id)}:
-        raise InvalidInput(("form", "coordinator"), f"{chosen!r} is not a coordinator of this hospital")
-    assign(session, case, chosen, actor=principal.username, expected_version=version_of(form))
+    _update(session, case, principal, form, {"coordinator": chosen}, coordinators_only=True)
     return back_to_case(case.id, "assigned")
 
 
 @router.post("/cases/{case_id}/status")
 def case_status(case: PageCase, session: SessionDep, principal: Coordinator, form: Form) -> RedirectResponse:
     assert case.id is not None
-    status = _choice(CaseStatus, form, "status")
-    outcome = _choice(CaseOutcome, form, "outcome") if text(form, "outcome") else None
-    change_status(session, case, status, actor=principal.username, outcome=outcome, expected_version=version_of(form))
+    values: dict[str, Any] = {"status": _choice(CaseStatus, form, "status")}
+    if text(form, "outcome"):
+        values["outcome"] = _choice(CaseOutcome, form, "outcome")
+    _update(session, case, principal, form, values)
     return back_to_case(case.id, "status")
 
 
@@ -106,9 +121,7 @@ def case_status(case: PageCase, session: SessionDep, principal: Coordinator, for
 def case_keep(case: PageCase, session: SessionDep, principal: Coordinator, form: Form) -> RedirectResponse:
     """Keep a case whose flag the EHR withdrew, with the coordinator's reason."""
     assert case.id is not None
-    keep_case(
-        session, case, actor=principal.username, reason=text(form, "keep_reason"), expected_version=version_of(form)
-    )
+    _update(session, case, principal, form, {"keep_reason": text(form, "keep_reason")})
     return back_to_case(case.id, "kept")
 
 
@@ -116,7 +129,7 @@ def case_keep(case: PageCase, session: SessionDep, principal: Coordinator, form:
 def case_same_person(case: PageCase, session: SessionDep, principal: Coordinator, form: Form) -> RedirectResponse:
     """Confirm that another record the EHR named is this case's person."""
     assert case.id is not None
-    confirm_same_person(session, case, text(form, "same_person"), actor=principal.username)
+    update_case(session, case, {"same_person": text(form, "same_person")}, actor=principal.username)
     return back_to_case(case.id, "same_person")
 
 
@@ -124,14 +137,13 @@ def case_same_person(case: PageCase, session: SessionDep, principal: Coordinator
 def case_dates(case: PageCase, session: SessionDep, principal: Coordinator, form: Form) -> RedirectResponse:
     """Only the dates the person changed become theirs: resubmitting the EHR's date changes nothing."""
     assert case.id is not None
-    ensure_open(case)
     timezone = _timezone(session, case)
-    values = {}
-    for field in DATES:
+    values: dict[str, Any] = {}
+    for field in DATES:  # the form shows minutes in the hospital's zone: an untouched field is not sent on
         new = local_datetime(text(form, field), timezone, field)
         if local_input(new, timezone) != local_input(getattr(case, field), timezone):
             values[field] = new
-    changed = set_dates_by_person(session, case, values, actor=principal.username, expected_version=version_of(form))
+    changed = _update(session, case, principal, form, values)
     return back_to_case(case.id, "dates" if changed else "dates_unchanged", "readiness")
 
 
@@ -154,8 +166,6 @@ def case_assessment(case: PageCase, session: SessionDep, principal: Coordinator,
             "version": version_of(form),
         },
     )
-    existing = get_assessment(session, case.id)
-    before = existing.version if existing else 0
     payload = body.model_dump(exclude={"version"})
     saved = put_assessment(
         session,
@@ -166,8 +176,8 @@ def case_assessment(case: PageCase, session: SessionDep, principal: Coordinator,
         living_situation=payload["living_situation"],
         expected_version=body.version,
     )
-    session.flush()
-    return back_to_case(case.id, "assessment" if saved.version != before else "assessment_unchanged", "assessment")
+    changed = saved.version != body.version  # the service flushes a change: the version has moved
+    return back_to_case(case.id, "assessment" if changed else "assessment_unchanged", "assessment")
 
 
 @router.post("/cases/{case_id}/assessment/corrections")
@@ -199,7 +209,7 @@ def task_add(case: PageCase, session: SessionDep, principal: Coordinator, form: 
         {
             "description": text(form, "description"),
             "domain": text(form, "domain"),
-            "priority": text(form, "priority") or "routine",
+            **({"priority": text(form, "priority")} if text(form, "priority") else {}),
             "owner": text(form, "owner") or None,
             "due_at": local_datetime(text(form, "due_at"), timezone, "due_at"),
         },
@@ -297,7 +307,5 @@ def barrier_end(
 ) -> RedirectResponse:
     assert case.id is not None
     barrier = _child(session, Barrier, barrier_id, case, principal)
-    update_barrier(
-        session, case, barrier, actor=principal.username, expected_version=version_of(form), ended_at=utcnow()
-    )
+    end_barrier(session, case, barrier, actor=principal.username, expected_version=version_of(form))
     return back_to_case(case.id, "barrier_ended", "barriers")

@@ -16,14 +16,14 @@ from discharge_bridge.connections.check import CheckReport
 from discharge_bridge.connections.status import (
     DeadLetterNotFound,
     SourceStatus,
-    get_dead_letter,
-    replay_letters,
+    replay_dead_letter,
+    replay_open_letters,
     run_check,
     source_statuses,
 )
 from discharge_bridge.db import utcnow
 from discharge_bridge.deps import SessionDep, require
-from discharge_bridge.ingest.deadletters import ReplayOutcome, list_dead_letters
+from discharge_bridge.ingest.deadletters import ReplayOutcome
 from discharge_bridge.sources.models import Source
 from discharge_bridge.sources.service import SourceNotFound, get_source
 from discharge_bridge.ui import i18n
@@ -34,7 +34,6 @@ from discharge_bridge.users.roles import Permission
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 SourceManager = Annotated[Principal, Depends(require(Permission.manage_sources))]
-REPLAY_ALL_LIMIT = 200  # one button press re-reads at most this many from the EHR
 
 LABELS: dict[str, dict[str, str]] = {
     "mode": {"poll": N_("Polling"), "subscription": N_("Subscription"), "bulk": N_("Bulk export"), "file": N_("Files")},
@@ -154,21 +153,17 @@ def _notice(outcome: ReplayOutcome) -> str:
 @router.post("/it/deadletters/{letter_id}/replay", response_class=HTMLResponse)
 def replay_one(request: Request, letter_id: int, principal: SourceManager, session: SessionDep) -> Response:
     try:
-        letter = get_dead_letter(session, letter_id, source_ids=principal.scope)
+        source, outcomes = replay_dead_letter(session, letter_id, source_ids=principal.scope)
     except DeadLetterNotFound:
         raise HTTPException(404, i18n.gettext("No such dead letter among yours: %(id)s") % {"id": letter_id}) from None
-    source = session.get(Source, letter.source_id)
-    assert source is not None
     i18n.set_language(language_of(request))
-    outcomes = replay_letters(session, source, [letter])
     return _answer(request, session, principal, source, notices={source.name: [_notice(o) for o in outcomes]})
 
 
 @router.post("/it/sources/{name}/replay", response_class=HTMLResponse)
 def replay_all(request: Request, name: str, principal: SourceManager, session: SessionDep) -> Response:
     source = _source(session, principal, name)
-    letters = list_dead_letters(session, source_id=source.id, limit=REPLAY_ALL_LIMIT)
+    outcomes = replay_open_letters(session, source)
     i18n.set_language(language_of(request))
-    outcomes = replay_letters(session, source, letters)
     notices = [_notice(o) for o in outcomes] or [i18n.gettext("No open dead letters to replay.")]
     return _answer(request, session, principal, source, notices={source.name: notices})

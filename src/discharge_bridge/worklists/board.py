@@ -26,6 +26,7 @@ from discharge_bridge.cases.readiness import bed_days_lost
 from discharge_bridge.cases.repository import scoped
 from discharge_bridge.ingest.models import EncounterSnapshot
 from discharge_bridge.sources.models import Source
+from discharge_bridge.sources.service import SourceNotFound, list_sources
 
 # An encounter in one of these states has left the bed even if the case has not caught up yet.
 LEFT_BED = ("finished", "cancelled", "entered-in-error")
@@ -39,6 +40,21 @@ class BoardFilter:
 
     source_ids: list[int] | None = None
     ward: str | None = None
+
+
+def board_filter(
+    session: Session, source_ids: list[int] | None, hospital: str | None, ward: str | None
+) -> tuple[BoardFilter, list[Source], Source | None]:
+    """The filter for the caller's hospitals, with those hospitals and the one chosen (if any);
+    a hospital outside them is SourceNotFound, as if it did not exist."""
+    sources = list_sources(session, source_ids=source_ids)
+    chosen = None
+    if hospital:
+        chosen = next((s for s in sources if s.name == hospital), None)
+        if chosen is None:
+            raise SourceNotFound(hospital)
+    ids = [chosen.id] if chosen and chosen.id is not None else source_ids
+    return BoardFilter(source_ids=ids, ward=ward or None), sources, chosen
 
 
 @dataclass(frozen=True)

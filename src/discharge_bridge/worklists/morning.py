@@ -17,7 +17,7 @@ counts the tasks that are not overdue yet, so ``due_today + overdue == len(due_t
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -25,7 +25,8 @@ from sqlalchemy import Table, and_
 from sqlmodel import Session, col, select
 
 from discharge_bridge.cases.models import Case, CaseStatus
-from discharge_bridge.cases.tasks.models import TASK_TRANSITIONS, Task
+from discharge_bridge.cases.repository import get_encounter, latest_risk_of, scoped
+from discharge_bridge.cases.tasks.models import TASK_TRANSITIONS, Task, TaskStatus
 from discharge_bridge.ingest.models import EncounterSnapshot
 from discharge_bridge.ingest.store import insert_for
 from discharge_bridge.risk.models import RiskAssessment
@@ -192,3 +193,64 @@ def for_coordinator(items: dict[str, Any], username: str) -> dict[str, Any]:
     flags = [f for f in items.get("new_flags", []) if f.get("coordinator") == username]
     tasks = [t for t in items.get("due_tasks", []) if username in (t.get("owner"), t.get("coordinator"))]
     return {"new_flags": flags, "due_tasks": tasks, "counts": _counts(flags, tasks)}
+
+
+def shown_lists(
+    session: Session, sources: dict[int, Source], *, source_ids: list[int] | None, coordinator: str | None = None
+) -> list[dict[str, Any]]:
+    """The newest list of each hospital in ``sources``, by hospital name, as the worklist page shows it:
+    ``coordinator``'s part only when given; each flag with the patient's age, the admission time and
+    whether it is still flagged, each task with its status now (work done since the morning is not
+    chased twice)."""
+    shown = []
+    for row in sorted(
+        latest_for(session, source_ids), key=lambda r: sources[r.source_id].hospital if r.source_id in sources else ""
+    ):
+        source = sources.get(row.source_id)
+        if source is None:
+            continue
+        items = for_coordinator(row.items, coordinator) if coordinator is not None else row.items
+        tasks = items.get("due_tasks", [])
+        statuses = _task_statuses(session, [int(t.get("task_id") or 0) for t in tasks], source_ids)
+        shown.append(
+            {
+                "source": source,
+                "local_date": date.fromisoformat(row.local_date),
+                "generated_at": row.generated_at,
+                "counts": items.get("counts", {}),
+                "flags": [_flag_now(session, row.source_id, f) for f in items.get("new_flags", [])],
+                "tasks": [_task_now(t, statuses) for t in tasks],
+            }
+        )
+    return shown
+
+
+def _flag_now(session: Session, source_id: int, item: dict[str, Any]) -> dict[str, Any]:
+    encounter_id = str(item.get("encounter"))
+    encounter = get_encounter(session, source_id, encounter_id)
+    risk = latest_risk_of(session, source_id, encounter_id)
+    return {
+        **item,
+        "age": risk.age if risk else None,
+        "admitted_at": encounter.period_start if encounter else None,
+        "still_flagged": bool(risk and risk.flagged and risk.current),
+    }
+
+
+def _task_statuses(session: Session, task_ids: list[int], source_ids: list[int] | None) -> dict[int, TaskStatus]:
+    """The status now of each task still in a visible hospital (a task since deleted is left out)."""
+    if not task_ids:
+        return {}
+    query = select(Task.id, Task.status).join(Case, col(Case.id) == Task.case_id).where(col(Task.id).in_(task_ids))
+    return {task_id: TaskStatus(status) for task_id, status in session.exec(scoped(query, source_ids)) if task_id}
+
+
+def _task_now(item: dict[str, Any], statuses: dict[int, TaskStatus]) -> dict[str, Any]:
+    status = statuses.get(int(item.get("task_id") or 0))
+    due = item.get("due_at")
+    return {
+        **item,
+        "due_at": datetime.fromisoformat(due) if isinstance(due, str) else None,  # the list stores ISO text
+        "status_now": status,
+        "done": status is not None and status not in TASK_TRANSITIONS.active,
+    }

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from sqlalchemy import ColumnElement, func
 from sqlmodel import Session, and_, col, select
 
+from discharge_bridge.cases.models import Case
+from discharge_bridge.cases.repository import has_open_cases, scoped
 from discharge_bridge.ingest.models import EncounterSnapshot
 from discharge_bridge.risk.models import RiskAssessment
 from discharge_bridge.sources.models import Source
+from discharge_bridge.users.principal import Principal
+from discharge_bridge.users.roles import Role
 from discharge_bridge.worklists.schemas import WorklistItem, WorklistPage
 
 PRIORITY_RANK = {"high": 3, "medium": 2, "low": 1}
+Half = Literal["mine", "all"]  # a coordinator's own cases, or every case of the hospitals they see
 
 
 def worklist(
@@ -75,3 +82,28 @@ def worklist(
         for row, enc, source in session.exec(query)
     ]
     return WorklistPage(total=total, items=items)
+
+
+def cases_of(
+    session: Session, items: list[WorklistItem], *, source_ids: list[int] | None
+) -> dict[tuple[str, str], Case]:
+    """The case each listed admission already has, by (source name, encounter), among visible sources."""
+    if not items:
+        return {}
+    query = (
+        select(Case, Source.name)
+        .join(Source, col(Source.id) == Case.source_id)
+        .where(col(Case.encounter_fhir_id).in_({i.encounter for i in items}))
+    )
+    return {(name, case.encounter_fhir_id): case for case, name in session.exec(scoped(query, source_ids))}
+
+
+def worklist_half(session: Session, principal: Principal, asked: Half | None) -> tuple[Half, bool]:
+    """Which part of the lists the reader sees ("mine" or "all") and whether they may switch: a
+    coordinator may, and starts on their own cases when they have open ones; everyone else sees all."""
+    if principal.role != Role.coordinator:
+        return "all", False
+    if asked is not None:
+        return asked, True
+    mine = has_open_cases(session, principal.username, source_ids=principal.scope)
+    return ("mine" if mine else "all"), True
