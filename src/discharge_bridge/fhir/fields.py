@@ -293,7 +293,7 @@ def parse_datetime(value: Any) -> datetime | None:
 # datetimes are immutable, so a small cache of recent strings is safe and saves the re-parsing.
 @lru_cache(maxsize=4096)
 def _parse_datetime(raw: str) -> datetime | None:
-    parsed = _read_datetime(raw)
+    parsed = _read_datetime(raw.replace("Z", "+00:00"))  # also reads a date with a zone, `2024-03-01Z`
     return parsed if parsed is None or parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
