@@ -34,7 +34,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 
 from tests.support.synthetic import generate
 
-from discharge_bridge.risk import PatientRecord, assess, compute_lace, extract_facts, load_mapping, load_rules
+from discharge_bridge.risk import PatientRecord, assess, compute_lace, extract_facts, loading
+from discharge_bridge.risk.mapping import DEFAULT_MAPPINGS_DIR
 
 GOLDEN = Path(__file__).resolve().parent / "risk_golden.json"
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)  # fixed, so LACE's "days so far" is reproducible
@@ -116,8 +117,8 @@ def main() -> int:
 
     records = build_records(admissions)
     n = len(records)
-    mapping = load_mapping(args.mapping)
-    rules = load_rules()
+    mapping = loading.mapping(args.mapping, DEFAULT_MAPPINGS_DIR)
+    rules = loading.rule_set(DEFAULT_MAPPINGS_DIR)
     # The ~1M objects of the input are not what is measured: keep the cyclic GC from rescanning
     # them on every collection the stages trigger (a live service holds one patient at a time).
     gc.collect()

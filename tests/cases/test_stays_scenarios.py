@@ -24,8 +24,8 @@ from discharge_bridge.config import Settings
 from discharge_bridge.connections.service import add_source
 from discharge_bridge.db import session_scope
 from discharge_bridge.ingest.aliases import possible_duplicates
-from discharge_bridge.risk import load_rules
 from discharge_bridge.risk.models import RiskAssessment
+from discharge_bridge.risk.rules import load_rules
 from discharge_bridge.sources.models import SourceMode, SyncStatus
 from discharge_bridge.sources.service import get_source
 from discharge_bridge.worklists.service import worklist

@@ -16,7 +16,9 @@ import pytest
 
 from discharge_bridge.config import PROJECT_ROOT
 from discharge_bridge.ingest.files import BadRecord, iter_resources
-from discharge_bridge.risk import PatientRecord, assess, extract_facts, is_flaggable, load_mapping, load_rules
+from discharge_bridge.risk import PatientRecord, assess, extract_facts, is_flaggable
+from discharge_bridge.risk.mapping import load_mapping
+from discharge_bridge.risk.rules import load_rules
 
 FIXTURES = PROJECT_ROOT / "fhir_fixtures"
 DEMO = FIXTURES / "demo-hospital"

@@ -14,10 +14,10 @@ from discharge_bridge.risk import (
     compute_lace,
     extract_facts,
     is_flaggable,
-    load_mapping,
-    load_rules,
     record_from_bundle,
 )
+from discharge_bridge.risk.mapping import load_mapping
+from discharge_bridge.risk.rules import load_rules
 
 from .factories import ICD, LOINC, SCT, cc, condition, encounter, observation, patient, record, related
 

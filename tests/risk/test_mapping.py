@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from discharge_bridge.risk import MappingError, load_mapping
-from discharge_bridge.risk.mapping import DEFAULT_MAPPINGS_DIR
+from discharge_bridge.risk import MappingError
+from discharge_bridge.risk.mapping import DEFAULT_MAPPINGS_DIR, load_mapping
 
 
 def write(folder: Path, name: str, text: str) -> Path:

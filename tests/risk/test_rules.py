@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from discharge_bridge.risk import Fact, RuleSetError, assess, load_rules
-from discharge_bridge.risk.rules import PRIORITY_ORDER
+from discharge_bridge.risk import Fact, RuleSetError, assess
+from discharge_bridge.risk.rules import PRIORITY_ORDER, load_rules
 
 RULES = load_rules()
 RISKS = [

@@ -12,10 +12,10 @@ from discharge_bridge.risk import (
     assess,
     extract_facts,
     is_flaggable,
-    load_mapping,
-    load_rules,
     record_from_bundle,
 )
+from discharge_bridge.risk.mapping import load_mapping
+from discharge_bridge.risk.rules import load_rules
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "fhir_fixtures" / "scenarios"
 NAMES = sorted(p.name for p in SCENARIOS.iterdir() if (p / "bundle.json").is_file())

@@ -15,7 +15,7 @@ from discharge_bridge.assessment import sync_and_assess
 from discharge_bridge.config import Settings
 from discharge_bridge.connections.service import add_source
 from discharge_bridge.db import session_scope
-from discharge_bridge.risk import load_rules
+from discharge_bridge.risk.rules import load_rules
 from discharge_bridge.sources.models import SyncStatus
 from discharge_bridge.sources.service import get_source
 from discharge_bridge.worklists.service import worklist

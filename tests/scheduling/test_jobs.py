@@ -19,7 +19,7 @@ from discharge_bridge.cases.tasks.models import Task, TaskPriority
 from discharge_bridge.config import Settings
 from discharge_bridge.connections.service import update_source
 from discharge_bridge.db import session_scope
-from discharge_bridge.risk import load_rules
+from discharge_bridge.risk import loading
 from discharge_bridge.risk.models import RiskAssessment
 from discharge_bridge.scheduling.jobs import escalation_job, morning_job
 from discharge_bridge.scheduling.rescore import scoring_fingerprint
@@ -94,7 +94,7 @@ def test_morning_trigger_is_07_00_local_in_each_zone_across_dst(engine: Engine, 
 
 
 def test_the_morning_job_fires_at_each_hospitals_07_00(engine: Engine, settings: Settings) -> None:
-    version = load_rules("rules", search_dir=settings.mappings_dir).version
+    version = loading.rule_set(settings.mappings_dir).version
     with session_scope(engine) as session:
         hospitals = _hospitals(session, settings)
         for name in ("msk", "nyc"):

@@ -26,7 +26,7 @@ from discharge_bridge.cases.tasks.service import create_task
 from discharge_bridge.config import Settings
 from discharge_bridge.connections.service import add_source
 from discharge_bridge.db import get_engine, session_scope, utcnow
-from discharge_bridge.risk import load_rules
+from discharge_bridge.risk import loading
 from discharge_bridge.sources.service import get_source
 from discharge_bridge.users.roles import Role
 from discharge_bridge.users.service import add_user
@@ -68,7 +68,7 @@ def morning(live_server: LiveServer) -> Iterator[Morning]:
         create_task(
             session, anna, actor="anna", description="Order a walker", domain="material", due_at=now - timedelta(days=1)
         )
-        rules = load_rules("rules", search_dir=settings.mappings_dir)
+        rules = loading.rule_set(settings.mappings_dir)
         demo = get_source(session, "demo")
         for made_before_the_tasks in latest_for(session, [demo.id or 0]):  # the demo's own list of today
             session.delete(made_before_the_tasks)

@@ -25,7 +25,7 @@ from discharge_bridge.config import Settings
 from discharge_bridge.connections.service import update_source
 from discharge_bridge.db import session_scope, utcnow
 from discharge_bridge.deps import SESSION_COOKIE
-from discharge_bridge.risk import load_rules
+from discharge_bridge.risk import loading
 from discharge_bridge.risk.models import RiskAssessment
 from discharge_bridge.sources.service import get_source
 from discharge_bridge.ui import i18n
@@ -56,7 +56,7 @@ class Browser:
 
 
 def _rules_version(settings: Settings) -> str:
-    return load_rules("rules", search_dir=settings.mappings_dir).version
+    return loading.rule_set(settings.mappings_dir).version
 
 
 def _hospital(engine: Engine, settings: Settings) -> dict[str, int]:

@@ -20,7 +20,7 @@ from discharge_bridge.cases.tasks.service import create_task, update_task
 from discharge_bridge.config import get_settings
 from discharge_bridge.connections.service import update_source
 from discharge_bridge.db import get_engine, session_scope, upgrade
-from discharge_bridge.risk import load_rules
+from discharge_bridge.risk import loading
 from discharge_bridge.risk.models import RiskAssessment
 from discharge_bridge.sources.models import Source
 from discharge_bridge.sources.service import get_source
@@ -188,7 +188,7 @@ def test_the_morning_command_builds_and_shows_the_newest_list(tmp_path: Path, mo
     get_settings.cache_clear()
     try:
         upgrade()
-        version = load_rules("rules", search_dir=get_settings().mappings_dir).version
+        version = loading.rule_set(get_settings().mappings_dir).version
         with session_scope(get_engine()) as session:
             msk = _source(session, "msk", "Europe/Moscow")
             _flag(session, msk, "a1", DAY1, "alice", rules_version=version)

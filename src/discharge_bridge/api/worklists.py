@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query
 
 from discharge_bridge.deps import SessionDep, SettingsDep, SourceScope, require_by_method
-from discharge_bridge.risk import RuleSetError, load_rules
+from discharge_bridge.risk import RuleSetError, loading
 from discharge_bridge.sources.service import SourceNotFound, narrow_scope
 from discharge_bridge.users.roles import Permission
 from discharge_bridge.worklists.schemas import WorklistPage
@@ -32,7 +32,7 @@ def get_worklist(
 ) -> WorklistPage:
     """Current flagged admissions, highest priority first, each with the reasons and their evidence."""
     try:
-        rules = load_rules("rules", search_dir=settings.mappings_dir)
+        rules = loading.rule_set(settings.mappings_dir)
     except RuleSetError as exc:
         raise HTTPException(503, f"the rule set cannot be loaded: {exc}") from None
     try:

@@ -9,16 +9,21 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from discharge_bridge.cases.errors import ConfigError
+from discharge_bridge.risk.loading import cached_file
 
 M = TypeVar("M", bound=BaseModel)
 
 
 def load_yaml_model(path: Path, model: type[M]) -> M:
-    """Read ``path`` and validate it as ``model``; raise ConfigError saying what to fix where.
+    """``path`` validated as ``model``; raise ConfigError saying what to fix where.
 
-    Read at each call (the files are tiny): an edit takes effect without a restart, and a broken
-    edit is reported on the next use instead of being cached.
+    Kept by ``risk.loading`` while the file is unchanged: an edit takes effect without a restart,
+    and a broken edit is reported at each use until it is fixed (errors are never cached).
     """
+    return cached_file(path, lambda p: _read(p, model), model)
+
+
+def _read(path: Path, model: type[M]) -> M:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -11,7 +11,7 @@ from rich.table import Table
 from discharge_bridge.cli.common import console, fail, ready_database
 from discharge_bridge.config import get_settings
 from discharge_bridge.db import get_engine, session_scope, utcnow
-from discharge_bridge.risk import RuleSetError, load_rules
+from discharge_bridge.risk import RuleSetError, loading
 from discharge_bridge.sources.service import SourceNotFound, get_source, list_sources
 from discharge_bridge.worklists.morning import build_morning_list, for_coordinator, latest_for
 from discharge_bridge.worklists.service import worklist
@@ -32,7 +32,7 @@ def worklist_cmd(
     if min_priority not in (None, "high", "medium", "low"):
         raise fail("--min-priority must be high, medium or low")
     try:
-        rules = load_rules("rules", search_dir=get_settings().mappings_dir)
+        rules = loading.rule_set(get_settings().mappings_dir)
     except RuleSetError as exc:
         raise fail(str(exc)) from None
     with session_scope(get_engine()) as session:
@@ -89,7 +89,7 @@ def morning_cmd(
             raise fail(str(exc)) from None
         if build:
             try:
-                rules_version = load_rules("rules", search_dir=get_settings().mappings_dir).version
+                rules_version = loading.rule_set(get_settings().mappings_dir).version
             except RuleSetError as exc:
                 raise fail(str(exc)) from None
             for src in sources:

@@ -11,7 +11,7 @@ from sqlmodel import Session, select
 
 from discharge_bridge.cases.assignment import AssignmentMode, InvalidAssignment, parse_assignment
 from discharge_bridge.config import get_settings
-from discharge_bridge.risk import MappingError, load_mapping
+from discharge_bridge.risk import MappingError, loading
 from discharge_bridge.sources.models import Source, SourceMode
 from discharge_bridge.sources.service import NAME, SourceError, check_fields, get_source, validate_auth
 from discharge_bridge.users.service import coordinators_of
@@ -23,7 +23,7 @@ def validate_mapping(mapping: str, mappings_dir: Path | None) -> None:
     """Load the mapping now, so a typo or a broken file is reported when the source is saved."""
 
     try:
-        load_mapping(mapping, search_dir=mappings_dir or get_settings().mappings_dir)
+        loading.mapping(mapping, mappings_dir or get_settings().mappings_dir)
     except (MappingError, FileNotFoundError) as exc:
         raise SourceError(f"mapping {mapping!r} cannot be used: {exc}") from exc
 

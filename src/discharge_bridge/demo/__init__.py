@@ -14,7 +14,7 @@ from discharge_bridge.connections.service import add_source
 from discharge_bridge.db import get_engine, session_scope, upgrade, utcnow
 from discharge_bridge.demo.activity import seed_demo_activity
 from discharge_bridge.ingest.poll import SyncResult
-from discharge_bridge.risk import load_rules
+from discharge_bridge.risk import loading
 from discharge_bridge.sources.models import SourceMode
 from discharge_bridge.sources.service import SourceNotFound, get_source
 from discharge_bridge.users.roles import Role
@@ -78,7 +78,7 @@ def ensure_demo_users(settings: Settings) -> str:
 def build_demo_morning_list(settings: Settings) -> None:
     """Today's morning list now, so the demo's worklist shows one before the first 07:00 comes."""
 
-    rules_version = load_rules("rules", search_dir=settings.mappings_dir).version
+    rules_version = loading.rule_set(settings.mappings_dir).version
     with session_scope(get_engine(settings)) as session:
         source = get_source(session, DEMO_SOURCE)
         build_morning_list(session, source, now=utcnow(), rules_version=rules_version, generated_by="demo")

@@ -351,7 +351,11 @@ def _systems(raw_files: list[dict[str, Any]]) -> dict[str, tuple[str, ...]]:
 
 
 def load_mapping(name_or_path: str, *, search_dir: Path = DEFAULT_MAPPINGS_DIR) -> Mapping:
-    """Load `<search_dir>/<name>.yaml` (or a path) and the files it extends; raise MappingError."""
+    """Load `<search_dir>/<name>.yaml` (or a path) and the files it extends; raise MappingError.
+
+    Parsed at each call: the service asks ``risk.loading.mapping``, which keeps the parsed files
+    until one of them changes.
+    """
     chain = _chain(name_or_path, search_dir)
     systems = _systems([raw for _, raw in chain])
     merged: dict[str, Any] = {}

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -118,26 +117,16 @@ class RuleSet:
 
 
 def load_rules(path_or_name: str = "rules", *, search_dir: Path = DEFAULT_MAPPINGS_DIR) -> RuleSet:
-    """Load `<search_dir>/<name>.yaml` (or a path); raise RuleSetError naming file, key and problem.
+    """Parse `<search_dir>/<name>.yaml` (or a path); raise RuleSetError naming file, key and problem.
 
-    Every worklist request asks for the active rule set, so a parsed file is reused until the
-    file changes (its modification time or size): an edit still applies at the next request.
+    Parsed at each call: the service asks ``risk.loading.rule_set``, which keeps the parsed file
+    until it changes.
     """
     path = Path(path_or_name)
     if path.suffix not in {".yaml", ".yml"} and "/" not in path_or_name:
         path = search_dir / f"{path_or_name}.yaml"
-    try:
-        stat = path.stat()
-    except OSError:
-        raise RuleSetError(path, "", "rules file not found") from None
     if not path.is_file():
         raise RuleSetError(path, "", "rules file not found")
-    return _parse_rules(str(path), stat.st_mtime_ns, stat.st_size)
-
-
-@lru_cache(maxsize=16)
-def _parse_rules(file: str, _mtime_ns: int, _size: int) -> RuleSet:
-    path = Path(file)
     error: Callable[[Path, str, str], Exception] = RuleSetError
     raw = read_yaml(path, error)
     try:

@@ -11,7 +11,6 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +32,7 @@ from discharge_bridge.risk import (
     compute_lace,
     extract_facts,
     is_flaggable,
-    load_mapping,
-    load_rules,
+    loading,
 )
 from discharge_bridge.risk.models import RiskAssessment
 from discharge_bridge.risk.rules import PRIORITY_ORDER
@@ -65,18 +63,17 @@ def _files_digest(paths: Iterable[str]) -> str:
     return sha.hexdigest()
 
 
-@lru_cache(maxsize=64)
-def _context(mapping_name: str, mappings_dir: Path, stamp: tuple[float, ...]) -> ScoringContext:
-    mapping = load_mapping(mapping_name, search_dir=mappings_dir)
-    rules = load_rules("rules", search_dir=mappings_dir)
-    return ScoringContext(mapping, rules, _files_digest([*mapping.files, rules.file]))
-
-
 def scoring_context(source: Source, settings: Settings) -> ScoringContext:
-    """The source's mapping and the rule set, reloaded whenever a file in mappings/ changes."""
+    """The source's mapping and the rule set, reloaded whenever one of their files changes."""
     folder = settings.mappings_dir
-    stamp = tuple(p.stat().st_mtime for p in sorted(folder.glob("*.y*ml")))
-    return _context(source.mapping, folder, stamp)
+
+    def load() -> tuple[ScoringContext, tuple[str, ...]]:
+        mapping = loading.mapping(source.mapping, folder)
+        rules = loading.rule_set(folder)
+        files = (*mapping.files, rules.file)
+        return ScoringContext(mapping, rules, _files_digest(files)), files
+
+    return loading.cached(("scoring", source.mapping, str(folder)), load)
 
 
 def _inputs_digest(ctx: ScoringContext, record: PatientRecord, day: str, standing: str) -> str:

@@ -23,7 +23,7 @@ from discharge_bridge.config import Settings
 from discharge_bridge.db import get_engine, session_scope, utcnow
 from discharge_bridge.ingest.locks import source_lock
 from discharge_bridge.logs import safe_exception_text
-from discharge_bridge.risk import MappingError, RuleSetError, load_rules
+from discharge_bridge.risk import MappingError, RuleSetError, loading
 from discharge_bridge.scheduling.leader import LeaderLock, write_lease
 from discharge_bridge.scheduling.rescore import rescore_if_changed
 from discharge_bridge.sources.models import Source
@@ -79,7 +79,7 @@ def poll_job(source_name: str, settings: Settings | None = None) -> None:
 @isolated
 def morning_job(source_id: int, settings: Settings, generated_by: str = "scheduler") -> None:
     """Build the hospital's morning list for its local date, unless it exists already."""
-    rules_version = load_rules("rules", search_dir=settings.mappings_dir).version
+    rules_version = loading.rule_set(settings.mappings_dir).version
     with session_scope(get_engine(settings)) as session:
         source = session.get(Source, source_id)
         if source is None or not source.enabled:

@@ -15,7 +15,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from discharge_bridge.cases.service import open_case_by_hand
 from discharge_bridge.deps import SessionDep, SettingsDep
-from discharge_bridge.risk import RuleSetError, load_rules
+from discharge_bridge.risk import RuleSetError, loading
 from discharge_bridge.sources.models import Source
 from discharge_bridge.sources.service import list_sources
 from discharge_bridge.ui import i18n
@@ -72,7 +72,7 @@ def worklist_page(
 ) -> Response:
     i18n.set_language(language_of(request))  # labels are made below, before render() would set it
     try:
-        rules = load_rules("rules", search_dir=settings.mappings_dir)
+        rules = loading.rule_set(settings.mappings_dir)
     except RuleSetError as exc:
         raise HTTPException(503, f"the rule set cannot be loaded: {exc}") from None
     sources = {s.id: s for s in list_sources(session, source_ids=principal.scope) if s.id is not None}
