@@ -172,7 +172,7 @@ class PageWriter:
             if isinstance(iterator, Generator):
                 iterator.close()
 
-    def write(self, page: Page) -> PageCounts:
+    def write(self, page: Page) -> None:
         """Parse a page, then store its rows, dead letters, cursors and checkpoint in one transaction."""
         counts = PageCounts(fetched=len(page.resources))
         filled = bool(page.resources or page.bad)
@@ -196,7 +196,6 @@ class PageWriter:
             self.progress("page", self.result.fetched)
         if self.stop_after_pages is not None and self.result.pages >= self.stop_after_pages:
             raise SyncAborted(f"stopped after {self.result.pages} pages as asked")
-        return counts
 
     def _parse(self, resources: list[Any]) -> Parsed:
         parsed = parse_batch(resources, tz=self.tz, sampler=self.sampler, encode=True)
