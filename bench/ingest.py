@@ -160,9 +160,9 @@ def run_naive(port: int, limit: int, conn: Any) -> None:
 
         from discharge_bridge.db import utcnow
         from discharge_bridge.fhir.fields import reference_id, zone
+        from discharge_bridge.ingest.follow import FACT_STREAMS
         from discharge_bridge.ingest.models import ClinicalSnapshot, EncounterSnapshot, PatientSnapshot
         from discharge_bridge.ingest.normalise import UnusableResource, normalise
-        from discharge_bridge.ingest.poll import FACT_STREAMS
 
         models: dict[str, Any] = {"Patient": PatientSnapshot, "Encounter": EncounterSnapshot}
         models |= dict.fromkeys(FACT_STREAMS, ClinicalSnapshot)

@@ -13,7 +13,7 @@ from discharge_bridge.config import PROJECT_ROOT, Settings
 from discharge_bridge.connections.service import add_source
 from discharge_bridge.db import get_engine, session_scope, upgrade, utcnow
 from discharge_bridge.demo.activity import seed_demo_activity
-from discharge_bridge.ingest.poll import SyncResult
+from discharge_bridge.ingest.writer import SyncResult
 from discharge_bridge.risk import loading
 from discharge_bridge.sources.models import SourceMode
 from discharge_bridge.sources.service import SourceNotFound, get_source
