@@ -11,7 +11,8 @@ from sqlalchemy.engine import Engine
 
 from discharge_bridge.clock import start_from_environment
 from discharge_bridge.config import Settings
-from discharge_bridge.db import make_engine, upgrade
+from discharge_bridge.db import make_engine
+from tests.support.db import migrated_sqlite
 from tests.support.postgres import PostgresServer, _pg_bin
 
 pytest_plugins = ["tests.support.fixtures"]
@@ -35,6 +36,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.clock)
 
 
+_POSTGRES: list[PostgresServer] = []  # the session's server, once started
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     if _pg_bin() is None:
@@ -43,20 +47,32 @@ def postgres_server() -> Iterator[PostgresServer]:
         pytest.skip("PostgreSQL binaries not installed (apt-get install postgresql)")
     server = PostgresServer()
     server.start()
+    _POSTGRES.append(server)
     yield server
+    _POSTGRES.remove(server)
     server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _drop_test_databases() -> Iterator[None]:
+    """Every PostgreSQL database a test created is dropped after it (after its other fixtures' teardown)."""
+    before = {id(server): len(server.created) for server in _POSTGRES}
+    yield
+    for server in _POSTGRES:
+        server.drop_created(since=before.get(id(server), 0))
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def db_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
-    """Settings whose database is a fresh, migrated SQLite file or PostgreSQL database."""
-    url = None
+    """Settings whose database is a fresh, migrated SQLite file or PostgreSQL database.
+
+    Both are copies of a template migrated once per session with Alembic (tests/support/db.py).
+    """
     if request.param == "postgresql":
         server: PostgresServer = request.getfixturevalue("postgres_server")
-        url = server.url(server.create_database())
-    settings = Settings(data_dir=tmp_path / "data", database_url=url)
-    upgrade(settings)
-    return settings
+        url = server.url(server.create_database(migrated=True))
+        return Settings(data_dir=tmp_path / "data", database_url=url)
+    return migrated_sqlite(tmp_path / "data")
 
 
 @pytest.fixture

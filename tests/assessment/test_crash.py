@@ -18,9 +18,10 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from discharge_bridge.config import Settings
-from discharge_bridge.db import make_engine, upgrade
+from discharge_bridge.db import make_engine
 from discharge_bridge.sources.models import SyncRun
 from tests.assessment.crash import add_file_source, count_assessments, outcome, run_sync, start_sync, write_hospital
+from tests.support.db import migrated_sqlite
 from tests.support.postgres import PostgresServer
 
 pytestmark = pytest.mark.slow
@@ -29,13 +30,10 @@ RESOURCES = 5000  # about 580 admissions: a few seconds of assessment, in batche
 
 
 def _settings(request: pytest.FixtureRequest, folder: Path) -> Settings:
-    url = None
     if request.param == "postgresql":
         server: PostgresServer = request.getfixturevalue("postgres_server")
-        url = server.url(server.create_database())
-    settings = Settings(data_dir=folder, database_url=url)
-    upgrade(settings)
-    return settings
+        return Settings(data_dir=folder, database_url=server.url(server.create_database(migrated=True)))
+    return migrated_sqlite(folder)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

@@ -15,7 +15,7 @@ import time_machine
 from sqlalchemy.engine import Engine
 
 from discharge_bridge.config import Settings
-from discharge_bridge.db import make_engine, upgrade
+from discharge_bridge.db import make_engine
 from discharge_bridge.scheduling.leader import (
     LOCK_KEY,
     FileLeaderLock,
@@ -146,11 +146,10 @@ def test_a_second_runner_waits_and_takes_over_when_the_first_stops(settings: Set
 def test_a_leader_whose_lock_connection_dies_steps_down(
     postgres_server: PostgresServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    name = postgres_server.create_database()
+    name = postgres_server.create_database(migrated=True)
     settings = Settings(
         data_dir=tmp_path / "data", database_url=postgres_server.url(name), scheduler_heartbeat_seconds=1
     )
-    upgrade(settings)
     dsn = postgres_server.dsn(name)
     engine = make_engine(settings.sqlalchemy_url)
     a = _runner(settings, "host:a", [])

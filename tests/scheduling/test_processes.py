@@ -22,10 +22,11 @@ from sqlmodel import select
 from discharge_bridge.clock import utcnow
 from discharge_bridge.config import Settings
 from discharge_bridge.connections.service import add_source, update_source
-from discharge_bridge.db import make_engine, session_scope, upgrade
+from discharge_bridge.db import make_engine, session_scope
 from discharge_bridge.scheduling.leader import LOCK_KEY, current_lease
 from discharge_bridge.worklists.models import MorningList
 from tests.support.clock import child_env
+from tests.support.db import migrated_sqlite
 from tests.support.postgres import PostgresServer
 
 pytestmark = pytest.mark.slow
@@ -47,10 +48,9 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[S
     url = None
     if request.param == "postgresql":
         server: PostgresServer = request.getfixturevalue("postgres_server")
-        name = server.create_database()
+        name = server.create_database(migrated=True)
         url, dsn = server.url(name), server.dsn(name)
-    settings = Settings(data_dir=tmp_path / "data", database_url=url)
-    upgrade(settings)
+    settings = Settings(data_dir=tmp_path / "data", database_url=url) if url else migrated_sqlite(tmp_path / "data")
     engine = make_engine(settings.sqlalchemy_url)
     yield settings, engine, dsn
     engine.dispose()

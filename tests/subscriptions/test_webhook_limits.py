@@ -25,9 +25,10 @@ from fastapi.testclient import TestClient
 
 from discharge_bridge.app import create_app
 from discharge_bridge.config import Settings
-from discharge_bridge.db import make_engine, session_scope, upgrade
+from discharge_bridge.db import make_engine, session_scope
 from discharge_bridge.subscriptions.models import SourceSubscription, SubscriptionKind, SubscriptionStatus
 from tests.subscriptions.conftest import HEADERS, SECRET, SECRET_ENV, Subscribe
+from tests.support.db import migrated_sqlite
 from tests.support.factories import make_source
 from tests.support.fakefhir import encounter
 
@@ -171,8 +172,7 @@ def start_webhook_server(data_dir: Path, *, limit: int | None = None, src: Path 
 
     ``limit`` replaces the webhook's body limit in the server process; ``src`` is the code it runs.
     """
-    settings = Settings(data_dir=data_dir)
-    upgrade(settings)
+    settings = migrated_sqlite(data_dir)
     engine = make_engine(settings.sqlalchemy_url)
     with session_scope(engine) as session:
         source = make_source(session)
@@ -209,7 +209,7 @@ def start_webhook_server(data_dir: Path, *, limit: int | None = None, src: Path 
     with log.open("wb") as out:
         process = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=out, stderr=subprocess.STDOUT)
     server = WebhookServer(f"http://127.0.0.1:{port}", process, log)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60  # generous: the machine may be busy with other tests
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"the server exited: {log.read_text()[-2000:]}")
@@ -219,7 +219,7 @@ def start_webhook_server(data_dir: Path, *, limit: int | None = None, src: Path 
         except httpx.TransportError:
             time.sleep(0.1)
     server.stop()
-    raise RuntimeError("the server did not answer /healthz within 30 s")
+    raise RuntimeError("the server did not answer /healthz within 60 s")
 
 
 def chunked_body(total: int, chunk: int = 64 * 1024) -> Iterator[bytes]:

@@ -44,7 +44,7 @@ DISCHARGE_DISPOSITION_SYSTEM = "http://terminology.hl7.org/CodeSystem/discharge-
 FHIR_JSON = "application/fhir+json"
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
-START_TIMEOUT = 30.0
+START_TIMEOUT = 60.0  # generous: the machine may be busy with other tests
 STOP_TIMEOUT = 10.0
 
 
@@ -148,6 +148,7 @@ class SekmetServer:
         self.basic_password: str | None = None
 
         self.start_seconds: float | None = None
+        self._spawned_at = 0.0
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_file: Any = None
         self._client: httpx.Client | None = None
@@ -180,16 +181,27 @@ class SekmetServer:
         return self._proc is not None and self._proc.poll() is None
 
     def start(self) -> None:
+        self.spawn()
+        self.wait_ready()
+
+    def spawn(self) -> None:
+        """Start the server process without waiting for it to answer (``wait_ready`` does)."""
         if self.running:
             raise RuntimeError(f"SEKMET already running (pid {self.pid})")
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        self.port = _free_port()
+        self.base_url = f"{self.root_url}/fhir"
+        self._write_settings()
+        self._spawn()
+
+    def wait_ready(self) -> None:
+        """Wait until the spawned server answers ``/metadata``; on a lost port race, start again (3 tries)."""
         last_error: Exception | None = None
         for _ in range(3):  # the free port may be taken between probing and binding
-            self.port = _free_port()
-            self.base_url = f"{self.root_url}/fhir"
-            self._write_settings()
+            if self._proc is None:  # lost the race for its port (or died) last time: spawn again
+                self.spawn()
             try:
-                self._launch()
+                self._wait_ready()
                 return
             except _PortInUse as e:
                 last_error = e
@@ -249,7 +261,7 @@ class SekmetServer:
         self.smart_client_id = f"discharge-bridge-test-{secrets.token_hex(4)}"
         self.smart_kid = f"test-key-{secrets.token_hex(4)}"
 
-    def _launch(self) -> None:
+    def _spawn(self) -> None:
         env = child_env(shared=True)  # a session's server: the run's clock, not a test's frozen one
         env.update(
             {
@@ -262,7 +274,7 @@ class SekmetServer:
         env.pop("SEKMET_PUBLIC_URL", None)
         cmd = [*_sekmet_command(env), "serve", "--host", "127.0.0.1", "--port", str(self.port)]
         self._log_file = self.log_path.open("ab")
-        started = time.monotonic()
+        self._spawned_at = time.monotonic()
         self._proc = subprocess.Popen(
             cmd,
             cwd=self.tmp_dir,
@@ -275,6 +287,13 @@ class SekmetServer:
         self.pid = self._proc.pid
         with _LIVE_LOCK:
             _LIVE.add(self)
+
+    def _wait_ready(self) -> None:
+        if self._proc is None:
+            raise RuntimeError("SEKMET was not spawned")
+        if self._client is not None:
+            return  # ready already
+        started = self._spawned_at
         deadline = started + START_TIMEOUT
         while True:
             code = self._proc.poll()

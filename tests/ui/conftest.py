@@ -1,8 +1,9 @@
 """Browser tests: the real service in its own process on the demo data, driven by Debian's Chromium.
 
-``live_server`` (module scope) prepares a fresh data folder with the demo hospital and its users,
-starts ``uvicorn`` on a free 127.0.0.1 port and stops it by PID. ``browser`` launches
-``/usr/bin/chromium`` through Playwright (no browser download). Tests using either are ``slow``.
+``live_server`` (module scope) copies the demo hospital and its users, loaded once per session
+(``demo_template``), into a fresh data folder, starts ``uvicorn`` on a free 127.0.0.1 port and
+stops it by PID. ``browser`` launches ``/usr/bin/chromium`` through Playwright (no browser
+download). Tests using either are ``slow``.
 """
 
 from __future__ import annotations
@@ -61,17 +62,27 @@ def _free_port() -> int:
 LIVE_CLOCK = datetime(2026, 3, 10, 6, 0, tzinfo=UTC)
 
 
+def prepare_demo_data(data_dir: Path) -> None:
+    """Load the demo into ``data_dir`` (in this process) and close the database, so the folder can be copied."""
+    from discharge_bridge.config import Settings
+    from discharge_bridge.db import get_engine
+    from discharge_bridge.demo import prepare_demo
+
+    settings, _ = prepare_demo(Settings(data_dir=data_dir), activity=False)  # the tests do the work
+    get_engine(settings).dispose()  # the last connection closed checkpoints the WAL into the file
+
+
 def start_live_server(data_dir: Path) -> LiveServer:
-    """Load the demo into ``data_dir`` (in this process), then serve it from a child process.
+    """Serve the demo prepared in ``data_dir`` (``prepare_demo_data``) from a child process.
 
     The server shares this process's clock (``child_env``): call it inside ``time_machine.travel``.
     """
     from discharge_bridge.config import Settings
-    from discharge_bridge.demo import demo_password, prepare_demo
+    from discharge_bridge.demo import demo_password, demo_token
 
-    settings, _ = prepare_demo(Settings(data_dir=data_dir), activity=False)  # the tests do the work
+    settings = Settings(data_dir=data_dir)
+    token = demo_token(settings)  # as prepare_demo gives it: the configured one, else the generated one
     port = _free_port()
-    token = settings.api_token.get_secret_value() if settings.api_token else ""
     env = {
         **child_env(),
         "DISCHARGE_BRIDGE_DATA_DIR": str(data_dir),
@@ -88,7 +99,7 @@ def start_live_server(data_dir: Path) -> LiveServer:
     log = (data_dir / "server.log").open("wb")
     process = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60  # generous: the machine may be busy with other tests
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"the server exited: {(data_dir / 'server.log').read_text()[-2000:]}")
@@ -99,15 +110,35 @@ def start_live_server(data_dir: Path) -> LiveServer:
             time.sleep(0.1)
     else:
         process.kill()
-        raise RuntimeError("the server did not answer /healthz within 30 s")
+        raise RuntimeError("the server did not answer /healthz within 60 s")
     return LiveServer(base, data_dir, demo_password(settings), token, process)
 
 
-@pytest.fixture(scope="module")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """The demo served at ``LIVE_CLOCK`` (ticking on), in the server and in this test process alike."""
+@dataclass
+class DemoTemplate:
+    data_dir: Path
+    ready_at: datetime  # the clock when it was prepared: a copy is served from there on
+
+
+@pytest.fixture(scope="session")
+def demo_template(tmp_path_factory: pytest.TempPathFactory) -> DemoTemplate:
+    """The demo loaded once per session at ``LIVE_CLOCK`` (ticking); each module serves a copy of it."""
+    from discharge_bridge.clock import utcnow
+
     with time_machine.travel(LIVE_CLOCK, tick=True):
-        server = start_live_server(tmp_path_factory.mktemp("live") / "data")
+        data_dir = tmp_path_factory.mktemp("live-template") / "data"
+        prepare_demo_data(data_dir)
+        return DemoTemplate(data_dir, utcnow())
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory, demo_template: DemoTemplate) -> Iterator[LiveServer]:
+    """A fresh copy of the demo served from where its preparation left the clock (``LIVE_CLOCK`` plus the
+    time it took, ticking on), in the server and in this test process alike: as if loaded just now."""
+    data_dir = tmp_path_factory.mktemp("live") / "data"
+    shutil.copytree(demo_template.data_dir, data_dir)
+    with time_machine.travel(demo_template.ready_at, tick=True):
+        server = start_live_server(data_dir)
         yield server
         server.process.terminate()
         try:
@@ -116,7 +147,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
             server.process.kill()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # not longer: Playwright's sync API runs an event loop on this thread
 def browser() -> Iterator[object]:
     if not (shutil.which(CHROMIUM) or Path(CHROMIUM).exists()):
         if os.environ.get("CI"):
