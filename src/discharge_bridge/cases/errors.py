@@ -1,6 +1,6 @@
 """What can go wrong in coordination, each error with the HTTP status and body the API answers.
 
-Services raise these; ``discharge_bridge.errors`` turns them into responses after the
+Services raise these; the app's error handlers (``discharge_bridge.app``) turn them into responses after the
 request's transaction has rolled back.
 """
 
