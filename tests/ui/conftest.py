@@ -24,6 +24,7 @@ import pytest
 import time_machine
 
 from tests.support.clock import child_env
+from tests.support.passwords import production_hashing
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -68,7 +69,8 @@ def prepare_demo_data(data_dir: Path) -> None:
     from discharge_bridge.db import get_engine
     from discharge_bridge.demo import prepare_demo
 
-    settings, _ = prepare_demo(Settings(data_dir=data_dir), activity=False)  # the tests do the work
+    with production_hashing():  # the server checks the demo users' passwords as it would in production
+        settings, _ = prepare_demo(Settings(data_dir=data_dir), activity=False)  # the tests do the work
     get_engine(settings).dispose()  # the last connection closed checkpoints the WAL into the file
 
 
@@ -134,10 +136,11 @@ def demo_template(tmp_path_factory: pytest.TempPathFactory) -> DemoTemplate:
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory: pytest.TempPathFactory, demo_template: DemoTemplate) -> Iterator[LiveServer]:
     """A fresh copy of the demo served from where its preparation left the clock (``LIVE_CLOCK`` plus the
-    time it took, ticking on), in the server and in this test process alike: as if loaded just now."""
+    time it took, ticking on), in the server and in this test process alike: as if loaded just now.
+    Users the tests add to it get their passwords hashed as in production, as the demo's were."""
     data_dir = tmp_path_factory.mktemp("live") / "data"
     shutil.copytree(demo_template.data_dir, data_dir)
-    with time_machine.travel(demo_template.ready_at, tick=True):
+    with time_machine.travel(demo_template.ready_at, tick=True), production_hashing():
         server = start_live_server(data_dir)
         yield server
         server.process.terminate()
