@@ -39,6 +39,10 @@ class EventKind(StrEnum):
     kept = "kept"  # a coordinator kept a case whose flag was withdrawn, with a reason
     merged = "merged"  # the patient's record was merged into another (Patient.link): the case follows
     same_person = "same_person"  # a coordinator confirmed a possible duplicate record (Patient.link seealso)
+    contact_added = "contact_added"  # a relative or other person added by hand (cases/contacts)
+    contact_updated = "contact_updated"
+    contact_logged = "contact_logged"  # a call, visit or message to a contact, with its outcome
+    no_relatives_found = "no_relatives_found"  # the search ended with no one: the plan's next step follows
 
 
 def plain(value: Any) -> Any:

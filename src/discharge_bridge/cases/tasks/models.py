@@ -44,6 +44,11 @@ TASK_TRANSITIONS = Transitions(
 class TaskKind(StrEnum):
     first_visit = "first_visit"  # created with every new case: see the patient, start the assessment
     find_guardian = "find_guardian"  # a child without a known parent or guardian
+    find_relatives = "find_relatives"  # an adult without a known relative (closed from the contact log)
+    # The next step when no one is found (cases/contacts/plan.py): a request to the guardianship
+    # authority (a child or an incapable adult), or to social protection (an adult).
+    guardianship = "guardianship"
+    social_services = "social_services"
     custom = "custom"
 
 
