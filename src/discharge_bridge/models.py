@@ -1,5 +1,7 @@
 """Every table, imported in one place so Alembic and ``SQLModel.metadata`` see the whole schema."""
 
+from discharge_bridge.access.models import AccessLogEntry, AccessLogPatient
+from discharge_bridge.cases.contacts.models import CaseContact, ContactLogEntry
 from discharge_bridge.cases.handoffs.models import Handoff
 from discharge_bridge.cases.models import Assessment, Barrier, Case, CaseEvent
 from discharge_bridge.cases.tasks.models import Task
@@ -19,14 +21,18 @@ from discharge_bridge.users.models import ApiToken, User, UserSource, WebSession
 from discharge_bridge.worklists.models import MorningList
 
 __all__ = [
+    "AccessLogEntry",
+    "AccessLogPatient",
     "ApiToken",
     "Assessment",
     "Barrier",
     "BulkExport",
     "Case",
+    "CaseContact",
     "CaseEvent",
     "ClinicalSnapshot",
     "ConformanceIssue",
+    "ContactLogEntry",
     "DeadLetter",
     "EncounterSnapshot",
     "Handoff",

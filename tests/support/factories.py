@@ -43,8 +43,11 @@ def put_encounter(
     end: str | None = None,
     disposition: str | None = None,
     planned_end: str | None = None,
+    person: dict[str, Any] | None = None,
 ) -> None:
-    """Store (or move forward) an admission and its patient, as a sync would."""
+    """Store (or move forward) an admission and its patient, as a sync would.
+
+    ``person``: Patient fields to add (name, identifier, telecom, address, contact...)."""
     extra: dict[str, Any] = {"period": {"start": "2026-11-01T09:30:00+03:00", **({"end": end} if end else {})}}
     if disposition:
         extra["hospitalization"] = {"dischargeDisposition": {"coding": [{"code": disposition}]}}
@@ -56,7 +59,7 @@ def put_encounter(
             }
         ]
     version = _versions[(source_id, eid)] = _versions.get((source_id, eid), 0) + 1
-    resources = [patient(pid), encounter(eid, pid, status=status, **extra)]
+    resources = [patient(pid, **(person or {})), encounter(eid, pid, status=status, **extra)]
     for res in resources:
         res["meta"] = {"versionId": str(version)}
     upsert_snapshots(session, source_id, [normalise(r) for r in resources])

@@ -99,6 +99,7 @@ def prepare_demo(settings: Settings, data: Path = DEMO_DATA, *, activity: bool =
                 base_url=str(data),
                 mode=SourceMode.file,
                 timezone="Europe/Moscow",
+                mapping="demo-hospital",
                 mappings_dir=settings.mappings_dir,
             )
     ensure_demo_users(settings)  # before the sync, so its new cases are assigned to the coordinators

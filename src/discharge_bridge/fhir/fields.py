@@ -322,3 +322,95 @@ def extensions(resource: Any) -> Iterator[dict[str, Any]]:
 
 def last_segment(url: str) -> str:
     return url.rstrip("/").rsplit("/", 1)[-1] or url
+
+
+# --- people: names, phones, addresses, identifiers --------------------------------------------------
+# Shared by the Patient columns (ingest), contacts (Patient.contact, RelatedPerson) and the pages.
+
+_NAME_USES = ("official", "usual", None, "maiden", "nickname", "anonymous", "temp", "old")
+_PHONE_USES = ("mobile", "home", None, "work", "temp", "old")
+_ADDRESS_USES = ("home", None, "temp", "work", "billing", "old")
+
+
+def _by_use(items: list[dict[str, Any]], order: tuple[str | None, ...]) -> list[dict[str, Any]]:
+    """``items`` ordered by how useful their ``use`` is (unknown uses with "no use"), then by ``rank``."""
+
+    def key(item: dict[str, Any]) -> tuple[int, int]:
+        use = item.get("use")
+        place = order.index(use) if use in order else order.index(None)
+        rank = item.get("rank")
+        return place, rank if isinstance(rank, int) and not isinstance(rank, bool) else 1_000
+
+    return sorted(items, key=key)
+
+
+def human_name(value: Any) -> str:
+    """One HumanName (or the best of a list) as text: ``text`` if sent, else "Family Given Given".
+
+    Family name first, as Russian hospital lists write it ("Ivanova Maria Petrovna").
+    """
+    names = [n for n in as_list(value) if isinstance(n, dict)]
+    for name in _by_use(names, _NAME_USES):
+        if shown := text(name.get("text")):
+            return shown
+        parts = [text(name.get("family")), *(text(g) for g in as_list(name.get("given")))]
+        if joined := " ".join(p for p in parts if p):
+            return joined
+    return ""
+
+
+def phones(value: Any) -> list[str]:
+    """Phone numbers of a ``telecom`` list, most useful first (mobile, home, ...); no duplicates."""
+    points = [t for t in as_list(value) if isinstance(t, dict) and t.get("system") in ("phone", "sms", None)]
+    found: list[str] = []
+    for point in _by_use(points, _PHONE_USES):
+        number = text(point.get("value"))
+        if number and number not in found and (point.get("system") is not None or _looks_like_phone(number)):
+            found.append(number)
+    return found
+
+
+def _looks_like_phone(value: str) -> bool:
+    return sum(ch.isdigit() for ch in value) >= 5 and "@" not in value
+
+
+def address_line(value: Any) -> str:
+    """One Address (or the best of a list) as one line: ``text`` if sent, else lines, city, postcode."""
+    addresses = [a for a in as_list(value) if isinstance(a, dict)]
+    for address in _by_use(addresses, _ADDRESS_USES):
+        if shown := text(address.get("text")):
+            return shown
+        parts = [*(text(line) for line in as_list(address.get("line"))), text(address.get("city"))]
+        parts.append(text(address.get("postalCode")))
+        if joined := ", ".join(p for p in parts if p):
+            return joined
+    return ""
+
+
+class Identifier(NamedTuple):
+    system: str
+    value: str
+    type: str  # the v2-0203 identifier type code (MR, SS, ...) when sent, else ""
+
+
+def identifiers(value: Any) -> list[Identifier]:
+    """A resource's ``identifier`` list: those with a value, in the order sent."""
+    found = []
+    for item in as_list(value):
+        if not isinstance(item, dict) or not (shown := text(item.get("value"))):
+            continue
+        kind = next((c.code for c in codes(item.get("type")) if c.code), "")
+        found.append(Identifier(text(item.get("system")), shown, kind.upper()))
+    return found
+
+
+def pick_identifier(items: list[Identifier], system: str | None) -> str:
+    """The medical record number: the identifier of ``system`` (the source's mapping), else the one typed MR."""
+    if system:
+        return next((i.value for i in items if i.system == system), "")
+    return next((i.value for i in items if i.type == "MR"), "")
+
+
+def search_key(value: str) -> str:
+    """Text folded for search: case and YO/YE (Cyrillic) do not matter, runs of spaces are one."""
+    return " ".join(value.casefold().replace("\u0451", "\u0435").split())

@@ -29,6 +29,12 @@ class PatientSnapshot(SQLModel, table=True):
     birth_date: str | None = Field(default=None, max_length=10)  # may be partial: 1938, 1938-05
     gender: str | None = Field(default=None, max_length=16)
     deceased: bool = False
+    # Who the person is, for the pages (fhir.fields readers; PHI: never logged).
+    name: str | None = Field(default=None, max_length=200)
+    identifiers: list[dict[str, str]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    phone: str | None = Field(default=None, max_length=64)
+    address: str | None = Field(default=None, max_length=300)
+    search_text: str | None = Field(default=None, max_length=600)  # fields.search_key of name + identifiers
     raw: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     ingested_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 

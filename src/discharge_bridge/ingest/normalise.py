@@ -22,7 +22,8 @@ as if valid, nor quietly replaced:
   source with its path and kind, never its value), when the service can still use the resource:
   ``meta`` not an object, ``meta.lastUpdated`` not an instant, ``meta.versionId`` not a FHIR id
   (versions then fall back to the other one), ``Patient.gender`` not an AdministrativeGender code,
-  ``Patient.name`` / ``telecom`` / ``contact`` (what the pages and risk facts read),
+  ``Patient.name`` / ``telecom`` / ``contact`` / ``identifier`` / ``address`` not lists (what the
+  pages and risk facts read), a name, phone or address longer than its column (cut),
   ``Encounter.location`` / ``extension`` not lists, codes longer than their column (admit source,
   discharge disposition, clinical status; on PostgreSQL they would fail the whole page), a ward or
   bed label longer than its column (cut), a planned end date that is not a dateTime. A missing
@@ -41,7 +42,19 @@ from typing import Any
 
 import orjson
 
-from discharge_bridge.fhir.fields import FHIR_ID, class_code, first_code, obj, parse_instant, reference_id
+from discharge_bridge.fhir.fields import (
+    FHIR_ID,
+    address_line,
+    class_code,
+    first_code,
+    human_name,
+    identifiers,
+    obj,
+    parse_instant,
+    phones,
+    reference_id,
+    search_key,
+)
 
 PLANNED_END_URLS = frozenset(
     {
@@ -61,6 +74,9 @@ ENCOUNTER_STATUSES = frozenset(
 GENDERS = frozenset({"male", "female", "other", "unknown"})
 # Column widths (models.py): a longer value would fail the whole page's INSERT on PostgreSQL.
 _CODE_MAX, _CLASS_MAX, _LABEL_MAX = 64, 32, 200
+_IDENTITY_MAX = {"name": 200, "phone": 64, "address": 300, "search_text": 600}
+_IDENTITY_PATHS = {"name": "Patient.name", "phone": "Patient.telecom", "address": "Patient.address"}
+_IDENTIFIERS_MAX = 10  # kept per Patient: an MRN, a passport, an insurance number... not a history
 
 # Every resource type of FHIR R4 (4.0.1), plus those R4B added: a type outside this set is a typo
 # or junk (dead letter); one inside it that the service does not keep is ignored.
@@ -212,13 +228,35 @@ def _patient(resource: dict[str, Any], found: Problems) -> dict[str, Any]:
     elif gender not in GENDERS:
         found.append(("Patient.gender", "not an AdministrativeGender code"))
         gender = None
-    _lists(resource, "Patient", ("name", "telecom", "contact"), found)
+    _lists(resource, "Patient", ("name", "telecom", "contact", "identifier", "address"), found)
     return {
         "active": resource.get("active") is not False,
         "birth_date": birth or None,
         "gender": gender,
         "deceased": deceased,
+        **patient_identity(resource, found),
     }
+
+
+def patient_identity(resource: dict[str, Any], found: Problems | None = None) -> dict[str, Any]:
+    """The identity columns of a Patient; a value longer than its column is cut (and counted)."""
+    name = human_name(resource.get("name"))
+    held = identifiers(resource.get("identifier"))[:_IDENTIFIERS_MAX]
+    numbers = phones(resource.get("telecom"))
+    columns = {
+        "name": name or None,
+        "identifiers": [i._asdict() for i in held],
+        "phone": numbers[0] if numbers else None,
+        "address": address_line(resource.get("address")) or None,
+        "search_text": search_key(" ".join([name, *(i.value for i in held)])) or None,
+    }
+    for key, limit in _IDENTITY_MAX.items():
+        value = columns[key]
+        if value is not None and len(value) > limit:
+            columns[key] = value[:limit]
+            if found is not None and key in _IDENTITY_PATHS:
+                found.append((_IDENTITY_PATHS[key], "longer than its column, cut"))
+    return columns
 
 
 def _class_code(resource: dict[str, Any]) -> str | None:

@@ -162,12 +162,19 @@ class AgesSpec(_Spec):
     child_under: int = 18
 
 
+class IdentitySpec(_Spec):
+    # Patient.identifier.system of the medical record number shown on the pages; without it, the
+    # identifier typed MR (v2-0203) is the MRN.
+    mrn_system: str | None = None
+
+
 class MappingFileSpec(_Spec):
     extends: str | None = None
     description: str = ""
     systems: dict[str, str | list[str]] = {}
     encounters: EncountersSpec = EncountersSpec()
     ages: AgesSpec = AgesSpec()
+    identity: IdentitySpec = IdentitySpec()
     guardian_relationships: list[CodeSetSpec] = []
     concepts: dict[str, ConceptSpec] = {}
 
@@ -236,6 +243,7 @@ class Mapping:
     guardian_relationships: CodeSets
     concepts: dict[str, Concept]
     disabled: frozenset[str] = frozenset()
+    identity: IdentitySpec = field(default_factory=IdentitySpec)
 
     # Case-folded once: every encounter test asks these (frozen dataclass; cached_property
     # writes the instance __dict__ directly, so it works here).
@@ -412,4 +420,5 @@ def _build(name: str, files: tuple[str, ...], spec: MappingFileSpec, systems: di
         guardian_relationships=sets(spec.guardian_relationships),
         concepts=concepts,
         disabled=frozenset(n for n, c in spec.concepts.items() if not c.enabled),
+        identity=spec.identity,
     )
