@@ -42,6 +42,7 @@ NAV: list[tuple[str, str, Permission]] = [
     ("/worklist", "Worklist", Permission.read_cases),
     ("/board", "Bed board", Permission.view_board),
     ("/it", "Hospital IT", Permission.manage_sources),
+    ("/access-log", "Access log", Permission.audit_access),
 ]
 
 

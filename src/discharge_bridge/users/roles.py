@@ -19,6 +19,7 @@ class Permission(StrEnum):
     view_board = "view_board"  # the bed board and its CSV
     manage_sources = "manage_sources"  # sources, dead letters, conformance, connection check, metrics
     manage_users = "manage_users"
+    audit_access = "audit_access"  # search and export the access log (who viewed which patient)
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
