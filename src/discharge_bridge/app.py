@@ -23,6 +23,7 @@ from sqlmodel import Session
 
 from discharge_bridge import __version__
 from discharge_bridge.api import metrics
+from discharge_bridge.api.access import router as access_router
 from discharge_bridge.api.barriers import router as barriers_router
 from discharge_bridge.api.cases import router as cases_router
 from discharge_bridge.api.handoffs import router as handoffs_router
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(barriers_router)
     app.include_router(tasks_router)
     app.include_router(handoffs_router)
+    app.include_router(access_router)
     install_error_handlers(app)
     mount_ui(app)
     metrics.install(app)
