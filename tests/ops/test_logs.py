@@ -143,8 +143,13 @@ def test_a_real_uvicorn_server_logs_templates_only(
 
 
 def _phi_of_demo_hospital() -> set[str]:
-    """Names, birth dates, identifier values, phone numbers and Patient / RelatedPerson ids."""
+    """Names, birth dates, identifier values (MRNs), phone numbers, address lines and Patient /
+    RelatedPerson ids."""
     found: set[str] = set()
+
+    def addresses(entries: list[dict[str, Any]]) -> None:
+        for address in entries:
+            found.update(part for part in [address.get("text"), *address.get("line", [])] if part)
 
     def names(entries: list[dict[str, Any]]) -> None:
         for name in entries:
@@ -157,9 +162,11 @@ def _phi_of_demo_hospital() -> set[str]:
             names(resource.get("name", []))
             found.update(i["value"] for i in resource.get("identifier", []) if i.get("value"))
             found.update(t["value"] for t in resource.get("telecom", []) if t.get("value"))
+            addresses(resource.get("address", []))
             for contact in resource.get("contact", []):
                 names([contact["name"]] if "name" in contact else [])
                 found.update(t["value"] for t in contact.get("telecom", []) if t.get("value"))
+                addresses([contact["address"]] if "address" in contact else [])
             birth = resource.get("birthDate", "")
             if len(birth) >= 7:  # a bare year would match unrelated numbers; month-precise dates cannot
                 found.add(birth)
