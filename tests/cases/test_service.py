@@ -181,8 +181,15 @@ def test_discharge_is_recorded_once_and_closes_when_the_handoff_completes(engine
         events = len(timeline(session, case.id or 0))
         assert not record_discharge(session, case, discharged_at=out, disposition_code="long", mappings_dir=MAPPINGS)
         assert len(timeline(session, case.id or 0)) == events  # idempotent: no second event
+        every_document = {str(d["code"]): True for d in handoff.documents}  # a handoff completes with them
         update_handoff(
-            session, case, handoff, actor="anna", expected_version=handoff.version, status=HandoffStatus.completed
+            session,
+            case,
+            handoff,
+            actor="anna",
+            expected_version=handoff.version,
+            status=HandoffStatus.completed,
+            documents=every_document,
         )
         assert (case.status, case.outcome) == (CaseStatus.closed, CaseOutcome.discharged)
         with pytest.raises(CaseClosed):
@@ -195,9 +202,17 @@ def test_discharge_after_a_completed_handoff_closes_at_once_and_unknown_codes_ar
         handoff = create_handoff(
             session, case, actor="anna", destination_type=DestinationType.relatives, mappings_dir=MAPPINGS
         )
+        update_handoff(session, case, handoff, actor="a", expected_version=1, documents={"passport": True})
+        session.flush()
         for status in ("referred", "accepted", "scheduled", "completed"):
             update_handoff(
-                session, case, handoff, actor="a", expected_version=handoff.version, status=HandoffStatus(status)
+                session,
+                case,
+                handoff,
+                actor="a",
+                expected_version=handoff.version,
+                status=HandoffStatus(status),
+                override_reason="the consent comes with the family" if status == "completed" else None,
             )
             session.flush()
         assert case.status == CaseStatus.open  # not discharged yet

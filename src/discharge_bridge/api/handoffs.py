@@ -59,6 +59,7 @@ def _view(session: SessionDep, handoff: Handoff, response: Response | None = Non
         note=handoff.note,
         documents=handoff.documents,  # type: ignore[arg-type]
         documents_complete=documents_complete(handoff),
+        documents_override=handoff.documents_override,  # type: ignore[arg-type]
         status_dates=status_dates(handoff),
         created_by=handoff.created_by,
         updated_at=handoff.updated_at,
@@ -99,7 +100,10 @@ def handoff_get(handoff: CurrentHandoff, session: SessionDep, response: Response
     "/handoffs/{handoff_id}",
     response_model=HandoffOut,
     responses={
-        409: {"description": "Stale version (`current_version`), forbidden transition (`allowed`), closed case."},
+        409: {
+            "description": "Stale version (`current_version`), forbidden transition (`allowed`), closed case, "
+            "completion with documents missing and no `override_reason` (`missing`)."
+        },
         428: {"description": "Neither If-Match nor `version` was sent."},
     },
 )
@@ -113,7 +117,8 @@ def handoff_patch(
 ) -> HandoffOut:
     """Move the status (stamping when), set organisation / time / note, tick documents by code.
 
-    Completing the handoff of a patient already discharged closes the case.
+    Completing needs every document of the checklist ticked, or `override_reason` (else 409 with
+    `missing`). Completing the handoff of a patient already discharged closes the case.
     """
     expected = expected_version(f"handoff {handoff.id}", if_match, body.version, required=True)
     values = {f: getattr(body, f) for f in body.model_fields_set - {"version", "documents"}}

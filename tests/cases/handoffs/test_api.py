@@ -88,3 +88,39 @@ def test_a_broken_documents_file_is_a_503_naming_it(engine: Engine, settings: Se
     response = client.post(f"/api/v1/cases/{case_id}/handoffs", json={"destination_type": "hospice"})
     assert response.status_code == 503 and "handoff_documents.yaml" in response.json()["detail"]
     assert "documents" in response.json()["detail"]
+
+
+def test_the_api_refuses_a_completion_with_documents_missing_unless_overridden_with_a_reason(
+    engine: Engine, settings: Settings
+) -> None:
+    case_id = seed_case(engine)
+    client = api_client(settings)
+    handoff = client.post(f"/api/v1/cases/{case_id}/handoffs", json={"destination_type": "relatives"}).json()
+    url = f"/api/v1/handoffs/{handoff['id']}"
+    version = handoff["version"]
+    for status in ("referred", "accepted", "scheduled"):
+        version = client.patch(url, json={"status": status, "version": version}).json()["version"]
+    refused = client.patch(url, json={"status": "completed", "documents": {"passport": True}, "version": version})
+    assert refused.status_code == 409
+    assert refused.json()["missing"] == ["consent_relatives", "medical_report"]
+    assert "override_reason" in refused.json()["detail"]
+    assert client.get(url).json()["documents"][0]["done"] is False  # the refused change wrote nothing
+    blank = client.patch(url, json={"status": "completed", "override_reason": "", "version": version})
+    assert blank.status_code == 422 and "override_reason" in blank.text
+    wrong = client.patch(url, json={"status": "declined", "override_reason": "x", "version": version})
+    assert wrong.status_code == 422 and wrong.json()["detail"][0]["loc"] == ["body", "override_reason"]
+    done = client.patch(
+        url,
+        json={"status": "completed", "override_reason": "Consent by phone, paper follows", "version": version},
+        headers={"X-Actor": "anna"},
+    )
+    assert done.status_code == 200, done.text
+    override = done.json()["documents_override"]
+    assert (override["by"], override["reason"]) == ("anna", "Consent by phone, paper follows")
+    assert override["missing"] == ["passport", "consent_relatives", "medical_report"] and override["at"]
+    assert client.get(url).json()["documents_override"] == override
+    timeline = client.get(f"/api/v1/cases/{case_id}/timeline").json()
+    assert timeline[-1]["data"]["documents_override"] == {
+        "reason": "Consent by phone, paper follows",
+        "missing": ["passport", "consent_relatives", "medical_report"],
+    }

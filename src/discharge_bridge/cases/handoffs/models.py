@@ -58,7 +58,9 @@ class Handoff(SQLModel, table=True):
     """Status with the time each status was reached, and the documents checklist copied at creation.
 
     ``documents`` is ``[{code, label, done, done_at}]``: copied from mappings/handoff_documents.yaml
-    so a later edit of the file does not change a referral already under way.
+    so a later edit of the file does not change a referral already under way. Every one of them must
+    be ticked before the handoff completes, unless a coordinator overrides: ``documents_override`` is
+    then ``{by, at, reason, missing: [codes]}`` (cases/handoffs/service.py).
     """
 
     __tablename__ = "handoff"
@@ -73,6 +75,7 @@ class Handoff(SQLModel, table=True):
     scheduled_for: datetime | None = Field(default=None, sa_type=UTCDateTime)  # the agreed handover time
     note: str | None = Field(default=None, sa_column=Column(Text))
     documents: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    documents_override: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     proposed_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     referred_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     accepted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -30,6 +30,14 @@ class HandoffPatch(BaseModel):
     documents: dict[str, bool] | None = Field(
         default=None, description='Tick documents by code: {"passport": true}. Unknown codes are a 422.'
     )
+    override_reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)] | None = (
+        Field(
+            default=None,
+            description="With status completed while documents of the checklist are not ticked: why the handover "
+            "goes ahead without them (recorded with who, when and the missing documents). Without it such a "
+            "completion is a 409 naming the missing documents (`missing`).",
+        )
+    )
     version: Annotated[int, Field(ge=0)] | None = Field(default=None, description="Alternative to If-Match.")
 
 
@@ -38,6 +46,15 @@ class DocumentOut(BaseModel):
     label: str
     done: bool
     done_at: datetime | None
+
+
+class OverrideOut(BaseModel):
+    """A completion without every document: who decided, when, why, and the codes that were missing."""
+
+    by: str
+    at: datetime
+    reason: str
+    missing: list[str]
 
 
 class HandoffOut(BaseModel):
@@ -51,6 +68,7 @@ class HandoffOut(BaseModel):
     note: str | None
     documents: list[DocumentOut]
     documents_complete: bool
+    documents_override: OverrideOut | None = None
     status_dates: dict[str, datetime | None] = Field(description="When each status was reached.")
     created_by: str
     updated_at: datetime
