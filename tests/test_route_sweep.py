@@ -27,6 +27,7 @@ from starlette.routing import Mount, Route
 
 from discharge_bridge.app import create_app
 from discharge_bridge.cases.barriers import add_barrier
+from discharge_bridge.cases.contacts.service import add_contact
 from discharge_bridge.cases.handoffs.models import DestinationType
 from discharge_bridge.cases.handoffs.service import create_handoff
 from discharge_bridge.cases.models import BarrierCode, Case
@@ -71,6 +72,7 @@ class Hospital:
     handoff_id: int
     barrier_id: int
     dead_letter_id: int
+    contact_id: int  # a contact added by hand to the case
 
 
 def _fill_source(h: Hospital) -> str:
@@ -83,6 +85,7 @@ PATH_PARAMS: dict[str, Callable[[Hospital], Any]] = {
     "task_id": lambda h: h.task_id,
     "handoff_id": lambda h: h.handoff_id,
     "barrier_id": lambda h: h.barrier_id,
+    "contact_id": lambda h: h.contact_id,
     "name": _fill_source,
     "source": _fill_source,
     "source_name": _fill_source,
@@ -95,6 +98,11 @@ PATH_PARAMS: dict[str, Callable[[Hospital], Any]] = {
 BODIES: dict[tuple[str, str], Callable[[Hospital], dict[str, Any]]] = {
     ("POST", "/api/v1/cases"): lambda h: {"source": h.source_name, "encounter": h.encounter},
     ("POST", "/account/language"): lambda h: {"language": "en"},
+    ("POST", "/api/v1/cases/{case_id}/contact-log"): lambda h: {
+        "contact": f"added/{h.contact_id}",
+        "kind": "call",
+        "outcome": "no_answer",
+    },
 }
 
 
@@ -263,10 +271,11 @@ def _hospital(session: Session, settings: Settings, name: str, tag: str) -> Hosp
         session, case, actor="sweep", destination_type=DestinationType.relatives, mappings_dir=settings.mappings_dir
     )
     barrier = add_barrier(session, case, actor="sweep", code=BarrierCode.housing)
+    contact = add_contact(session, case, actor="sweep", name="Sweep", relationship="SON", phones=[])
     record_dead_letter(session, source.id, {"resourceType": "Encounter", "id": f"bad-{tag}"}, "no status")
     letter = session.exec(select(DeadLetter).where(DeadLetter.source_id == source.id)).one()
-    assert task.id and handoff.id and barrier.id and letter.id
-    return Hospital(name, f"enc-{tag}", f"pat-{tag}", case.id, task.id, handoff.id, barrier.id, letter.id)
+    assert task.id and handoff.id and barrier.id and letter.id and contact.id
+    return Hospital(name, f"enc-{tag}", f"pat-{tag}", case.id, task.id, handoff.id, barrier.id, letter.id, contact.id)
 
 
 def token_client(app: FastAPI, engine: Engine, username: str, role: Role, sources: tuple[str, ...]) -> TestClient:

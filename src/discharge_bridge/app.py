@@ -26,6 +26,7 @@ from discharge_bridge.api import metrics
 from discharge_bridge.api.access import router as access_router
 from discharge_bridge.api.barriers import router as barriers_router
 from discharge_bridge.api.cases import router as cases_router
+from discharge_bridge.api.contacts import router as contacts_router
 from discharge_bridge.api.handoffs import router as handoffs_router
 from discharge_bridge.api.sources import router as sources_router
 from discharge_bridge.api.tasks import router as tasks_router
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(barriers_router)
     app.include_router(tasks_router)
     app.include_router(handoffs_router)
+    app.include_router(contacts_router)
     app.include_router(access_router)
     install_error_handlers(app)
     mount_ui(app)
