@@ -14,6 +14,7 @@ from discharge_bridge.config import get_settings
 from discharge_bridge.risk import MappingError, loading
 from discharge_bridge.sources.models import Source, SourceMode
 from discharge_bridge.sources.service import NAME, SourceError, check_fields, get_source, validate_auth
+from discharge_bridge.users.models import UserSource
 from discharge_bridge.users.service import coordinators_of
 
 _MORNING = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -72,25 +73,48 @@ def add_source(
 
 
 def update_source(session: Session, name: str, changes: dict[str, Any], *, mappings_dir: Path | None = None) -> Source:
-    """Change a source's settings in place (its synced data and cursors stay)."""
+    """Change a source's settings in place (its synced data and cursors stay).
+
+    Every change is checked before any is made: a refused one leaves the source as it was."""
     source = get_source(session, name)
     allowed = {"hospital", "base_url", "timezone", "poll_interval_seconds", "mapping", "inpatient_classes", "enabled"}
-    allowed |= {"assignment", "morning_time"}
+    allowed |= {"assignment", "morning_time", "auth", "mode"}
     unknown = set(changes) - allowed
     if unknown:
         raise SourceError(f"cannot change {', '.join(sorted(unknown))}")
-    if "assignment" in changes:
-        changes = {**changes, "assignment": validate_assignment(session, source, changes["assignment"])}
-    if changes.get("morning_time") is not None and not _MORNING.match(changes["morning_time"]):
+    new = dict(changes)
+    if "assignment" in new:
+        new["assignment"] = validate_assignment(session, source, new["assignment"])
+    if new.get("morning_time") is not None and not _MORNING.match(new["morning_time"]):
         raise SourceError("morning time must be HH:MM (24-hour, the hospital's local time), e.g. 07:00")
-    for field, value in changes.items():
-        setattr(source, field, value.rstrip("/") if field == "base_url" else value)
-    check_fields(source.mode, source.base_url, source.timezone, source.poll_interval_seconds)
-    if "mapping" in changes:
-        validate_mapping(source.mapping, mappings_dir)
+    if "auth" in new:
+        new["auth"] = validate_auth(new["auth"]).model_dump(exclude_none=True)
+    if "mode" in new:
+        new["mode"] = SourceMode(new["mode"])
+    if "base_url" in new:
+        new["base_url"] = new["base_url"].rstrip("/")
+    mode, base_url = new.get("mode", source.mode), new.get("base_url", source.base_url)
+    if mode == SourceMode.file and ("mode" in new or "base_url" in new):
+        folder = Path(base_url).expanduser().resolve()
+        if not folder.exists():
+            raise SourceError(f"{folder} does not exist: a file source reads NDJSON or Bundles from a folder or file")
+        base_url = new["base_url"] = str(folder)
+    timezone = new.get("timezone", source.timezone)
+    check_fields(mode, base_url, timezone, new.get("poll_interval_seconds", source.poll_interval_seconds))
+    if "mapping" in new:
+        validate_mapping(new["mapping"], mappings_dir)
+    for field, value in new.items():
+        setattr(source, field, value)
     session.add(source)
     session.flush()
     return source
+
+
+def grant_source(session: Session, user_id: int, source_id: int) -> None:
+    """Let the user see the source (hospital IT who set a source up go on to look after it)."""
+    if session.get(UserSource, (user_id, source_id)) is None:
+        session.add(UserSource(user_id=user_id, source_id=source_id))
+        session.flush()
 
 
 def validate_assignment(session: Session, source: Source, value: dict[str, Any]) -> dict[str, Any]:

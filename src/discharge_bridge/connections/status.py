@@ -15,16 +15,23 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
-from sqlalchemy import func
+from sqlalchemy import case, func
 from sqlmodel import Session, col, select
 
-from discharge_bridge.connections.check import NEEDED_SEARCH_PARAMS, CheckItem, CheckReport, CheckStatus, check_source
+from discharge_bridge.connections.check import (
+    N_,
+    NEEDED_SEARCH_PARAMS,
+    CheckReport,
+    CheckStatus,
+    check_source,
+    item,
+)
 from discharge_bridge.connections.schemas import SourcePublic
 from discharge_bridge.fhir import FhirClient, FhirError, RetryPolicy
 from discharge_bridge.ingest.changes import queue_depths
 from discharge_bridge.ingest.deadletters import ReplayOutcome, list_dead_letters, replay
 from discharge_bridge.ingest.files import BadRecord, iter_resources
-from discharge_bridge.ingest.models import ConformanceIssue, DeadLetter
+from discharge_bridge.ingest.models import AssessmentQueueEntry, ConformanceIssue, DeadLetter
 from discharge_bridge.sources.models import Source, SourceMode, SyncRun
 from discharge_bridge.sources.service import SourceError, client_for
 from discharge_bridge.subscriptions.schemas import push_status
@@ -41,6 +48,15 @@ class DeadLetterNotFound(LookupError):
 
 
 @dataclass(frozen=True)
+class QueueHealth:
+    """A source's assessment queue: how many wait, how many failed at least once, since when."""
+
+    waiting: int
+    failing: int  # retried at each drain; held for a person after the assessment stage's limit
+    oldest: datetime | None
+
+
+@dataclass(frozen=True)
 class SourceStatus:
     id: int
     public: SourcePublic
@@ -48,6 +64,7 @@ class SourceStatus:
     behind: bool  # no successful pass for three poll intervals
     dead_letters: list[DeadLetter] = field(default_factory=list)
     conformance: list[ConformanceIssue] = field(default_factory=list)
+    queue: QueueHealth = QueueHealth(0, 0, None)
 
 
 def display_url(url: str) -> str:
@@ -71,6 +88,18 @@ def _open_letter_counts(session: Session, ids: list[int]) -> dict[int, int]:
         .group_by(col(DeadLetter.source_id))
     )
     return {sid: int(n) for sid, n in session.exec(query)}
+
+
+def queue_health(session: Session, ids: list[int]) -> dict[int, QueueHealth]:
+    """Per source with a queue: its depth, the entries whose assessment failed, the oldest entry's time."""
+    q = AssessmentQueueEntry
+    failing = func.sum(case((col(q.attempts) > 0, 1), else_=0))
+    query = (
+        select(q.source_id, func.count(), failing, func.min(q.enqueued_at))
+        .where(col(q.source_id).in_(ids))
+        .group_by(col(q.source_id))
+    )
+    return {sid: QueueHealth(int(n), int(bad or 0), oldest) for sid, n, bad, oldest in session.exec(query)}
 
 
 def conformance_of(session: Session, source_id: int, limit: int | None = 100) -> list[ConformanceIssue]:
@@ -106,7 +135,8 @@ def source_statuses(
         query = query.where(col(Source.id).in_(source_ids))
     sources = list(session.exec(query))
     ids = [s.id for s in sources if s.id is not None]
-    runs, counts, queued = _last_runs(session, ids), _open_letter_counts(session, ids), queue_depths(session, ids)
+    runs, counts, queues = _last_runs(session, ids), _open_letter_counts(session, ids), queue_health(session, ids)
+    empty = QueueHealth(0, 0, None)
     statuses = []
     for source in sources:
         assert source.id is not None
@@ -115,7 +145,7 @@ def source_statuses(
             dead_letters=counts.get(source.id, 0),
             last_run=runs.get(source.id),
             now=now,
-            queued=queued.get(source.id, 0),
+            queued=queues.get(source.id, empty).waiting,
         )
         public = public.model_copy(update={"base_url": display_url(public.base_url)})
         lag = public.lag_seconds
@@ -127,6 +157,7 @@ def source_statuses(
                 behind=source.enabled and (lag is None or lag > 3 * source.poll_interval_seconds),
                 dead_letters=list_dead_letters(session, source_id=source.id, limit=letters_limit),
                 conformance=conformance_of(session, source.id),
+                queue=queues.get(source.id, empty),
             )
         )
     return statuses
@@ -158,7 +189,10 @@ def run_check(source: Source, *, transport: httpx.BaseTransport | None = None) -
     try:
         client = check_client(source, transport=transport)
     except (FhirError, SourceError) as exc:  # a secret's env var or file is missing, or the auth is incomplete
-        return CheckReport(source.name, [CheckItem("Authentication", CheckStatus.failed, f"cannot set up auth: {exc}")])
+        return CheckReport(
+            source.name,
+            [item("Authentication", CheckStatus.failed, N_("cannot set up auth: %(error)s"), error=str(exc))],
+        )
     with client:
         return check_source(source, client)
 
@@ -167,15 +201,19 @@ def check_file_source(source: Source, limit: int = FILE_CHECK_LIMIT) -> CheckRep
     """What a sync of a file source relies on: the folder, readable records, the resource types."""
     root = Path(source.base_url)
     items = [
-        CheckItem(
+        item(
             "File source",
             CheckStatus.ok,
-            "this source reads FHIR NDJSON or Bundles from a folder on this host, not a FHIR server: "
-            "the check looks at the files; no network connection or authentication is involved",
+            N_(
+                "this source reads FHIR NDJSON or Bundles from a folder on this host, not a FHIR server: "
+                "the check looks at the files; no network connection or authentication is involved"
+            ),
         )
     ]
     if not root.exists():
-        items.append(CheckItem("Folder", CheckStatus.failed, f"{root} does not exist: copy the export there"))
+        items.append(
+            item("Folder", CheckStatus.failed, N_("%(folder)s does not exist: copy the export there"), folder=root)
+        )
         return CheckReport(source.name, items)
     by_type: Counter[str] = Counter()
     bad: list[str] = []
@@ -188,31 +226,60 @@ def check_file_source(source: Source, limit: int = FILE_CHECK_LIMIT) -> CheckRep
             elif isinstance(record, dict):
                 by_type[str(record.get("resourceType"))] += 1
     except OSError as exc:
-        items.append(CheckItem("Folder", CheckStatus.failed, f"cannot read {root}: {exc.strerror or exc}"))
+        items.append(
+            item(
+                "Folder",
+                CheckStatus.failed,
+                N_("cannot read %(folder)s: %(error)s"),
+                folder=root,
+                error=exc.strerror or exc,
+            )
+        )
         return CheckReport(source.name, items)
     total = sum(by_type.values()) + len(bad)
-    sampled = f" (the first {limit:,} records)" if total >= limit else ""
-    items.append(CheckItem("Folder", CheckStatus.ok, f"{root} is readable: {total:,} records{sampled}"))
+    if total >= limit:
+        readable = item(
+            "Folder",
+            CheckStatus.ok,
+            N_("%(folder)s is readable: %(total)s records (the first %(limit)s records)"),
+            folder=root,
+            total=f"{total:,}",
+            limit=f"{limit:,}",
+        )
+    else:
+        readable = item(
+            "Folder", CheckStatus.ok, N_("%(folder)s is readable: %(total)s records"), folder=root, total=f"{total:,}"
+        )
+    items.append(readable)
     if bad:
         where = ", ".join(bad[:3]) + (" ..." if len(bad) > 3 else "")
         items.append(
-            CheckItem(
+            item(
                 "Readable records",
                 CheckStatus.warning,
-                f"{len(bad)} not valid JSON ({where}): they become dead letters",
+                N_("%(count)s not valid JSON (%(where)s): they become dead letters"),
+                count=len(bad),
+                where=where,
             )
         )
     else:
-        items.append(CheckItem("Readable records", CheckStatus.ok, "every record is JSON"))
+        items.append(item("Readable records", CheckStatus.ok, N_("every record is JSON")))
     for rtype in NEEDED_SEARCH_PARAMS:
         n = by_type.get(rtype, 0)
-        if n:
-            items.append(CheckItem(rtype, CheckStatus.ok, f"{n:,} resource{'' if n == 1 else 's'}"))
+        if n == 1:
+            items.append(item(rtype, CheckStatus.ok, N_("1 resource")))
+        elif n:
+            items.append(item(rtype, CheckStatus.ok, N_("%(count)s resources"), count=f"{n:,}"))
         elif rtype == "Encounter":
-            items.append(CheckItem(rtype, CheckStatus.failed, "no Encounter resources: nothing to sync"))
+            items.append(item(rtype, CheckStatus.failed, N_("no Encounter resources: nothing to sync")))
         else:
             items.append(
-                CheckItem(rtype, CheckStatus.warning, f"no {rtype} resources: risk flags will have less to go on")
+                item(
+                    rtype,
+                    CheckStatus.warning,
+                    N_("no %(type)s resources: risk flags will have less to go on"),
+                    type=rtype,
+                )
             )
     return CheckReport(source.name, items)
 
