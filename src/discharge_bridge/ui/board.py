@@ -1,5 +1,7 @@
-"""The bed manager's board: patients still in a bed, medically ready first, with delays and barriers;
-its CSV export and its two charts (ready-to-discharge delay, handoffs by destination)."""
+"""The bed manager's board: every current inpatient, medically ready first, with delays and barriers;
+totals per ward and per planned destination; its CSV export and its two charts (ready-to-discharge
+delay, handoffs by destination). The page and the CSV show names and MRNs: each answer is one
+entry in the access log with the patients it showed."""
 
 from __future__ import annotations
 
@@ -14,21 +16,27 @@ from babel.dates import format_date
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
+from discharge_bridge.access import record_view
 from discharge_bridge.cases.handoffs.models import DestinationType
 from discharge_bridge.db import utcnow
-from discharge_bridge.deps import SessionDep, require
+from discharge_bridge.deps import SessionDep, SettingsDep, require
+from discharge_bridge.risk import RuleSetError, loading
 from discharge_bridge.sources.models import Source
 from discharge_bridge.sources.service import SourceNotFound
 from discharge_bridge.ui import i18n
-from discharge_bridge.ui.case_labels import label
+from discharge_bridge.ui.case_labels import N_, label
 from discharge_bridge.ui.charts import Series, chart
+from discharge_bridge.ui.identity_labels import person_line, sex_label, stay_line
 from discharge_bridge.ui.templating import PageRoute, language_of, render
 from discharge_bridge.users.principal import Principal
 from discharge_bridge.users.roles import Permission
 from discharge_bridge.worklists.board import (
+    DESTINATIONS,
+    NO_HANDOFF,
     Board,
     BoardFilter,
     BoardRow,
+    Readiness,
     board,
     board_filter,
     board_timezone,
@@ -40,18 +48,58 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 BoardViewer = Annotated[Principal, Depends(require(Permission.view_board))]
 Hospital = Annotated[str | None, Query(max_length=64)]
 Ward = Annotated[str | None, Query(max_length=200)]
+Destination = Annotated[str | None, Query(max_length=32)]
+Status = Annotated[str | None, Query(max_length=16)]
 ROWS_SHOWN = 500
 WEEKS = 12
 
 
+READINESS = {
+    "delayed": N_("Delayed beyond ready"),
+    "today": N_("Ready today"),
+    "week": N_("Ready this week"),
+    "later": N_("Ready later"),
+    "undated": N_("No date yet"),
+}
+NO_HANDOFF_LABEL = N_("No handoff yet")
+
+
 def _filter(
-    session: SessionDep, principal: Principal, hospital: str | None, ward: str | None
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Principal,
+    hospital: str | None,
+    ward: str | None,
+    destination: str | None = None,
+    status: str | None = None,
 ) -> tuple[BoardFilter, list[Source], Source | None]:
-    """The filter for the caller's hospitals; a hospital outside them is 404, as if it did not exist."""
+    """The filter for the caller's hospitals; a hospital outside them is 404, as if it did not exist;
+    a destination or status that is not one of the choices is 422 naming it."""
+    if destination and destination not in DESTINATIONS:
+        raise HTTPException(422, f"{i18n.gettext('Please check')}: destination")
+    if status and status not in READINESS:
+        raise HTTPException(422, f"{i18n.gettext('Please check')}: status")
     try:
-        return board_filter(session, principal.scope, hospital, ward)
+        rules_version = loading.rule_set(settings.mappings_dir).version
+    except RuleSetError as exc:
+        raise HTTPException(503, f"the rule set cannot be loaded: {exc}") from None
+    try:
+        return board_filter(
+            session,
+            principal.scope,
+            hospital,
+            ward,
+            destination=destination or None,
+            status=Readiness(status) if status else None,
+            mappings_dir=settings.mappings_dir,
+            rules_version=rules_version,
+        )
     except SourceNotFound:
         raise HTTPException(404, i18n.gettext("No such hospital among yours: %(name)s") % {"name": hospital}) from None
+
+
+def destination_label(value: str | None) -> str:
+    return i18n.gettext(NO_HANDOFF_LABEL) if value in (None, NO_HANDOFF) else label("destination", value)
 
 
 def _week_label(day: date) -> str:
@@ -109,19 +157,36 @@ def _charts(session: SessionDep, flt: BoardFilter, tz: str) -> dict[str, object]
 
 @router.get("/board", response_class=HTMLResponse)
 def board_page(
-    request: Request, principal: BoardViewer, session: SessionDep, hospital: Hospital = None, ward: Ward = None
+    request: Request,
+    principal: BoardViewer,
+    session: SessionDep,
+    settings: SettingsDep,
+    hospital: Hospital = None,
+    ward: Ward = None,
+    destination: Destination = None,
+    status: Status = None,
 ) -> Response:
     i18n.set_language(language_of(request))
-    flt, sources, chosen = _filter(session, principal, hospital, ward)
-    result: Board = board(session, flt, now=utcnow(), limit=ROWS_SHOWN)
+    flt, sources, chosen = _filter(session, settings, principal, hospital, ward, destination, status)
+    result: Board = board(session, flt, now=utcnow(), limit=ROWS_SHOWN, mappings_dir=settings.mappings_dir)
+    record_view(session, user=principal.username, route="ui.board", patients=result.shown)
     tz = board_timezone([chosen] if chosen else sources)
-    query = urlencode({k: v for k, v in (("hospital", hospital), ("ward", ward)) if v})
+    asked = (("hospital", hospital), ("ward", ward), ("destination", destination), ("status", status))
+    query = urlencode({k: v for k, v in asked if v})
     context = {
         "title": i18n.gettext("Bed board"),
         "board": result,
         "sources": sources,
         "hospital": chosen.name if chosen else "",
         "ward": flt.ward or "",
+        "destination": flt.destination or "",
+        "status": status or "",
+        "destinations": [(d, destination_label(d)) for d in DESTINATIONS],
+        "statuses": [(s, i18n.gettext(text)) for s, text in READINESS.items()],
+        "readiness": {s: i18n.gettext(text) for s, text in READINESS.items()},
+        "destination_label": destination_label,
+        "person_line": person_line,
+        "stay_line": stay_line,
         "csv_url": "/board.csv" + (f"?{query}" if query else ""),
         "rows_shown": ROWS_SHOWN,
         "charts": _charts(session, flt, tz),
@@ -135,7 +200,7 @@ def _local(value: datetime | None, tz: str) -> str:
 
 
 def _cell(text: str) -> str:
-    """Defuse a value a spreadsheet would run as a formula (a ward name from the EHR is not ours to trust)."""
+    """Defuse a value a spreadsheet would run as a formula (a ward or a name from the EHR is not ours to trust)."""
     return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
@@ -144,16 +209,24 @@ def _csv_line(row: BoardRow) -> list[str]:
         f"{label('barrier', b.code)} ({b.owner or '—'}, {_local(b.started_at, row.timezone)[:10]})"
         for b in row.barriers
     )
+    person = row.person
     cells = [
         row.hospital,
         row.ward or "",
         row.bed or "",
         row.patient,
+        (person.name or "") if person else "",
+        (person.mrn or "") if person else "",
+        sex_label(person.sex) if person else "",
+        str(person.age) if person and person.age is not None else "",
         row.encounter,
         _local(row.admitted_at, row.timezone),
+        str(person.length_of_stay_days) if person and person.length_of_stay_days is not None else "",
         _local(row.medically_ready_at, row.timezone),
         label("date_source", row.medically_ready_source) if row.medically_ready_source else "",
         _local(row.expected_discharge_at, row.timezone),
+        label("date_source", row.expected_discharge_source) if row.expected_discharge_source else "",
+        i18n.gettext(READINESS[row.readiness]),
         "" if row.days_delayed is None else f"{row.days_delayed:.1f}",
         barriers,
         label("destination", row.handoff.destination_type) if row.handoff else "",
@@ -167,11 +240,18 @@ CSV_HEADER = (
     "Ward",
     "Bed",
     "Patient (FHIR id)",
+    "Name",
+    "MRN",
+    "Sex",
+    "Age",
     "Encounter (FHIR id)",
     "Admitted",
+    "Days in hospital",
     "Medically ready",
     "Medically ready: source",
     "Expected discharge",
+    "Expected discharge: source",
+    "Readiness",
     "Days delayed",
     "Open barriers",
     "Destination",
@@ -181,12 +261,21 @@ CSV_HEADER = (
 
 @router.get("/board.csv")
 def board_csv(
-    request: Request, principal: BoardViewer, session: SessionDep, hospital: Hospital = None, ward: Ward = None
+    request: Request,
+    principal: BoardViewer,
+    session: SessionDep,
+    settings: SettingsDep,
+    hospital: Hospital = None,
+    ward: Ward = None,
+    destination: Destination = None,
+    status: Status = None,
 ) -> Response:
-    """Every row of the board (no display limit), UTF-8 with a BOM so Excel reads Cyrillic; no names."""
+    """Every row of the board as filtered (no display limit), UTF-8 with a BOM so Excel reads Cyrillic.
+    Names and MRNs are in it: the export is one access-log entry with every patient in the file."""
     i18n.set_language(language_of(request))
-    flt, _, _ = _filter(session, principal, hospital, ward)
-    result = board(session, flt, now=utcnow(), limit=None)
+    flt, _, _ = _filter(session, settings, principal, hospital, ward, destination, status)
+    result = board(session, flt, now=utcnow(), limit=None, mappings_dir=settings.mappings_dir)
+    record_view(session, user=principal.username, route="ui.board.csv", patients=result.shown)
     buffer = io.StringIO()
     buffer.write("\ufeff")
     writer = csv.writer(buffer)
@@ -196,5 +285,5 @@ def board_csv(
     return Response(
         buffer.getvalue().encode("utf-8"),
         media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="bed-board-{stamp}.csv"'},
+        headers={"Content-Disposition": f'attachment; filename="bed-board-{stamp}.csv"', "Cache-Control": "no-store"},
     )

@@ -1,52 +1,93 @@
-"""The bed manager's board: who is still in a bed, who is medically ready, and how long they wait.
+"""The bed manager's board: every current inpatient, who is medically ready, how long they wait.
 
-A read-only projection over cases, their admissions, open barriers and handoffs, scoped to the
-hospitals the caller may see. Delays use the case rule (``cases.readiness.bed_days_lost``): from
-medically ready to discharge, or to now while the patient is still in the bed.
+A read-only projection over the stored admissions (``beds``: flagged or not, with a case or not),
+their cases, open barriers and handoffs, scoped to the hospitals the caller may see. Delays use
+the case rule (``cases.readiness.bed_days_lost``): from medically ready to now while the patient is
+still in the bed. Totals come per ward and per planned destination: ready today, this week,
+delayed beyond the ready date, bed-days lost. The charts' weekly series live in ``board_series``.
 """
 
 from __future__ import annotations
 
-import statistics
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from sqlalchemy import case as when
-from sqlalchemy import func
-from sqlmodel import Session, and_, col, or_, select
+from sqlmodel import Session, col, select
 
 from discharge_bridge.cases.barriers import delayed_days
 from discharge_bridge.cases.handoffs.models import DestinationType, Handoff, HandoffStatus
-from discharge_bridge.cases.models import Barrier, BarrierCode, Case, CaseStatus, DateSource
+from discharge_bridge.cases.models import Barrier, BarrierCode, Case, DateSource
 from discharge_bridge.cases.readiness import bed_days_lost
-from discharge_bridge.cases.repository import scoped
 from discharge_bridge.ingest.models import EncounterSnapshot
 from discharge_bridge.sources.models import Source
 from discharge_bridge.sources.service import SourceNotFound, list_sources
+from discharge_bridge.worklists.beds import (
+    DESTINATIONS,
+    INACTIVE_HANDOFF,
+    NO_HANDOFF,
+    BoardFilter,
+    Days,
+    Readiness,
+    destination,
+    expected_at,
+    in_bed,
+    local_days,
+    readiness,
+    ready_at,
+    stay_rules,
+    with_status,
+)
+from discharge_bridge.worklists.board_series import (
+    DelayWeek,
+    HandoffWeek,
+    board_timezone,
+    delay_series,
+    handoff_series,
+    week_starts,
+)
+from discharge_bridge.worklists.people import Identity, identities
+from discharge_bridge.worklists.schemas import BoardOut, BoardRowOut, BoardTotalsOut, GroupTotalsOut
 
-# An encounter in one of these states has left the bed even if the case has not caught up yet.
-LEFT_BED = ("finished", "cancelled", "entered-in-error")
-INACTIVE_HANDOFF = (HandoffStatus.declined, HandoffStatus.cancelled)
+__all__ = [
+    "DESTINATIONS",
+    "NO_HANDOFF",
+    "Board",
+    "BoardFilter",
+    "BoardRow",
+    "BoardTotals",
+    "DelayWeek",
+    "GroupTotals",
+    "HandoffWeek",
+    "Readiness",
+    "board",
+    "board_filter",
+    "board_out",
+    "board_timezone",
+    "delay_series",
+    "handoff_series",
+    "week_starts",
+]
 _CHUNK = 500  # ids per IN (...) list
 
 
-@dataclass(frozen=True)
-class BoardFilter:
-    """``source_ids``: the caller's scope further narrowed by the hospital filter (None = all)."""
-
-    source_ids: list[int] | None = None
-    ward: str | None = None
-
-
 def board_filter(
-    session: Session, source_ids: list[int] | None, hospital: str | None, ward: str | None
+    session: Session,
+    source_ids: list[int] | None,
+    hospital: str | None,
+    ward: str | None,
+    *,
+    destination: str | None = None,
+    status: Readiness | None = None,
+    mappings_dir: Path | None = None,
+    rules_version: str | None = None,
 ) -> tuple[BoardFilter, list[Source], Source | None]:
     """The filter for the caller's hospitals, with those hospitals and the one chosen (if any);
-    a hospital outside them is SourceNotFound, as if it did not exist."""
+    a hospital outside them is SourceNotFound, as if it did not exist. With ``mappings_dir``, each
+    hospital's mapping says which Encounters are current inpatient stays."""
     sources = list_sources(session, source_ids=source_ids)
     chosen = None
     if hospital:
@@ -54,7 +95,16 @@ def board_filter(
         if chosen is None:
             raise SourceNotFound(hospital)
     ids = [chosen.id] if chosen and chosen.id is not None else source_ids
-    return BoardFilter(source_ids=ids, ward=ward or None), sources, chosen
+    shown = [chosen] if chosen is not None else sources
+    flt = BoardFilter(
+        source_ids=ids,
+        ward=ward or None,
+        destination=destination or None,
+        status=status,
+        stays=stay_rules(session, shown, mappings_dir) if mappings_dir is not None else None,
+        rules_version=rules_version,
+    )
+    return flt, sources, chosen
 
 
 @dataclass(frozen=True)
@@ -75,24 +125,37 @@ class HandoffLine:
 
 @dataclass(frozen=True)
 class BoardRow:
-    case_id: int
+    case_id: int | None  # None: an inpatient nobody coordinates (no flag, no case)
     source: str
     hospital: str
     timezone: str
     ward: str | None
     bed: str | None
-    patient: str  # the FHIR id: the store holds no names
+    patient: str  # the FHIR id
     encounter: str
     admitted_at: datetime | None
     medically_ready_at: datetime | None
     medically_ready_source: DateSource | None
     medically_ready_set_by: str | None
-    expected_discharge_at: datetime | None
+    expected_discharge_at: datetime | None  # the case's, else the EHR's planned end
     expected_discharge_source: DateSource | None
     days_delayed: float | None  # bed-days lost so far; None while not medically ready
     past_expected: bool
     barriers: list[BarrierLine] = field(default_factory=list)
     handoff: HandoffLine | None = None
+    source_id: int = 0
+    readiness: Readiness = Readiness.undated
+    person: Identity | None = None  # name, age, sex, MRN, length of stay: shown, so logged
+
+
+@dataclass(frozen=True)
+class GroupTotals:
+    key: str | None  # a ward, or a destination (NO_HANDOFF: none planned); None: no ward in the EHR
+    in_bed: int = 0
+    ready_today: int = 0
+    this_week: int = 0  # ready today to Sunday, today's included
+    delayed: int = 0  # ready date before today, still in a bed
+    bed_days_lost: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -100,32 +163,23 @@ class BoardTotals:
     in_bed: int
     ready_not_discharged: int
     bed_days_lost: float
+    ready_today: int = 0
+    this_week: int = 0
+    delayed: int = 0
 
 
 @dataclass(frozen=True)
 class Board:
     totals: BoardTotals
     rows: list[BoardRow]
-    wards: list[str]  # for the ward filter: the wards of the filtered hospitals' board
+    wards: list[str]  # for the ward filter: the wards in a bed at the filtered hospitals
+    by_ward: list[GroupTotals] = field(default_factory=list)
+    by_destination: list[GroupTotals] = field(default_factory=list)
 
-
-def _in_bed(query: Any, flt: BoardFilter, *, with_ward: bool = True) -> Any:
-    query = query.where(Case.status == CaseStatus.open, col(Case.actual_discharge_at).is_(None)).where(
-        or_(
-            col(EncounterSnapshot.id).is_(None),
-            and_(col(EncounterSnapshot.period_end).is_(None), col(EncounterSnapshot.status).not_in(LEFT_BED)),
-        )
-    )
-    if with_ward and flt.ward:
-        query = query.where(EncounterSnapshot.ward == flt.ward)
-    return scoped(query, flt.source_ids)
-
-
-def _join_encounter(query: Any) -> Any:
-    return query.outerjoin(
-        EncounterSnapshot,
-        and_(EncounterSnapshot.source_id == Case.source_id, EncounterSnapshot.fhir_id == Case.encounter_fhir_id),
-    )
+    @property
+    def shown(self) -> list[tuple[int, str]]:
+        """The (source_id, patient) pairs of the rows: what the access log records."""
+        return [(r.source_id, r.patient) for r in self.rows]
 
 
 def _chunks(ids: list[int]) -> Iterator[list[int]]:
@@ -162,176 +216,186 @@ def _current_handoffs(session: Session, case_ids: list[int]) -> dict[int, Handof
     return found
 
 
-def board(session: Session, flt: BoardFilter, *, now: datetime, limit: int | None = 500) -> Board:
-    """Patients still in a bed, medically ready ones first (longest waiting first), then by expected discharge."""
-    # Columns, not the snapshot rows: those carry the raw FHIR resource, which the board never shows.
-    columns: list[Any] = [Case, EncounterSnapshot.ward, EncounterSnapshot.bed, EncounterSnapshot.period_start]
-    columns += [Source.name, Source.hospital, Source.timezone]
-    base = _in_bed(_join_encounter(select(*columns)), flt).join(Source, col(Source.id) == Case.source_id)
-    not_ready = when((col(Case.medically_ready_at).is_(None), 1), else_=0)
-    no_expected = when((col(Case.expected_discharge_at).is_(None), 1), else_=0)
-    ordered = base.order_by(
-        not_ready,
-        col(Case.medically_ready_at),
-        no_expected,
-        col(Case.expected_discharge_at),
-        col(EncounterSnapshot.ward),
-        col(EncounterSnapshot.bed),
-        col(Case.id),
+def _beds(flt: BoardFilter, now: datetime, calendars: dict[int, Days], columns: list[Any]) -> Any:
+    return with_status(in_bed(select(*columns).select_from(EncounterSnapshot), flt, now), flt, calendars)
+
+
+def board(
+    session: Session, flt: BoardFilter, *, now: datetime, limit: int | None = 500, mappings_dir: Path | None = None
+) -> Board:
+    """Patients in a bed, medically ready ones first (longest waiting first), then by expected
+    discharge; ``limit`` rows (None: all), totals over all of them. With ``mappings_dir`` each row
+    carries its patient's identity."""
+    sources = {s.id: s for s in list_sources(session, source_ids=flt.source_ids) if s.id is not None}
+    calendars = {sid: local_days(s.timezone, now) for sid, s in sources.items()}
+    columns: list[Any] = [
+        EncounterSnapshot.source_id,
+        EncounterSnapshot.fhir_id,
+        EncounterSnapshot.patient_fhir_id,
+        EncounterSnapshot.ward,
+        EncounterSnapshot.bed,
+        EncounterSnapshot.period_start,
+        EncounterSnapshot.planned_end,
+        Case,
+    ]
+    ordered = _beds(flt, now, calendars, columns).order_by(
+        col(Case.medically_ready_at).asc().nulls_last(),
+        expected_at().asc().nulls_last(),
+        col(EncounterSnapshot.ward).asc().nulls_last(),
+        col(EncounterSnapshot.bed).asc().nulls_last(),
+        col(EncounterSnapshot.id),
     )
     if limit is not None:
         ordered = ordered.limit(limit)
-    picked = list(session.exec(ordered))
-    case_ids = [row[0].id for row in picked if row[0].id is not None]
+    picked = session.execute(ordered).all()
+    case_ids = [row.Case.id for row in picked if row.Case is not None and row.Case.id is not None]
     barriers = _open_barriers(session, case_ids, now)
     handoffs = _current_handoffs(session, case_ids)
-    rows = [_row(row, now, barriers.get(row[0].id or 0, []), handoffs.get(row[0].id or 0)) for row in picked]
-    return Board(_totals(session, flt, now), rows, _wards(session, flt))
+    people: dict[tuple[int, str], Identity] = {}
+    if mappings_dir is not None:
+        people = identities(session, [(r.source_id, r.fhir_id) for r in picked], now, mappings_dir)
+    rows = [
+        _row(
+            row,
+            sources[row.source_id],
+            now,
+            calendars[row.source_id],
+            barriers.get(row.Case.id, []) if row.Case is not None and row.Case.id is not None else [],
+            handoffs.get(row.Case.id) if row.Case is not None and row.Case.id is not None else None,
+            people.get((row.source_id, row.fhir_id)),
+        )
+        for row in picked
+    ]
+    totals, by_ward, by_destination = _totals(session, flt, now, calendars)
+    return Board(totals, rows, _wards(session, flt, now), by_ward, by_destination)
 
 
-def _row(row: Any, now: datetime, barriers: list[BarrierLine], handoff: HandoffLine | None) -> BoardRow:
-    c, ward, bed, admitted_at, source, hospital, timezone = row
-    assert c.id is not None
+def _row(
+    row: Any,
+    source: Source,
+    now: datetime,
+    days: Days,
+    barriers: list[BarrierLine],
+    handoff: HandoffLine | None,
+    person: Identity | None,
+) -> BoardRow:
+    c: Case | None = row.Case
+    expected = c.expected_discharge_at if c is not None and c.expected_discharge_at is not None else row.planned_end
+    expected_source = (
+        c.expected_discharge_source
+        if c is not None and c.expected_discharge_at is not None
+        else (DateSource.ehr if row.planned_end is not None else None)
+    )
+    ready = c.medically_ready_at if c is not None else None
     return BoardRow(
-        case_id=c.id,
-        source=source,
-        hospital=hospital,
-        timezone=timezone,
-        ward=ward,
-        bed=bed,
-        patient=c.patient_fhir_id,
-        encounter=c.encounter_fhir_id,
-        admitted_at=admitted_at,
-        medically_ready_at=c.medically_ready_at,
-        medically_ready_source=c.medically_ready_source,
-        medically_ready_set_by=c.medically_ready_set_by,
-        expected_discharge_at=c.expected_discharge_at,
-        expected_discharge_source=c.expected_discharge_source,
-        days_delayed=bed_days_lost(c, now),
-        past_expected=c.expected_discharge_at is not None and c.expected_discharge_at < now,
+        case_id=c.id if c is not None else None,
+        source=source.name,
+        hospital=source.hospital,
+        timezone=source.timezone,
+        ward=row.ward,
+        bed=row.bed,
+        patient=row.patient_fhir_id,
+        encounter=row.fhir_id,
+        admitted_at=row.period_start,
+        medically_ready_at=ready,
+        medically_ready_source=c.medically_ready_source if c is not None else None,
+        medically_ready_set_by=c.medically_ready_set_by if c is not None else None,
+        expected_discharge_at=expected,
+        expected_discharge_source=expected_source,
+        days_delayed=bed_days_lost(c, now) if c is not None else None,
+        past_expected=expected is not None and expected < now,
         barriers=barriers,
         handoff=handoff,
+        source_id=row.source_id,
+        readiness=readiness(ready or expected, days),
+        person=person,
     )
 
 
-def _totals(session: Session, flt: BoardFilter, now: datetime) -> BoardTotals:
-    in_bed = session.exec(_in_bed(_join_encounter(select(func.count()).select_from(Case)), flt)).one()
-    ready_query = _in_bed(_join_encounter(select(Case.medically_ready_at)), flt).where(
-        col(Case.medically_ready_at).is_not(None)
+class _Sum:
+    def __init__(self) -> None:
+        self.in_bed = self.today = self.week = self.delayed = self.ready = 0
+        self.lost = 0.0
+
+    def add(self, state: Readiness, medically_ready_at: datetime | None, now: datetime) -> None:
+        self.in_bed += 1
+        self.today += state == Readiness.today
+        self.week += state in (Readiness.today, Readiness.week)
+        self.delayed += state == Readiness.delayed
+        if medically_ready_at is not None:
+            self.ready += 1
+            self.lost += max((now - medically_ready_at).total_seconds(), 0) / 86400
+
+    def group(self, key: str | None) -> GroupTotals:
+        return GroupTotals(key, self.in_bed, self.today, self.week, self.delayed, round(self.lost, 1))
+
+
+def _totals(
+    session: Session, flt: BoardFilter, now: datetime, calendars: dict[int, Days]
+) -> tuple[BoardTotals, list[GroupTotals], list[GroupTotals]]:
+    """Every admission the filter keeps, not just the rows shown: a few columns each, summed here."""
+    columns = [EncounterSnapshot.source_id, EncounterSnapshot.ward, destination(), ready_at(), Case.medically_ready_at]
+    overall = _Sum()
+    wards: dict[str | None, _Sum] = defaultdict(_Sum)
+    places: dict[str, _Sum] = defaultdict(_Sum)
+    for source_id, ward, place, ready, medically in session.execute(_beds(flt, now, calendars, columns)):
+        state = readiness(ready, calendars[source_id])
+        for bucket in (overall, wards[ward], places[str(place) if place else NO_HANDOFF]):
+            bucket.add(state, medically, now)
+    totals = BoardTotals(
+        in_bed=overall.in_bed,
+        ready_not_discharged=overall.ready,
+        bed_days_lost=round(overall.lost, 1),
+        ready_today=overall.today,
+        this_week=overall.week,
+        delayed=overall.delayed,
     )
-    ready = [at for at in session.exec(ready_query) if at is not None]
-    lost = sum(max((now - at).total_seconds(), 0) for at in ready) / 86400
-    return BoardTotals(in_bed=int(in_bed), ready_not_discharged=len(ready), bed_days_lost=round(lost, 1))
+    by_ward = [wards[w].group(w) for w in sorted(wards, key=lambda w: (w is None, w or ""))]
+    by_destination = [places[d].group(d) for d in DESTINATIONS if d in places]
+    return totals, by_ward, by_destination
 
 
-def _wards(session: Session, flt: BoardFilter) -> list[str]:
-    query = _in_bed(_join_encounter(select(EncounterSnapshot.ward).select_from(Case)), flt, with_ward=False)
-    return sorted({w for w in session.exec(query.distinct()) if w})
+def _wards(session: Session, flt: BoardFilter, now: datetime) -> list[str]:
+    """The wards of the filtered hospitals' beds, whatever the other filters (the ward filter's choices)."""
+    every = BoardFilter(source_ids=flt.source_ids, stays=flt.stays, rules_version=flt.rules_version)
+    query = in_bed(select(EncounterSnapshot.ward).select_from(EncounterSnapshot), every, now, with_ward=False)
+    return sorted({w for w in session.execute(query.distinct()).scalars() if w})
 
 
-# -- chart series ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DelayWeek:
-    week_start: date  # a Monday, in the hospital's time zone
-    discharged: int  # discharges this week that had a medically-ready date
-    median_days: float | None
-    mean_days: float | None
-    waiting: int  # medically ready and still in a bed at the end of the week (now, for this week)
-
-
-@dataclass(frozen=True)
-class HandoffWeek:
-    week_start: date
-    counts: dict[DestinationType, int]  # handoffs proposed this week, per destination
-
-
-def week_starts(now: datetime, tz: str, weeks: int) -> list[datetime]:
-    """The Mondays 00:00 local (as UTC instants) of the last ``weeks`` weeks, this week last."""
-    zone = ZoneInfo(tz)
-    today = now.astimezone(zone).date()
-    monday = today - timedelta(days=today.weekday())
-    days = [monday - timedelta(weeks=n) for n in range(weeks - 1, -1, -1)]
-    return [datetime(d.year, d.month, d.day, tzinfo=zone).astimezone(UTC) for d in days]
-
-
-def _week_index(starts: list[datetime], at: datetime) -> int | None:
-    if at < starts[0]:
-        return None
-    for index in range(len(starts) - 1, -1, -1):
-        if at >= starts[index]:
-            return index
-    return None
-
-
-def _ward_filter(query: Any, flt: BoardFilter) -> Any:
-    if flt.ward:
-        query = _join_encounter(query).where(EncounterSnapshot.ward == flt.ward)
-    return scoped(query, flt.source_ids)
-
-
-def delay_series(session: Session, flt: BoardFilter, *, now: datetime, tz: str, weeks: int = 12) -> list[DelayWeek]:
-    """Per week: the delay from medically ready to discharge of that week's discharges, and who still waits."""
-    starts = week_starts(now, tz, weeks)
-    window_start = starts[0]
-    query = select(Case).where(
-        col(Case.medically_ready_at).is_not(None),
-        col(Case.medically_ready_at) <= now,
-        or_(col(Case.actual_discharge_at).is_(None), col(Case.actual_discharge_at) >= window_start),
-        or_(col(Case.closed_at).is_(None), col(Case.closed_at) >= window_start),
-    )
-    cases = list(session.exec(_ward_filter(query, flt)))
-    delays: list[list[float]] = [[] for _ in starts]
-    for c in cases:
-        if c.actual_discharge_at is not None:
-            index = _week_index(starts, c.actual_discharge_at)
-            lost = bed_days_lost(c, now)
-            if index is not None and lost is not None:
-                delays[index].append(lost)
-    series = []
-    for index, start in enumerate(starts):
-        point = min(starts[index + 1], now) if index + 1 < len(starts) else now
-        waiting = sum(1 for c in cases if _waiting_at(c, point))
-        values = delays[index]
-        series.append(
-            DelayWeek(
-                week_start=start.astimezone(ZoneInfo(tz)).date(),
-                discharged=len(values),
-                median_days=round(statistics.median(values), 1) if values else None,
-                mean_days=round(statistics.fmean(values), 1) if values else None,
-                waiting=waiting,
-            )
+def board_out(result: Board) -> BoardOut:
+    """The board as the API gives it."""
+    rows = [
+        BoardRowOut(
+            source=r.source,
+            hospital=r.hospital,
+            ward=r.ward,
+            bed=r.bed,
+            patient=r.patient,
+            encounter=r.encounter,
+            case_id=r.case_id,
+            name=r.person.name if r.person else None,
+            sex=r.person.sex if r.person else None,
+            age=r.person.age if r.person else None,
+            mrn=r.person.mrn if r.person else None,
+            admitted_at=r.admitted_at,
+            length_of_stay_days=r.person.length_of_stay_days if r.person else None,
+            medically_ready_at=r.medically_ready_at,
+            medically_ready_source=r.medically_ready_source,
+            expected_discharge_at=r.expected_discharge_at,
+            expected_discharge_source=r.expected_discharge_source,
+            readiness=r.readiness,
+            days_delayed=r.days_delayed,
+            destination=r.handoff.destination_type if r.handoff else None,
+            handoff_status=r.handoff.status if r.handoff else None,
+            barriers=[b.code for b in r.barriers],
         )
-    return series
-
-
-def _waiting_at(c: Case, point: datetime) -> bool:
-    """Medically ready by ``point`` and not yet gone (discharged, or the case closed another way)."""
-    if c.medically_ready_at is None or c.medically_ready_at > point:
-        return False
-    left = c.actual_discharge_at or c.closed_at
-    return left is None or left > point
-
-
-def handoff_series(session: Session, flt: BoardFilter, *, now: datetime, tz: str, weeks: int = 12) -> list[HandoffWeek]:
-    """Handoffs proposed per week, by destination type (declined and cancelled ones included: they were tried)."""
-    starts = week_starts(now, tz, weeks)
-    query = (
-        select(Handoff.destination_type, Handoff.proposed_at)
-        .join(Case, col(Case.id) == Handoff.case_id)
-        .where(col(Handoff.proposed_at) >= starts[0], col(Handoff.proposed_at) <= now)
+        for r in result.rows
+    ]
+    return BoardOut(
+        totals=BoardTotalsOut(**asdict(result.totals)),
+        by_ward=[GroupTotalsOut(**asdict(g)) for g in result.by_ward],
+        by_destination=[GroupTotalsOut(**asdict(g)) for g in result.by_destination],
+        wards=result.wards,
+        rows=rows,
+        truncated=result.totals.in_bed > len(rows),
     )
-    counts: list[dict[DestinationType, int]] = [dict.fromkeys(DestinationType, 0) for _ in starts]
-    for destination, at in session.exec(_ward_filter(query, flt)):
-        index = _week_index(starts, at)
-        if index is not None:
-            counts[index][DestinationType(destination)] += 1
-    zone = ZoneInfo(tz)
-    return [HandoffWeek(s.astimezone(zone).date(), c) for s, c in zip(starts, counts, strict=True)]
-
-
-def board_timezone(sources: Iterable[Source]) -> str:
-    """The zone weeks are counted in: the hospitals' shared zone, else UTC."""
-    zones = {s.timezone for s in sources}
-    return zones.pop() if len(zones) == 1 else "UTC"

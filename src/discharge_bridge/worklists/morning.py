@@ -18,6 +18,7 @@ counts the tasks that are not overdue yet, so ``due_today + overdue == len(due_t
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -32,6 +33,7 @@ from discharge_bridge.ingest.store import insert_for
 from discharge_bridge.risk.models import RiskAssessment
 from discharge_bridge.sources.models import Source
 from discharge_bridge.worklists.models import MorningList
+from discharge_bridge.worklists.people import identities
 
 _TABLE: Table = MorningList.__table__  # type: ignore[attr-defined]
 
@@ -195,13 +197,25 @@ def for_coordinator(items: dict[str, Any], username: str) -> dict[str, Any]:
     return {"new_flags": flags, "due_tasks": tasks, "counts": _counts(flags, tasks)}
 
 
+def unassigned_part(items: dict[str, Any]) -> dict[str, Any]:
+    """What nobody has taken yet: flags without a coordinator, tasks of such cases that nobody owns."""
+    flags = [f for f in items.get("new_flags", []) if not f.get("coordinator")]
+    tasks = [t for t in items.get("due_tasks", []) if not t.get("coordinator") and not t.get("owner")]
+    return {"new_flags": flags, "due_tasks": tasks, "counts": _counts(flags, tasks)}
+
+
 def shown_lists(
-    session: Session, sources: dict[int, Source], *, source_ids: list[int] | None, coordinator: str | None = None
+    session: Session,
+    sources: dict[int, Source],
+    *,
+    source_ids: list[int] | None,
+    coordinator: str | None = None,
+    unassigned: bool = False,
 ) -> list[dict[str, Any]]:
     """The newest list of each hospital in ``sources``, by hospital name, as the worklist page shows it:
-    ``coordinator``'s part only when given; each flag with the patient's age, the admission time and
-    whether it is still flagged, each task with its status now (work done since the morning is not
-    chased twice)."""
+    ``coordinator``'s part only when given (or the ``unassigned`` part); each flag with the patient's
+    age, the admission time and whether it is still flagged, each task with its status now (work done
+    since the morning is not chased twice)."""
     shown = []
     for row in sorted(
         latest_for(session, source_ids), key=lambda r: sources[r.source_id].hospital if r.source_id in sources else ""
@@ -209,7 +223,10 @@ def shown_lists(
         source = sources.get(row.source_id)
         if source is None:
             continue
-        items = for_coordinator(row.items, coordinator) if coordinator is not None else row.items
+        if unassigned:
+            items = unassigned_part(row.items)
+        else:
+            items = for_coordinator(row.items, coordinator) if coordinator is not None else row.items
         tasks = items.get("due_tasks", [])
         statuses = _task_statuses(session, [int(t.get("task_id") or 0) for t in tasks], source_ids)
         shown.append(
@@ -254,3 +271,24 @@ def _task_now(item: dict[str, Any], statuses: dict[int, TaskStatus]) -> dict[str
         "status_now": status,
         "done": status is not None and status not in TASK_TRANSITIONS.active,
     }
+
+
+def with_people(
+    session: Session, shown: list[dict[str, Any]], *, now: datetime, mappings_dir: Path
+) -> list[tuple[int, str]]:
+    """Put each flag's and task's patient identity (``person``) on ``shown`` (``shown_lists``), one
+    query per hospital; the (source_id, patient) pairs now on the page, for the access log."""
+    keys = [
+        (hospital["source"].id, str(item.get("encounter")))
+        for hospital in shown
+        for item in (*hospital["flags"], *hospital["tasks"])
+    ]
+    people = identities(session, keys, now, mappings_dir)
+    patients: list[tuple[int, str]] = []
+    for hospital in shown:
+        for item in (*hospital["flags"], *hospital["tasks"]):
+            person = people.get((hospital["source"].id, str(item.get("encounter"))))
+            item["person"] = person
+            if person is not None:
+                patients.append((person.source_id, person.patient_fhir_id))
+    return patients

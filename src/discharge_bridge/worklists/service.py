@@ -1,23 +1,48 @@
-"""The coordinator's worklist: current flagged admissions, highest priority first."""
+"""The coordinator's live worklist: current flagged admissions, searched, filtered, sorted, paged by keyset.
+
+Each row carries its patient's identity (name, sex, MRN, length of stay) when the caller passes the
+mappings folder (the MRN's system is per hospital); whoever shows it records the view in the
+access log (``WorklistPage.shown``).
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, func
-from sqlmodel import Session, and_, col, select
+from sqlalchemy import and_, func
+from sqlmodel import Session, col, select
 
 from discharge_bridge.cases.models import Case
 from discharge_bridge.cases.repository import has_open_cases, scoped
+from discharge_bridge.db import utcnow
 from discharge_bridge.ingest.models import EncounterSnapshot
 from discharge_bridge.risk.models import RiskAssessment
 from discharge_bridge.sources.models import Source
+from discharge_bridge.sources.service import list_sources
 from discharge_bridge.users.principal import Principal
 from discharge_bridge.users.roles import Role
-from discharge_bridge.worklists.schemas import WorklistItem, WorklistPage
+from discharge_bridge.worklists import keyset
+from discharge_bridge.worklists.conditions import (
+    PRIORITY_RANK,
+    all_of,
+    conditions,
+    joined,
+    next_due,
+    sort_keys,
+    windows,
+)
+from discharge_bridge.worklists.counts import count_filters
+from discharge_bridge.worklists.filters import InvalidFilter, WorklistQuery
+from discharge_bridge.worklists.people import Identity, identities
+from discharge_bridge.worklists.schemas import CaseOut, WorklistItem, WorklistPage
 
-PRIORITY_RANK = {"high": 3, "medium": 2, "low": 1}
-Half = Literal["mine", "all"]  # a coordinator's own cases, or every case of the hospitals they see
+__all__ = ["PRIORITY_RANK", "Half", "cases_of", "worklist", "worklist_half"]
+
+# A coordinator's own cases, every case of the hospitals they see, or those nobody has taken yet.
+Half = Literal["mine", "all", "unassigned"]
 
 
 def worklist(
@@ -27,61 +52,96 @@ def worklist(
     source_ids: list[int] | None = None,
     min_priority: str | None = None,
     limit: int = 50,
-    offset: int = 0,
+    query: WorklistQuery | None = None,
+    now: datetime | None = None,
+    mappings_dir: Path | None = None,
+    with_counts: bool = False,
 ) -> WorklistPage:
-    """Flagged assessments of the active rule set whose encounter is still a current stay."""
-    conditions: list[ColumnElement[bool]] = [
-        col(RiskAssessment.rules_version) == rules_version,
-        col(RiskAssessment.flagged).is_(True),
-        col(RiskAssessment.current).is_(True),
-    ]
-    if source_ids is not None:
-        conditions.append(col(RiskAssessment.source_id).in_(source_ids))
-    if min_priority:
-        conditions.append(col(RiskAssessment.priority_rank) >= PRIORITY_RANK[min_priority])
-    where = and_(*conditions)
-    total = session.exec(select(func.count()).select_from(RiskAssessment).where(where)).one()
-    query = (
-        select(RiskAssessment, EncounterSnapshot, Source)
-        .join(
-            EncounterSnapshot,
-            and_(
-                EncounterSnapshot.source_id == RiskAssessment.source_id,
-                EncounterSnapshot.fhir_id == RiskAssessment.encounter_fhir_id,
-            ),
-        )
-        .join(Source, col(Source.id) == RiskAssessment.source_id)
-        .where(where)
-        .order_by(
-            col(RiskAssessment.priority_rank).desc(),
-            col(RiskAssessment.score).desc(),
-            col(EncounterSnapshot.period_start).asc(),
-            col(RiskAssessment.id).asc(),
-        )
-        .limit(limit)
-        .offset(offset)
+    """Flagged assessments of the active rule set whose encounter is still a current stay, matching
+    ``query``, ``limit`` rows after ``query.after``. ``InvalidFilter`` names a parameter that cannot
+    be used (a cursor made for another sort, say)."""
+    now = now or utcnow()
+    asked = query or WorklistQuery()
+    if min_priority is not None:
+        asked = replace(asked, min_priority=min_priority)
+    sources = {s.id: s for s in list_sources(session, source_ids=source_ids) if s.id is not None}
+    win = windows({sid: s.timezone for sid, s in sources.items()}, now)
+    found = conditions(
+        asked,
+        rules_version=rules_version,
+        source_ids=source_ids,
+        win=win,
+        dialect=session.get_bind().dialect.name,
     )
-    items = [
-        WorklistItem(
-            source=source.name,
-            hospital=source.hospital,
-            patient=row.patient_fhir_id,
-            encounter=row.encounter_fhir_id,
-            priority=row.priority or "low",
-            score=row.score,
-            reasons=row.reasons,  # type: ignore[arg-type]
-            admitted_at=enc.period_start,
-            age=row.age,
-            ward=enc.ward,
-            bed=enc.bed,
-            encounter_status=enc.status,
-            lace=WorklistItem.lace_of(row.lace),
-            rules_version=row.rules_version,
-            flagged_at=row.first_flagged_at,
-        )
-        for row, enc, source in session.exec(query)
+    where = all_of(found)
+    total = session.execute(joined(select(func.count())).where(where)).scalar_one()
+    keys = sort_keys(asked.sort)
+    page_where = where
+    if asked.after:
+        try:
+            values = keyset.decode(asked.after, asked.sort.value, keys)
+        except keyset.InvalidCursor as exc:
+            raise InvalidFilter("after", str(exc)) from None
+        page_where = and_(where, keyset.after(keys, values))
+    columns: list[Any] = [
+        RiskAssessment,
+        EncounterSnapshot.period_start,
+        EncounterSnapshot.ward,
+        EncounterSnapshot.bed,
+        EncounterSnapshot.status,
+        Case.id,
+        Case.status,
+        Case.coordinator,
+        next_due().label("next_due"),
     ]
-    return WorklistPage(total=total, items=items)
+    columns += [k.expression.label(f"key{i}") for i, k in enumerate(keys)]
+    stmt = joined(select(*columns)).where(page_where).order_by(*keyset.order_by(keys)).limit(limit + 1)
+    rows = session.execute(stmt).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    people: dict[tuple[int, str], Identity] = {}
+    if mappings_dir is not None:
+        people = identities(session, [(r[0].source_id, r[0].encounter_fhir_id) for r in rows], now, mappings_dir)
+    items = [
+        _item(row, sources[row[0].source_id], people.get((row[0].source_id, row[0].encounter_fhir_id))) for row in rows
+    ]
+    next_after = None
+    if more and rows:
+        last = rows[-1]
+        next_after = keyset.encode(asked.sort.value, keys, [getattr(last, f"key{i}") for i in range(len(keys))])
+    counts = None
+    if with_counts:
+        counts = count_filters(session, found, win=win, dialect=session.get_bind().dialect.name)
+    return WorklistPage(total=total, items=items, next_after=next_after, counts=counts)
+
+
+def _item(row: Any, source: Source, person: Identity | None) -> WorklistItem:
+    risk: RiskAssessment = row[0]
+    _, admitted_at, ward, bed, encounter_status, case_id, case_status, coordinator, due = row[:9]
+    return WorklistItem(
+        source=source.name,
+        source_id=risk.source_id,
+        hospital=source.hospital,
+        patient=risk.patient_fhir_id,
+        encounter=risk.encounter_fhir_id,
+        name=person.name if person else None,
+        sex=person.sex if person else None,
+        mrn=person.mrn if person else None,
+        priority=risk.priority or "low",
+        score=risk.score,
+        reasons=risk.reasons,  # type: ignore[arg-type]
+        admitted_at=admitted_at,
+        length_of_stay_days=person.length_of_stay_days if person else None,
+        age=person.age if person and person.age is not None else risk.age,
+        ward=ward,
+        bed=bed,
+        encounter_status=encounter_status,
+        lace=WorklistItem.lace_of(risk.lace),
+        rules_version=risk.rules_version,
+        flagged_at=risk.first_flagged_at,
+        case=CaseOut(id=case_id, status=str(case_status), coordinator=coordinator) if case_id is not None else None,
+        next_due_at=due,
+    )
 
 
 def cases_of(
@@ -99,10 +159,10 @@ def cases_of(
 
 
 def worklist_half(session: Session, principal: Principal, asked: Half | None) -> tuple[Half, bool]:
-    """Which part of the lists the reader sees ("mine" or "all") and whether they may switch: a
-    coordinator may, and starts on their own cases when they have open ones; everyone else sees all."""
+    """Which part of the lists the reader sees and whether they may switch: a coordinator may, and
+    starts on their own cases when they have open ones; everyone else sees all (or the unassigned)."""
     if principal.role != Role.coordinator:
-        return "all", False
+        return ("unassigned" if asked == "unassigned" else "all"), False
     if asked is not None:
         return asked, True
     mine = has_open_cases(session, principal.username, source_ids=principal.scope)
