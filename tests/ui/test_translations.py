@@ -12,17 +12,28 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from babel.messages.catalog import Catalog
 from babel.messages.extract import extract_from_file
 from babel.messages.pofile import read_po
+from fastapi.testclient import TestClient
 from jinja2.ext import babel_extract
+from sqlalchemy.engine import Engine
+from sqlmodel import select
 
 import discharge_bridge.connections
 import discharge_bridge.ui
+from discharge_bridge.app import create_app
+from discharge_bridge.config import Settings
+from discharge_bridge.db import session_scope
+from discharge_bridge.deps import SESSION_COOKIE
+from discharge_bridge.risk.models import RiskAssessment
 from discharge_bridge.ui import i18n
+from discharge_bridge.users.service import get_user, issue_token, start_session
+from tests.support.factories import flagged_case, make_source, make_user
 
 UI = Path(discharge_bridge.ui.__file__).parent
 CONNECTIONS = Path(discharge_bridge.connections.__file__).parent
@@ -152,3 +163,49 @@ def test_the_pages_catalog_serves_the_translations(message: str) -> None:
     russian = i18n.translations("ru")
     assert russian.gettext(message) != message
     assert i18n.translations("en").gettext(message) == message
+
+
+# -- the rule texts: a reason in the reader's language ------------------------------------------------
+
+sqlite_only = pytest.mark.parametrize("db_settings", ["sqlite"], indirect=True)
+
+
+def _client(app: object, engine: Engine, username: str) -> TestClient:
+    with session_scope(engine) as session:
+        token, _ = start_session(session, get_user(session, username), lifetime=timedelta(hours=1))
+    client = TestClient(app, follow_redirects=False)  # type: ignore[arg-type]
+    client.cookies.set(SESSION_COOKIE, token)
+    return client
+
+
+@sqlite_only
+def test_a_reason_on_the_case_page_is_in_the_readers_language(settings: Settings, engine: Engine) -> None:
+    english = "Aged 75 or over and lives alone"
+    russian = "Возраст 75 лет и старше, одиноко проживает"
+    with session_scope(engine) as session:
+        source = make_source(session)
+        assert source.id is not None
+        case = flagged_case(session, source.id, "enc-1", "pat-1")
+        row = session.exec(select(RiskAssessment).where(RiskAssessment.encounter_fhir_id == "enc-1")).one()
+        reason = {"concept": "elderly+lives_alone", "rule": "elderly_lives_alone", "points": 2}
+        reason |= {"evidence": ["Condition/c1"], "text": english, "texts": {"en": english, "ru": russian}}
+        row.reasons = [reason]
+        session.add(row)
+        make_user(session, "anna", "coordinator", ("city",))
+        make_user(session, "dmitry", "coordinator", ("city",), locale="ru")
+        case_id = case.id
+    app = create_app(settings)
+    in_english = _client(app, engine, "anna").get(f"/cases/{case_id}")
+    in_russian = _client(app, engine, "dmitry").get(f"/cases/{case_id}")
+    assert in_english.status_code == in_russian.status_code == 200
+    assert english in in_english.text and russian not in in_english.text
+    assert russian in in_russian.text and english not in in_russian.text
+    # The API keeps its fields: the English text, and the words per language beside it.
+    api = TestClient(app, headers={"Authorization": f"Bearer {_token(engine, 'anna')}"})
+    flags = api.get(f"/api/v1/cases/{case_id}").json()["flags"]
+    assert flags["reasons"][0]["text"] == english and flags["reasons"][0]["texts"]["ru"] == russian
+
+
+def _token(engine: Engine, username: str) -> str:
+    with session_scope(engine) as session:
+        return issue_token(session, username, "test")

@@ -40,8 +40,66 @@ class Fact:
 
     concept: str
     evidence: str
-    text: str
+    text: str  # English
     value: object | None = None
+    translations: tuple[tuple[str, str], ...] = ()  # (language, words) of ``text`` in other languages
+
+    def text_in(self, language: str) -> str:
+        return dict(self.translations).get(language, self.text) if language != "en" else self.text
+
+
+# The words of the facts the service proves itself, and around a mapping's concept text, per language:
+# English is ``Fact.text``, the others ``Fact.translations``. The concepts' own words come from the
+# mapping files (in each language they give).
+SAID: dict[str, dict[str, str]] = {
+    "age": {"en": "Aged {age} at admission (born {birth})", "ru": "Возраст при поступлении: {age}"},
+    "code": {"en": "{concept} ({detail}) on {ref}", "ru": "{concept} ({detail}), {ref}"},
+    "extension": {
+        "en": "{concept} (extension {name} = {shown}) on {ref}",
+        "ru": "{concept} (расширение {name} = {shown}), {ref}",
+    },
+    "fhirpath": {
+        "en": "{concept} (FHIRPath on {resource}) on {ref}",
+        "ru": "{concept} (FHIRPath по {resource}), {ref}",
+    },
+    "fhirpath_text": {"en": "{concept} on {ref}", "ru": "{concept}, {ref}"},
+    "no_contacts": {
+        "en": "No contact person on {ref} and no active RelatedPerson",
+        "ru": "Нет контактного лица в {ref} и нет действующего RelatedPerson",
+    },
+    "no_guardian": {
+        "en": "Child aged {age} with no parent or guardian among contacts or related persons",
+        "ru": "Ребёнок (возраст {age}) без родителя или опекуна среди контактов и связанных лиц",
+    },
+    "readmission": {
+        "en": "Readmission: inpatient stay {ref} ended {ended}, {gap} days before",
+        "ru": "Повторная госпитализация: стационарное лечение {ref} завершилось {ended}, за {gap} дн. до этой",
+    },
+}
+
+
+def said(
+    kind: str,
+    concept: str,
+    evidence: str,
+    *,
+    words: dict[str, str] | None = None,
+    value: object = None,
+    **values: object,
+) -> Fact:
+    """A fact in each language of ``SAID[kind]``; ``words`` are the concept's words per language (``{concept}``)."""
+    frames = SAID[kind]
+    words = words or {}
+
+    def put(language: str) -> str:
+        return frames[language].format(concept=words.get(language, words.get("en", "")), **values)
+
+    others = tuple((language, put(language)) for language in frames if language != "en")
+    return Fact(concept, evidence, put("en"), value, others)
+
+
+def _words(concept: Concept) -> dict[str, str]:
+    return {"en": concept.text, **dict(concept.texts)}
 
 
 def admission_date(record: PatientRecord) -> date | None:
@@ -111,9 +169,9 @@ def _age_facts(view: _View, mapping: Mapping) -> list[Fact]:
         return []
     birth = text(view.record.patient.get("birthDate"))
     evidence = f"{view.patient_ref}.birthDate"
-    facts = [Fact(AGE, evidence, f"Aged {age} at admission (born {birth})", age)]
+    facts = [said("age", AGE, evidence, value=age, age=age, birth=birth)]
     if age >= mapping.ages.elderly_from and "elderly" not in mapping.disabled:
-        facts.append(Fact("elderly", evidence, f"Aged {age} at admission (born {birth})", age))
+        facts.append(said("age", "elderly", evidence, value=age, age=age, birth=birth))
     return facts
 
 
@@ -127,7 +185,7 @@ def _mapped_facts(view: _View, concept: Concept) -> list[Fact]:
         for ref, found in view.condition_codes:
             hit = concept.conditions.first_match(found)
             if hit:
-                facts.append(Fact(concept.name, ref, f"{concept.text} ({describe(hit)}) on {ref}"))
+                facts.append(said("code", concept.name, ref, words=_words(concept), detail=describe(hit), ref=ref))
     if concept.observations:
         for ref, holders in view.observation_holders:
             facts += _observation_facts(concept, ref, holders)
@@ -149,8 +207,13 @@ def _mapped_facts(view: _View, concept: Concept) -> list[Fact]:
                 continue
             if any(item not in (False, None, "") for item in result):
                 ref = typed_ref(resource, fp.resource)
-                label = fp.text or f"{concept.text} (FHIRPath on {fp.resource})"
-                facts.append(Fact(concept.name, ref, f"{label} on {ref}"))
+                if fp.text:
+                    words = {"en": fp.text, **dict(fp.texts)}
+                    facts.append(said("fhirpath_text", concept.name, ref, words=words, ref=ref))
+                else:
+                    facts.append(
+                        said("fhirpath", concept.name, ref, words=_words(concept), resource=fp.resource, ref=ref)
+                    )
     return facts
 
 
@@ -194,7 +257,8 @@ def _observation_facts(concept: Concept, ref: str, holders: list[_Holder]) -> li
         for holder in holders:
             detail = _observation_matches(rule, holder)
             if detail is not None:
-                return [Fact(concept.name, ref, f"{concept.text} ({detail}) on {ref}", _number(holder.data))]
+                number = _number(holder.data)
+                return [said("code", concept.name, ref, words=_words(concept), value=number, detail=detail, ref=ref)]
     return []
 
 
@@ -233,9 +297,8 @@ def _extension_facts(concept: Concept, rule: ExtensionRule, resource: dict[str, 
         shown = _extension_value_matches(rule, ext)
         if shown is not None:
             name = last_segment(rule.url)
-            return [
-                Fact(concept.name, f"{ref}.extension[{name}]", f"{concept.text} (extension {name} = {shown}) on {ref}")
-            ]
+            evidence = f"{ref}.extension[{name}]"
+            return [said("extension", concept.name, evidence, words=_words(concept), name=name, shown=shown, ref=ref)]
     return []
 
 
@@ -275,7 +338,7 @@ def _no_contacts(view: _View) -> list[Fact]:
     if view.contacts or view.related:
         return []
     ref = view.patient_ref
-    return [Fact("no_contacts", f"{ref}.contact", f"No contact person on {ref} and no active RelatedPerson")]
+    return [said("no_contacts", "no_contacts", f"{ref}.contact", ref=ref)]
 
 
 def _no_guardian(view: _View, mapping: Mapping) -> list[Fact]:
@@ -286,14 +349,7 @@ def _no_guardian(view: _View, mapping: Mapping) -> list[Fact]:
         if mapping.guardian_relationships.first_match(codes(holder.get("relationship"))):
             return []
     ref = view.patient_ref
-    return [
-        Fact(
-            "no_guardian",
-            f"{ref}.contact",
-            f"Child aged {age} with no parent or guardian among contacts or related persons",
-            age,
-        )
-    ]
+    return [said("no_guardian", "no_guardian", f"{ref}.contact", value=age, age=age)]
 
 
 def _readmission(record: PatientRecord, mapping: Mapping) -> list[Fact]:
@@ -312,6 +368,5 @@ def _readmission(record: PatientRecord, mapping: Mapping) -> list[Fact]:
         gap = (admitted.date() - ended.date()).days
         if gap <= mapping.encounters.readmission_days:
             ref = typed_ref(stay.current, "Encounter")
-            said = f"Readmission: inpatient stay {ref} ended {ended.date()}, {gap} days before"
-            facts.append(Fact("readmission", ref, said, gap))
+            facts.append(said("readmission", "readmission", ref, value=gap, ref=ref, ended=ended.date(), gap=gap))
     return facts

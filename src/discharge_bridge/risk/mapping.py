@@ -37,6 +37,36 @@ class MappingError(ValueError):
 
 # --- the file format ------------------------------------------------------------------------
 
+# A text people read (a concept's, a rule's) in one or more languages. A plain string is English;
+# ``{en: ..., ru: ...}`` gives each language its words (English is required: it is what the API and
+# the terminal show); ``text_ru`` beside a plain ``text`` says the same as ``{en: text, ru: text_ru}``.
+LANGUAGE = re.compile(r"^[a-z]{2}$")
+Texts = dict[str, str]
+
+
+def read_texts(text: str | dict[str, str] | None, text_ru: str | None = None) -> Texts:
+    """The language -> words table of a ``text`` (and ``text_ru``) as written; empty when none is given."""
+    found: Texts = {"en": text} if isinstance(text, str) else dict(text or {})
+    if text_ru is not None:
+        found["ru"] = text_ru
+    return found
+
+
+def check_texts(text: str | dict[str, str] | None, text_ru: str | None) -> None:
+    """Refuse a text table without English, with a language code that is not two letters, or empty words."""
+    if isinstance(text, dict):
+        for language, words in text.items():
+            if not LANGUAGE.match(language):
+                raise ValueError(f"text: {language!r} is not a two-letter language code (en, ru)")
+            if not words.strip():
+                raise ValueError(f"text.{language} is empty")
+        if "en" not in text:
+            raise ValueError("text needs its English words (en); the other languages are optional")
+        if text_ru is not None and "ru" in text:
+            raise ValueError("give the Russian text once: in text.ru or in text_ru")
+    if text_ru is not None and not text_ru.strip():
+        raise ValueError("text_ru is empty")
+
 
 class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -120,7 +150,13 @@ class ExtensionSpec(_Spec):
 class FhirPathSpec(_Spec):
     resource: FhirPathResource
     expression: str
-    text: str | None = None
+    text: str | dict[str, str] | None = None
+    text_ru: str | None = None
+
+    @model_validator(mode="after")
+    def _texts(self) -> FhirPathSpec:
+        check_texts(self.text, self.text_ru)
+        return self
 
     @field_validator("expression")
     @classmethod
@@ -132,7 +168,8 @@ class FhirPathSpec(_Spec):
 
 
 class ConceptSpec(_Spec):
-    text: str | None = None
+    text: str | dict[str, str] | None = None
+    text_ru: str | None = None
     enabled: bool = True
     replace: bool = False
     conditions: list[CodeSetSpec] = []
@@ -140,6 +177,11 @@ class ConceptSpec(_Spec):
     patient_extensions: list[ExtensionSpec] = []
     encounter_extensions: list[ExtensionSpec] = []
     fhirpath: list[FhirPathSpec] = []
+
+    @model_validator(mode="after")
+    def _texts(self) -> ConceptSpec:
+        check_texts(self.text, self.text_ru)
+        return self
 
 
 class EncountersSpec(_Spec):
@@ -216,6 +258,7 @@ class FhirPathRule:
     expression: str
     text: str | None
     evaluate: Compiled = field(repr=False, compare=False)
+    texts: tuple[tuple[str, str], ...] = ()  # (language, words) of ``text`` in other languages
 
 
 NO_CODES = CodeSets()
@@ -224,12 +267,17 @@ NO_CODES = CodeSets()
 @dataclass(frozen=True)
 class Concept:
     name: str
-    text: str
+    text: str  # English: the words of reasons in the API and the terminal
     conditions: CodeSets = NO_CODES
     observations: tuple[ObservationRule, ...] = ()
     patient_extensions: tuple[ExtensionRule, ...] = ()
     encounter_extensions: tuple[ExtensionRule, ...] = ()
     fhirpath: tuple[FhirPathRule, ...] = ()
+    texts: tuple[tuple[str, str], ...] = ()  # (language, words) of ``text`` in other languages
+
+    def text_in(self, language: str) -> str:
+        """The concept's words in ``language``; English where the mapping gives none in it."""
+        return dict(self.texts).get(language, self.text)
 
 
 @dataclass(frozen=True)
@@ -335,7 +383,7 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
                 merged = dict(old)
                 for k, v in spec.items():
                     merged[k] = (old.get(k) or []) + v if isinstance(v, list) else v
-                concepts[name] = merged
+                concepts[name] = _merge_texts(merged, old, spec)
             out["concepts"] = concepts
         elif isinstance(value, dict) and isinstance(out.get(key), dict):
             out[key] = {**out[key], **value}
@@ -343,6 +391,16 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
             out[key] = value
     out.pop("extends", None)
     return out
+
+
+def _merge_texts(merged: dict[str, Any], old: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """A site's new English text drops the base's other languages (they said the old words); a site's
+    ``text_ru`` alone translates the base's text."""
+    if "text" in over and "text_ru" not in over:
+        merged.pop("text_ru", None)
+    elif "text_ru" in over and "text" not in over and isinstance(old.get("text"), dict):
+        merged["text"] = {**old["text"], "ru": merged.pop("text_ru")}
+    return merged
 
 
 def _systems(raw_files: list[dict[str, Any]]) -> dict[str, tuple[str, ...]]:
@@ -382,6 +440,10 @@ def _code_set(spec: CodeSetSpec, systems: dict[str, tuple[str, ...]]) -> CodeSet
     return CodeSet.build(tuple(uris), spec.codes, spec.prefixes)
 
 
+def _others(texts: Texts) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((language, words) for language, words in texts.items() if language != "en"))
+
+
 def _build(name: str, files: tuple[str, ...], spec: MappingFileSpec, systems: dict[str, tuple[str, ...]]) -> Mapping:
     def sets(items: list[CodeSetSpec]) -> CodeSets:
         return CodeSets(_code_set(s, systems) for s in items)
@@ -397,9 +459,11 @@ def _build(name: str, files: tuple[str, ...], spec: MappingFileSpec, systems: di
     for cname, c in spec.concepts.items():
         if not c.enabled:
             continue
+        texts = read_texts(c.text, c.text_ru)
         concepts[cname] = Concept(
             name=cname,
-            text=c.text or cname.replace("_", " ").capitalize(),
+            text=texts.get("en") or cname.replace("_", " ").capitalize(),
+            texts=_others(texts),
             conditions=sets(c.conditions),
             observations=tuple(
                 ObservationRule(sets(o.code), sets(o.value_codes), o.value_min, o.value_max, o.value_boolean)
@@ -408,7 +472,13 @@ def _build(name: str, files: tuple[str, ...], spec: MappingFileSpec, systems: di
             patient_extensions=ext(c.patient_extensions),
             encounter_extensions=ext(c.encounter_extensions),
             fhirpath=tuple(
-                FhirPathRule(f.resource, f.expression, f.text, fhirpath_compile(f.expression, model))
+                FhirPathRule(
+                    f.resource,
+                    f.expression,
+                    read_texts(f.text).get("en"),
+                    fhirpath_compile(f.expression, model),
+                    _others(read_texts(f.text, f.text_ru)),
+                )
                 for f in c.fhirpath
             ),
         )

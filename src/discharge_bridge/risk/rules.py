@@ -7,15 +7,23 @@ adding a fact never lowers the score or the priority. The loader refuses files t
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from discharge_bridge.risk.facts import AGE, Fact
-from discharge_bridge.risk.mapping import CONCEPT_NAME, DEFAULT_MAPPINGS_DIR, key_path, read_yaml
+from discharge_bridge.risk.mapping import (
+    CONCEPT_NAME,
+    DEFAULT_MAPPINGS_DIR,
+    Texts,
+    check_texts,
+    key_path,
+    read_texts,
+    read_yaml,
+)
 
 Priority = Literal["high", "medium", "low"]
 PRIORITY_ORDER: dict[str, int] = {"low": 1, "medium": 2, "high": 3}
@@ -45,11 +53,26 @@ class Thresholds(_Spec):
         return self
 
 
-class ConceptRule(_Spec):
+class _Texted(_Spec):
+    """A rule's own words (see ``risk.mapping.read_texts``): a string, ``{en: ..., ru: ...}``, or ``text_ru``."""
+
+    text: str | dict[str, str] | None = None
+    text_ru: str | None = None
+
+    @model_validator(mode="after")
+    def _texts(self) -> _Texted:
+        check_texts(self.text, self.text_ru)
+        return self
+
+    @property
+    def texts(self) -> Texts:
+        return read_texts(self.text, self.text_ru)
+
+
+class ConceptRule(_Texted):
     points: int = Field(default=0, ge=0)
     age_points: dict[int, int] = {}
     min_priority: Priority | None = None
-    text: str | None = None
 
     @field_validator("age_points")
     @classmethod
@@ -64,14 +87,13 @@ class ConceptRule(_Spec):
         return value
 
 
-class CombinationRule(_Spec):
+class CombinationRule(_Texted):
     id: str
     all_of: list[str] = []
     any_of: list[str] = []
     min_age: int | None = Field(default=None, ge=0)
     points: int = Field(default=0, ge=0)
     min_priority: Priority | None = None
-    text: str | None = None
 
     @model_validator(mode="after")
     def _asks_something(self) -> CombinationRule:
@@ -141,10 +163,28 @@ def load_rules(path_or_name: str = "rules", *, search_dir: Path = DEFAULT_MAPPIN
 @dataclass(frozen=True)
 class Reason:
     concept: str
-    rule: str
+    rule: str  # the stable id of the rule: a concept's name, or a combination's id
     points: int
     evidence: list[str]
-    text: str
+    text: str  # English
+    texts: dict[str, str] = field(default_factory=dict)  # language -> words, English among them
+
+
+def reason_text(reason: Mapping[str, object], language: str) -> str:
+    """A stored reason's words in ``language``: its own translation, else its English ``text``
+    (reasons stored before texts had languages have only that)."""
+    texts = reason.get("texts")
+    if isinstance(texts, dict):
+        found = texts.get(language)
+        if isinstance(found, str) and found:
+            return found
+    return str(reason.get("text") or "")
+
+
+def _fact_texts(found: list[Fact]) -> dict[str, str]:
+    """The facts' words joined, in English and in every language some fact speaks."""
+    languages = ["en", *sorted({language for f in found for language, _ in f.translations})]
+    return {language: "; ".join(dict.fromkeys(f.text_in(language) for f in found)) for language in languages}
 
 
 @dataclass(frozen=True)
@@ -194,8 +234,8 @@ def assess(facts: list[Fact], rules: RuleSet) -> Assessment:
         if not found:
             continue
         points = rule.points + _band_points(rule.age_points, age)
-        text = rule.text or "; ".join(dict.fromkeys(f.text for f in found))
-        reasons.append(Reason(name, name, points, _evidence(found), text))
+        texts = rule.texts or _fact_texts(found)
+        reasons.append(Reason(name, name, points, _evidence(found), texts["en"], texts))
         if rule.min_priority:
             forced = max(forced, PRIORITY_ORDER[rule.min_priority])
     for combo in rules.combinations:
@@ -211,8 +251,8 @@ def assess(facts: list[Fact], rules: RuleSet) -> Assessment:
         if combo.min_age is not None:
             used = by_concept.get(AGE, by_concept.get("elderly", []))[:1] + used
         label = "+".join((["elderly"] if combo.min_age is not None else []) + involved)
-        text = combo.text or " and ".join(involved + ([f"aged {combo.min_age}+"] if combo.min_age else []))
-        reasons.append(Reason(label, combo.id, combo.points, _evidence(used), text))
+        texts = combo.texts or {"en": " and ".join(involved + ([f"aged {combo.min_age}+"] if combo.min_age else []))}
+        reasons.append(Reason(label, combo.id, combo.points, _evidence(used), texts["en"], texts))
         if combo.min_priority:
             forced = max(forced, PRIORITY_ORDER[combo.min_priority])
     score = sum(r.points for r in reasons)
