@@ -209,3 +209,28 @@ def test_a_reason_on_the_case_page_is_in_the_readers_language(settings: Settings
 def _token(engine: Engine, username: str) -> str:
     with session_scope(engine) as session:
         return issue_token(session, username, "test")
+
+
+# -- the messages of the layers below the pages --------------------------------------------------------
+
+
+@sqlite_only
+def test_refusals_from_below_the_pages_are_in_the_readers_language(settings: Settings, engine: Engine) -> None:
+    with session_scope(engine) as session:
+        make_source(session)
+        make_user(session, "vera", "bed_manager", ("city",), locale="ru")
+        make_user(session, "ivan", "it_admin", ("city",), locale="ru")
+        make_user(session, "irina", "it_admin", ("city",))
+    app = create_app(settings)
+    refused = _client(app, engine, "vera").get("/it")
+    assert refused.status_code == 403
+    assert "Вашей роли это не разрешено (нужно право manage_sources)." in refused.text
+    assert "your role may not" not in refused.text
+    # A refused CSRF token stops the request before the user is known: the browser's language speaks.
+    no_token = _client(app, engine, "ivan").post("/it/sources/city/check", headers={"Accept-Language": "ru"})
+    assert no_token.status_code == 403 and "Форма устарела" in no_token.text and "CSRF" not in no_token.text
+    english = _client(app, engine, "irina").post("/it/sources/city/check")
+    assert english.status_code == 403
+    assert "The form was too old or came from another page: reload the page and try again." in english.text
+    # What the pages do not know is shown as it came (it may name what the reader has to fix).
+    assert i18n.server_message("mappings/city.yaml: concepts.x: bad") == "mappings/city.yaml: concepts.x: bad"

@@ -8,6 +8,7 @@ each page area keeps its own file, so areas can grow without touching each other
 from __future__ import annotations
 
 import io
+import re
 from contextvars import ContextVar
 from datetime import date, datetime
 from functools import lru_cache
@@ -59,6 +60,35 @@ def gettext(message: str) -> str:
 
 def ngettext(singular: str, plural: str, n: int) -> str:
     return translations(_current.get()).ngettext(singular, plural, n)
+
+
+def N_(message: str) -> str:  # the gettext convention for "translate later"
+    return message
+
+
+# Answers of the layers below the pages (sign-in and role checks in deps, services' refusals) that
+# reach an error page as English text: the pattern of each, and the message the reader gets instead.
+SERVER_MESSAGES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (
+        re.compile(r"^missing or wrong CSRF token: reload the page and retry$"),
+        N_("The form was too old or came from another page: reload the page and try again."),
+    ),
+    (
+        re.compile(r"^your role may not do this \(needs (?P<permission>\w+)\)$"),
+        N_("Your role may not do this (it needs the %(permission)s permission)."),
+    ),
+    (re.compile(r"^(?P<what>[a-z]+) (?P<key>\S+) not found$"), N_("Not found: %(what)s %(key)s.")),
+)
+
+
+def server_message(text: str) -> str:
+    """An English answer of the service layers in the reader's language, when it is one the pages know;
+    otherwise as it came (it may name a file, a field or a value the reader needs to see)."""
+    for pattern, message in SERVER_MESSAGES:
+        found = pattern.match(text)
+        if found:
+            return gettext(message) % found.groupdict() if found.groupdict() else gettext(message)
+    return text
 
 
 def pick_language(accept_language: str | None) -> str:

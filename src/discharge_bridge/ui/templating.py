@@ -80,10 +80,11 @@ def render(
 
 def _error_page(request: Request, status_code: int, message: str) -> HTMLResponse:
     titles = {403: "Not allowed", 404: "Not found", 409: "Not possible now", 422: "Please check the form"}
+    i18n.set_language(language_of(request))  # before the message is put in the reader's language
     return render(
         request,
         "error.html",
-        {"title": titles.get(status_code, "Something went wrong"), "message": message},
+        {"title": titles.get(status_code, "Something went wrong"), "message": i18n.server_message(message)},
         status_code=status_code,
     )
 
