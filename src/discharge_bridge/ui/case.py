@@ -1,125 +1,63 @@
-"""The case page: header, flags with evidence, readiness, needs assessment, action plan, handoffs,
-barriers and the timeline. Every form on it carries the version it was rendered with.
+"""The case page, its printable action plan, and the case page shown again after a refused form.
 
 Reads go through the case's repository and views, scoped to the reader's hospitals (a case of
-another hospital is a 404, as in the API); the forms post to ``ui/case_forms.py``.
+another hospital is a 404, as in the API); the forms post to ``ui/case_forms.py``. Each view shows
+the patient's identity, so each records one access-log entry (``access.record_view``).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from discharge_bridge.cases.assessment import case_flags
-from discharge_bridge.cases.events import timeline
-from discharge_bridge.cases.handoffs.models import HANDOFF_TRANSITIONS, DestinationType, Handoff
-from discharge_bridge.cases.handoffs.repository import list_handoffs
-from discharge_bridge.cases.handoffs.service import documents_complete, status_dates
-from discharge_bridge.cases.models import BarrierCode, Case, CaseOutcome, CaseStatus
-from discharge_bridge.cases.repository import get_assessment, latest_risk, list_barriers
-from discharge_bridge.cases.tasks.models import TASK_TRANSITIONS, Task, TaskDomain, TaskPriority
-from discharge_bridge.cases.tasks.repository import list_tasks
-from discharge_bridge.cases.tasks.service import is_overdue
-from discharge_bridge.db import utcnow
-from discharge_bridge.deps import SessionDep
-from discharge_bridge.sources.service import get_source
+from discharge_bridge.access import record_view
+from discharge_bridge.cases.errors import NotFound, refused
+from discharge_bridge.cases.models import Case
+from discharge_bridge.cases.repository import get_case
+from discharge_bridge.config import Settings
+from discharge_bridge.db import get_engine, session_scope, utcnow
+from discharge_bridge.deps import SessionDep, SettingsDep, settings_dep
 from discharge_bridge.ui import i18n
-from discharge_bridge.ui.case_common import CasePageRoute, PageCase, Reader, flash_message, local_input
-from discharge_bridge.ui.case_labels import (
-    ABILITIES,
-    DAILY_LIVING,
-    DOMAINS,
-    HOUSING,
-    LABELS,
-    label,
-    reason_view,
-    task_text,
-)
-from discharge_bridge.ui.case_timeline import describe
-from discharge_bridge.ui.templating import language_of, render
+from discharge_bridge.ui.case_common import CasePageRoute, PageCase, Reader, flash_message, refusal
+from discharge_bridge.ui.case_view import case_context, open_sections, section_of_flash, section_of_path
+from discharge_bridge.ui.contacts_view import contacts_section
+from discharge_bridge.ui.templating import language_of, principal_of, render
 from discharge_bridge.users.principal import Principal
-from discharge_bridge.users.roles import Permission
-from discharge_bridge.users.service import coordinators_of
-from discharge_bridge.worklists.case_views import assessment_view, barrier_view, detail
 
 router = APIRouter(route_class=CasePageRoute, include_in_schema=False)
+ROUTE = "ui.case"
+PRINT_ROUTE = "ui.case.plan_print"
 
 
-def _handoff_row(handoff: Handoff) -> dict[str, Any]:
-    return {
-        "row": handoff,
-        "moves": [s.value for s in HANDOFF_TRANSITIONS.moves(handoff.status)],
-        "dates": [(status, when) for status, when in status_dates(handoff).items() if when],
-        "documents_complete": documents_complete(handoff),
-    }
-
-
-def _task_row(task: Task, now: datetime) -> dict[str, Any]:
-    moves = [s.value for s in TASK_TRANSITIONS.moves(task.status)]
-    return {"row": task, "moves": moves, "overdue": is_overdue(task, now)}
-
-
-def case_context(session: SessionDep, case: Case, principal: Principal) -> dict[str, Any]:
-    assert case.id is not None
+def _context(session: SessionDep, settings: Settings, case: Case, principal: Principal) -> dict[str, Any]:
+    """The case's context with its contacts section (relatives' names and phones: identity too)."""
     now = utcnow()
-    view = detail(session, case, now)
-    timezone = get_source(session, view.source).timezone
-    risk = latest_risk(session, case)
-    tasks = list_tasks(session, case.id)
-    handoffs = list_handoffs(session, case.id)
-    barriers = [barrier_view(b, now) for b in list_barriers(session, case.id)]
-    task_names = {t.id or 0: task_text(t.kind, t.description) for t in tasks}
-    handoff_names = {h.id or 0: label("destination", h.destination_type) for h in handoffs}
-    barrier_names = {b.id: label("barrier", b.code) for b in barriers}
-    documents = {str(d["code"]): str(d["label"]) for h in handoffs for d in h.documents}
-    events = [
-        describe(e, timezone, tasks=task_names, handoffs=handoff_names, barriers=barrier_names, documents=documents)
-        for e in reversed(timeline(session, case.id))
-    ]
-    coordinators = coordinators_of(session, case.source_id)
-    names = {u.username: u.display_name for u in coordinators}
-    is_open = case.status == CaseStatus.open
-    return {
-        "case": view,
-        "timezone": timezone,
-        "lace": risk.lace if risk else None,
-        "age": risk.age if risk else None,
-        "reasons": [reason_view(r) for r in (view.flags.reasons if view.flags else [])],
-        "coordinators": coordinators,
-        "coordinator_name": names.get(case.coordinator or "", case.coordinator),
-        "assessment": assessment_view(case.id, get_assessment(session, case.id)),
-        "flag_concepts": sorted(case_flags(session, case)),
-        "tasks": [_task_row(t, now) for t in tasks],
-        "handoffs": [_handoff_row(h) for h in handoffs],
-        "barriers": barriers,
-        "events": events,
-        "is_open": is_open,
-        "can_coordinate": is_open and principal.can(Permission.coordinate),
-        "can_barriers": is_open and principal.can(Permission.edit_barriers),
-        "can_reopen": not is_open and principal.can(Permission.coordinate),
-        "inputs": {
-            "expected_discharge_at": local_input(case.expected_discharge_at, timezone),
-            "medically_ready_at": local_input(case.medically_ready_at, timezone),
-        },
-        "choices": {
-            "domains": DOMAINS,
-            "daily_living": DAILY_LIVING,
-            "abilities": ABILITIES,
-            "housing": HOUSING,
-            "task_domains": [d.value for d in TaskDomain],
-            "task_priorities": [p.value for p in TaskPriority],
-            "destinations": [d.value for d in DestinationType],
-            "barriers": [b.value for b in BarrierCode],
-            "outcomes": [o.value for o in CaseOutcome],
-            "concepts": list(LABELS["concept"]),
-        },
-        "label": label,
-        "task_text": task_text,
-        "now": now,
-    }
+    contacts = contacts_section(session, case, principal, now)
+    return case_context(session, settings, case, principal, now, contacts=contacts)
+
+
+def _page(
+    request: Request,
+    session: SessionDep,
+    settings: Settings,
+    case: Case,
+    principal: Principal,
+    *,
+    flash: str | None = None,
+    refused_form: dict[str, Any] | None = None,
+    status_code: int = 200,
+) -> Response:
+    """The case page; it shows who the patient is, so the view is recorded in the access log."""
+    i18n.set_language(language_of(request))  # labels are made below, before render() would set it
+    context = _context(session, settings, case, principal)
+    context["flash"] = flash_message(flash)
+    context["refused"] = refused_form
+    also = (section_of_flash(flash), section_of_path(refused_form["action"]) if refused_form else None)
+    context["opened"] = open_sections(context, also=also)
+    record_view(session, user=principal.username, route=ROUTE, patients=[(case.source_id, case.patient_fhir_id)])
+    return render(request, "case.html", context, status_code=status_code)
 
 
 @router.get("/cases/{case_id}")
@@ -127,10 +65,49 @@ def case_page(
     request: Request,
     case: PageCase,
     session: SessionDep,
+    settings: SettingsDep,
     principal: Reader,
     done: Annotated[str | None, Query(max_length=40)] = None,
 ) -> Response:
-    i18n.set_language(language_of(request))  # labels are made below, before render() would set it
-    context = case_context(session, case, principal)
-    context["flash"] = flash_message(done)
-    return render(request, "case.html", context)
+    return _page(request, session, settings, case, principal, flash=done)
+
+
+@router.get("/cases/{case_id}/plan/print")
+def case_plan_print(
+    request: Request, case: PageCase, session: SessionDep, settings: SettingsDep, principal: Reader
+) -> Response:
+    """The action plan on paper: the person, the destination, the plan and the contacts, in the reader's language."""
+    i18n.set_language(language_of(request))
+    context = _context(session, settings, case, principal)
+    context["printed_by"] = principal.display_name
+    record_view(session, user=principal.username, route=PRINT_ROUTE, patients=[(case.source_id, case.patient_fhir_id)])
+    return render(request, "case/print.html", context)
+
+
+class CaseFormRoute(CasePageRoute):
+    """The case page's forms: a refused submit (422, 409) shows the case page again, with what was
+    typed in the refused form and the message next to the field (``_macros/forms.html``), and the
+    same status code as the API. The request's session has rolled back by then, so the page is read
+    in a fresh one. A case that cannot be found, or an error of the server, keeps the short page."""
+
+    def error_response(self, request: Request, exc: Exception) -> Response:
+        if refused(exc) and not isinstance(exc, NotFound) and getattr(exc, "status_code", 409) < 500:
+            page = refused_page(request, exc)
+            if page is not None:
+                return page
+        return super().error_response(request, exc)
+
+
+def refused_page(request: Request, exc: Exception) -> Response | None:
+    principal = principal_of(request)
+    case_id = str(request.path_params.get("case_id", ""))
+    if principal is None or not case_id.isdigit():
+        return None
+    i18n.set_language(language_of(request))
+    state = refusal(request, exc)
+    settings = settings_dep(request)
+    with session_scope(get_engine(settings)) as session:
+        case = get_case(session, int(case_id), source_ids=principal.scope)
+        if case is None:
+            return None
+        return _page(request, session, settings, case, principal, refused_form=state, status_code=state["status"])

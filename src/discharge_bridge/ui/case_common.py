@@ -2,7 +2,9 @@
 
 ``CasePageRoute`` answers a refused change (a stale version, a move the status table forbids, a
 closed case, a value the service rejects) with a page in the reader's language and the same
-status code as the API, once the request's session has rolled back (see ``ui.errors``).
+status code as the API, once the request's session has rolled back (see ``ui.errors``). The case
+page's forms go further (``ui.case.CaseFormRoute``): they show the case page again with what was
+typed, and ``refusal`` says what to tell the person and next to which field.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from zoneinfo import ZoneInfo
 from fastapi import Depends, Path, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 from starlette.datastructures import FormData
 
 from discharge_bridge.cases.errors import (
@@ -26,11 +29,13 @@ from discharge_bridge.cases.errors import (
     changed_meanwhile,
     refused,
 )
+from discharge_bridge.cases.handoffs.service import DocumentsMissing
 from discharge_bridge.cases.models import Case
 from discharge_bridge.cases.repository import get_case
 from discharge_bridge.deps import SessionDep, require
 from discharge_bridge.ui import i18n
 from discharge_bridge.ui.case_labels import N_
+from discharge_bridge.ui.contact_labels import FLASH as CONTACT_FLASH
 from discharge_bridge.ui.templating import PageRoute, render
 from discharge_bridge.users.principal import Principal
 from discharge_bridge.users.roles import Permission
@@ -41,6 +46,10 @@ Coordinator = Annotated[Principal, Depends(require(Permission.coordinate))]
 BarrierEditor = Annotated[Principal, Depends(require(Permission.edit_barriers))]
 
 STALE = N_("Someone else changed this while you were editing it. Nothing was saved: reload the page and try again.")
+STALE_KEPT = N_(
+    "Someone else changed this while you were editing it. Nothing was saved: what you typed is kept here; "
+    "compare it with the page as it is now and save again."
+)
 # Flash messages after a successful submit, by the code the redirect carries (no free text in URLs).
 FLASH = {
     "assigned": N_("Coordinator changed."),
@@ -60,7 +69,28 @@ FLASH = {
     "barrier_added": N_("Barrier recorded."),
     "barrier_ended": N_("Barrier ended."),
     "opened": N_("Case opened."),
+    "task_saved": N_("Task saved."),
+    "task_unchanged": N_("The task was already so: nothing changed."),
+    "handoff_saved": N_("Handoff saved."),
+    "handoff_unchanged": N_("The handoff was already so: nothing changed."),
+    **CONTACT_FLASH,  # the contacts section (ui/contact_labels.py)
 }
+# A refused value, next to its field, by the kind of problem pydantic (or the form reader) found.
+FIELD_PROBLEMS = {
+    "missing": N_("Fill this in."),
+    "string_too_short": N_("Fill this in."),
+    "string_too_long": N_("This is too long."),
+    "enum": N_("Choose one of the options."),
+    "literal_error": N_("Choose one of the options."),
+    "datetime": N_("Not a date and time: pick one in the calendar."),
+    "bool": N_("Choose yes or no."),
+}
+INVALID = N_("This value cannot be used.")
+DOCUMENTS_MISSING = N_(
+    "Missing: %(documents)s. Tick them in the checklist once they are ready, or say here why the handover goes "
+    "ahead without them."
+)
+NOT_SAVED = N_("Not saved")
 
 
 class CasePageRoute(PageRoute):
@@ -100,6 +130,83 @@ def problem_page(request: Request, exc: Exception) -> Any:
     )
 
 
+class FormInvalid(InvalidInput):
+    """A form value refused by the API's schema, with the kind of problem (pydantic's error type)."""
+
+    def __init__(self, loc: tuple[str | int, ...], message: str, kind: str) -> None:
+        super().__init__(loc, message)
+        self.kind = kind
+
+
+def _kind(error: ErrorDetails) -> str:
+    kind = str(error.get("type", ""))
+    return "datetime" if kind.startswith(("datetime", "timezone")) else kind
+
+
+def refusal(request: Request, exc: Exception) -> dict[str, Any]:
+    """The ``refused`` context of the form macros (``_macros/forms.html``) for a refused submit:
+    the form's path, what it sent, the field at fault and the message in the reader's language;
+    plus the status code and the page's title."""
+    form = getattr(request.state, "form", None)
+    typed: dict[str, Any] = {}
+    if form is not None:
+        for name in form:
+            if name == "csrf_token":
+                continue
+            values = [v for v in form.getlist(name) if isinstance(v, str)]
+            typed[name] = values[0] if len(values) == 1 else values
+    field: str | None = None
+    status = getattr(exc, "status_code", 409)
+    if changed_meanwhile(exc):
+        title, message, status = N_("Changed by someone else"), STALE_KEPT, 409
+    elif isinstance(exc, DocumentsMissing):
+        names = ", ".join(i18n.gettext(str(d["label"])) for d in exc.missing)
+        text = i18n.gettext(DOCUMENTS_MISSING) % {"documents": names}
+        return _refused(request, typed, "override_reason", status, N_("Documents missing"), text)
+    elif isinstance(exc, InvalidTransition):
+        title, message = N_("Not possible now"), N_("This step is not possible from the current status.")
+    elif isinstance(exc, CaseClosed):
+        title, message = N_("Not possible now"), N_("The case is closed: its plan and handoffs are read-only.")
+    elif isinstance(exc, InvalidInput):
+        title = N_("Please check the form")
+        field = _field(exc.loc, typed)
+        kind = exc.kind if isinstance(exc, FormInvalid) else ""
+        known = FIELD_PROBLEMS.get(kind)
+        message = known or INVALID
+        if not known:  # the service's own words (English, as the API says them) after ours
+            return _refused(request, typed, field, status, title, i18n.gettext(message) + " " + exc.message)
+    else:
+        title, message = N_("Not possible now"), N_("The change was refused.")
+        detail = str(getattr(exc, "message", "")) or str(exc)
+        return _refused(request, typed, field, status, title, i18n.gettext(message) + " " + detail)
+    return _refused(request, typed, field, status, title, i18n.gettext(message))
+
+
+def _refused(
+    request: Request, typed: dict[str, Any], field: str | None, status: int, title: str, message: str
+) -> dict[str, Any]:
+    return {
+        "action": request.url.path,
+        "typed": typed,
+        "field": field,
+        "message": message,
+        "title": i18n.gettext(title),
+        "status": status,
+    }
+
+
+def _field(loc: tuple[str | int, ...], typed: dict[str, Any]) -> str | None:
+    """The form's control a refused value came from: the last part of its location the form sent
+    (``("form", "daily_living", "cook")`` -> ``cook``; ``("form", "domains", "social", "needs")`` ->
+    ``social_needs``); None when the form has no such control (a hidden version, a header)."""
+    parts = [str(p) for p in loc[1:]]
+    for end in range(len(parts), 0, -1):
+        for name in (parts[end - 1], "_".join(parts[end - 2 : end]) if end >= 2 else ""):
+            if name and name in typed and name != "version":
+                return name
+    return None
+
+
 def page_case(case_id: Annotated[int, Path(ge=1)], session: SessionDep, principal: Reader) -> Case:
     """The case if the reader may see its hospital; otherwise 404, exactly as the API answers."""
     case = get_case(session, case_id, source_ids=principal.scope)
@@ -112,8 +219,11 @@ PageCase = Annotated[Case, Depends(page_case)]
 
 
 async def form_data(request: Request) -> FormData:
-    """The submitted form (already read, and cached, by the CSRF check of a cookie-borne POST)."""
-    return await request.form()
+    """The submitted form (already read, and cached, by the CSRF check of a cookie-borne POST);
+    left on ``request.state.form`` too, so a refusal can show the form again as it was typed."""
+    form = await request.form()
+    request.state.form = form
+    return form
 
 
 Form = Annotated[FormData, Depends(form_data)]
@@ -139,7 +249,7 @@ def local_datetime(value: str, timezone: str, field: str) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise InvalidInput(("form", field), f"not a date and time: {value!r}") from None
+        raise FormInvalid(("form", field), f"not a date and time: {value!r}", "datetime") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=ZoneInfo(timezone))
     return parsed
@@ -158,7 +268,7 @@ def validated(model: type[M], data: dict[str, Any]) -> M:
         return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise InvalidInput(("form", *first.get("loc", ())), str(first.get("msg", "invalid"))) from None
+        raise FormInvalid(("form", *first.get("loc", ())), str(first.get("msg", "invalid")), _kind(first)) from None
 
 
 def back_to_case(case_id: int, flash: str, anchor: str = "") -> RedirectResponse:

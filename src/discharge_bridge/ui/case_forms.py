@@ -1,9 +1,11 @@
 """The case page's forms: each POST calls the same service as the API, then redirects back (PRG).
 
-Every form names the version it was rendered with; a stale one is refused by the service and
-shown as "changed by someone else" (see ``CasePageRoute``), never written over. Values go
-through the API's own input schemas, so the page and the API accept exactly the same things.
-Times typed on the page are read in the hospital's time zone.
+Every form names the version it was rendered with; a stale one is refused by the service with the
+API's 409, never written over. A refused form (409, 422) comes back on the case page as it was
+typed, with the message next to the field (``CaseFormRoute``). Values go through the API's own
+input schemas, so the page and the API accept exactly the same things. Times typed on the page
+are read in the hospital's time zone. Tasks and handoffs are edited in place: each row's form
+sends all its fields, and only those that differ from the stored ones change.
 """
 
 from __future__ import annotations
@@ -17,25 +19,26 @@ from starlette.datastructures import FormData
 
 from discharge_bridge.cases.assessment import add_flag_correction, put_assessment
 from discharge_bridge.cases.barriers import add_barrier, end_barrier
-from discharge_bridge.cases.errors import InvalidInput, NotFound
+from discharge_bridge.cases.errors import NotFound
 from discharge_bridge.cases.handoffs.models import Handoff, HandoffStatus
-from discharge_bridge.cases.handoffs.schemas import HandoffIn
+from discharge_bridge.cases.handoffs.schemas import HandoffIn, HandoffPatch
 from discharge_bridge.cases.handoffs.service import create_handoff, update_handoff
 from discharge_bridge.cases.models import Barrier, Case, CaseOutcome, CaseStatus
 from discharge_bridge.cases.readiness import DATES
 from discharge_bridge.cases.repository import get_child
 from discharge_bridge.cases.schemas import AssessmentPut, BarrierIn, CorrectionIn
 from discharge_bridge.cases.tasks.models import Task, TaskStatus
-from discharge_bridge.cases.tasks.schemas import TaskIn
+from discharge_bridge.cases.tasks.schemas import TaskIn, TaskPatch
 from discharge_bridge.cases.tasks.service import create_task, update_task
 from discharge_bridge.cases.updates import update_case
 from discharge_bridge.deps import SessionDep, SettingsDep
 from discharge_bridge.sources.service import list_sources
+from discharge_bridge.ui.case import CaseFormRoute
 from discharge_bridge.ui.case_common import (
     BarrierEditor,
-    CasePageRoute,
     Coordinator,
     Form,
+    FormInvalid,
     PageCase,
     back_to_case,
     local_datetime,
@@ -47,7 +50,7 @@ from discharge_bridge.ui.case_common import (
 from discharge_bridge.ui.case_labels import DAILY_LIVING, DOMAINS
 from discharge_bridge.users.principal import Principal
 
-router = APIRouter(route_class=CasePageRoute, include_in_schema=False)
+router = APIRouter(route_class=CaseFormRoute, include_in_schema=False)
 E = TypeVar("E", bound=StrEnum)
 R = TypeVar("R", Task, Handoff, Barrier)
 
@@ -60,7 +63,7 @@ def _choice(enum: type[E], form: FormData, field: str) -> E:
     try:
         return enum(text(form, field))
     except ValueError:
-        raise InvalidInput(("form", field), f"choose one of: {', '.join(e.value for e in enum)}") from None
+        raise FormInvalid(("form", field), f"choose one of: {', '.join(e.value for e in enum)}", "enum") from None
 
 
 def _child(session: SessionDep, model: type[R], row_id: int, case: Case, principal: Principal) -> R:
@@ -235,7 +238,42 @@ def task_move(
     task = _child(session, Task, task_id, case, principal)
     status = _choice(TaskStatus, form, "status")
     update_task(session, case, task, actor=principal.username, expected_version=version_of(form), status=status)
-    return back_to_case(case.id, "task_moved", "plan")
+    return back_to_case(case.id, "task_moved", f"task-{task_id}")
+
+
+@router.post("/cases/{case_id}/tasks/{task_id}")
+def task_edit(
+    case: PageCase, task_id: int, session: SessionDep, principal: Coordinator, form: Form
+) -> RedirectResponse:
+    """Owner, due time and note of one task, edited in place on its row."""
+    assert case.id is not None
+    task = _child(session, Task, task_id, case, principal)
+    timezone = _timezone(session, case)
+    body = validated(
+        TaskPatch,
+        {
+            "owner": text(form, "owner") or None,
+            "due_at": local_datetime(text(form, "due_at"), timezone, "due_at"),
+            "status_reason": text(form, "status_reason") or None,
+        },
+    )
+    values = _differing(task, body.model_dump(include={"owner", "due_at", "status_reason"}), timezone)
+    changed = update_task(session, case, task, actor=principal.username, expected_version=version_of(form), **values)
+    return back_to_case(case.id, "task_saved" if changed else "task_unchanged", f"task-{task_id}")
+
+
+def _differing(row: Task | Handoff, values: dict[str, Any], timezone: str) -> dict[str, Any]:
+    """The fields of an in-place edit that differ from the stored ones; times compared to the minute
+    in the hospital's zone (the form shows no seconds), so an untouched field is never sent on."""
+    found = {}
+    for field, new in values.items():
+        old = getattr(row, field)
+        if field.endswith(("_at", "_for")):
+            if local_input(new, timezone) != local_input(old, timezone):
+                found[field] = new
+        elif new != old:
+            found[field] = new
+    return found
 
 
 @router.post("/cases/{case_id}/handoffs")
@@ -273,8 +311,39 @@ def handoff_move(
     assert case.id is not None
     handoff = _child(session, Handoff, handoff_id, case, principal)
     status = _choice(HandoffStatus, form, "status")
-    update_handoff(session, case, handoff, actor=principal.username, expected_version=version_of(form), status=status)
-    return back_to_case(case.id, "handoff_moved", "handoffs")
+    update_handoff(
+        session,
+        case,
+        handoff,
+        actor=principal.username,
+        expected_version=version_of(form),
+        status=status,
+        override_reason=text(form, "override_reason") or None,
+    )
+    return back_to_case(case.id, "handoff_moved", f"handoff-{handoff_id}")
+
+
+@router.post("/cases/{case_id}/handoffs/{handoff_id}")
+def handoff_edit(
+    case: PageCase, handoff_id: int, session: SessionDep, principal: Coordinator, form: Form
+) -> RedirectResponse:
+    """Receiving organisation, handover time and note of one handoff, edited in place."""
+    assert case.id is not None
+    handoff = _child(session, Handoff, handoff_id, case, principal)
+    timezone = _timezone(session, case)
+    body = validated(
+        HandoffPatch,
+        {
+            "organisation": text(form, "organisation") or None,
+            "scheduled_for": local_datetime(text(form, "scheduled_for"), timezone, "scheduled_for"),
+            "note": text(form, "note") or None,
+        },
+    )
+    values = _differing(handoff, body.model_dump(include={"organisation", "scheduled_for", "note"}), timezone)
+    changed = update_handoff(
+        session, case, handoff, actor=principal.username, expected_version=version_of(form), **values
+    )
+    return back_to_case(case.id, "handoff_saved" if changed else "handoff_unchanged", f"handoff-{handoff_id}")
 
 
 @router.post("/cases/{case_id}/handoffs/{handoff_id}/documents")
@@ -287,7 +356,7 @@ def handoff_documents(
     ticked = set(v for v in form.getlist("documents") if isinstance(v, str))
     ticks = {str(d["code"]): str(d["code"]) in ticked for d in handoff.documents}
     update_handoff(session, case, handoff, actor=principal.username, expected_version=version_of(form), documents=ticks)
-    return back_to_case(case.id, "documents", "handoffs")
+    return back_to_case(case.id, "documents", f"handoff-{handoff_id}")
 
 
 @router.post("/cases/{case_id}/barriers")

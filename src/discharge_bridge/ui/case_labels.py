@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+from discharge_bridge.risk.rules import reason_text
 from discharge_bridge.ui import i18n
 
 
@@ -122,6 +123,8 @@ LABELS: dict[str, dict[str, str]] = {
         "institution": N_("Institution"),
     },
     "date_source": {"ehr": N_("from the EHR"), "person": N_("set by a person")},
+    # Patient.gender (FHIR AdministrativeGender), as the pages show it beside the age.
+    "sex": {"male": N_("male"), "female": N_("female"), "other": N_("sex: other"), "unknown": N_("sex unknown")},
     "section": {
         "domains": N_("Five domains"),
         "daily_living": N_("Daily living"),
@@ -133,6 +136,10 @@ LABELS: dict[str, dict[str, str]] = {
 SYSTEM_TASKS = {
     "first_visit": N_("First visit: meet the patient, confirm the living situation, start the needs assessment"),
     "find_guardian": N_("Find the child's parent or legal guardian"),
+    "find_relatives": N_("Find relatives or other people who can help"),
+    # The plan's next step when no relative is found (cases/contacts/plan.py: NEXT_STEP_TEXT).
+    "guardianship": N_("Request to the guardianship authority: no parent, guardian or relative could be found"),
+    "social_services": N_("Request to social protection: no relatives could be found to care for the patient"),
 }
 DOMAINS = ("medical", "legal", "social", "psychological", "material")
 DAILY_LIVING = tuple(LABELS["daily_living"])
@@ -170,7 +177,7 @@ def reason_view(reason: dict[str, object]) -> dict[str, object]:
     return {
         "label": concept_label(str(reason.get("concept", ""))),
         "points": reason.get("points"),
-        "text": _BORN.sub("", str(reason.get("text") or "")),
+        "text": _BORN.sub("", reason_text(reason, i18n.current_language())),
         "evidence": [str(e) for e in evidence] if isinstance(evidence, list) else [],
     }
 

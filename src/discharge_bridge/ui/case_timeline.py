@@ -12,6 +12,8 @@ from typing import Any
 from discharge_bridge.cases.models import CaseEvent
 from discharge_bridge.ui import i18n
 from discharge_bridge.ui.case_labels import N_, concept_label, label, task_text
+from discharge_bridge.ui.contact_labels import EVENT_TITLES as CONTACT_TITLES
+from discharge_bridge.ui.contact_labels import event_details as contact_details
 
 TITLES = {
     "opened": N_("Case opened"),
@@ -34,6 +36,7 @@ TITLES = {
     "kept": N_("Kept open after the flag was withdrawn"),
     "merged": N_("Patient records merged"),
     "same_person": N_("Confirmed as the same person"),
+    **CONTACT_TITLES,  # contacts and the contact log (ui/contact_labels.py)
 }
 DATE_FIELDS = {
     "expected_discharge_at": N_("Expected discharge"),
@@ -54,6 +57,7 @@ TEXT_FIELDS = {
 _ARROW = " → "
 DOMAIN, OWNER, DUE, WARD = N_("Domain"), N_("Owner"), N_("Due"), N_("Ward")
 DOCS_READY, DOCS_NOT_READY = N_("Documents ready"), N_("Documents no longer ready")
+COMPLETED_WITHOUT, REASON = N_("Completed without"), N_("Reason")
 
 
 def _when(value: Any, timezone: str) -> str:
@@ -112,6 +116,11 @@ def _handoff(data: dict[str, Any], handoffs: dict[int, str], documents: dict[str
             parts.append(_named(DOCS_READY, ", ".join(ready)))
         if not_ready := [names[c] for c, now in done.items() if not now]:
             parts.append(_named(DOCS_NOT_READY, ", ".join(not_ready)))
+    override = data.get("documents_override")
+    if isinstance(override, dict):  # completed while documents were missing: which, and why
+        missing = [i18n.gettext(documents.get(str(c), str(c))) for c in override.get("missing", [])]
+        parts.append(_named(COMPLETED_WITHOUT, ", ".join(missing)))
+        parts.append(_named(REASON, override.get("reason") or "—"))
     return parts + _field_changes(data, timezone)
 
 
@@ -185,6 +194,8 @@ def describe(
             details.append(_named(OWNER, data["owner"]))
     elif kind == "barrier_updated":
         details = [barriers.get(int(data.get("barrier_id") or 0), ""), *_field_changes(data, timezone)]
+    elif kind in CONTACT_TITLES:
+        details = contact_details(kind, data, timezone)
     title = TITLES.get(kind)
     return {
         "at": event.at,
