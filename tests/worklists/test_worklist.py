@@ -67,8 +67,8 @@ def _case(session: Session, source_id: int, eid: str, pid: str, coordinator: str
     return case
 
 
-def seed(engine: Engine) -> dict[str, int]:
-    """The two hospitals; returns their source ids."""
+def seed(engine: Engine, version: str = RULES) -> dict[str, int]:
+    """The two hospitals, flagged under rule set ``version``; returns their source ids."""
     with time_machine.travel(NOW - 2 * DAY, tick=False), session_scope(engine) as session:
         city = make_source(session, "city")
         city.timezone = "Europe/Moscow"
@@ -76,7 +76,7 @@ def seed(engine: Engine) -> dict[str, int]:
         assert city.id is not None and north.id is not None
         c, n = city.id, north.id
         # flagged_case stores the admission first; _admit then adds the person, ward and admission time.
-        one = _case(session, c, "adm1", "p1", "anna", concepts=("lives_alone", "elderly"))
+        one = _case(session, c, "adm1", "p1", "anna", concepts=("lives_alone", "elderly"), rules_version=version)
         _admit(
             session,
             c,
@@ -86,7 +86,7 @@ def seed(engine: Engine) -> dict[str, int]:
             "Therapy 3",
             "2026-11-01T08:00:00+00:00",
         )
-        two = _case(session, c, "adm2", "p2", "bob", priority="medium", concepts=("dementia",))
+        two = _case(session, c, "adm2", "p2", "bob", priority="medium", concepts=("dementia",), rules_version=version)
         _admit(
             session, c, "adm2", "p2", person("Petrov Ivan Ilyich", "MR-2002"), "Surgery 2", "2026-11-10T08:00:00+00:00"
         )
@@ -99,16 +99,18 @@ def seed(engine: Engine) -> dict[str, int]:
             "Therapy 3",
             "2026-11-20T08:00:00+00:00",
         )
-        put_risk(session, c, "adm3", "p3", priority="low", concepts=("no_contacts",))
-        four = _case(session, c, "adm4", "p4", None, concepts=("homeless",))
+        put_risk(session, c, "adm3", "p3", priority="low", concepts=("no_contacts",), rules_version=version)
+        four = _case(session, c, "adm4", "p4", None, concepts=("homeless",), rules_version=version)
         _admit(session, c, "adm4", "p4", person("Kuznetsov Oleg", "MR-4004"), "Surgery 2", "2026-11-15T08:00:00+00:00")
-        five = _case(session, c, "adm5", "p5", "anna", priority="medium", concepts=("lives_alone",))
+        five = _case(
+            session, c, "adm5", "p5", "anna", priority="medium", concepts=("lives_alone",), rules_version=version
+        )
         _admit(session, c, "adm5", "p5", person(None, "MR-5005"), "Therapy 3", "2026-11-05T08:00:00+00:00")
         _admit(session, c, "adm6", "p6", person("Ivanova Olga", "MR-6006"), "Therapy 3", "2026-11-02T08:00:00+00:00")
-        put_risk(session, c, "adm6", "p6", flagged=False)  # not flagged: never on the worklist
+        put_risk(session, c, "adm6", "p6", flagged=False, rules_version=version)  # not flagged: never on the worklist
         _admit(session, c, "adm7", "p7", person("Ivanova Vera", "MR-7007"), "Therapy 3", "2026-11-02T08:00:00+00:00")
-        put_risk(session, c, "adm7", "p7", current=False)  # the stay ended
-        _case(session, n, "adm9", "p9", "anna")
+        put_risk(session, c, "adm7", "p7", current=False, rules_version=version)  # the stay ended
+        _case(session, n, "adm9", "p9", "anna", rules_version=version)
         _admit(session, n, "adm9", "p9", person("Ivanova Elena", "MR-1001"), "Therapy 3", "2026-11-03T08:00:00+00:00")
         create_task(session, one, actor="t", description="overdue", domain="social", due_at=NOW - DAY)
         create_task(session, two, actor="t", description="today", domain="social", due_at=NOW + 3 * timedelta(hours=1))
