@@ -60,6 +60,8 @@ SHARED_MODULES = frozenset(
     {
         "tests/ingest/test_demo_hospital.py",
         "tests/ui/test_board_it_browser.py",
+        "tests/ui/test_case_browser.py",
+        "tests/ui/test_contacts_browser.py",
         "tests/ui/test_coordinator.py",
         "tests/ui/test_signin.py",
     }

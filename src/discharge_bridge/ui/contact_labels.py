@@ -38,6 +38,7 @@ FIELDS = {
     "note": N_("Note"),
 }
 CHANGED, WHEN = N_("Changed"), N_("When")
+EVERYONE_TRIED = N_("Every contact was tried without success")
 NEXT_STEPS = {
     "guardianship": N_("Request to the guardianship authority"),
     "social_services": N_("Request to social protection"),
@@ -92,7 +93,8 @@ def event_details(kind: str, data: dict[str, Any], timezone: str) -> list[str]:
         return [*lines, str(data.get("note") or "")]
     if kind == "no_relatives_found":
         step = NEXT_STEPS.get(str(data.get("next_step") or ""))
-        return [words(step) if step else "", str(data.get("note") or "")]
+        tried = words(EVERYONE_TRIED) if data.get("everyone_tried") else ""
+        return [words(step) if step else "", tried, str(data.get("note") or "")]
     return []
 
 

@@ -7,10 +7,10 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from discharge_bridge.ui import access, board, coordinator, it, signin
+from discharge_bridge.ui import access, board, contacts, coordinator, it, signin
 
 STATIC_DIR = Path(__file__).parent / "static"
-ROUTERS = [signin.router, board.router, it.router, coordinator.router, access.router]
+ROUTERS = [signin.router, board.router, it.router, coordinator.router, contacts.router, access.router]
 
 
 def mount_ui(app: FastAPI) -> None:

@@ -129,6 +129,10 @@ def test_a_coordinator_adds_a_contact_and_logs_a_call_through_the_forms(engine: 
     assert none.headers["location"].endswith("?done=contact_none_found#contacts")
     again = anna.post(f"{base}/none-found", {})
     assert again.headers["location"].endswith("?done=contact_none_found_again#contacts")
+    ended = re.search(
+        r'<tr class="event-no_relatives_found">.*?</tr>', anna.client.get(f"/cases/{ids['mine']}").text, re.S
+    )
+    assert ended is not None and "Request to social protection" in ended.group(0) and "nobody else" in ended.group(0)
 
 
 def test_a_refused_form_comes_back_with_what_was_typed_and_writes_nothing(engine: Engine, settings: Settings) -> None:

@@ -57,7 +57,7 @@ def _find_relatives(session: Session, case: Case) -> Task:
         actor="planner",
         kind=TaskKind.find_relatives,
         domain=TaskDomain.social,
-        description="Find relatives or other people who can help",
+        description=plan.FIND_RELATIVES_TEXT,
     )
 
 
@@ -139,7 +139,7 @@ def test_a_log_entry_is_on_the_timeline_and_a_daughter_reached_completes_find_re
         logged = _log(session, case, "RelatedPerson/p1-rp1", "reached", note="will come on Friday")
         assert logged.tasks_completed == [task.id] and logged.next_step is None
         assert task.status == TaskStatus.completed
-        assert task.status_reason == "Found: Kulikova Anna Ivanovna (Daughter) (reached)"
+        assert task.status_reason == "Kulikova Anna Ivanovna"  # names who was found, in no language
         events = [e for e in timeline(session, case.id or 0) if e.kind == "contact_logged"]
         assert [(e.data["name"], e.data["outcome"], e.data["relationship"]) for e in events] == [
             ("Kulikova Anna Ivanovna", "no_answer", "Daughter"),
@@ -169,7 +169,7 @@ def test_the_coordinator_says_no_one_was_found_and_the_next_step_is_created_once
         search = _find_relatives(session, adult)
         step = no_one_found(session, adult, actor="anna", mappings_dir=MAPPINGS, note="daughter abroad")
         assert step.created and step.task.kind == TaskKind.social_services and step.tasks_failed == [search.id]
-        assert search.status == TaskStatus.failed and search.status_reason == "No relatives found: daughter abroad"
+        assert search.status == TaskStatus.failed and search.status_reason == "daughter abroad"
         assert step.task.due_at == NOW + timedelta(days=1) and step.task.domain == TaskDomain.social
         again = no_one_found(session, adult, actor="anna", mappings_dir=MAPPINGS)
         assert not again.created and again.task.id == step.task.id
@@ -195,7 +195,9 @@ def test_every_contact_tried_in_vain_offers_the_next_step_once(engine: Engine, _
             assert _log(session, case, "RelatedPerson/p1-rp1", "no_answer").next_step is None, n
         logged = _log(session, case, "RelatedPerson/p1-rp1", "no_answer")
         assert logged.next_step is not None and logged.next_step.kind == TaskKind.social_services
-        assert search.status == TaskStatus.failed
+        assert search.status == TaskStatus.failed and search.status_reason is None
+        (ended,) = [e for e in timeline(session, case.id or 0) if e.kind == "no_relatives_found"]
+        assert ended.data["everyone_tried"] is True and ended.data["task_id"] == logged.next_step.id
         assert _log(session, case, "RelatedPerson/p1-rp1", "no_answer").next_step is None
         assert len(_tasks(session, case.id or 0, *plan.NEXT_STEP_KINDS)) == 1
 

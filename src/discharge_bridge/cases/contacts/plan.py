@@ -3,7 +3,8 @@
 * A relative or guardian **reached** or who **agreed to care** completes the case's open "find"
   tasks they answer: "find the child's parent or guardian" only for a parent or guardian (the
   source mapping's ``guardian_relationships``, the same test the no_guardian flag uses), "find
-  relatives" for any family member (not a friend or neighbour). The task's reason names the contact.
+  relatives" for any family member (not a friend or neighbour). The task's reason is the contact's
+  name: system text stored in a task would be read in one language by readers of both.
 * When no one is found, the plan offers the next step as a task, **once per case**: a request to
   the guardianship authority for a child (under the mapping's ``child_under``) or an adult flagged
   with dementia (who may lack legal capacity), otherwise a request to social protection. The
@@ -43,6 +44,7 @@ DEAD_END = frozenset({ContactOutcome.wrong_number, ContactOutcome.refused})
 KIN_ROLES = frozenset({"N", "NOK"})  # next of kin (v2-0131, v3 RoleClass): family by definition
 NO_ANSWER_LIMIT = 3  # unanswered calls to one person before the search counts them out
 NEXT_STEP_DUE = timedelta(days=1)
+FIND_RELATIVES_TEXT = "Find relatives or other people who can help"  # a find_relatives task's usual words
 # The descriptions of the tasks the plan creates (ui/case_labels.SYSTEM_TASKS shows them translated).
 NEXT_STEP_TEXT = {
     TaskKind.guardianship: "Request to the guardianship authority: no parent, guardian or relative could be found",
@@ -76,7 +78,7 @@ def answers(task: Task, relationship: Relationship, mapping: Mapping) -> bool:
     return relationship.code in KIN_ROLES or (relationship.code in KINSHIP and is_family(relationship))
 
 
-def _finish(session: Session, case: Case, task: Task, status: TaskStatus, reason: str, actor: str) -> None:
+def _finish(session: Session, case: Case, task: Task, status: TaskStatus, reason: str | None, actor: str) -> None:
     """Move an open task to a final status, through in-progress when the table requires it."""
     if status not in TASK_TRANSITIONS.allowed(task.status):
         update_task(session, case, task, actor=actor, expected_version=task.version, status=TaskStatus.in_progress)
@@ -88,7 +90,7 @@ def complete_found(
     case: Case,
     *,
     relationship: Relationship,
-    said: str,
+    name: str,
     outcome: ContactOutcome,
     actor: str,
     mappings_dir: Path,
@@ -104,7 +106,7 @@ def complete_found(
     done = []
     for task in tasks:
         if answers(task, relationship, mapping):
-            _finish(session, case, task, TaskStatus.completed, f"Found: {said} ({outcome.value})", actor)
+            _finish(session, case, task, TaskStatus.completed, name, actor)
             done.append(task.id or 0)
     return done
 
@@ -154,9 +156,10 @@ def existing_next_step(session: Session, case_id: int) -> Task | None:
 
 
 def offer_next_step(
-    session: Session, case: Case, *, actor: str, reason: str, mappings_dir: Path, now: datetime
+    session: Session, case: Case, *, actor: str, reason: str | None, mappings_dir: Path, now: datetime
 ) -> tuple[Task, bool, list[int]]:
-    """The next-step task (created unless the case already has one) and the find tasks ended as failed."""
+    """The next-step task (created unless the case already has one) and the find tasks ended as failed
+    (with ``reason``: the coordinator's words, when they gave some)."""
     assert case.id is not None
     existing = existing_next_step(session, case.id)
     if existing is not None:

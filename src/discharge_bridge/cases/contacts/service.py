@@ -41,10 +41,6 @@ class Contact:
     note: str | None = None
     row: CaseContact | None = None
 
-    def said(self) -> str:
-        """How the contact is named in a task's reason: "Kulikova Maria (Daughter)"."""
-        return f"{self.name} ({self.relationship.label})" if self.relationship.label else self.name
-
 
 def _of_row(row: CaseContact) -> Contact:
     return Contact(
@@ -226,22 +222,15 @@ def log_contact(
         session,
         case,
         relationship=contact.relationship,
-        said=contact.said(),
+        name=contact.name,
         outcome=outcome,
         actor=actor,
         mappings_dir=mappings_dir,
     )
     next_step = None
     if not done and plan.open_find_tasks(session, case.id) and _everyone_tried(session, case):
-        task, created, _ = plan.offer_next_step(
-            session,
-            case,
-            actor=actor,
-            reason="No one found: every contact was tried",
-            mappings_dir=mappings_dir,
-            now=now,
-        )
-        next_step = task if created else None
+        step = _end_search(session, case, actor=actor, note=None, mappings_dir=mappings_dir, now=now, tried=True)
+        next_step = step.task if step.created else None
     return Logged(entry, done, next_step)
 
 
@@ -272,10 +261,16 @@ def no_one_found(session: Session, case: Case, *, actor: str, mappings_dir: Path
     """The coordinator ends the search: no relative or guardian can be found. The plan's next step
     is created once (a second call returns it, writing nothing); open find tasks end as failed."""
     ensure_open(case)
-    now = utcnow()
-    reason = f"No relatives found: {note}" if note else "No relatives found"
+    return _end_search(session, case, actor=actor, note=note, mappings_dir=mappings_dir, now=utcnow(), tried=False)
+
+
+def _end_search(
+    session: Session, case: Case, *, actor: str, note: str | None, mappings_dir: Path, now: datetime, tried: bool
+) -> NextStep:
+    """The next step, and the event that says the search ended (``tried``: every contact was tried
+    in vain; else the coordinator said so), unless the case already had its next step."""
     task, created, failed = plan.offer_next_step(
-        session, case, actor=actor, reason=reason, mappings_dir=mappings_dir, now=now
+        session, case, actor=actor, reason=note or None, mappings_dir=mappings_dir, now=now
     )
     if created:
         record_event(
@@ -284,7 +279,13 @@ def no_one_found(session: Session, case: Case, *, actor: str, mappings_dir: Path
             actor=actor,
             kind=EventKind.no_relatives_found,
             at=now,
-            data={"note": note or None, "task_id": task.id, "next_step": task.kind, "tasks_failed": failed},
+            data={
+                "note": note or None,
+                "everyone_tried": tried,
+                "task_id": task.id,
+                "next_step": task.kind,
+                "tasks_failed": failed,
+            },
         )
     return NextStep(task, created, failed)
 
