@@ -99,6 +99,14 @@ def morning(live_server: LiveServer) -> Iterator[Morning]:
     yield ids
 
 
+def _open(page: Any, section: str) -> Any:
+    """A collapsible part of the case page, opened as a person would (a click on its heading)."""
+    part = page.locator(f"#{section}")
+    if part.get_attribute("open") is None:
+        part.locator("summary").first.click()
+    return part
+
+
 def _submit(page: Any, button: str, done: str) -> None:
     """Press a form's button and wait for the page it redirects to, with its message."""
     page.get_by_role("button", name=button, exact=True).click()
@@ -121,7 +129,8 @@ def test_a_coordinator_works_a_flagged_case_from_the_morning_list(
     case_link.click()
     page.wait_for_load_state()
     assert urlparse(page.url).path == f"/cases/{morning.case_id}"
-    assert page.get_by_role("heading", level=1).inner_text().startswith(f"Case #{morning.case_id}")
+    assert page.locator(".case-no").inner_text() == f"Case #{morning.case_id}"
+    assert page.get_by_role("heading", level=1).inner_text()  # the patient's name leads the page
     page.screenshot(path=SHOTS.format("case"), full_page=False)
 
     # the needs assessment: a domain, daily living, and the bedside living situation
@@ -137,18 +146,21 @@ def test_a_coordinator_works_a_flagged_case_from_the_morning_list(
     page.get_by_label("What is to be done").fill("Apply for a place at the gerontology centre")
     page.get_by_label("Domain", exact=True).select_option("social")
     _submit(page, "Add the task", "Task added.")
-    row = page.locator("#plan tr", has_text="Apply for a place at the gerontology centre")
+    row = page.locator("#plan article.task", has_text="Apply for a place at the gerontology centre")
     row.get_by_role("button", name=re.compile("^Start")).click()
     page.wait_for_load_state()
-    assert page.locator("#plan tr", has_text="Apply for a place").get_by_text("In progress").is_visible()
+    assert page.locator("#plan article.task", has_text="Apply for a place").get_by_text("In progress").is_visible()
 
     # the handoff to a gerontology centre, its documents, through to completed
+    _open(page, "handoffs")
     page.get_by_label("Destination").select_option("gerontology_centre")
     page.get_by_label("Receiving organisation").fill("City Gerontology Centre")
     _submit(page, "Propose the handoff", "Handoff proposed.")
     page.screenshot(path=SHOTS.format("case-handoff"), full_page=False)
-    page.get_by_label("Passport or other identity document").check()
-    page.get_by_label("Health insurance policy").check()
+    documents = page.locator("article.handoff input[name=documents]")
+    assert documents.count() == 6
+    for n in range(documents.count()):  # the handover needs every one of them (or a reason to go without)
+        documents.nth(n).check()
     _submit(page, "Save the checklist", "Documents checklist saved.")
     assert page.get_by_label("Passport or other identity document").is_checked()
     for move in ("Refer", "Receiver accepted", "Schedule", "Handover completed"):
@@ -158,7 +170,7 @@ def test_a_coordinator_works_a_flagged_case_from_the_morning_list(
     assert "Completed" in handoff.get_by_role("heading", level=3).inner_text()
     assert handoff.get_by_role("button").count() == 1  # completed is final: only the checklist's save
 
-    timeline = page.locator("#timeline tbody").inner_text()
+    timeline = _open(page, "timeline").locator("tbody").inner_text()
     for step in (
         "Needs assessment updated",
         "Task added\nApply for a place at the gerontology centre",
@@ -196,11 +208,12 @@ def test_a_stale_form_says_someone_else_changed_it(live_server: LiveServer, morn
     for tab in (first, second):
         sign_in(tab, live_server, "dmitry")
         tab.goto(f"{live_server.base_url}/cases/{morning.dmitry_case_id}#plan")
-    first.locator("#plan tbody tr").first.get_by_role("button").first.click()
+    _open(first, "plan").locator("article.task").first.locator("div.actions").get_by_role("button").first.click()
     first.wait_for_load_state()
-    second.locator("#plan tbody tr").first.get_by_role("button").last.click()
+    _open(second, "plan").locator("article.task").first.locator("div.actions").get_by_role("button").last.click()
     second.wait_for_load_state()
-    assert second.get_by_role("alert").inner_text().startswith("Пока вы редактировали")
+    assert second.locator(".refused-notice").inner_text().startswith("Изменено другим")
+    assert "Пока вы редактировали" in second.locator("#plan form.refused").inner_text()
     second.screenshot(path=SHOTS.format("stale-ru"), full_page=False)
     for tab in (first, second):
         tab.context.close()
@@ -217,11 +230,13 @@ def test_the_pages_speak_russian_to_a_russian_coordinator(live_server: LiveServe
     assert headings == [
         "Причины флага",
         "Готовность к выписке",
-        "Оценка потребностей",
         "План действий",
+        "Оценка потребностей",
         "Передача",
         "Барьеры выписки",
+        "Родственники и контакты",
         "Хронология",
     ]
+    page.get_by_text("Передать или закрыть случай", exact=True).click()
     assert page.get_by_label("Координатор", exact=True).is_visible()
     page.screenshot(path=SHOTS.format("case-ru"), full_page=False)
