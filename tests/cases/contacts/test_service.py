@@ -5,6 +5,7 @@ timeline, find tasks completed by the right person, and the next step when no on
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import time_machine
@@ -12,9 +13,10 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from discharge_bridge.cases.contacts import plan
-from discharge_bridge.cases.contacts.models import ContactLogEntry, ContactOutcome
+from discharge_bridge.cases.contacts.models import ContactKind, ContactLogEntry, ContactOutcome
 from discharge_bridge.cases.contacts.relationships import read
 from discharge_bridge.cases.contacts.service import (
+    Logged,
     add_contact,
     contact_log,
     get_added,
@@ -61,7 +63,7 @@ def _find_relatives(session: Session, case: Case) -> Task:
     )
 
 
-def _log(session: Session, case: Case, ref: str, outcome: str, **extra: object) -> object:
+def _log(session: Session, case: Case, ref: str, outcome: str, **extra: Any) -> Logged:
     return log_contact(
         session, case, actor="anna", contact_ref=ref, kind="call", outcome=outcome, mappings_dir=MAPPINGS, **extra
     )
@@ -206,7 +208,14 @@ def test_an_answer_starts_the_count_again_and_without_a_search_nothing_is_offere
     def entries(*outcomes: str) -> list[ContactLogEntry]:
         return [
             ContactLogEntry(
-                id=n, case_id=1, contact_ref="x", contact_name="x", kind="call", outcome=o, at=NOW, actor="a"
+                id=n,
+                case_id=1,
+                contact_ref="x",
+                contact_name="x",
+                kind=ContactKind.call,
+                outcome=ContactOutcome(o),
+                at=NOW,
+                actor="a",
             )
             for n, o in enumerate(outcomes, start=1)
         ]
