@@ -128,7 +128,7 @@ def _options(counts: WorklistCounts | None, people: dict[str, str], asked: dict[
 
 def _url(view: str, asked: dict[str, str], **extra: str) -> str:
     pairs = [("view", view), *((k, asked[k]) for k in FILTERS if asked.get(k)), *extra.items()]
-    return "/worklist?" + urlencode(pairs)
+    return "/worklist?" + urlencode(pairs) + "#live-heading"  # the page opens at the list
 
 
 @router.get("/worklist")
@@ -225,7 +225,7 @@ def worklist_page(
             "asked": asked,
             "refused_filter": refused,
             "options": _options(found.counts, people, asked),
-            "clear_url": f"/worklist?view={half}",
+            "clear_url": f"/worklist?view={half}#live-heading",
             "people": people,
             "multi_hospital": len(sources) > 1,
             "label": label,

@@ -26,7 +26,7 @@ from sqlalchemy import Table, and_
 from sqlmodel import Session, col, select
 
 from discharge_bridge.cases.models import Case, CaseStatus
-from discharge_bridge.cases.repository import get_encounter, latest_risk_of, scoped
+from discharge_bridge.cases.repository import scoped
 from discharge_bridge.cases.tasks.models import TASK_TRANSITIONS, Task, TaskStatus
 from discharge_bridge.ingest.models import EncounterSnapshot
 from discharge_bridge.ingest.store import insert_for
@@ -235,23 +235,47 @@ def shown_lists(
                 "local_date": date.fromisoformat(row.local_date),
                 "generated_at": row.generated_at,
                 "counts": items.get("counts", {}),
-                "flags": [_flag_now(session, row.source_id, f) for f in items.get("new_flags", [])],
+                "flags": _flags_now(session, row.source_id, items.get("new_flags", [])),
                 "tasks": [_task_now(t, statuses) for t in tasks],
             }
         )
     return shown
 
 
-def _flag_now(session: Session, source_id: int, item: dict[str, Any]) -> dict[str, Any]:
-    encounter_id = str(item.get("encounter"))
-    encounter = get_encounter(session, source_id, encounter_id)
-    risk = latest_risk_of(session, source_id, encounter_id)
-    return {
-        **item,
-        "age": risk.age if risk else None,
-        "admitted_at": encounter.period_start if encounter else None,
-        "still_flagged": bool(risk and risk.flagged and risk.current),
+def _flags_now(session: Session, source_id: int, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each flag with the patient's age, the admission time and whether it is still flagged: two
+    queries for the whole list, not two per flag."""
+    ids = sorted({str(item.get("encounter")) for item in items})
+    if not ids:
+        return []
+    starts: dict[str, datetime | None] = {
+        encounter_id: start
+        for encounter_id, start in session.execute(
+            select(EncounterSnapshot.fhir_id, EncounterSnapshot.period_start).where(
+                EncounterSnapshot.source_id == source_id, col(EncounterSnapshot.fhir_id).in_(ids)
+            )
+        )
     }
+    latest: dict[str, tuple[int | None, bool, bool]] = {}
+    newest_first = (
+        select(RiskAssessment.encounter_fhir_id, RiskAssessment.age, RiskAssessment.flagged, RiskAssessment.current)
+        .where(RiskAssessment.source_id == source_id, col(RiskAssessment.encounter_fhir_id).in_(ids))
+        .order_by(col(RiskAssessment.assessed_at).desc(), col(RiskAssessment.id).desc())
+    )
+    for encounter_id, age, flagged, current in session.execute(newest_first):
+        latest.setdefault(encounter_id, (age, flagged, current))
+    shown = []
+    for item in items:
+        age, flagged, current = latest.get(str(item.get("encounter")), (None, False, False))
+        shown.append(
+            {
+                **item,
+                "age": age,
+                "admitted_at": starts.get(str(item.get("encounter"))),
+                "still_flagged": bool(flagged and current),
+            }
+        )
+    return shown
 
 
 def _task_statuses(session: Session, task_ids: list[int], source_ids: list[int] | None) -> dict[int, TaskStatus]:
