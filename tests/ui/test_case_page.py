@@ -16,7 +16,7 @@ import pytest
 import time_machine
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
-from sqlmodel import select
+from sqlmodel import col, select
 
 from discharge_bridge.access import AccessQuery, search_access
 from discharge_bridge.app import create_app
@@ -24,7 +24,7 @@ from discharge_bridge.cases.handoffs.models import DestinationType, Handoff, Han
 from discharge_bridge.cases.handoffs.service import create_handoff, update_handoff
 from discharge_bridge.cases.models import Case, CaseEvent
 from discharge_bridge.cases.repository import get_assessment
-from discharge_bridge.cases.tasks.models import Task
+from discharge_bridge.cases.tasks.models import Task, TaskDomain
 from discharge_bridge.cases.tasks.service import create_task
 from discharge_bridge.config import Settings
 from discharge_bridge.connections.service import update_source
@@ -101,7 +101,7 @@ def _task(engine: Engine, case_id: int, description: str, **values: Any) -> Task
     with session_scope(engine) as session:
         case = session.get(Case, case_id)
         assert case is not None
-        return create_task(session, case, actor="anna", description=description, domain="social", **values)
+        return create_task(session, case, actor="anna", description=description, domain=TaskDomain.social, **values)
 
 
 def _scheduled_handoff(engine: Engine, case_id: int, settings: Settings, *, documents: bool = False) -> Handoff:
@@ -134,7 +134,7 @@ def _row(engine: Engine, model: type[Any], row_id: int) -> Any:
 
 def _events(engine: Engine, case_id: int) -> list[CaseEvent]:
     with session_scope(engine) as session:
-        return list(session.exec(select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.id)))
+        return list(session.exec(select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(col(CaseEvent.id))))
 
 
 def _part(page: str, section: str) -> str:
