@@ -44,8 +44,8 @@ from tests.support.factories import flagged_case, make_source, make_user
 # SQLite only: fast, and the scoping SQL itself runs on both databases in the domain tests.
 pytestmark = pytest.mark.parametrize("db_settings", ["sqlite"], indirect=True)
 
-# Open to anyone: health checks and the sign-in form. Static files are a Mount.
-OPEN = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/login"), ("POST", "/login")}
+# Open to anyone: health checks, the sign-in form and the favicon. Static files are a Mount.
+OPEN = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/login"), ("POST", "/login"), ("GET", "/favicon.ico")}
 OPEN_MOUNTS = {"/static"}
 # Any signed-in principal, whatever the role.
 SIGNED_IN = {

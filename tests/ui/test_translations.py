@@ -228,9 +228,9 @@ def test_refusals_from_below_the_pages_are_in_the_readers_language(settings: Set
     assert "your role may not" not in refused.text
     # A refused CSRF token stops the request before the user is known: the browser's language speaks.
     no_token = _client(app, engine, "ivan").post("/it/sources/city/check", headers={"Accept-Language": "ru"})
-    assert no_token.status_code == 403 and "Форма устарела" in no_token.text and "CSRF" not in no_token.text
+    assert no_token.status_code == 403 and "Форма устарела" in no_token.text and "missing or wrong" not in no_token.text
     english = _client(app, engine, "irina").post("/it/sources/city/check")
     assert english.status_code == 403
-    assert "The form was too old or came from another page: reload the page and try again." in english.text
+    assert "The form was too old or came from another page (the CSRF check): reload the page" in english.text
     # What the pages do not know is shown as it came (it may name what the reader has to fix).
     assert i18n.server_message("mappings/city.yaml: concepts.x: bad") == "mappings/city.yaml: concepts.x: bad"

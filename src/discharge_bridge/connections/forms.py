@@ -165,6 +165,13 @@ def _without_credentials(url: str) -> str:
     return parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]).geturl()
 
 
+def blank_form(editing: Source | None = None) -> SourceForm:
+    """The form as it opens: a new source's defaults, or the source's settings; nothing refused yet."""
+    if editing is None:
+        return SourceForm(blank_values())
+    return SourceForm(values_of(editing), editing=editing.name)
+
+
 def read_form(raw: Mapping[str, object], *, editing: Source | None = None) -> SourceForm:
     """The submitted fields, trimmed, each checked on its own (no database, no files yet)."""
     values = blank_values() if editing is None else values_of(editing)

@@ -71,7 +71,7 @@ def N_(message: str) -> str:  # the gettext convention for "translate later"
 SERVER_MESSAGES: tuple[tuple[re.Pattern[str], str], ...] = (
     (
         re.compile(r"^missing or wrong CSRF token: reload the page and retry$"),
-        N_("The form was too old or came from another page: reload the page and try again."),
+        N_("The form was too old or came from another page (the CSRF check): reload the page and try again."),
     ),
     (
         re.compile(r"^your role may not do this \(needs (?P<permission>\w+)\)$"),

@@ -42,7 +42,7 @@ LABELS: dict[str, dict[str, str]] = {
     "mode": {"poll": N_("Polling"), "subscription": N_("Subscription"), "bulk": N_("Bulk export"), "file": N_("Files")},
     "run": {"ok": N_("Sync succeeded"), "failed": N_("Sync failed"), "running": N_("Sync running")},
     "sync_now": {
-        "queued": N_("Sync requested: waiting for the pass already running"),
+        "queued": N_("Sync requested"),
         "running": N_("Sync running"),
         "ok": N_("Sync succeeded"),
         "failed": N_("Sync failed"),

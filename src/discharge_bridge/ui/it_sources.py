@@ -24,6 +24,7 @@ from discharge_bridge.connections.forms import (
     AUTH_TYPES,
     N_,
     SourceForm,
+    blank_form,
     check_against,
     mapping_names,
     modes_offered,
@@ -100,8 +101,7 @@ def _action(form: FormData) -> str:
 
 @router.get(ADD_PATH, response_class=HTMLResponse)
 def new_source_form(request: Request, principal: SourceManager, settings: SettingsDep) -> Response:
-    form = read_form({})
-    return _page(request, form, mappings=mapping_names(settings.mappings_dir), editing=None)
+    return _page(request, blank_form(), mappings=mapping_names(settings.mappings_dir), editing=None)
 
 
 @router.post(ADD_PATH, response_class=HTMLResponse)
@@ -135,10 +135,9 @@ def edit_source_form(
     request: Request, name: str, principal: SourceManager, session: SessionDep, settings: SettingsDep
 ) -> Response:
     source = source_of(session, principal, name)
-    form = read_form({}, editing=source)
     return _page(
         request,
-        form,
+        blank_form(source),
         mappings=mapping_names(settings.mappings_dir),
         editing=source,
         version=settings_version(source),
