@@ -98,6 +98,23 @@ def test_a_child_without_guardian_gets_an_urgent_find_guardian_task(engine: Engi
         assert tasks[1].priority == TaskPriority.urgent and tasks[1].due_at == T0 + timedelta(hours=4)
 
 
+def test_an_adult_with_no_one_on_file_gets_a_find_relatives_task(engine: Engine) -> None:
+    with session_scope(engine) as session:
+        source = make_source(session)
+        case, _ = open_case(
+            session,
+            source_id=source.id or 0,
+            encounter_fhir_id="alone",
+            patient_fhir_id="a",
+            priority="high",
+            reasons_concepts=["elderly+no_contacts", "lives_alone"],
+            now=T0,
+        )
+        tasks = _tasks(session, case.id or 0)
+        assert [t.kind for t in tasks] == [TaskKind.first_visit, TaskKind.find_relatives]
+        assert tasks[1].due_at == T0 + timedelta(days=2) and tasks[1].description.startswith("Find relatives")
+
+
 def test_flags_open_cases_once_and_rescoring_updates_priority_with_an_event(engine: Engine) -> None:
     with session_scope(engine) as session:
         source = make_source(session)

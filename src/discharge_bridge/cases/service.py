@@ -14,6 +14,7 @@ from sqlalchemy import Table, and_, exists, or_
 from sqlmodel import Session, col, select
 
 from discharge_bridge.cases.assignment import CoordinatorPicker
+from discharge_bridge.cases.contacts.plan import FIND_RELATIVES_TEXT
 from discharge_bridge.cases.errors import InvalidInput, NotFound, check_version
 from discharge_bridge.cases.events import EventKind, changes, record_event
 from discharge_bridge.cases.handoffs.models import HANDOFF_TRANSITIONS, Handoff, HandoffStatus
@@ -32,6 +33,7 @@ from discharge_bridge.users.roles import Role
 
 FIRST_VISIT_DUE = timedelta(days=1)
 FIND_GUARDIAN_DUE = timedelta(hours=4)  # a child alone in a ward: the same shift, not tomorrow
+FIND_RELATIVES_DUE = timedelta(days=2)  # an adult with no one on file: before the discharge is planned
 _CASE_TABLE: Table = Case.__table__  # type: ignore[attr-defined]
 
 
@@ -115,6 +117,17 @@ def open_case(
             priority=TaskPriority.urgent,
             description="Find the child's parent or legal guardian",
             due_at=now + FIND_GUARDIAN_DUE,
+            now=now,
+        )
+    elif "no_contacts" in concepts:
+        create_task(
+            session,
+            case,
+            actor=actor,
+            kind=TaskKind.find_relatives,
+            domain=TaskDomain.social,
+            description=FIND_RELATIVES_TEXT,
+            due_at=now + FIND_RELATIVES_DUE,
             now=now,
         )
     return case, True
