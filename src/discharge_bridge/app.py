@@ -24,10 +24,12 @@ from sqlmodel import Session
 from discharge_bridge import __version__
 from discharge_bridge.api import metrics
 from discharge_bridge.api.access import router as access_router
+from discharge_bridge.api.audit import router as audit_router
 from discharge_bridge.api.barriers import router as barriers_router
 from discharge_bridge.api.cases import router as cases_router
 from discharge_bridge.api.contacts import router as contacts_router
 from discharge_bridge.api.handoffs import router as handoffs_router
+from discharge_bridge.api.headers import SecurityHeaders
 from discharge_bridge.api.sources import router as sources_router
 from discharge_bridge.api.tasks import router as tasks_router
 from discharge_bridge.api.webhooks import router as webhooks_router
@@ -35,7 +37,7 @@ from discharge_bridge.api.worklists import router as worklist_router
 from discharge_bridge.cases.errors import CoordinationError
 from discharge_bridge.clock import start_from_environment
 from discharge_bridge.config import Settings, get_settings
-from discharge_bridge.db import get_engine, utcnow
+from discharge_bridge.db import get_engine, private_files, utcnow
 from discharge_bridge.deps import CurrentPrincipal
 from discharge_bridge.scheduling.leader import heartbeat_age
 from discharge_bridge.ui.routes import mount_ui
@@ -46,6 +48,7 @@ STALE_BODY = {"detail": "the record was changed by someone else at the same time
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     start_from_environment()  # tests move the server's wall clock through one setting (clock.py)
+    private_files()  # umask 0o077: whatever the web process writes is its user's only
     app = FastAPI(
         title="discharge_bridge",
         version=__version__,
@@ -77,10 +80,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(handoffs_router)
     app.include_router(contacts_router)
     app.include_router(access_router)
+    app.include_router(audit_router)
     install_error_handlers(app)
     mount_ui(app)
     metrics.install(app)
     add_docs(app)
+    app.add_middleware(SecurityHeaders)
     return app
 
 

@@ -72,6 +72,28 @@ class Settings(BaseSettings):
     assessment_interval_seconds: int = Field(
         default=10, ge=1, description="How often the scheduler drains what is left in the assessment queue."
     )
+    # Passwords and sign-in (users/passwords.py, users/throttle.py).
+    password_min_length: int = Field(default=12, ge=8, le=128, description="Shortest password accepted.")
+    signin_free_failures: int = Field(
+        default=3, ge=1, description="Failed sign-ins in a row (per account or address) answered without a wait."
+    )
+    signin_delay_seconds: int = Field(
+        default=2, ge=1, description="The wait after the next failure; it doubles with each further one."
+    )
+    signin_max_delay_seconds: int = Field(default=60, ge=1, description="The longest wait before a lock.")
+    signin_lock_failures: int = Field(
+        default=10, ge=2, description="Failed sign-ins in a row that lock an account for signin_lock_minutes."
+    )
+    signin_address_free_failures: int = Field(
+        default=20, ge=1, description="As signin_free_failures, per client address (many people share a NAT)."
+    )
+    signin_address_lock_failures: int = Field(
+        default=100, ge=2, description="Failed sign-ins in a row from one client address that lock it."
+    )
+    signin_lock_minutes: int = Field(default=15, ge=1, description="How long a lock lasts (an admin may lift it).")
+    signin_reset_minutes: int = Field(
+        default=15, ge=1, description="Failures are forgotten this long after the last one (or after a lock ends)."
+    )
 
     @property
     def sqlalchemy_url(self) -> str:

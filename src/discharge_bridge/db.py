@@ -2,10 +2,17 @@
 
 One owner of the transaction: a request's session dependency or a job's ``session_scope()``;
 services flush, never commit.
+
+Files the service writes are its own: ``private_files()`` (called when the CLI and the web app
+start) sets the process umask to 0o077, and the SQLite database is created 0600 (the data folder
+0700) before SQLite first opens it (SQLite gives its -wal and -shm files the database's
+mode). A database left readable to others by an older version is narrowed to 0600 when opened.
 """
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -24,6 +31,37 @@ from discharge_bridge.clock import utcnow as utcnow  # re-exported: many modules
 from discharge_bridge.config import Settings, get_settings
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+PRIVATE_UMASK = 0o077
+SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
+
+
+def private_files() -> None:
+    """Files and folders this process creates from now on are readable by its own user only."""
+    os.umask(PRIVATE_UMASK)
+
+
+def _sqlite_path(url: str) -> Path | None:
+    """The database file of a ``sqlite:///path`` URL (None for memory databases and other backends)."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix):
+        return None
+    path = url[len(prefix) :].split("?", 1)[0]
+    return Path(path) if path and path != ":memory:" else None
+
+
+def make_private(path: Path) -> None:
+    """Create the SQLite database file 0600 if missing (in an existing folder: a missing one stays an
+    error SQLite reports), and narrow it and its companions (-wal, -shm) to 0600 if an older version
+    left them readable to others."""
+    if not path.exists() and path.parent.is_dir():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    for file in (path, *(Path(f"{path}{suffix}") for suffix in SQLITE_COMPANIONS)):
+        try:
+            mode = stat.S_IMODE(file.stat().st_mode)
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            file.chmod(mode & 0o700)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -69,6 +107,9 @@ def make_engine(url: str) -> Engine:
         kwargs["pool_pre_ping"] = True
         kwargs["pool_size"] = 10
         kwargs["max_overflow"] = 20
+    sqlite_file = _sqlite_path(url)
+    if sqlite_file is not None:
+        make_private(sqlite_file)
     engine = create_engine(url, **kwargs)
     if url.startswith("sqlite"):
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -93,7 +134,7 @@ def _engine_for(url: str) -> Engine:
 def get_engine(settings: Settings | None = None) -> Engine:
     settings = settings or get_settings()
     if settings.is_sqlite:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     return _engine_for(settings.sqlalchemy_url)
 
 

@@ -1,6 +1,7 @@
 """Every table, imported in one place so Alembic and ``SQLModel.metadata`` see the whole schema."""
 
 from discharge_bridge.access.models import AccessLogEntry, AccessLogPatient
+from discharge_bridge.audit.models import AdminAuditEntry
 from discharge_bridge.cases.contacts.models import CaseContact, ContactLogEntry
 from discharge_bridge.cases.handoffs.models import Handoff
 from discharge_bridge.cases.models import Assessment, Barrier, Case, CaseEvent
@@ -17,12 +18,13 @@ from discharge_bridge.risk.models import RiskAssessment
 from discharge_bridge.scheduling.models import SchedulerLease
 from discharge_bridge.sources.models import Source, SyncRun
 from discharge_bridge.subscriptions.models import SourceSubscription, WebhookNotification
-from discharge_bridge.users.models import ApiToken, User, UserSource, WebSession
+from discharge_bridge.users.models import ApiToken, SigninThrottle, User, UserSource, WebSession
 from discharge_bridge.worklists.models import MorningList
 
 __all__ = [
     "AccessLogEntry",
     "AccessLogPatient",
+    "AdminAuditEntry",
     "ApiToken",
     "Assessment",
     "Barrier",
@@ -40,6 +42,7 @@ __all__ = [
     "PatientSnapshot",
     "RiskAssessment",
     "SchedulerLease",
+    "SigninThrottle",
     "Source",
     "SourceSubscription",
     "SyncRun",

@@ -103,7 +103,7 @@ def test_user_rules(engine: Engine) -> None:
             ({"username": "a b", "sources": ["city"]}, "without spaces"),
             ({"username": "x", "sources": []}, "hospitals"),
             ({"username": "x", "sources": ["nowhere"]}, "unknown source"),
-            ({"username": "x", "sources": ["city"], "password": "short"}, "10 characters"),
+            ({"username": "x", "sources": ["city"], "password": "short"}, "12 characters"),
         ]:
             try:
                 add_user(session, role=Role.coordinator, password=kwargs.pop("password", None), **kwargs)  # type: ignore[arg-type]

@@ -12,7 +12,7 @@ from discharge_bridge.cli import serve, sources, sync, users, worklists
 from discharge_bridge.cli.common import console
 from discharge_bridge.clock import start_from_environment
 from discharge_bridge.config import get_settings
-from discharge_bridge.db import current_revision, upgrade
+from discharge_bridge.db import current_revision, private_files, upgrade
 
 app = typer.Typer(no_args_is_help=True, help="Discharge coordination over a hospital's FHIR R4 server.")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
@@ -28,6 +28,7 @@ for group in (sync.app, worklists.app, serve.app):
 def main() -> None:
     """Discharge coordination over a hospital's FHIR R4 server."""
     start_from_environment()  # tests move every process's wall clock through one setting (clock.py)
+    private_files()  # umask 0o077: the database, the demo's password and token, lock files: ours only
 
 
 @db_app.command("upgrade")

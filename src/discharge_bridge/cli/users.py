@@ -1,8 +1,13 @@
 """``discharge-bridge users``: people and machine accounts. Passwords and tokens are never echoed back
-except a new token, once, to the person who created it."""
+except a new token, once, to the person who created it.
+
+Each change is recorded in the audit trail of administration, in the transaction that makes it,
+as done by ``cli:<the operating-system user>``.
+"""
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import sys
@@ -12,12 +17,33 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from discharge_bridge.audit import AdminAction, Target, record_admin_action
 from discharge_bridge.cli.common import console, err, fail, ready_database
+from discharge_bridge.config import get_settings
 from discharge_bridge.db import get_engine, session_scope
 from discharge_bridge.users.roles import Role
-from discharge_bridge.users.service import UserError, add_user, disable_user, issue_token, list_users, set_password
+from discharge_bridge.users.service import (
+    UserError,
+    add_user,
+    change_role,
+    disable_user,
+    issue_token,
+    list_users,
+    revoke_tokens,
+    set_password,
+)
+from discharge_bridge.users.throttle import ThrottleKind, unlock
 
 app = typer.Typer(no_args_is_help=True, help="Users, their roles and hospitals, and API tokens.")
+
+
+def cli_actor() -> str:
+    """Who acts from the terminal, for the audit trail: ``cli:<operating-system user>``."""
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry and no LOGNAME/USER (a bare container)
+        name = f"uid{os.getuid()}"
+    return f"cli:{name}"
 
 
 def _read_password(password_env: str | None, password_file: Path | None, *, required: bool) -> str | None:
@@ -57,7 +83,7 @@ def users_add(
     ready_database()
     try:
         with session_scope(get_engine()) as session:
-            add_user(
+            user = add_user(
                 session,
                 username=username,
                 role=role,
@@ -65,7 +91,10 @@ def users_add(
                 password=password,
                 display_name=name,
                 locale=language,
+                min_password_length=get_settings().password_min_length,
             )
+            details = {"role": role.value, "sources": sorted(source or []), "machine": machine, "language": language}
+            record_admin_action(session, cli_actor(), AdminAction.user_add, Target("user", user.username), details)
     except UserError as exc:
         raise fail(str(exc)) from None
     console.print(f"added {role.value} {username}" + (f" for {', '.join(source)}" if source else " (every hospital)"))
@@ -117,6 +146,7 @@ def users_disable(username: str) -> None:
     try:
         with session_scope(get_engine()) as session:
             disable_user(session, username)
+            record_admin_action(session, cli_actor(), AdminAction.user_disable, Target("user", username))
     except UserError as exc:
         raise fail(str(exc)) from None
     console.print(f"disabled {username}; their sessions and tokens no longer work")
@@ -135,7 +165,8 @@ def users_password(
     ready_database()
     try:
         with session_scope(get_engine()) as session:
-            set_password(session, username, password)
+            set_password(session, username, password, min_length=get_settings().password_min_length)
+            record_admin_action(session, cli_actor(), AdminAction.user_password, Target("user", username))
     except UserError as exc:
         raise fail(str(exc)) from None
     console.print(f"password of {username} changed")
@@ -151,7 +182,72 @@ def users_token(
     try:
         with session_scope(get_engine()) as session:
             token = issue_token(session, username, name)
+            details = {"token_name": name, "prefix": token[:10]}  # as `users list` tells tokens apart
+            record_admin_action(session, cli_actor(), AdminAction.token_create, Target("user", username), details)
     except UserError as exc:
         raise fail(str(exc)) from None
     err.print(f"API token {name!r} for {username} (shown once; send as 'Authorization: Bearer <token>'):")
     typer.echo(token)
+
+
+@app.command("revoke")
+def users_revoke(
+    username: str, name: Annotated[str, typer.Option(help="The token's name, as given to `users token --name`.")]
+) -> None:
+    """Revoke USERNAME's API tokens called NAME: they stop working at once."""
+
+    ready_database()
+    try:
+        with session_scope(get_engine()) as session:
+            count = revoke_tokens(session, username, name)
+            details = {"token_name": name, "revoked": count}
+            record_admin_action(session, cli_actor(), AdminAction.token_revoke, Target("user", username), details)
+    except UserError as exc:
+        raise fail(str(exc)) from None
+    console.print(f"revoked {count} token(s) {name!r} of {username}")
+
+
+@app.command("role")
+def users_role(
+    username: str,
+    role: Annotated[Role, typer.Option(help="coordinator | bed_manager | it_admin | admin")],
+    source: Annotated[
+        list[str] | None,
+        typer.Option("--source", help="Replace the hospitals they may see (repeatable); default: keep them."),
+    ] = None,
+) -> None:
+    """Change a user's role (and, with --source, their hospitals); effective on their next request."""
+
+    ready_database()
+    try:
+        with session_scope(get_engine()) as session:
+            changed = change_role(session, username, role, source)
+            if changed:
+                record_admin_action(session, cli_actor(), AdminAction.user_role, Target("user", username), changed)
+    except UserError as exc:
+        raise fail(str(exc)) from None
+    console.print(f"{username}: " + ("; ".join(changed) + " changed" if changed else "nothing to change"))
+
+
+@app.command("unlock")
+def users_unlock(
+    username: Annotated[str | None, typer.Argument(help="The account to unlock (its sign-in name).")] = None,
+    address: Annotated[str | None, typer.Option(help="Unlock a client address instead.")] = None,
+) -> None:
+    """Lift a sign-in lock set by repeated failed sign-ins (of an account, or of a client address)."""
+
+    if (username is None) == (address is None):
+        raise fail("give either an account name or --address ADDRESS")
+    kind, subject = (ThrottleKind.account, username) if username is not None else (ThrottleKind.address, address)
+    assert subject is not None
+    ready_database()
+    with session_scope(get_engine()) as session:
+        lock = unlock(session, kind, subject)
+        if lock is not None:
+            details = {"failures": lock.failures, "was_locked_until": lock.until.isoformat()}
+            target = Target(kind.value, lock.subject)
+            record_admin_action(session, cli_actor(), AdminAction.signin_unlock, target, details)
+    if lock is None:
+        console.print(f"{subject} is not locked")
+        return
+    console.print(f"unlocked {kind.value} {subject}")

@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, Response
 from discharge_bridge.access import AccessQuery, search_access
 from discharge_bridge.deps import SessionDep, require
 from discharge_bridge.sources.service import list_sources
+from discharge_bridge.ui import audit
 from discharge_bridge.ui.templating import PageRoute, render
 from discharge_bridge.users.principal import Principal
 from discharge_bridge.users.roles import Permission
@@ -19,6 +20,7 @@ from discharge_bridge.users.roles import Permission
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 Auditor = Annotated[Principal, Depends(require(Permission.audit_access))]
 PAGE = 100
+router.include_router(audit.router)  # the administration audit page, linked from this one
 
 
 def _day(value: str | None) -> date | None:

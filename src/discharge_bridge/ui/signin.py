@@ -2,6 +2,9 @@
 
 The sign-in form has no session yet, so it is guarded by a double-submit token: a random cookie
 that the form must repeat. The session cookie is HttpOnly, SameSite=Lax, and Secure over HTTPS.
+Failed sign-ins are throttled per account name and per client address (users/throttle.py): a
+name or address that must wait is answered 429 with Retry-After, the same for a name that does
+not exist; a lock goes to the audit trail.
 """
 
 from __future__ import annotations
@@ -13,14 +16,17 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from discharge_bridge.audit import AdminAction, Target, record_admin_action
 from discharge_bridge.config import Settings
 from discharge_bridge.deps import SESSION_COOKIE, CurrentPrincipal, SessionDep, SettingsDep
 from discharge_bridge.ui import i18n
 from discharge_bridge.ui.templating import PageRoute, render
 from discharge_bridge.users.roles import home_page
-from discharge_bridge.users.service import authenticate, end_session, set_locale, start_session
+from discharge_bridge.users.service import end_session, set_locale, start_session
+from discharge_bridge.users.throttle import SigninResult, ThrottleKind, ThrottlePolicy, sign_in
 
 LOGIN_CSRF_COOKIE = "discharge_bridge_login"
+SIGNIN_GUARD = "sign-in"  # the actor of a lock in the audit trail
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
 
@@ -71,9 +77,19 @@ def login(
         i18n.set_language(request.cookies.get("lang") or i18n.pick_language(request.headers.get("accept-language")))
         message = i18n.gettext("The sign-in form expired. Please try again.")
         return _login_page(request, settings, next_=next, error=message, status=400)
-    user = authenticate(session, username, password)
+    address = request.client.host if request.client is not None else None
+    result = sign_in(session, username, password, address=address, policy=ThrottlePolicy.from_settings(settings))
+    _audit_locks(session, result, address)
+    user = result.user
     if user is None:
         i18n.set_language(request.cookies.get("lang") or i18n.pick_language(request.headers.get("accept-language")))
+        if result.retry_after is not None:
+            message = i18n.gettext("Too many failed sign-ins. Wait %(wait)s before trying again.") % {
+                "wait": _wait_text(result.retry_after)
+            }
+            refused = _login_page(request, settings, next_=next, error=message, status=429)
+            refused.headers["Retry-After"] = str(result.retry_after)
+            return refused
         message = i18n.gettext("Wrong user name or password, or the account is disabled.")
         return _login_page(request, settings, next_=next, error=message, status=401)
     token, _ = start_session(session, user, lifetime=timedelta(hours=settings.session_hours))
@@ -89,6 +105,22 @@ def login(
     )
     response.delete_cookie(LOGIN_CSRF_COOKIE)
     return response
+
+
+def _wait_text(seconds: int) -> str:
+    if seconds < 120:
+        return i18n.gettext("%(n)s s") % {"n": seconds}
+    return i18n.gettext("%(n)s min") % {"n": -(-seconds // 60)}
+
+
+def _audit_locks(session: SessionDep, result: SigninResult, address: str | None) -> None:
+    for lock in result.new_locks:
+        details: dict[str, object] = {"failures": lock.failures, "until": lock.until.isoformat()}
+        if lock.kind == ThrottleKind.account and address:
+            details["address"] = address  # where the last guess came from
+        record_admin_action(
+            session, SIGNIN_GUARD, AdminAction.signin_lock, Target(lock.kind.value, lock.subject), details
+        )
 
 
 @router.post("/logout")

@@ -66,3 +66,20 @@ class ApiToken(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class SigninThrottle(SQLModel, table=True):
+    """Failed sign-ins in a row for one account name (as typed, whether it exists or not) or one
+    client address. Kept in the database so every replica counts the same failures."""
+
+    __tablename__ = "signin_throttle"
+    __table_args__ = (Index("ix_signin_throttle_subject", "kind", "subject", unique=True),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=8)  # "account" | "address"
+    subject: str = Field(max_length=200)  # the user name, case-folded, or the client's IP address
+    failures: int = 0
+    last_failed_at: datetime = Field(sa_type=UTCDateTime)
+    blocked_until: datetime | None = Field(default=None, sa_type=UTCDateTime)  # no attempt is checked before
+    locked: bool = False  # blocked_until is a lock (lock_failures reached), not a short wait
+    forget_at: datetime = Field(sa_type=UTCDateTime, index=True)  # the row is dropped after this

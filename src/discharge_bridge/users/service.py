@@ -6,22 +6,36 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlmodel import Session, col, delete, select
 
+from discharge_bridge.config import get_settings
 from discharge_bridge.db import utcnow
 from discharge_bridge.sources.models import Source
 from discharge_bridge.users.models import ApiToken, User, UserSource, WebSession
+from discharge_bridge.users.passwords import password_problem
 from discharge_bridge.users.principal import Principal, Via
 from discharge_bridge.users.roles import Role
 
 LOCALES = ("en", "ru")
 TOKEN_PREFIX = "dbt_"  # noqa: S105 (marks our tokens for secret scanners)
 _hasher = PasswordHasher()  # argon2id with the library's current parameters
-# Verified when the user does not exist, so a wrong name costs as long as a wrong password.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+# Verified when the user does not exist, so a wrong name costs as long as a wrong password: one
+# per set of hashing parameters, so it always costs what the hasher in use costs.
+_DUMMY_HASHES: dict[tuple[int, int, int], str] = {}
+
+
+def _dummy_hash() -> str:
+    key = (_hasher.time_cost, _hasher.memory_cost, _hasher.parallelism)
+    if key not in _DUMMY_HASHES:
+        _DUMMY_HASHES[key] = _hasher.hash(secrets.token_urlsafe(16))
+    return _DUMMY_HASHES[key]
+
+
+_dummy_hash()  # made at start, not on the first wrong name
 # last_used_at / session touch at most this often: a read should not write on every request.
 _TOUCH_EVERY = timedelta(minutes=5)
 
@@ -38,13 +52,21 @@ class UserNotFound(UserError):
     pass
 
 
+class WeakPassword(UserError):
+    """The message names the rule the password breaks."""
+
+
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def check_password_strength(password: str) -> None:
-    if len(password) < 10:
-        raise UserError("the password must have at least 10 characters")
+def check_password_strength(password: str, *, username: str | None = None, min_length: int | None = None) -> None:
+    """The password rules (users/passwords.py); ``min_length`` defaults to the setting ``password_min_length``."""
+    if min_length is None:
+        min_length = get_settings().password_min_length
+    problem = password_problem(password, username=username, min_length=min_length)
+    if problem is not None:
+        raise WeakPassword(problem)
 
 
 def hash_password(password: str) -> str:
@@ -87,6 +109,7 @@ def add_user(
     password: str | None,
     display_name: str | None = None,
     locale: str = "en",
+    min_password_length: int | None = None,
 ) -> User:
     """A new user. Everyone but an admin needs at least one hospital; ``password`` None = tokens only."""
     username = username.strip()
@@ -99,7 +122,7 @@ def add_user(
     if session.exec(select(User).where(User.username == username)).first() is not None:
         raise UserExists(f"a user named {username!r} exists already")
     if password is not None:
-        check_password_strength(password)
+        check_password_strength(password, username=username, min_length=min_password_length)
     ids = _source_ids(session, sources) if sources else []
     user = User(
         username=username,
@@ -158,13 +181,41 @@ def disable_user(session: Session, username: str) -> User:
     return user
 
 
-def set_password(session: Session, username: str, password: str) -> None:
-    check_password_strength(password)
+def set_password(session: Session, username: str, password: str, *, min_length: int | None = None) -> None:
+    """A new password (it must pass the rules); the user's open sessions end."""
     user = get_user(session, username)
+    check_password_strength(password, username=user.username, min_length=min_length)
     user.password_hash = hash_password(password)
     session.add(user)
     session.exec(delete(WebSession).where(col(WebSession.user_id) == user.id))  # type: ignore[call-overload]
     session.flush()
+
+
+def change_role(session: Session, username: str, role: Role, sources: list[str] | None = None) -> dict[str, Any]:
+    """A new role and, when given, a new list of hospitals; returns what changed ({} when nothing did).
+
+    Effective on the user's next request: sessions and tokens act with the role stored now.
+    """
+    user = get_user(session, username)
+    assert user.id is not None
+    links = session.exec(select(UserSource).where(UserSource.user_id == user.id)).all()
+    names = {s.id: s.name for s in session.exec(select(Source))}
+    before_sources = sorted(names.get(link.source_id, "?") for link in links)
+    ids = _source_ids(session, sources) if sources else None
+    if role != Role.admin and not (ids or links):
+        raise UserError("give the hospitals (sources) this user may see: --source NAME (repeatable)")
+    changed: dict[str, Any] = {}
+    if Role(user.role) != role:
+        changed["role"] = {"from": Role(user.role).value, "to": role.value}
+        user.role = role
+        session.add(user)
+    if ids is not None and sorted(sources or []) != before_sources:
+        session.exec(delete(UserSource).where(col(UserSource.user_id) == user.id))  # type: ignore[call-overload]
+        for sid in ids:
+            session.add(UserSource(user_id=user.id, source_id=sid))
+        changed["sources"] = {"from": before_sources, "to": sorted(sources or [])}
+    session.flush()
+    return changed
 
 
 def set_locale(session: Session, user_id: int, locale: str) -> None:
@@ -180,7 +231,7 @@ def set_locale(session: Session, user_id: int, locale: str) -> None:
 def authenticate(session: Session, username: str, password: str) -> User | None:
     """The enabled user with this password, or None (the same work whether the name exists or not)."""
     user = session.exec(select(User).where(User.username == username.strip())).first()
-    stored = user.password_hash if user is not None and user.password_hash else _DUMMY_HASH
+    stored = user.password_hash if user is not None and user.password_hash else _dummy_hash()
     try:
         _hasher.verify(stored, password)
     except (VerificationError, InvalidHashError):
@@ -261,6 +312,22 @@ def issue_token(session: Session, username: str, name: str) -> str:
     session.add(ApiToken(user_id=user.id, name=name, token_hash=_digest(token), prefix=token[:10]))
     session.flush()
     return token
+
+
+def revoke_tokens(session: Session, username: str, name: str) -> int:
+    """Revoke the user's live tokens called ``name``; how many (an unknown name is an error)."""
+    user = get_user(session, username)
+    now = utcnow()
+    live = session.exec(
+        select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.name == name, col(ApiToken.revoked_at).is_(None))
+    ).all()
+    if not live:
+        raise UserError(f"{username!r} has no live token named {name!r}")
+    for token in live:
+        token.revoked_at = now
+        session.add(token)
+    session.flush()
+    return len(live)
 
 
 def principal_for_token(session: Session, token: str, *, now: datetime | None = None) -> Principal | None:
