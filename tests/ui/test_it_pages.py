@@ -356,9 +356,8 @@ def _letters(engine: Engine) -> dict[str, int]:
         record_dead_letter(session, city.id, BROKEN, "Patient.ndjson line 7: not JSON")
         record_dead_letter(session, other.id, {"resourceType": "Encounter", "id": "e"}, "Encounter has no status")
         rows = session.exec(select(DeadLetter)).all()
-        return {
-            ("json" if r.fhir_id == "pat-77" else "text" if r.source_id == city.id else "other"): r.id for r in rows
-        }  # type: ignore[misc]
+        kind = {r.id: "json" if r.fhir_id == "pat-77" else "text" if r.source_id == city.id else "other" for r in rows}
+        return {name: letter_id for letter_id, name in kind.items() if letter_id is not None}
 
 
 def test_dead_letters_list_the_resource_and_the_field_at_fault(site: Site) -> None:
@@ -429,3 +428,17 @@ def test_the_favicon_is_served_to_anyone_and_named_by_every_page(site: Site) -> 
     login = anonymous.get("/login").text
     assert '<link rel="icon" href="/favicon.ico"' in login and 'href="/static/favicon.svg' in login
     assert '<link rel="icon" href="/favicon.ico"' in site.client("irina")[0].get("/it").text
+
+
+def test_the_connection_check_speaks_the_readers_language(site: Site) -> None:
+    client, csrf = site.client("ivan")
+    html = client.post("/it/sources/files/check", data={"csrf_token": csrf}, headers={"HX-Request": "true"}).text
+    assert "Проверка подключения" in html and "пройдена" in html
+    assert "этот источник читает FHIR NDJSON или Bundle из папки на этом сервере" in html
+    assert "не JSON: 1 (Encounter.broken.ndjson line 2); они станут ошибочными записями" in html  # the value as read
+    assert "not a FHIR server" not in html
+    with respx.mock(assert_all_called=False) as ehr:
+        ehr.get(f"{EHR}/metadata").respond(200, json=_capability())
+        ehr.get(f"{EHR}/Encounter").respond(403, json={"resourceType": "OperationOutcome", "issue": []})
+        refused = client.post("/it/sources/city/check", data={"csrf_token": csrf}, headers={"HX-Request": "true"}).text
+    assert "сервер ответил 403: доступ запрещён; проверьте области доступа" in refused and "не пройдена" in refused

@@ -11,7 +11,7 @@ adds its translation to its own .po file in the same change.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
 
@@ -42,10 +42,10 @@ PYTHON_KEYWORDS = {"gettext": None, "ngettext": (1, 2), "N_": None, "_": None}
 TEMPLATE_KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2)}
 PLACEHOLDER = re.compile(r"%\((\w+)\)[sd]")
 
-Message = str | tuple[str, str]  # a message id, or (singular, plural)
+Message = str | tuple[str, ...]  # a message id, or (singular, plural)
 
 
-def _python_messages(folder: Path, keywords: dict[str, object]) -> Iterator[tuple[Message, str]]:
+def _python_messages(folder: Path, keywords: Mapping[str, object]) -> Iterator[tuple[Message, str]]:
     for path in sorted(folder.glob("*.py")):
         for lineno, message, _, _ in extract_from_file("python", str(path), keywords=keywords):  # type: ignore[arg-type]
             yield message, f"{path.relative_to(UI.parent)}:{lineno}"
@@ -92,7 +92,8 @@ def _translation(catalogs: dict[str, Catalog], message: Message) -> list[str] | 
     for catalog in catalogs.values():
         entry = catalog.get(message if isinstance(message, str) else message[0])
         if entry is not None and entry.id:
-            return list(entry.string) if isinstance(entry.string, tuple | list) else [entry.string]
+            forms = entry.string if isinstance(entry.string, tuple | list) else [entry.string]
+            return [form or "" for form in forms]
     return None
 
 
