@@ -93,7 +93,7 @@ def test_admission_to_closed_case(sekmet: SekmetServer, engine: Engine, settings
     assert detail["priority"] == "high"
     assert {"lives_alone", "elderly"} <= {c for r in detail["flags"]["reasons"] for c in r["concept"].split("+")}
     tasks = api.get(f"/api/v1/cases/{case_id}/tasks").json()
-    assert [t["kind"] for t in tasks] == ["first_visit"]
+    assert [t["kind"] for t in tasks] == ["first_visit", "find_relatives"]  # no contact person on file
 
     # the first visit: an assessment at the bedside
     assessment = api.put(
