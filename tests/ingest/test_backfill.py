@@ -293,18 +293,24 @@ def _load_simulator(server: Any, admissions: int) -> None:
 
 
 @pytest.mark.slow
-def test_an_export_from_the_simulator_ingests_like_polling(sekmet: Any, engine: Engine, settings: Settings) -> None:
-    _load_simulator(sekmet, 750)  # 3,300 resources
+def test_an_export_from_the_simulator_ingests_like_polling(
+    sekmet: Any, engine: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 880 resources, read in batches of 100 lines (every export file spans several batches, as a
+    # census's files do at the production size of 1,000) and polled in pages of 50.
+    monkeypatch.setattr(backfill_module, "BATCH_LINES", 100)
+    settings = settings.model_copy(update={"sync_page_size": 50})
+    _load_simulator(sekmet, 200)
     polled, bulk = (_add_at(engine, name, sekmet.base_url) for name in ("polled", "bulk"))
     assert sync_and_assess("polled", engine=engine, settings=settings).status == SyncStatus.ok
 
     outcome = backfill("bulk", engine=engine, settings=settings)
 
     assert outcome.sync.status == SyncStatus.ok, outcome.sync.error
-    assert outcome.read >= 3000
+    assert outcome.read >= 200 * 4 + 20 * 4
     expected, got = _state(engine, polled), _state(engine, bulk)
-    assert (len(got["encounters"]), len(got["patients"]), len(got["clinical"])) == (825, 750, 1500)
-    assert outcome.skipped == 75 * 3
+    assert (len(got["encounters"]), len(got["patients"]), len(got["clinical"])) == (220, 200, 400)
+    assert outcome.skipped == 20 * 3
     assert got == expected
     with Session(engine) as session:
         cursor = session.exec(select(Source.cursors).where(Source.id == bulk)).one()["Encounter"]
