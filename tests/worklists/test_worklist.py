@@ -8,6 +8,7 @@ Wednesday 25 November 2026, 12:00 UTC (15:00 in Moscow).
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,6 +23,8 @@ from discharge_bridge.cases.tasks.service import create_task
 from discharge_bridge.config import Settings
 from discharge_bridge.db import session_scope
 from discharge_bridge.ingest.models import EncounterSnapshot
+from discharge_bridge.risk.models import RiskAssessment
+from discharge_bridge.worklists import keyset
 from discharge_bridge.worklists.filters import CaseState, Due, InvalidFilter, Sort, WorklistQuery
 from discharge_bridge.worklists.schemas import WorklistPage
 from discharge_bridge.worklists.service import worklist
@@ -251,9 +254,16 @@ def test_a_cursor_belongs_to_its_sort(engine: Engine, settings: Settings, city: 
     with pytest.raises(InvalidFilter) as refused:
         page(engine, settings, city, sort=Sort.name, after=cursor)
     assert refused.value.param == "after"
-    for junk in ("garbage!", "W10", "WyJwcmlvcml0eSIsWzEsMiwzXV0"):  # not base64 JSON; []; too few keys
+    for junk in ("garbage!", "W10", "WyJwcmlvcml0eSIsWzEsMiwzXV0"):  # not base64 JSON; []; not a row id
         with pytest.raises(InvalidFilter):
             page(engine, settings, city, after=junk)
+    assert "MR-" not in base64.urlsafe_b64decode(cursor + "==").decode()  # an id, no patient data
+    with session_scope(engine) as session:
+        north = session.exec(select(RiskAssessment.id).where(RiskAssessment.encounter_fhir_id == "adm9")).one()
+    for elsewhere in (north, 10_000):  # another hospital's row; no row at all
+        with pytest.raises(InvalidFilter) as refused:
+            page(engine, settings, city, after=keyset.encode("priority", elsewhere))
+        assert refused.value.param == "after"
 
 
 def test_counts_per_filter_keep_the_other_filters(engine: Engine, settings: Settings, city: list[int]) -> None:

@@ -175,16 +175,16 @@ def all_of(found: dict[str, ColumnElement[bool]], *, but: str | None = None) -> 
 
 def sort_keys(sort: Sort) -> list[Key]:
     """The keys of each sort; the last is the assessment's id, so every row has its own place."""
-    rank = Key(col(RiskAssessment.priority_rank), descending=True, kind="int")
+    rank = Key(col(RiskAssessment.priority_rank), descending=True)
     start = col(EncounterSnapshot.period_start)
     row_id = col(RiskAssessment.id)
     if sort == Sort.admitted:
-        return [Key(start, descending=True, kind="datetime"), Key(row_id, descending=True, kind="int")]
+        return [Key(start, descending=True), Key(row_id, descending=True)]
     if sort == Sort.stay:
-        return [Key(start, kind="datetime"), Key(row_id, kind="int")]
+        return [Key(start), Key(row_id)]
     if sort == Sort.due:
-        return [Key(next_due(), kind="datetime"), rank, Key(row_id, kind="int")]
+        return [Key(next_due()), rank, Key(row_id)]
     if sort == Sort.name:
-        return [Key(col(PatientSnapshot.name)), Key(row_id, kind="int")]
-    score = Key(col(RiskAssessment.score), descending=True, kind="int")
-    return [rank, score, Key(start, kind="datetime"), Key(row_id, kind="int")]
+        return [Key(col(PatientSnapshot.name)), Key(row_id)]
+    score = Key(col(RiskAssessment.score), descending=True)
+    return [rank, score, Key(start), Key(row_id)]

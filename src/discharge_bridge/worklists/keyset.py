@@ -2,8 +2,9 @@
 
 A sort is a list of keys (an SQL expression, its direction); NULLs sort last either way and the
 last key must be unique (a row id), so "after this row" is exact. The cursor a page hands out is
-the last row's key values, with the sort's name, as URL-safe base64 JSON: opaque to a client, and
-refused (``InvalidCursor``) when it was made for another sort or does not decode.
+the sort's name and the last row's id as URL-safe base64 JSON: opaque to a client, free of patient
+data (names and dates are sort keys; a cursor travels in URLs), and refused (``InvalidCursor``)
+when it was made for another sort or does not decode.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, false, or_
@@ -26,7 +26,6 @@ class InvalidCursor(ValueError):
 class Key:
     expression: Any  # an SQL column or expression
     descending: bool = False
-    kind: str = "text"  # "int", "text" or "datetime": how its value travels in the cursor
 
     def ordered(self) -> Any:
         ordering = self.expression.desc() if self.descending else self.expression.asc()
@@ -56,37 +55,22 @@ def after(keys: list[Key], values: list[Any]) -> ColumnElement[bool]:
     return or_(*branches)
 
 
-def encode(sort: str, keys: list[Key], values: list[Any]) -> str:
-    plain = [v.isoformat() if isinstance(v, datetime) else v for v in values]
-    raw = json.dumps([sort, plain], separators=(",", ":")).encode()
+def encode(sort: str, last_id: int) -> str:
+    """The cursor after the row ``last_id``: the sort's name and the row's id, nothing about the patient
+    (a cursor travels in URLs); the row's key values are read again when the next page is asked for."""
+    raw = json.dumps([sort, last_id], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode(cursor: str, sort: str, keys: list[Key]) -> list[Any]:
-    """The key values in ``cursor``; ``InvalidCursor`` unless it was made for ``sort`` with these keys."""
+def decode(cursor: str, sort: str) -> int:
+    """The row id in ``cursor``; ``InvalidCursor`` unless it was made for ``sort``."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        made_for, values = json.loads(raw)
+        made_for, last_id = json.loads(raw)
     except (binascii.Error, ValueError, TypeError):
         raise InvalidCursor("not a cursor this list made") from None
-    if made_for != sort or not isinstance(values, list) or len(values) != len(keys):
+    if made_for != sort:
         raise InvalidCursor(f"made for another sort than {sort!r}")
-    return [_value(key, value) for key, value in zip(keys, values, strict=True)]
-
-
-def _value(key: Key, value: Any) -> Any:
-    if value is None:
-        return None
-    if key.kind == "datetime" and isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            raise InvalidCursor("a time in it does not parse") from None
-        if parsed.tzinfo is None:
-            raise InvalidCursor("a time in it has no zone")
-        return parsed
-    if key.kind == "int" and isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if key.kind == "text" and isinstance(value, str):
-        return value
-    raise InvalidCursor("a value in it has the wrong type")
+    if not isinstance(last_id, int) or isinstance(last_id, bool) or last_id < 1:
+        raise InvalidCursor("not a row of this list")
+    return last_id

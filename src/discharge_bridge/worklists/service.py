@@ -79,10 +79,16 @@ def worklist(
     page_where = where
     if asked.after:
         try:
-            values = keyset.decode(asked.after, asked.sort.value, keys)
+            last_id = keyset.decode(asked.after, asked.sort.value)
         except keyset.InvalidCursor as exc:
             raise InvalidFilter("after", str(exc)) from None
-        page_where = and_(where, keyset.after(keys, values))
+        anchor = joined(select(*(k.expression for k in keys))).where(col(RiskAssessment.id) == last_id)
+        if source_ids is not None:  # a row of another hospital is no place to start from
+            anchor = anchor.where(col(RiskAssessment.source_id).in_(source_ids))
+        values = session.execute(anchor).first()
+        if values is None:
+            raise InvalidFilter("after", "the row it points after is gone")
+        page_where = and_(where, keyset.after(keys, list(values)))
     columns: list[Any] = [
         RiskAssessment,
         EncounterSnapshot.period_start,
@@ -94,7 +100,6 @@ def worklist(
         Case.coordinator,
         next_due().label("next_due"),
     ]
-    columns += [k.expression.label(f"key{i}") for i, k in enumerate(keys)]
     stmt = joined(select(*columns)).where(page_where).order_by(*keyset.order_by(keys)).limit(limit + 1)
     rows = session.execute(stmt).all()
     more = len(rows) > limit
@@ -105,10 +110,7 @@ def worklist(
     items = [
         _item(row, sources[row[0].source_id], people.get((row[0].source_id, row[0].encounter_fhir_id))) for row in rows
     ]
-    next_after = None
-    if more and rows:
-        last = rows[-1]
-        next_after = keyset.encode(asked.sort.value, keys, [getattr(last, f"key{i}") for i in range(len(keys))])
+    next_after = keyset.encode(asked.sort.value, rows[-1][0].id) if more and rows else None
     counts = None
     if with_counts:
         counts = count_filters(session, found, win=win, dialect=session.get_bind().dialect.name)
