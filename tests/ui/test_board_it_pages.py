@@ -351,7 +351,15 @@ def test_replay_resolves_what_the_ehr_now_serves_and_keeps_what_stays_broken(sit
 # -- translations ----------------------------------------------------------------------------------
 
 UI = Path(discharge_bridge.ui.__file__).parent
-TEMPLATES = ["board.html", "board/table.html", "board/charts.html", "it.html", "it/source.html", "it/check.html"]
+TEMPLATES = [
+    "board.html",
+    "board/table.html",
+    "board/totals.html",
+    "board/charts.html",
+    "it.html",
+    "it/source.html",
+    "it/check.html",
+]
 MODULES = ["board.py", "it.py"]
 SAME_IN_RUSSIAN = {"OK", "CapabilityStatement", "SMART Backend Services"}
 
