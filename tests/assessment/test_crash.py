@@ -26,7 +26,7 @@ from tests.support.postgres import PostgresServer
 
 pytestmark = pytest.mark.slow
 
-RESOURCES = 5000  # about 580 admissions: a few seconds of assessment, in batches of 25
+RESOURCES = 1500  # about 200 admissions to assess: 40 batches of 5, one transaction each
 
 
 def _settings(request: pytest.FixtureRequest, folder: Path) -> Settings:
@@ -62,13 +62,13 @@ def test_a_process_killed_while_assessing_loses_no_case(
     expected = outcome(clean_engine)
     assert expected["cases"] and expected["tasks"] and not expected["duplicated_cases"] and expected["queued"] == 0
 
-    proc = start_sync(killed, DISCHARGE_BRIDGE_ASSESSMENT_BATCH_SIZE="25")
+    proc = start_sync(killed, DISCHARGE_BRIDGE_ASSESSMENT_BATCH_SIZE="5")
     deadline = time.monotonic() + 300
-    while not _ingest_finished(engine):  # the pass is stored: what runs now is the assessment
+    # The pass is stored and a first batch is assessed: what runs now is the assessment.
+    while not (_ingest_finished(engine) and count_assessments(engine) > 0):
         assert proc.poll() is None, "the sync ended before it could be killed"
         assert time.monotonic() < deadline, "the pass did not finish in time"
         time.sleep(0.02)
-    time.sleep(0.3)
     proc.send_signal(signal.SIGKILL)
     proc.wait(10)
     assessed = count_assessments(engine)
