@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from discharge_bridge.audit import AuditQuery, search_audit
 from discharge_bridge.config import Settings
 from discharge_bridge.connections.forms import (
     blank_form,
@@ -128,15 +129,20 @@ def test_saving_a_new_source_gives_it_to_a_scoped_user_only(engine: Engine, sett
         add_source(session, name="city", hospital="City", base_url="https://ehr.city.example/fhir")
         make_user(session, "irina", "it_admin", ("city",))
         irina = get_user(session, "irina").id
-        north = save_new(session, read_form(GOOD), user_id=irina, scoped=True, mappings_dir=settings.mappings_dir)
+        north = save_new(
+            session, read_form(GOOD), actor="irina", user_id=irina, scoped=True, mappings_dir=settings.mappings_dir
+        )
         south = save_new(
             session,
             read_form({**GOOD, "name": "south"}),
+            actor="irina",
             user_id=irina,
             scoped=False,
             mappings_dir=settings.mappings_dir,
         )
         granted = {row.source_id for row in session.exec(select(UserSource).where(UserSource.user_id == irina))}
+        added = search_audit(session, AuditQuery(action="source.add"))
+        assert sorted(e.target_name for e in added) == ["north", "south"] and added[0].actor == "irina"
         assert north.id in granted and south.id not in granted
         assert north.base_url == "https://ehr.north.example/fhir/r4" and north.auth["password_env"] == "NORTH_PASSWORD"
 
@@ -153,9 +159,13 @@ def test_a_change_from_the_form_keeps_the_name_and_moves_the_version(engine: Eng
         form = read_form(
             {**values_of(city), "name": "renamed", "auth_type": "bearer", "token_env": "CITY_TOKEN"}, editing=city
         )
-        saved = save_changes(session, city, form, mappings_dir=settings.mappings_dir)
+        saved = save_changes(session, city, form, actor="irina", mappings_dir=settings.mappings_dir)
         assert saved.name == "city" and saved.auth["token_env"] == "CITY_TOKEN"
         assert settings_version(saved) != before
+        audit = search_audit(session, AuditQuery(target_name="city"))
+        assert [(e.actor, e.action) for e in audit] == [("irina", "source.edit")]
+        assert audit[0].details["auth_type"] == {"from": "none", "to": "bearer"}
+        assert audit[0].details["token_env"] == {"from": "", "to": "CITY_TOKEN"}
 
 
 @sqlite_only

@@ -197,6 +197,18 @@ def test_no_patient_data_in_any_log_record(
             headers={"If-Match": f'"{tasks[0]["version"]}"'},
         )
         assert patched.status_code == 200, patched.text
+    # The surfaces that show who the patient is: a search by name, the board, contacts, the access log.
+    named = client.get("/api/v1/worklist", params={"limit": 5}).json()["items"]
+    name = next(item["name"] for item in named if item.get("name"))
+    found = client.get("/api/v1/worklist", params={"q": name.split()[0]}).json()["items"]
+    assert found and all(item["name"] for item in found)
+    assert client.get("/api/v1/board").status_code == 200
+    for case in cases:
+        contacts = client.get(f"/api/v1/cases/{case['id']}/contacts")
+        assert contacts.status_code == 200, contacts.text
+        assert client.get(f"/api/v1/cases/{case['id']}/contact-log").status_code == 200
+    assert client.get("/api/v1/access-log").json()["entries"]
+    assert client.get("/api/v1/access-log.csv").status_code == 200
     assert client.get("/api/v1/sources/demo/deadletters").status_code == 200
     assert client.get("/api/v1/cases", params={"patient": patient}).status_code == 200  # an unknown parameter
     assert client.get(f"/api/v1/sources/{patient}").status_code == 404  # an id where a name belongs

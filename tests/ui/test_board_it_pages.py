@@ -23,6 +23,7 @@ from sqlmodel import Session, select
 
 import discharge_bridge.ui
 from discharge_bridge.app import create_app
+from discharge_bridge.audit import AuditQuery, search_audit
 from discharge_bridge.cases.barriers import add_barrier
 from discharge_bridge.cases.handoffs.models import DestinationType
 from discharge_bridge.cases.handoffs.service import create_handoff
@@ -346,6 +347,13 @@ def test_replay_resolves_what_the_ehr_now_serves_and_keeps_what_stays_broken(sit
         ).one()
     assert letters[json_letter].resolved_at is not None and snapshot.status == "in-progress"
     assert letters[text_letter].resolved_at is None and letters[site.letters["other"]].resolved_at is None
+    with session_scope(engine) as session:  # both presses are in the audit trail, without payloads
+        audit = search_audit(session, AuditQuery(action="deadletter.replay"))
+    assert [(e.actor, e.target_name, e.details["resolved"]) for e in audit] == [
+        ("irina", "city", 0),
+        ("irina", "city", 1),
+    ]
+    assert audit[1].details["dead_letters"] == [json_letter]
 
 
 # -- translations ----------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from discharge_bridge.app import create_app
+from discharge_bridge.audit import AuditQuery, search_audit
 from discharge_bridge.cases.models import Case
 from discharge_bridge.config import Settings
 from discharge_bridge.connections.service import add_source
@@ -110,6 +111,9 @@ def test_sync_now_runs_a_pass_and_the_assessment_and_the_card_shows_it(site: Sit
     found = re.search(r"(\d+) fetched, (\d+) new, 0 updated, 2 dead letters; (\d+) assessed", ended.text)
     assert found and int(found.group(1)) == run.fetched and int(found.group(3)) > 0
     assert "Sync succeeded" in ended.text and "Dead letters: 2" in ended.text
+    with Session(site.engine) as session:
+        [asked_by] = search_audit(session, AuditQuery(action="source.sync_now"))
+    assert (asked_by.actor, asked_by.target_name) == ("irina", "files")
 
 
 def test_sync_now_in_russian_and_without_javascript(site: Site) -> None:

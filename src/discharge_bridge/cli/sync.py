@@ -10,12 +10,14 @@ import typer
 from rich.table import Table
 
 from discharge_bridge.assessment import assess_source, drain, sync_and_assess
+from discharge_bridge.audit import AdminAction, Target, record_admin_action
 from discharge_bridge.cli.common import console, err, fail, ready_database
+from discharge_bridge.cli.users import cli_actor
 from discharge_bridge.config import get_settings
 from discharge_bridge.db import get_engine, session_scope
 from discharge_bridge.fhir import FhirError
 from discharge_bridge.ingest.backfill import backfill_source
-from discharge_bridge.ingest.deadletters import list_dead_letters, replay
+from discharge_bridge.ingest.deadletters import ReplayOutcome, list_dead_letters, replay
 from discharge_bridge.ingest.models import DeadLetter
 from discharge_bridge.risk import MappingError, RuleSetError
 from discharge_bridge.scheduling.rescore import rescore_source
@@ -170,6 +172,13 @@ def _sync_once(only: str | None, *, show_progress: bool) -> list[Any]:
     return results
 
 
+def _by_source(letters: list[DeadLetter], outcomes: list[ReplayOutcome]) -> dict[int, list[ReplayOutcome]]:
+    grouped: dict[int, list[ReplayOutcome]] = {}
+    for letter, outcome in zip(letters, outcomes, strict=True):
+        grouped.setdefault(letter.source_id, []).append(outcome)
+    return grouped
+
+
 @app.command("rescore")
 def rescore(
     source: Annotated[str | None, typer.Option(help="Only this source.")] = None,
@@ -184,6 +193,9 @@ def rescore(
             follow = rescore_source(engine, name, get_settings(), force=force)
         except (MappingError, RuleSetError) as exc:
             raise fail(str(exc)) from None
+        with session_scope(engine) as session:
+            details = {"force": force, "assessed": follow.scores.assessed, "flagged": follow.scores.flagged}
+            record_admin_action(session, cli_actor(), AdminAction.rules_rescore, Target("source", name), details)
         scores, cases = follow.scores, follow.cases
         console.print(
             f"{name}: {scores.assessed} assessed, {scores.flagged} flagged, {scores.unchanged} unchanged; "
@@ -237,6 +249,7 @@ def deadletters_replay(
     ready_database()
     engine = get_engine()
     failed = 0
+    outcomes: list[ReplayOutcome] = []
     with session_scope(engine) as session:
         source_id = get_source(session, source).id if source else None
         if ids:
@@ -253,6 +266,7 @@ def deadletters_replay(
                 except FhirError:
                     clients[src.id] = None
             outcome = replay(session, letter, src, clients[src.id])
+            outcomes.append(outcome)
             failed += not outcome.resolved
             console.print(
                 f"{outcome.dead_letter_id}: {'resolved' if outcome.resolved else 'not resolved'} ({outcome.detail})"
@@ -260,6 +274,16 @@ def deadletters_replay(
         for client in clients.values():
             if client is not None:
                 client.close()
+        for source_id, replayed in _by_source(letters, outcomes).items():
+            src = session.get(Source, source_id)
+            assert src is not None
+            details = {
+                "dead_letters": [o.dead_letter_id for o in replayed],
+                "resolved": sum(o.resolved for o in replayed),
+            }
+            record_admin_action(
+                session, cli_actor(), AdminAction.deadletter_replay, Target("source", src.name), details
+            )
     drain(engine, get_settings())  # what the replays stored waits in the assessment queue
     if not letters:
         console.print("nothing to replay")

@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlmodel import Session
 
+from discharge_bridge.audit import AdminAction, Target, record_admin_action
 from discharge_bridge.connections.check import N_
 from discharge_bridge.connections.service import add_source, grant_source, update_source, validate_mapping
 from discharge_bridge.sources.models import Source, SourceMode
@@ -335,8 +336,11 @@ def unsaved_source(form: SourceForm) -> Source:
     )
 
 
-def save_new(session: Session, form: SourceForm, *, user_id: int | None, scoped: bool, mappings_dir: Path) -> Source:
-    """Add the source; a person who sees only some hospitals is given this one too (they set it up)."""
+def save_new(
+    session: Session, form: SourceForm, *, actor: str, user_id: int | None, scoped: bool, mappings_dir: Path
+) -> Source:
+    """Add the source; a person who sees only some hospitals is given this one too (they set it up).
+    The audit trail records it (settings as the form shows them: secrets are only env/file names)."""
     assert form.ok
     changes = form.changes()
     source = add_source(
@@ -354,10 +358,20 @@ def save_new(session: Session, form: SourceForm, *, user_id: int | None, scoped:
     if scoped and user_id is not None:
         assert source.id is not None
         grant_source(session, user_id, source.id)
+    record_admin_action(session, actor, AdminAction.source_add, Target("source", source.name), values_of(source))
     return source
 
 
-def save_changes(session: Session, source: Source, form: SourceForm, *, mappings_dir: Path) -> Source:
-    """Change the source's settings (its data, cursors and dead letters stay)."""
+def save_changes(session: Session, source: Source, form: SourceForm, *, actor: str, mappings_dir: Path) -> Source:
+    """Change the source's settings (its data, cursors and dead letters stay); the audit trail gets
+    each changed setting from -> to, and a mapping change as its own entry."""
     assert form.ok
-    return update_source(session, source.name, form.changes(), mappings_dir=mappings_dir)
+    before = values_of(source)
+    saved = update_source(session, source.name, form.changes(), mappings_dir=mappings_dir)
+    after = values_of(saved)
+    changed = {k: {"from": before[k], "to": after[k]} for k in after if before.get(k) != after[k]}
+    if changed:
+        record_admin_action(session, actor, AdminAction.source_edit, Target("source", saved.name), changed)
+    if "mapping" in changed:
+        record_admin_action(session, actor, AdminAction.mapping_set, Target("source", saved.name), changed["mapping"])
+    return saved

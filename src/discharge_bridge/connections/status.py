@@ -18,6 +18,7 @@ import httpx
 from sqlalchemy import case, func
 from sqlmodel import Session, col, select
 
+from discharge_bridge.audit import AdminAction, Target, record_admin_action
 from discharge_bridge.connections.check import (
     N_,
     NEEDED_SEARCH_PARAMS,
@@ -285,22 +286,35 @@ def check_file_source(source: Source, limit: int = FILE_CHECK_LIMIT) -> CheckRep
 
 
 def replay_dead_letter(
-    session: Session, letter_id: int, *, source_ids: list[int] | None
+    session: Session, letter_id: int, *, source_ids: list[int] | None, actor: str
 ) -> tuple[Source, list[ReplayOutcome]]:
     """Replay one dead letter of a visible source (DeadLetterNotFound otherwise); its source and the outcome."""
     letter = get_dead_letter(session, letter_id, source_ids=source_ids)
     source = session.get(Source, letter.source_id)
     assert source is not None
-    return source, replay_letters(session, source, [letter])
+    return source, replay_letters(session, source, [letter], actor=actor)
 
 
-def replay_open_letters(session: Session, source: Source, limit: int = REPLAY_ALL_LIMIT) -> list[ReplayOutcome]:
+def replay_open_letters(
+    session: Session, source: Source, *, actor: str, limit: int = REPLAY_ALL_LIMIT
+) -> list[ReplayOutcome]:
     """Replay the source's newest open dead letters, at most ``limit`` (one button press re-reads that many)."""
-    return replay_letters(session, source, list_dead_letters(session, source_id=source.id, limit=limit))
+    letters = list_dead_letters(session, source_id=source.id, limit=limit)
+    return replay_letters(session, source, letters, actor=actor)
 
 
-def replay_letters(session: Session, source: Source, letters: list[DeadLetter]) -> list[ReplayOutcome]:
-    """Replay dead letters of one source in the caller's transaction (re-read from the EHR where it has one)."""
+def replay_letters(session: Session, source: Source, letters: list[DeadLetter], *, actor: str) -> list[ReplayOutcome]:
+    """Replay dead letters of one source in the caller's transaction (re-read from the EHR where it has one).
+
+    The audit trail gets which letters and how many were resolved, never their payloads (patient data)."""
+    outcomes = _replay(session, source, letters)
+    if letters:
+        details = {"dead_letters": [o.dead_letter_id for o in outcomes], "resolved": sum(o.resolved for o in outcomes)}
+        record_admin_action(session, actor, AdminAction.deadletter_replay, Target("source", source.name), details)
+    return outcomes
+
+
+def _replay(session: Session, source: Source, letters: list[DeadLetter]) -> list[ReplayOutcome]:
     client = None
     if source.mode != SourceMode.file:
         try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from fastapi import APIRouter, BackgroundTasks, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 
+from discharge_bridge.audit import AdminAction, Target, record_admin_action
 from discharge_bridge.connections.deadletters import letter_detail
 from discharge_bridge.connections.status import (
     DeadLetterNotFound,
@@ -67,6 +68,7 @@ def sync_source_now(
     source = source_of(session, principal, name)
     i18n.set_language(language_of(request))
     if sync_now.request(source.name, by=principal.username):
+        record_admin_action(session, principal.username, AdminAction.source_sync_now, Target("source", source.name))
         background.add_task(sync_now.run, source.name, settings)
         notice = i18n.gettext("Sync requested: it runs now, and this card shows the result when it ends.")
     else:
@@ -96,7 +98,7 @@ def dead_letter(request: Request, letter_id: int, principal: SourceManager, sess
 @router.post("/it/deadletters/{letter_id}/replay", response_class=HTMLResponse)
 def replay_one(request: Request, letter_id: int, principal: SourceManager, session: SessionDep) -> Response:
     try:
-        source, outcomes = replay_dead_letter(session, letter_id, source_ids=principal.scope)
+        source, outcomes = replay_dead_letter(session, letter_id, source_ids=principal.scope, actor=principal.username)
     except DeadLetterNotFound:
         raise HTTPException(404, i18n.gettext("No such dead letter among yours: %(id)s") % {"id": letter_id}) from None
     i18n.set_language(language_of(request))
@@ -106,7 +108,7 @@ def replay_one(request: Request, letter_id: int, principal: SourceManager, sessi
 @router.post("/it/sources/{name}/replay", response_class=HTMLResponse)
 def replay_all(request: Request, name: str, principal: SourceManager, session: SessionDep) -> Response:
     source = source_of(session, principal, name)
-    outcomes = replay_open_letters(session, source)
+    outcomes = replay_open_letters(session, source, actor=principal.username)
     i18n.set_language(language_of(request))
     notices = [_notice(o) for o in outcomes] or [i18n.gettext("No open dead letters to replay.")]
     return answer(request, session, principal, source, notices={source.name: notices})

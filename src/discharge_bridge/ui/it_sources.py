@@ -120,6 +120,7 @@ async def add_source_from_form(
         source = save_new(
             session,
             form,
+            actor=principal.username,
             user_id=principal.user_id,
             scoped=principal.scope is not None,
             mappings_dir=settings.mappings_dir,
@@ -170,7 +171,7 @@ async def change_source_from_form(
         )
         return _page(request, form, mappings=mappings, editing=source, version=current, status_code=409)
     try:
-        save_changes(session, source, form, mappings_dir=settings.mappings_dir)
+        save_changes(session, source, form, actor=principal.username, mappings_dir=settings.mappings_dir)
     except SourceError as exc:
         form.refuse("form", N_("the source could not be saved: %(problem)s"), problem=str(exc))
         return _page(request, form, mappings=mappings, editing=source, version=current, status_code=422)
