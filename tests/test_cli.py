@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from discharge_bridge.audit import AuditQuery, search_audit
 from discharge_bridge.cli import app
 from discharge_bridge.config import get_settings
+from discharge_bridge.db import get_engine, session_scope
 from discharge_bridge.demo import DEMO_DATA
 
 runner = CliRunner()
@@ -94,6 +96,11 @@ def test_file_source_sync_worklist_and_dead_letter_replay(tmp_path: Path) -> Non
     assert replay.exit_code == 1  # the files have not been fixed: still unusable, still listed
     assert "still" in replay.output
     assert len(json.loads(_ok("deadletters", "list", "--format", "json"))) == 2
+    _ok("rescore", "--source", "files")
+    with session_scope(get_engine()) as session:  # both in the audit trail, as the terminal's user
+        audit = search_audit(session, AuditQuery(target_name="files"))
+    assert [e.action for e in audit][:2] == ["rules.rescore", "deadletter.replay"]
+    assert all(e.actor.startswith("cli:") for e in audit[:2]) and audit[1].details["resolved"] == 0
 
 
 def test_sources_set_changes_settings_in_place_and_refuses_a_broken_mapping(tmp_path: Path) -> None:
