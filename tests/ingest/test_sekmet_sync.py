@@ -20,6 +20,7 @@ from discharge_bridge.db import make_engine, session_scope
 from discharge_bridge.ingest.models import ClinicalSnapshot, DeadLetter, EncounterSnapshot, PatientSnapshot
 from discharge_bridge.sources.models import SyncStatus
 from tests.support.clock import child_env
+from tests.support.db import migrated_sqlite
 from tests.support.sekmet import SekmetServer
 
 pytestmark = pytest.mark.slow
@@ -254,9 +255,11 @@ def test_a_killed_sync_process_resumes_to_the_same_state(sekmet: SekmetServer, t
             "DISCHARGE_BRIDGE_SYNC_PAGE_SIZE": "5",
         }
 
-    for name in ("killed", "clean"):
-        add = _cli(env_for(name), "sources", "add", "sim", "--hospital", "Sim", "--base-url", sekmet.base_url)
-        assert add.wait(60) == 0, add.stderr.read() if add.stderr else ""
+    for name in ("killed", "clean"):  # the source is set up in this process: only the syncs run as commands
+        setup = make_engine(migrated_sqlite(tmp_path / name).sqlalchemy_url)
+        with session_scope(setup) as session:
+            add_source(session, name="sim", hospital="Sim", base_url=sekmet.base_url)
+        setup.dispose()
 
     killed_env = env_for("killed")
     proc = _cli(killed_env, "sync", "--once")
