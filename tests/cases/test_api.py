@@ -9,7 +9,7 @@ from sqlalchemy.engine import Engine
 
 from discharge_bridge.config import Settings
 from discharge_bridge.db import session_scope
-from tests.support.factories import api_client, make_source, put_encounter, put_risk, seed_case
+from tests.support.factories import api_client, make_source, make_user, put_encounter, put_risk, seed_case
 
 
 def test_without_a_token_everything_is_401(engine: Engine, settings: Settings) -> None:
@@ -72,6 +72,9 @@ def test_opening_by_hand_is_201_then_200_and_unknown_admissions_404(engine: Engi
 @time_machine.travel(datetime(2026, 12, 1, 9, 0, tzinfo=UTC), tick=False)  # its dates are absolute (November 2026)
 def test_detail_shows_flags_and_patch_assigns_dates_and_closes(engine: Engine, settings: Settings) -> None:
     case_id = seed_case(engine, concepts=("lives_alone", "dementia"))
+    with session_scope(engine) as session:  # a case goes only to a coordinator of its hospital
+        make_user(session, "anna")
+        make_user(session, "bob")
     client = api_client(settings)
     detail = client.get(f"/api/v1/cases/{case_id}")
     body = detail.json()

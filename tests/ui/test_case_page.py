@@ -219,6 +219,8 @@ def test_a_task_is_edited_in_place_and_a_stale_edit_is_the_apis_409(
     engine: Engine, settings: Settings, case_id: int, anna: Browser
 ) -> None:
     task = _task(engine, case_id, "Call the daughter")
+    with session_scope(engine) as session:
+        make_user(session, "boris", password=None)  # a task goes to a coordinator of the hospital
     action = f"/cases/{case_id}/tasks/{task.id}"
     page = anna.get(f"/cases/{case_id}").text
     assert f'name="version" value="{task.version}"' in _form(page, action)
@@ -345,7 +347,7 @@ def test_a_handoff_with_every_document_completes_without_a_reason(
 def test_the_printable_plan_in_the_readers_language(
     engine: Engine, settings: Settings, case_id: int, clock: None, locale: str, words: tuple[str, ...]
 ) -> None:
-    _task(engine, case_id, "Order a walker", due_at=NOW + timedelta(days=1), owner="anna")
+    _task(engine, case_id, "Order a walker", due_at=NOW + timedelta(days=1))  # anna's, the case's
     _scheduled_handoff(engine, case_id, settings)
     reader = Browser(settings, engine, f"reader_{locale}", sources=("city",), locale=locale)
     page = reader.get(f"/cases/{case_id}/plan/print")
@@ -415,7 +417,7 @@ def test_the_printable_plan_in_the_readers_language(
             {"version": "1", "coordinator": "mallory"},
             "coordinator",
             "",
-            "is not a coordinator of this hospital",
+            "is not an enabled coordinator of this hospital",
         ),
     ],
 )

@@ -85,7 +85,7 @@ def _morning(engine: Engine, settings: Settings, case_id: int) -> None:
             session.add(risk)
         case = session.get(Case, case_id)
         assert case is not None
-        create_task(session, case, actor="t", description="Call the daughter", domain="social", owner="anna")
+        create_task(session, case, actor="t", description="Call the daughter", domain="social")  # anna's, the case's
         due_soon = session.exec(select(Task).where(Task.description == "Call the daughter")).one()
         _, day_end = local_day(get_source(session, "city"), utcnow())
         due_soon.due_at = utcnow() + (day_end - utcnow()) / 2  # later today in the hospital's zone
@@ -95,7 +95,6 @@ def _morning(engine: Engine, settings: Settings, case_id: int) -> None:
             actor="t",
             description="Order a walker",
             domain="material",
-            owner="anna",
             due_at=utcnow() - timedelta(days=1),
         )
         session.flush()

@@ -26,7 +26,7 @@ from discharge_bridge.sources.models import Source
 from discharge_bridge.sources.service import get_source
 from discharge_bridge.worklists.models import MorningList
 from discharge_bridge.worklists.morning import build_morning_list, for_coordinator, latest_for, local_day
-from tests.support.factories import RULES, flagged_case, make_source
+from tests.support.factories import RULES, flagged_case, make_source, make_user
 
 DAY1 = datetime(2026, 11, 2, 4, 0, tzinfo=UTC)  # 07:00 in Moscow
 DAY2 = DAY1 + timedelta(days=1)
@@ -120,6 +120,7 @@ def test_lists_hold_new_flags_since_the_last_list_and_tasks_due_today_or_overdue
         for row in session.exec(select(RiskAssessment).where(RiskAssessment.encounter_fhir_id == "g1")):
             row.current = False  # discharged before the morning
             session.add(row)
+        make_user(session, "carol", sources=("msk",))  # a task goes to someone of the hospital
         overdue = _task(session, late, "Call the daughter", DAY2 - timedelta(hours=1), owner="carol")
         later_today = _task(session, late, "Book the home-care assessment", DAY2 + timedelta(hours=10))
         tomorrow = _task(session, early, "Visit again", DAY2 + timedelta(hours=30))

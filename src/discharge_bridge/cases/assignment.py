@@ -1,4 +1,11 @@
-"""Who gets a case the sync opens: the hospital's coordinators in turn, or the coordinator of the ward.
+"""Who may be given a case or a task, and who gets a case the sync opens: the hospital's coordinators in
+turn, or the coordinator of the ward.
+
+Every write that names a user (a case's coordinator, a task's owner), from the API, a page or the
+sync, is checked here against the same rule: a case goes only to an enabled coordinator of its
+hospital; a task only to an enabled user of its hospital who may coordinate (its coordinators, and
+admins, who see every hospital). A refusal reads the same whether the name is unknown or belongs to
+someone who may not take it, so it cannot be used to find out who has an account.
 
 ``Source.assignment`` says how:
 
@@ -20,10 +27,13 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from discharge_bridge.cases.errors import InvalidInput
 from discharge_bridge.cases.models import Case
 from discharge_bridge.ingest.models import EncounterSnapshot
 from discharge_bridge.sources.models import Source
-from discharge_bridge.users.service import coordinators_of
+from discharge_bridge.users.models import User
+from discharge_bridge.users.roles import ROLE_PERMISSIONS, Permission, Role
+from discharge_bridge.users.service import coordinators_of, visible_sources
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +46,34 @@ class AssignmentMode(StrEnum):
 class WardFallback(StrEnum):
     round_robin = "round_robin"
     none = "none"  # leave the case unassigned when its ward has no coordinator
+
+
+def _sees(session: Session, username: str, source_id: int, roles: frozenset[Role]) -> bool:
+    """Whether ``username`` is an enabled user of one of ``roles`` who may see the hospital ``source_id``."""
+    user = session.exec(select(User).where(User.username == username)).first()
+    if user is None or user.disabled or Role(user.role) not in roles:
+        return False
+    scope = visible_sources(session, user)
+    return scope is None or source_id in scope
+
+
+COORDINATOR_ROLES = frozenset({Role.coordinator})
+TASK_OWNER_ROLES = frozenset(role for role, granted in ROLE_PERMISSIONS.items() if Permission.coordinate in granted)
+
+
+def check_coordinator(session: Session, case: Case, username: str | None) -> None:
+    """Raise InvalidInput (``coordinator``) unless ``username`` is None (unassigned) or an enabled
+    coordinator of the case's hospital."""
+    if username is not None and not _sees(session, username, case.source_id, COORDINATOR_ROLES):
+        raise InvalidInput(("body", "coordinator"), f"{username!r} is not an enabled coordinator of this hospital")
+
+
+def check_task_owner(session: Session, case: Case, username: str | None) -> None:
+    """Raise InvalidInput (``owner``) unless ``username`` is None (nobody) or an enabled user of the
+    case's hospital whose role may coordinate."""
+    if username is not None and not _sees(session, username, case.source_id, TASK_OWNER_ROLES):
+        message = f"{username!r} is not an enabled user of this hospital who may coordinate"
+        raise InvalidInput(("body", "owner"), message)
 
 
 class InvalidAssignment(ValueError):

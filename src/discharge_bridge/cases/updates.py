@@ -13,11 +13,11 @@ from typing import Any
 
 from sqlmodel import Session
 
+from discharge_bridge.cases.assignment import check_coordinator
 from discharge_bridge.cases.errors import InvalidInput, check_version, ensure_open
 from discharge_bridge.cases.models import Case, CaseStatus
 from discharge_bridge.cases.readiness import DATES, set_dates_by_person
 from discharge_bridge.cases.service import assign, change_status, confirm_same_person, keep_case
-from discharge_bridge.users.service import coordinators_of
 
 FIELDS = frozenset({"coordinator", "status", "outcome", "keep_reason", "same_person", *DATES})
 ENDINGS = (CaseStatus.closed, CaseStatus.cancelled)
@@ -30,13 +30,13 @@ def update_case(
     *,
     actor: str,
     expected_version: int | None = None,
-    coordinators_only: bool = False,
 ) -> bool:
     """Apply the sent fields; return whether anything changed.
 
     ``outcome`` goes only with a close or cancel. Everything but the status needs an open case
-    (CaseClosed otherwise). With ``coordinators_only`` the new coordinator must be an enabled
-    coordinator of the case's hospital (the page offers only those); the API takes any name.
+    (CaseClosed otherwise). A new coordinator must be an enabled coordinator of the case's hospital
+    (``assignment.check_coordinator``, InvalidInput otherwise), whoever asks; the one the case has
+    already is not checked again.
     """
     unknown = set(values) - FIELDS
     if unknown:
@@ -51,7 +51,8 @@ def update_case(
     if set(values) - {"status", "outcome"}:
         ensure_open(case)
     if "coordinator" in values:
-        _check_coordinator(session, case, values["coordinator"], coordinators_only)
+        if values["coordinator"] != case.coordinator:
+            check_coordinator(session, case, values["coordinator"])
         changed |= assign(session, case, values["coordinator"], actor=actor)
     if values.get("keep_reason") is not None:
         keep_case(session, case, actor=actor, reason=values["keep_reason"])
@@ -65,10 +66,3 @@ def update_case(
     if status in ENDINGS:
         changed |= change_status(session, case, status, outcome=values.get("outcome"), actor=actor)
     return changed
-
-
-def _check_coordinator(session: Session, case: Case, chosen: str | None, coordinators_only: bool) -> None:
-    if chosen is None or not coordinators_only:
-        return
-    if chosen not in {u.username for u in coordinators_of(session, case.source_id)}:
-        raise InvalidInput(("body", "coordinator"), f"{chosen!r} is not a coordinator of this hospital")

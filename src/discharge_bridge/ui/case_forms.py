@@ -82,31 +82,16 @@ def _lines(form: FormData, field: str) -> list[str]:
     return [line.strip() for line in text(form, field).splitlines() if line.strip()]
 
 
-def _update(
-    session: SessionDep,
-    case: Case,
-    principal: Principal,
-    form: FormData,
-    values: dict[str, Any],
-    *,
-    coordinators_only: bool = False,
-) -> bool:
+def _update(session: SessionDep, case: Case, principal: Principal, form: FormData, values: dict[str, Any]) -> bool:
     """A header form's change, as the API's PATCH makes it, for the version the form was rendered with."""
-    return update_case(
-        session,
-        case,
-        values,
-        actor=principal.username,
-        expected_version=version_of(form),
-        coordinators_only=coordinators_only,
-    )
+    return update_case(session, case, values, actor=principal.username, expected_version=version_of(form))
 
 
 @router.post("/cases/{case_id}/assign")
 def case_assign(case: PageCase, session: SessionDep, principal: Coordinator, form: Form) -> RedirectResponse:
     assert case.id is not None
     chosen = text(form, "coordinator") or None
-    _update(session, case, principal, form, {"coordinator": chosen}, coordinators_only=True)
+    _update(session, case, principal, form, {"coordinator": chosen})
     return back_to_case(case.id, "assigned")
 
 

@@ -8,12 +8,22 @@ import time_machine
 from sqlalchemy.engine import Engine
 
 from discharge_bridge.config import Settings
-from tests.support.factories import api_client, seed_case
+from discharge_bridge.db import session_scope
+from discharge_bridge.users.service import disable_user
+from tests.support.factories import api_client, make_source, make_user, seed_case
+
+
+def _coordinators(engine: Engine) -> None:
+    """anna and bob coordinate "city": a task's owner is one of the hospital's own people."""
+    with session_scope(engine) as session:
+        make_user(session, "anna")
+        make_user(session, "bob")
 
 
 @time_machine.travel(datetime(2026, 12, 1, 9, 0, tzinfo=UTC), tick=False)  # its dates are absolute (November 2026)
 def test_task_lifecycle_over_http(engine: Engine, settings: Settings) -> None:
     case_id = seed_case(engine)
+    _coordinators(engine)
     client = api_client(settings)
     url = f"/api/v1/cases/{case_id}/tasks"
     [first_visit] = client.get(url).json()
@@ -51,6 +61,7 @@ def test_task_lifecycle_over_http(engine: Engine, settings: Settings) -> None:
 
 def test_task_errors(engine: Engine, settings: Settings) -> None:
     case_id = seed_case(engine)
+    _coordinators(engine)
     client = api_client(settings)
     [task] = client.get(f"/api/v1/cases/{case_id}/tasks").json()
     task_url = f"/api/v1/tasks/{task['id']}"
@@ -94,9 +105,42 @@ def test_task_errors(engine: Engine, settings: Settings) -> None:
 
 def test_a_refused_change_writes_nothing(engine: Engine, settings: Settings) -> None:
     case_id = seed_case(engine)
+    _coordinators(engine)
     client = api_client(settings)
     before = client.get(f"/api/v1/cases/{case_id}/timeline").json()
     [task] = client.get(f"/api/v1/cases/{case_id}/tasks").json()
     client.patch(f"/api/v1/tasks/{task['id']}", json={"owner": "bob", "status": "failed"}, headers={"If-Match": '"1"'})
     assert client.get(f"/api/v1/tasks/{task['id']}").json()["owner"] is None
     assert client.get(f"/api/v1/cases/{case_id}/timeline").json() == before
+
+
+def test_a_task_goes_only_to_someone_of_the_hospital_who_coordinates(engine: Engine, settings: Settings) -> None:
+    """Adding or reassigning a task: a user of another hospital, a bed manager, an IT admin, a disabled
+    user or an unknown name is a 422 naming ``owner``, in the same words for each (no probing for names)."""
+    case_id = seed_case(engine)
+    _coordinators(engine)
+    with session_scope(engine) as session:
+        make_source(session, "north")
+        make_user(session, "nora", sources=("north",))
+        make_user(session, "boris", "bed_manager")
+        make_user(session, "irina", "it_admin")
+        make_user(session, "gone")
+        disable_user(session, "gone")
+    client = api_client(settings)
+    [task] = client.get(f"/api/v1/cases/{case_id}/tasks").json()
+    task_url = f"/api/v1/tasks/{task['id']}"
+    for name in ("nora", "boris", "irina", "gone", "mallory"):
+        new = {"description": "x", "domain": "legal", "owner": name}
+        added = client.post(f"/api/v1/cases/{case_id}/tasks", json=new)
+        moved = client.patch(task_url, json={"owner": name}, headers={"If-Match": '"1"'})
+        for refused in (added, moved):
+            assert refused.status_code == 422, (name, refused.text)
+            [problem] = refused.json()["detail"]
+            assert problem["loc"] == ["body", "owner"]
+            assert problem["msg"] == f"{name!r} is not an enabled user of this hospital who may coordinate"
+    assert [t["owner"] for t in client.get(f"/api/v1/cases/{case_id}/tasks").json()] == [None]
+    assert client.patch(task_url, json={"owner": "bob"}, headers={"If-Match": '"1"'}).json()["owner"] == "bob"
+    nobody = client.patch(task_url, json={"owner": None}, headers={"If-Match": '"2"'})  # null: nobody, as before
+    assert nobody.status_code == 200 and nobody.json()["owner"] is None
+    added = client.post(f"/api/v1/cases/{case_id}/tasks", json={"description": "x", "domain": "legal", "owner": "anna"})
+    assert added.status_code == 201 and added.json()["owner"] == "anna"

@@ -14,7 +14,7 @@ from discharge_bridge.cases.tasks.escalation import escalate_overdue
 from discharge_bridge.cases.tasks.models import Task, TaskDomain, TaskPriority, TaskStatus
 from discharge_bridge.cases.tasks.service import create_task, update_task
 from discharge_bridge.db import session_scope
-from tests.support.factories import flagged_case, make_source
+from tests.support.factories import flagged_case, make_source, make_user
 
 NOW = datetime(2026, 11, 5, 9, 0, tzinfo=UTC)
 
@@ -22,6 +22,7 @@ NOW = datetime(2026, 11, 5, 9, 0, tzinfo=UTC)
 def test_each_overdue_active_task_is_escalated_once(engine: Engine) -> None:
     with time_machine.travel(NOW - timedelta(days=3), tick=False), session_scope(engine) as session:
         case = flagged_case(session, make_source(session).id or 0)  # its first visit was due NOW - 2 days
+        make_user(session, "anna")
 
         def task(description: str, due: datetime | None, owner: str | None = "anna") -> Task:
             return create_task(

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlmodel import Session
 
+from discharge_bridge.cases.assignment import check_task_owner
 from discharge_bridge.cases.errors import check_version, ensure_open, refuse_nulls
 from discharge_bridge.cases.events import EventKind, changes, record_event
 from discharge_bridge.cases.models import Case
@@ -42,8 +43,10 @@ def create_task(
     due_at: datetime | None = None,
     now: datetime | None = None,
 ) -> Task:
-    """Add a task to an open case's plan, owned by ``owner`` or else the case's coordinator."""
+    """Add a task to an open case's plan, owned by ``owner`` (an enabled user of the hospital who may
+    coordinate: InvalidInput otherwise) or else the case's coordinator."""
     ensure_open(case)
+    check_task_owner(session, case, owner)
     assert case.id is not None
     now = now or utcnow()
     task = Task(
@@ -93,13 +96,16 @@ def update_task(
     """Change a task's ``status`` (only along TASK_TRANSITIONS) and/or its fields in EDITABLE;
     ``values`` holds only the fields the caller sends.
 
-    Raises InvalidInput for a field of NOT_NULL sent as None, CaseClosed on a closed case,
+    Raises InvalidInput for a field of NOT_NULL sent as None or a new ``owner`` who may not own it
+    (the owner the task has already is not checked again), CaseClosed on a closed case,
     StaleVersion when ``expected_version`` is not the stored one, InvalidTransition (with the
     allowed next statuses) for a move the table forbids.
     """
     refuse_nulls(values, NOT_NULL)
     ensure_open(case)
     check_version(f"task {task.id}", task.version, expected_version)
+    if "owner" in values and values["owner"] != task.owner:
+        check_task_owner(session, case, values["owner"])
     status = values.pop("status", None)
     unknown = set(values) - EDITABLE
     if unknown:
