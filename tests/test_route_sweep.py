@@ -1,15 +1,20 @@
-"""The route sweep: every registered route answers 401 / 403 / 404 where it must, for every role.
+"""The route sweep: every registered route answers 401 / 403 / 404 where it must, for every role; and
+every write that names a user (a case's coordinator, a task's owner) takes only someone who may be
+given it, whoever asks and through whichever door (API or page).
 
 The routes come from the app itself through ``fastapi.routing.iter_route_contexts`` (since FastAPI
 0.137 ``app.routes`` holds one opaque entry per included router, so a plain loop over it would
 sweep nothing and pass). A route that is neither allow-listed below nor carries a permission
 dependency (``deps.require`` / ``deps.require_by_method``, found by walking its dependency tree)
 fails here by path, and a path parameter the sweep cannot fill with another hospital's object fails
-by name: a new route cannot escape. SQLite only (fast).
+by name: a new route cannot escape. So does a write route with a field that reads like a user
+(``USER_LIKE``, in its declared body or, for a page, in the form fields its code reads) that is not
+listed in USER_FIELDS (swept with every kind of user) or FREE_TEXT (with the reason). SQLite only (fast).
 """
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,7 +25,7 @@ from fastapi import Depends, FastAPI, params
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
-from pydantic import TypeAdapter
+from pydantic import BaseModel, TypeAdapter
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 from starlette.routing import Mount, Route
@@ -31,6 +36,7 @@ from discharge_bridge.cases.contacts.service import add_contact
 from discharge_bridge.cases.handoffs.models import DestinationType
 from discharge_bridge.cases.handoffs.service import create_handoff
 from discharge_bridge.cases.models import BarrierCode, Case
+from discharge_bridge.cases.tasks.models import Task
 from discharge_bridge.cases.tasks.repository import list_tasks
 from discharge_bridge.config import Settings
 from discharge_bridge.db import session_scope
@@ -38,7 +44,7 @@ from discharge_bridge.deps import SAFE_METHODS, SessionDep, current_principal, r
 from discharge_bridge.ingest.models import DeadLetter
 from discharge_bridge.ingest.store import record_dead_letter
 from discharge_bridge.users.roles import ROLE_PERMISSIONS, Permission, Role
-from discharge_bridge.users.service import issue_token
+from discharge_bridge.users.service import disable_user, issue_token
 from tests.support.factories import flagged_case, make_source, make_user
 
 # SQLite only: fast, and the scoping SQL itself runs on both databases in the domain tests.
@@ -106,12 +112,33 @@ BODIES: dict[tuple[str, str], Callable[[Hospital], dict[str, Any]]] = {
 }
 
 
+# Writes that name a user, and the field that does: each is swept with every kind of user below.
+USER_FIELDS: dict[tuple[str, str], str] = {
+    ("PATCH", "/api/v1/cases/{case_id}"): "coordinator",
+    ("POST", "/api/v1/cases/{case_id}/tasks"): "owner",
+    ("PATCH", "/api/v1/tasks/{task_id}"): "owner",
+    ("POST", "/cases/{case_id}/assign"): "coordinator",
+    ("POST", "/cases/{case_id}/tasks"): "owner",
+    ("POST", "/cases/{case_id}/tasks/{task_id}"): "owner",
+}
+# Fields named like a user that hold free text. A barrier's owner is whoever must lift it: a social
+# service, the family, a ward ("social services" in the pages' own tests), not an account here.
+FREE_TEXT: dict[tuple[str, str], str] = {
+    ("POST", "/api/v1/cases/{case_id}/barriers"): "owner",
+    ("PATCH", "/api/v1/barriers/{barrier_id}"): "owner",
+    ("POST", "/cases/{case_id}/barriers"): "owner",
+}
+# Field names that read like a user. Sign-in (``/login``: username) is open and judged elsewhere.
+USER_LIKE = frozenset({"coordinator", "owner", "assignee", "assigned_to", "user", "username", "responsible"})
+
+
 @dataclass
 class Endpoint:
     method: str
     path: str
     dependant: Dependant | None  # None for plain Starlette routes
     body_params: list[Any]
+    endpoint: Callable[..., Any] | None = None  # the route's function (a page reads its form in it)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -141,6 +168,19 @@ class Endpoint:
         """Authenticated by a per-source secret header instead of sign-in (the dependency says so)."""
         return any(getattr(call, "webhook_secret", False) for call in self.calls())
 
+    def user_like_fields(self) -> set[str]:
+        """Fields of its declared body, or form fields its code names as string literals, that read like a user."""
+        names: set[str] = set()
+        for param in self.body_params:
+            annotation = param.field_info.annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                names |= set(annotation.model_fields)
+            else:
+                names.add(param.alias)
+        if not self.body_params and self.endpoint is not None:  # a page: the fields it reads from its form
+            names |= set(re.findall(r"[\"'](\w+)[\"']", inspect.getsource(self.endpoint)))
+        return names & USER_LIKE
+
 
 def _calls(dependant: Dependant) -> Iterator[Any]:
     for sub in dependant.dependencies:
@@ -168,9 +208,10 @@ def enumerate_routes(app: FastAPI) -> tuple[list[Endpoint], set[str], list[str]]
                 f"{type(route).__name__} {getattr(context, 'path', '?')}: a route kind the sweep cannot judge"
             )
             continue
+        endpoint = getattr(route, "endpoint", None)
         for method in sorted(context.methods or ()):
             if method != "HEAD":  # answered as GET
-                endpoints.append(Endpoint(method, context.path_format, dependant, body))
+                endpoints.append(Endpoint(method, context.path_format, dependant, body, endpoint))
     return endpoints, mounts, problems
 
 
@@ -190,6 +231,24 @@ def classify(endpoints: list[Endpoint], mounts: set[str]) -> list[str]:
         problems += [
             f"{e.method} {e.path}: unknown path parameter {{{p}}}" for p in e.path_params if p not in PATH_PARAMS
         ]
+    return problems
+
+
+def classify_user_fields(endpoints: list[Endpoint]) -> list[str]:
+    """Writes with a field that reads like a user but is in neither USER_FIELDS nor FREE_TEXT; stale entries."""
+    problems = []
+    listed = {**USER_FIELDS, **FREE_TEXT}
+    for e in endpoints:
+        if e.method in SAFE_METHODS or e.key in OPEN or e.webhook():
+            continue
+        for name in sorted(e.user_like_fields() - ({listed[e.key]} if e.key in listed else set())):
+            problems.append(
+                f"{e.method} {e.path}: field {name!r} reads like a user: list it in USER_FIELDS or FREE_TEXT"
+            )
+    keys = {e.key: e for e in endpoints}
+    for key, name in sorted(listed.items()):
+        if key not in keys or name not in keys[key].user_like_fields():
+            problems.append(f"{key[0]} {key[1]}: listed with {name!r} but no such route or field")
     return problems
 
 
@@ -375,6 +434,117 @@ def test_every_route_answers_401_403_404_where_it_must(settings: Settings, engin
     failures += found + role_failures(clients, guarded, mine)
     assert not failures, "\n".join(failures)
     assert checked >= 15  # every route with an id of a scoped object was tried with hospital B's
+
+
+# --- writes that name a user: role x hospital x target user --------------------------------------
+
+# The people a write may name, with whether a case's coordinator / a task's owner may be them. Only
+# an enabled coordinator of the case's hospital may take a case; a task, an enabled user of the
+# hospital who may coordinate (its coordinators, and admins, who see every hospital).
+TARGETS: dict[str, dict[str, bool]] = {
+    "sweep-coordinator": {"coordinator": True, "owner": True},  # a coordinator of hosp-a
+    "sweep-admin": {"coordinator": False, "owner": True},
+    "sweep-coordinator-b": {"coordinator": False, "owner": False},  # another hospital's
+    "sweep-bed_manager": {"coordinator": False, "owner": False},
+    "sweep-it_admin": {"coordinator": False, "owner": False},
+    "sweep-disabled": {"coordinator": False, "owner": False},  # a coordinator of hosp-a, disabled
+    "sweep-nobody": {"coordinator": False, "owner": False},  # no such user
+}
+
+
+def _versions(engine: Engine, h: Hospital) -> tuple[int, int]:
+    """The stored versions of hospital ``h``'s case and task (each accepted write moves them)."""
+    with session_scope(engine) as session:
+        case, task = session.get(Case, h.case_id), session.get(Task, h.task_id)
+        assert case is not None and task is not None
+        return case.version, task.version
+
+
+def naming(e: Endpoint, h: Hospital, name: str, engine: Engine) -> dict[str, Any]:
+    """A request of route ``e`` that is valid but for the user it names, ``name``, in its user field."""
+    case_version, task_version = _versions(engine, h)
+    bodies: dict[tuple[str, str], dict[str, Any]] = {
+        ("PATCH", "/api/v1/cases/{case_id}"): {"coordinator": name},
+        ("POST", "/api/v1/cases/{case_id}/tasks"): {"description": "sweep", "domain": "social", "owner": name},
+        ("PATCH", "/api/v1/tasks/{task_id}"): {"owner": name, "version": task_version},
+        ("POST", "/cases/{case_id}/assign"): {"coordinator": name, "version": case_version},
+        ("POST", "/cases/{case_id}/tasks"): {"description": "sweep", "domain": "social", "owner": name},
+        ("POST", "/cases/{case_id}/tasks/{task_id}"): {"owner": name, "version": task_version, "status_reason": ""},
+    }
+    body = bodies[e.key]
+    return {"json": body} if e.path.startswith("/api/") else {"data": body}
+
+
+def _names_the_field(e: Endpoint, response: Any, field: str) -> bool:
+    """A refusal about ``field``: the API's 422 locates it; the page marks its control invalid."""
+    if e.path.startswith("/api/"):
+        return [d["loc"][-1] for d in response.json()["detail"]] == [field]
+    controls = re.findall(rf'<(?:input|select|textarea)[^>]*\sname="{field}"[^>]*>', response.text)
+    return any('aria-invalid="true"' in control for control in controls)
+
+
+def user_write_failures(
+    clients: dict[Role, TestClient], endpoints: list[Endpoint], mine: Hospital, engine: Engine
+) -> tuple[list[str], int]:
+    """Each write of USER_FIELDS by each role, naming each target: accepted (2xx / the page's 303) only
+    where TARGETS says so, else a 4xx naming the field; a role without the permission: 403 whoever it names."""
+    failures, checked = [], 0
+    for e in (e for e in endpoints if e.key in USER_FIELDS):
+        field = USER_FIELDS[e.key]
+        for role, client in clients.items():
+            permitted = e.needs() <= ROLE_PERMISSIONS[role]
+            for name, may in TARGETS.items():
+                checked += 1
+                response = client.request(
+                    e.method, url_for(e, mine), follow_redirects=False, **naming(e, mine, name, engine)
+                )
+                status, who = response.status_code, f"{role} {e.method} {e.path} naming {name}"
+                if not permitted:
+                    if status != 403:
+                        failures.append(f"{who} -> {status} (wants 403: the role may not write here)")
+                elif may[field] and status not in (200, 201, 303):
+                    failures.append(f"{who} -> {status} (wants it accepted): {response.text[:200]}")
+                elif not may[field] and not (
+                    400 <= status < 500 and status != 403 and _names_the_field(e, response, field)
+                ):
+                    failures.append(f"{who} -> {status} (wants a 4xx naming {field!r}): {response.text[:200]}")
+    return failures, checked
+
+
+def test_every_write_that_names_a_user_takes_only_someone_who_may_be_given_it(
+    settings: Settings, engine: Engine
+) -> None:
+    with session_scope(engine) as session:
+        mine = _hospital(session, settings, "hosp-a", "a7c1")
+        _hospital(session, settings, "hosp-b", "b7c1")
+        make_user(session, "sweep-coordinator-b", "coordinator", ("hosp-b",))
+        make_user(session, "sweep-disabled", "coordinator", ("hosp-a",))
+        disable_user(session, "sweep-disabled")
+    app = create_app(settings)
+    endpoints = enumerate_routes(app)[0]
+    problems = classify_user_fields(endpoints)
+    assert not problems, "writes naming a user that escape the sweep:\n" + "\n".join(problems)
+    clients = {role: token_client(app, engine, f"sweep-{role.value}", role, (mine.source_name,)) for role in ROLES}
+    failures, checked = user_write_failures(clients, endpoints, mine, engine)
+    assert not failures, "\n".join(failures)
+    assert checked == len(USER_FIELDS) * len(ROLES) * len(TARGETS)
+
+
+class Handover(BaseModel):
+    """The body of a route the sweep does not know, which names a user."""
+
+    assignee: str
+
+
+def test_the_sweep_catches_a_write_naming_a_user_it_does_not_know(settings: Settings) -> None:
+    app = create_app(settings)
+
+    @app.post("/api/v1/handovers", dependencies=[Depends(require(Permission.coordinate))])
+    def handover(body: Handover) -> dict[str, str]:
+        return {"to": body.assignee}
+
+    found = classify_user_fields(enumerate_routes(app)[0])
+    assert found == ["POST /api/v1/handovers: field 'assignee' reads like a user: list it in USER_FIELDS or FREE_TEXT"]
 
 
 def test_the_sweep_catches_an_unguarded_route_and_an_unknown_parameter(settings: Settings) -> None:
