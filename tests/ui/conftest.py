@@ -59,8 +59,10 @@ def _free_port() -> int:
 
 
 # The browser tests' morning: 09:00 in Moscow (the demo hospital's zone), two hours after the
-# morning list. Pinned, so what is "due today" does not depend on when the suite runs.
-LIVE_CLOCK = datetime(2026, 3, 10, 6, 0, tzinfo=UTC)
+# morning list, the day after the demo's admissions end (fhir_fixtures/make_demo_hospital.py
+# ANCHOR), so stays have their lengths. Pinned, so what is "due today" does not depend on when the
+# suite runs.
+LIVE_CLOCK = datetime(2026, 11, 24, 6, 0, tzinfo=UTC)
 
 
 def prepare_demo_data(data_dir: Path) -> None:
