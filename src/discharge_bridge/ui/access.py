@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -13,6 +12,7 @@ from discharge_bridge.access import AccessQuery, search_access
 from discharge_bridge.deps import SessionDep, require
 from discharge_bridge.sources.service import list_sources
 from discharge_bridge.ui import audit
+from discharge_bridge.ui.day_range import DayRange
 from discharge_bridge.ui.templating import PageRoute, render
 from discharge_bridge.users.principal import Principal
 from discharge_bridge.users.roles import Permission
@@ -21,13 +21,6 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 Auditor = Annotated[Principal, Depends(require(Permission.audit_access))]
 PAGE = 100
 router.include_router(audit.router)  # the administration audit page, linked from this one
-
-
-def _day(value: str | None) -> date | None:
-    try:
-        return date.fromisoformat(value) if value else None
-    except ValueError:
-        return None
 
 
 @router.get("/access-log", response_class=HTMLResponse)
@@ -45,15 +38,14 @@ def access_log_page(
     """Dates are whole days in UTC (``until`` inclusive); a date that does not parse is ignored and said so."""
     sources = list_sources(session, source_ids=principal.scope)
     by_name = {s.name: s for s in sources}
-    first, last = _day(since), _day(until)
-    bad_dates = [name for name, raw, day in (("since", since, first), ("until", until, last)) if raw and day is None]
+    days = DayRange.read(since, until)
     chosen = by_name.get(source)
     query = AccessQuery(
         username=username or None,
         source_id=chosen.id if chosen is not None else None,
         patient_fhir_id=patient or None,
-        since=datetime.combine(first, time(), UTC) if first else None,
-        until=datetime.combine(last + timedelta(days=1), time(), UTC) if last else None,
+        since=days.since,
+        until=days.until,
         before_id=before_id,
         limit=PAGE,
     )
@@ -62,6 +54,7 @@ def access_log_page(
     filters = {"username": username, "source": source, "patient": patient, "since": since, "until": until}
     kept = {k: v for k, v in filters.items() if v}
     names = {s.id: s.name for s in sources}
+    api = {k: v for k, v in kept.items() if k in ("username", "source", "patient")} | days.api_params()
     return render(
         request,
         "access.html",
@@ -71,18 +64,8 @@ def access_log_page(
             "source_names": names,
             "filters": filters,
             "unknown_source": bool(source) and chosen is None,
-            "bad_dates": bad_dates,
-            "csv_url": "/api/v1/access-log.csv" + (f"?{urlencode(_api_filters(kept, first, last))}" if kept else ""),
+            "bad_dates": days.bad,
+            "csv_url": "/api/v1/access-log.csv" + (f"?{urlencode(api)}" if api else ""),
             "next_url": f"/access-log?{urlencode({**kept, 'before_id': rows[-1].id})}" if len(rows) == PAGE else None,
         },
     )
-
-
-def _api_filters(kept: dict[str, str], first: date | None, last: date | None) -> dict[str, str]:
-    """The page's filters as the API's query (instants with a zone)."""
-    out = {k: v for k, v in kept.items() if k in ("username", "source", "patient")}
-    if first:
-        out["since"] = datetime.combine(first, time(), UTC).isoformat()
-    if last:
-        out["until"] = datetime.combine(last + timedelta(days=1), time(), UTC).isoformat()
-    return out

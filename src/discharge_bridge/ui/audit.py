@@ -3,7 +3,6 @@ audit trail of administration searched by who, what, target and dates. Linked fr
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -12,6 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from discharge_bridge.audit import AdminAction, AuditQuery, Target, record_admin_action, search_audit
 from discharge_bridge.deps import SessionDep, require
+from discharge_bridge.ui.day_range import DayRange
 from discharge_bridge.ui.templating import PageRoute, render
 from discharge_bridge.users.principal import Principal
 from discharge_bridge.users.roles import Permission
@@ -21,13 +21,6 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 Auditor = Annotated[Principal, Depends(require(Permission.audit_access))]
 UserAdmin = Annotated[Principal, Depends(require(Permission.manage_users))]
 PAGE = 100
-
-
-def _day(value: str | None) -> date | None:
-    try:
-        return date.fromisoformat(value) if value else None
-    except ValueError:
-        return None
 
 
 @router.get("/audit", response_class=HTMLResponse)
@@ -45,16 +38,13 @@ def audit_page(
     not_locked: Annotated[str, Query(max_length=200)] = "",
 ) -> Response:
     """Dates are whole days in UTC (``until`` inclusive); a date that does not parse is ignored and said so."""
-    first, last = _day(since), _day(until)
-    bad_dates = [name for name, raw, day in (("since", since, first), ("until", until, last)) if raw and day is None]
-    since_at = datetime.combine(first, time(), UTC) if first else None
-    until_at = datetime.combine(last + timedelta(days=1), time(), UTC) if last else None
+    days = DayRange.read(since, until)
     query = AuditQuery(
         actor=actor or None,
         action=action or None,
         target_name=target or None,
-        since=since_at,
-        until=until_at,
+        since=days.since,
+        until=days.until,
         before_id=before_id,
         limit=PAGE,
     )
@@ -62,7 +52,7 @@ def audit_page(
     filters = {"actor": actor, "action": action, "target": target, "since": since, "until": until}
     kept = {k: v for k, v in filters.items() if v}
     api = {k: v for k, v in kept.items() if k in ("actor", "action", "target")}
-    api |= {k: v.isoformat() for k, v in (("since", since_at), ("until", until_at)) if v is not None}
+    api |= days.api_params()
     return render(
         request,
         "audit.html",
@@ -71,7 +61,7 @@ def audit_page(
             "locks": active_locks(session) if principal.can(Permission.manage_users) else None,
             "actions": [a.value for a in AdminAction],
             "filters": filters,
-            "bad_dates": bad_dates,
+            "bad_dates": days.bad,
             "unlocked": unlocked,
             "not_locked": not_locked,
             "csv_url": "/api/v1/audit.csv" + (f"?{urlencode(api)}" if api else ""),
