@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import signal
 import subprocess
@@ -73,6 +74,7 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
+            os.environ["DISCHARGE_BRIDGE_IMPORT_ROOTS"] = str(root)  # file sources read only under it (issue 16)
             resources = write_hospital(root / "ehr", args.resources)
             clean, killed = _database(root / "clean", postgres), _database(root / "killed", postgres)
             engines = [make_engine(s.sqlalchemy_url) for s in (clean, killed)]

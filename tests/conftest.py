@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from discharge_bridge.clock import start_from_environment
-from discharge_bridge.config import Settings
+from discharge_bridge.config import PROJECT_ROOT, Settings
 from discharge_bridge.db import make_engine
 from tests.support.db import migrated_sqlite
 from tests.support.passwords import use_cheap_hashing
@@ -41,6 +42,11 @@ def pytest_configure(config: pytest.Config) -> None:
                 os.environ[name] = value
     start_from_environment()
     use_cheap_hashing()
+    # Where sources may point (sources/safety.py): the tests' stand-in EHRs http://ehr.test and
+    # http://poison.ehr.test (answered by respx or a MockTransport, never reached) by name, and file
+    # sources in their temporary folders. Tests of the rules set their own (tests/connections/).
+    os.environ.setdefault("DISCHARGE_BRIDGE_ALLOWED_SOURCE_HOSTS", "ehr.test,poison.ehr.test")
+    os.environ.setdefault("DISCHARGE_BRIDGE_IMPORT_ROOTS", f"{tempfile.gettempdir()},{PROJECT_ROOT / 'fhir_fixtures'}")
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import pytest
@@ -71,7 +72,10 @@ def test_sources_add_list_remove_and_secrets_by_name_only(monkeypatch: pytest.Mo
 
 
 def test_sync_of_an_unreachable_source_exits_non_zero_with_the_reason() -> None:
-    _ok("sources", "add", "down", "--hospital", "Down", "--base-url", "http://127.0.0.1:9/fhir", "--interval", "60")
+    with socket.socket() as free:  # a port nothing listens on (a source may use web ports only, issue 16)
+        free.bind(("127.0.0.1", 0))
+        down = f"http://127.0.0.1:{free.getsockname()[1]}/fhir"
+    _ok("sources", "add", "down", "--hospital", "Down", "--base-url", down, "--interval", "60")
     result = runner.invoke(app, ["sync", "--once", "--format", "json"], catch_exceptions=False)
     assert result.exit_code == 1
     rows = json.loads(result.stdout[result.stdout.index("[") :])

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -94,6 +95,29 @@ class Settings(BaseSettings):
     signin_reset_minutes: int = Field(
         default=15, ge=1, description="Failures are forgotten this long after the last one (or after a lock ends)."
     )
+
+    # Where a source may point (sources/safety.py).
+    allow_plain_http: bool = Field(
+        default=False,
+        description="Let a source use plain http:// to another host than this one. Off: HTTPS, except to loopback.",
+    )
+    allowed_source_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Host names or addresses (comma-separated) a source may use whatever their port, scheme or "
+        "address: the operator vouches for them.",
+    )
+    import_roots: Annotated[list[Path], NoDecode] | None = Field(
+        default=None,
+        description="Folders (comma-separated) a file source's folder must lie under. "
+        "Default: the data folder's imports/ and the bundled fhir_fixtures/.",
+    )
+
+    @field_validator("allowed_source_hosts", "import_roots", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -60,7 +60,7 @@ def _hospitals_due_now(engine: Engine) -> None:
     """Two hospitals whose morning time has just passed, so a leader builds their lists at once."""
     with session_scope(engine) as session:
         for name, tz in ZONES.items():
-            add_source(session, name=name, hospital=name.upper(), base_url="http://127.0.0.1:9/fhir", timezone=tz)
+            add_source(session, name=name, hospital=name.upper(), base_url="http://127.0.0.1:9999/fhir", timezone=tz)
             local = utcnow().astimezone(ZoneInfo(tz))
             earlier = local - timedelta(minutes=1)
             due = earlier if earlier.date() == local.date() else local.replace(hour=0, minute=0)

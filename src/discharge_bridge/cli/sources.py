@@ -16,6 +16,7 @@ from discharge_bridge.db import get_engine, session_scope
 from discharge_bridge.fhir import FhirError
 from discharge_bridge.ingest.changes import queue_depths
 from discharge_bridge.sources.models import SourceMode
+from discharge_bridge.sources.safety import masked_url
 from discharge_bridge.sources.service import SourceError, SourceNotFound, get_source, list_sources, remove_source
 from discharge_bridge.subscriptions.models import PayloadContent, SubscriptionKind
 from discharge_bridge.subscriptions.schemas import push_summary
@@ -112,8 +113,25 @@ def sources_set(
         str, typer.Option(help="With --assignment ward, a ward nobody covers: round_robin | none.")
     ] = "round_robin",
     morning_time: Annotated[str | None, typer.Option(help="Local HH:MM of the morning worklist.")] = None,
+    auth: Annotated[
+        str | None, typer.Option(help="none | bearer | basic | smart, with its options as for `sources add`.")
+    ] = None,
+    token_env: Annotated[str | None, typer.Option(help="bearer: env var holding the token.")] = None,
+    token_file: Annotated[str | None, typer.Option(help="bearer: file holding the token.")] = None,
+    username: Annotated[str | None, typer.Option(help="basic: user name.")] = None,
+    password_env: Annotated[str | None, typer.Option(help="basic: env var holding the password.")] = None,
+    password_file: Annotated[str | None, typer.Option(help="basic: file holding the password.")] = None,
+    client_id: Annotated[str | None, typer.Option(help="smart: registered client id.")] = None,
+    private_key_file: Annotated[str | None, typer.Option(help="smart: PEM private key file.")] = None,
+    kid: Annotated[str | None, typer.Option(help="smart: key id registered with the EHR.")] = None,
+    alg: Annotated[str, typer.Option(help="smart: RS384 or ES384.")] = "RS384",
+    scope: Annotated[str | None, typer.Option(help="smart: scopes to request.")] = None,
+    token_url: Annotated[str | None, typer.Option(help="smart: token URL (default: discovered).")] = None,
 ) -> None:
-    """Change a source's settings; its synced data stays. Run `rescore` after a mapping change."""
+    """Change a source's settings; its synced data stays. Run `rescore` after a mapping change.
+
+    ``--auth`` replaces the whole authentication setting (e.g. credentials that were in an old base URL:
+    ``--base-url https://host/fhir --auth basic --username NAME --password-env VARIABLE``)."""
 
     ready_database()
     if ward and assignment != "ward":
@@ -135,6 +153,27 @@ def sources_set(
         "assignment": {"mode": assignment, "wards": wards, "fallback": ward_fallback} if assignment else None,
         "morning_time": morning_time,
     }
+    if auth is not None:
+        given = {
+            "type": auth,
+            "token_env": token_env,
+            "token_file": token_file,
+            "username": username,
+            "password_env": password_env,
+            "password_file": password_file,
+            "client_id": client_id,
+            "private_key_file": private_key_file,
+            "kid": kid,
+            "alg": alg,
+            "scope": scope,
+            "token_url": token_url,
+        }
+        changes["auth"] = {k: v for k, v in given.items() if v is not None}
+    elif any(
+        v is not None
+        for v in (token_env, token_file, username, password_env, password_file, client_id, private_key_file, kid)
+    ) or any(v is not None for v in (scope, token_url)):
+        raise fail("the authentication options go with --auth (it replaces the whole setting)", 2)
     changes = {k: v for k, v in changes.items() if v is not None}
     if not changes:
         raise fail("nothing to change: give at least one option (see --help)", 2)
@@ -184,7 +223,7 @@ def _source_row(source: Any) -> dict[str, Any]:
         "name": source.name,
         "hospital": source.hospital,
         "mode": str(source.mode),
-        "base_url": source.base_url,
+        "base_url": masked_url(source.base_url),  # never what a URL saved before issue 16 held before its host
         "auth": source.auth.get("type", "none"),
         "timezone": source.timezone,
         "interval_s": source.poll_interval_seconds,

@@ -29,6 +29,7 @@ from discharge_bridge.audit import AdminAction, Target, record_admin_action
 from discharge_bridge.connections.check import N_
 from discharge_bridge.connections.service import add_source, grant_source, update_source, validate_mapping
 from discharge_bridge.sources.models import Source, SourceMode
+from discharge_bridge.sources.safety import SourcePolicy, UnsafeSource, check_settings, current_policy
 from discharge_bridge.sources.service import NAME, SourceError, find_source
 
 AUTH_TYPES = ("none", "bearer", "basic", "smart")
@@ -302,9 +303,18 @@ def _check_schedule(form: SourceForm) -> None:
         form.refuse("timezone", N_("unknown time zone: use an IANA name such as Europe/Moscow"))
 
 
-def check_against(form: SourceForm, session: Session, mappings_dir: Path) -> SourceForm:
-    """The checks that read the database and the mapping files: a free name, a usable mapping."""
+def check_against(
+    form: SourceForm, session: Session, mappings_dir: Path, policy: SourcePolicy | None = None
+) -> SourceForm:
+    """The checks that read the database, the mapping files and the network: a free name, a usable
+    mapping, and where the source points (``sources.safety``: before a check connects to it, too)."""
     values = form.values
+    if form.error("base_url") is None and form.error("token_url") is None:
+        try:
+            check_settings(form.mode, values["base_url"], form.auth(), policy or current_policy())
+        except UnsafeSource as exc:
+            params: dict[str, Any] = dict(exc.params)
+            form.refuse(exc.field if exc.field in ALL_FIELDS else "base_url", exc.template, **params)
     if form.editing is None and form.error("name") is None and find_source(session, values["name"]) is not None:
         form.refuse("name", N_("a source named %(name)s exists already"), name=values["name"])
     if values["mapping"] not in mapping_names(mappings_dir):

@@ -7,6 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel
 
 from discharge_bridge.sources.models import Source, SyncRun
+from discharge_bridge.sources.safety import masked_url
 from discharge_bridge.subscriptions.schemas import SubscriptionPublic
 
 
@@ -28,7 +29,7 @@ class SyncRunPublic(BaseModel):
 class SourcePublic(BaseModel):
     name: str
     hospital: str
-    base_url: str
+    base_url: str  # what a URL holds before its host (a source saved before issue 16) shown as ***
     auth_type: str
     mode: str
     timezone: str
@@ -52,7 +53,7 @@ class SourcePublic(BaseModel):
         return cls(
             name=source.name,
             hospital=source.hospital,
-            base_url=source.base_url,
+            base_url=masked_url(source.base_url),
             auth_type=str(source.auth.get("type", "none")),
             mode=str(source.mode),
             timezone=source.timezone,

@@ -1,5 +1,6 @@
 """Setting a source up and changing it: every field checked against what a sync, the risk
-rules and the coordinators' assignment will rely on (hospital IT's `sources add / set`)."""
+rules and the coordinators' assignment will rely on (hospital IT's `sources add / set`, and the IT
+page's form), and where it points against the rules of ``sources.safety`` (UnsafeSource)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from discharge_bridge.cases.assignment import AssignmentMode, InvalidAssignment,
 from discharge_bridge.config import get_settings
 from discharge_bridge.risk import MappingError, loading
 from discharge_bridge.sources.models import Source, SourceMode
+from discharge_bridge.sources.safety import SourcePolicy, check_settings, current_policy
 from discharge_bridge.sources.service import NAME, SourceError, check_fields, get_source, validate_auth
 from discharge_bridge.users.models import UserSource
 from discharge_bridge.users.service import coordinators_of
@@ -42,18 +44,18 @@ def add_source(
     mapping: str = "default",
     inpatient_classes: list[str] | None = None,
     mappings_dir: Path | None = None,
+    policy: SourcePolicy | None = None,
 ) -> Source:
-    """Create a source after checking every field a sync will rely on."""
+    """Create a source after checking every field a sync will rely on; where it points meets
+    ``policy`` (default: the process's settings), UnsafeSource otherwise."""
     if not NAME.match(name):
         raise SourceError("name must be 1-64 lowercase letters, digits, '-' or '_' (it is used in URLs)")
     if session.exec(select(Source).where(Source.name == name)).first() is not None:
         raise SourceError(f"a source named {name!r} already exists")
     if mode == SourceMode.file:
-        folder = Path(base_url).expanduser().resolve()  # later runs may start in another directory
-        if not folder.exists():
-            raise SourceError(f"{folder} does not exist: a file source reads NDJSON or Bundles from a folder or file")
-        base_url = str(folder)
+        _folder_exists(base_url)
     check_fields(mode, base_url, timezone, poll_interval_seconds)
+    base_url = check_settings(mode, base_url, auth or {}, policy or current_policy())  # a folder: resolved
     validate_mapping(mapping, mappings_dir)
     auth_config = validate_auth(auth or {"type": "none"})
     source = Source(
@@ -72,10 +74,18 @@ def add_source(
     return source
 
 
-def update_source(session: Session, name: str, changes: dict[str, Any], *, mappings_dir: Path | None = None) -> Source:
+def update_source(
+    session: Session,
+    name: str,
+    changes: dict[str, Any],
+    *,
+    mappings_dir: Path | None = None,
+    policy: SourcePolicy | None = None,
+) -> Source:
     """Change a source's settings in place (its synced data and cursors stay).
 
-    Every change is checked before any is made: a refused one leaves the source as it was."""
+    Every change is checked before any is made: a refused one leaves the source as it was. A change
+    of where it points (mode, base URL, auth) is checked against ``policy`` as a new source is."""
     source = get_source(session, name)
     allowed = {"hospital", "base_url", "timezone", "poll_interval_seconds", "mapping", "inpatient_classes", "enabled"}
     allowed |= {"assignment", "morning_time", "auth", "mode"}
@@ -95,12 +105,13 @@ def update_source(session: Session, name: str, changes: dict[str, Any], *, mappi
         new["base_url"] = new["base_url"].rstrip("/")
     mode, base_url = new.get("mode", source.mode), new.get("base_url", source.base_url)
     if mode == SourceMode.file and ("mode" in new or "base_url" in new):
-        folder = Path(base_url).expanduser().resolve()
-        if not folder.exists():
-            raise SourceError(f"{folder} does not exist: a file source reads NDJSON or Bundles from a folder or file")
-        base_url = new["base_url"] = str(folder)
+        _folder_exists(base_url)
     timezone = new.get("timezone", source.timezone)
     check_fields(mode, base_url, timezone, new.get("poll_interval_seconds", source.poll_interval_seconds))
+    if {"mode", "base_url", "auth"} & set(new):
+        base_url = check_settings(mode, base_url, new.get("auth", source.auth), policy or current_policy())
+        if "base_url" in new or mode == SourceMode.file:
+            new["base_url"] = base_url  # a folder as resolved
     if "mapping" in new:
         validate_mapping(new["mapping"], mappings_dir)
     for field, value in new.items():
@@ -108,6 +119,12 @@ def update_source(session: Session, name: str, changes: dict[str, Any], *, mappi
     session.add(source)
     session.flush()
     return source
+
+
+def _folder_exists(path: str) -> None:
+    folder = Path(path).expanduser().resolve()  # later runs may start in another directory
+    if not folder.exists():
+        raise SourceError(f"{folder} does not exist: a file source reads NDJSON or Bundles from a folder or file")
 
 
 def grant_source(session: Session, user_id: int, source_id: int) -> None:

@@ -32,6 +32,7 @@ from discharge_bridge.ingest.writer import (
 )
 from discharge_bridge.sources import service as source_registry
 from discharge_bridge.sources.models import Source, SourceMode
+from discharge_bridge.sources.safety import SourcePolicy, check_stored
 
 
 class _Cursor:
@@ -220,11 +221,16 @@ def sync_source(
     settings = settings or get_settings()
     with session_scope(engine) as session:
         source = source_registry.get_source(session, source_name)
+    policy = SourcePolicy.of(settings)  # where a source may point (sources/safety.py)
     if source.mode == SourceMode.file:
+        try:
+            check_stored(source, policy)
+        except FhirError as exc:
+            return fail_before_start(engine, source, str(exc))
         return sync_files(source, engine=engine, settings=settings, progress=progress)
     own_client = client is None
     try:
-        client = client or source_registry.client_for(source)
+        client = client or source_registry.client_for(source, policy=policy)
     except FhirError as exc:
         return fail_before_start(engine, source, str(exc))
     try:

@@ -12,18 +12,11 @@ from pydantic import ValidationError
 from sqlmodel import Session, col, select
 
 from discharge_bridge.fhir import AuthConfig, FhirClient, RetryPolicy, build_auth
+from discharge_bridge.sources.errors import SourceError, SourceNotFound
 from discharge_bridge.sources.models import Source, SourceMode
+from discharge_bridge.sources.safety import SourcePolicy, check_stored, current_policy, guarded_transport
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-
-
-class SourceError(ValueError):
-    """A source definition that cannot be saved, with what to fix."""
-
-
-class SourceNotFound(LookupError):
-    def __init__(self, name: str) -> None:
-        super().__init__(f"no source named {name!r} (see `discharge-bridge sources list`)")
 
 
 def validate_auth(auth: dict[str, Any]) -> AuthConfig:
@@ -84,9 +77,24 @@ def remove_source(session: Session, name: str) -> None:
 
 
 def client_for(
-    source: Source, *, retry: RetryPolicy | None = None, timeout: float = 30.0, transport: Any = None
+    source: Source,
+    *,
+    retry: RetryPolicy | None = None,
+    timeout: float = 30.0,
+    transport: Any = None,
+    policy: SourcePolicy | None = None,
 ) -> FhirClient:
-    """A FHIR client with the source's auth; secrets are read from their env vars or files now."""
+    """A FHIR client with the source's auth; secrets are read from their env vars or files now.
+
+    The stored settings are checked against the rules of ``sources.safety`` first (SourceRefused, a
+    FhirFatalError, for one saved before them or under other settings), and each connection the client
+    and its auth open is checked again where the socket opens (``guarded_transport``), unless a
+    ``transport`` is given (tests) or a proxy carries the traffic.
+    """
+    policy = policy or current_policy()
+    check_stored(source, policy)
+    if transport is None:
+        transport = guarded_transport(source.base_url, policy)
     auth_config = validate_auth(source.auth)
     auth = build_auth(auth_config, source.base_url, transport=transport)
     return FhirClient(source.base_url, auth=auth, retry=retry, timeout=timeout, transport=transport)
