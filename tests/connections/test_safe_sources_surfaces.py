@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import respx
+from babel.messages.extract import extract_from_file
 from fastapi.testclient import TestClient
 from sqlmodel import select
 from typer.testing import CliRunner
@@ -29,8 +30,10 @@ from discharge_bridge.cli import app as cli
 from discharge_bridge.config import Settings, get_settings
 from discharge_bridge.db import get_engine, session_scope, upgrade
 from discharge_bridge.deps import SESSION_COOKIE
-from discharge_bridge.sources.models import Source
+from discharge_bridge.sources import safety
+from discharge_bridge.sources.models import Source, SourceMode
 from discharge_bridge.sources.service import get_source
+from discharge_bridge.ui import i18n
 from discharge_bridge.users.service import UserNotFound, get_user, issue_token, start_session
 from tests.support.factories import make_user
 
@@ -260,3 +263,30 @@ def test_an_old_url_with_credentials_is_masked_everywhere_and_the_source_is_not_
         seen["last error"] = get_source(session, "old").last_error or ""
     leaked = [where for where, text in seen.items() if SECRET in text or "svc:" in text]
     assert leaked == [], leaked
+
+
+def test_the_check_of_a_stored_source_that_breaks_the_rules_neither_connects_nor_reads(site: Settings) -> None:
+    with session_scope(get_engine(site)) as session:
+        session.add(Source(name="etc", hospital="Etc", base_url="/etc", mode=SourceMode.file))
+        session.add(Source(name="meta", hospital="Meta", base_url="http://169.254.169.254/latest"))
+    etc = _cli("sources", "check", "etc")
+    assert etc.exit_code == 1
+    assert "Folder: not read: source etc is not synced" in " ".join(etc.output.split())
+    assert "records" not in etc.output  # no file of /etc was counted
+    meta = _cli("sources", "check", "meta")
+    assert meta.exit_code == 1 and "Base URL: not contacted: source meta is not synced" in " ".join(meta.output.split())
+    client, csrf = _signed_in(site, "ivan", "ru")
+    checked = client.post("/it/sources/etc/check", data={"csrf_token": csrf})
+    assert "Папка" in checked.text and "не прочитана: source etc is not synced" in checked.text
+
+
+def test_every_message_of_the_rules_has_a_russian_translation() -> None:
+    """The IT page shows the rules' refusals by their field in the reader's language (sources.po)."""
+    found = list(extract_from_file("python", safety.__file__, keywords={"N_": None}))
+    assert len(found) >= 13
+    russian = i18n.translations("ru")
+    for _, message, _, _ in found:
+        assert isinstance(message, str)
+        translated = russian.gettext(message)
+        assert translated != message, message
+        assert sorted(re.findall(r"%\((\w+)\)s", translated)) == sorted(re.findall(r"%\((\w+)\)s", message)), message

@@ -34,6 +34,7 @@ from discharge_bridge.ingest.deadletters import ReplayOutcome, list_dead_letters
 from discharge_bridge.ingest.files import BadRecord, iter_resources
 from discharge_bridge.ingest.models import AssessmentQueueEntry, ConformanceIssue, DeadLetter
 from discharge_bridge.sources.models import Source, SourceMode, SyncRun
+from discharge_bridge.sources.safety import SourceRefused, check_stored, current_policy
 from discharge_bridge.sources.service import SourceError, client_for
 from discharge_bridge.subscriptions.schemas import push_status
 
@@ -184,7 +185,16 @@ def check_client(source: Source, *, transport: httpx.BaseTransport | None = None
 
 
 def run_check(source: Source, *, transport: httpx.BaseTransport | None = None) -> CheckReport:
-    """The connection check of ``discharge-bridge sources check``; a file source gets the folder check."""
+    """The connection check of ``discharge-bridge sources check``; a file source gets the folder check.
+    A source that ``sources.safety`` refuses is neither contacted nor its folder read."""
+    try:
+        check_stored(source, current_policy())
+    except SourceRefused as exc:
+        if source.mode == SourceMode.file:
+            refused = item("Folder", CheckStatus.failed, N_("not read: %(error)s"), error=str(exc))
+        else:
+            refused = item("Base URL", CheckStatus.failed, N_("not contacted: %(error)s"), error=str(exc))
+        return CheckReport(source.name, [refused])
     if source.mode == SourceMode.file:
         return check_file_source(source)
     try:

@@ -67,6 +67,7 @@ LABELS: dict[str, dict[str, str]] = {
         "FHIR version": N_("FHIR version"),
         "Authentication": N_("Authentication"),
         "Authenticated search": N_("Authenticated search"),
+        "Base URL": N_("Base URL"),
         "File source": N_("File source"),
         "Folder": N_("Folder"),
         "Readable records": N_("Readable records"),
