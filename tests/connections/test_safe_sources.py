@@ -379,6 +379,20 @@ def test_a_name_that_moves_to_a_metadata_address_is_refused_when_connecting(
     assert opened == []
 
 
+def test_plain_http_to_a_name_that_leaves_this_host_is_refused_when_connecting(
+    policy: SourcePolicy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Plain http was allowed because the name was loopback when saved; it is not once it points elsewhere."""
+    resolving(monkeypatch, {"devbox.example": ["127.0.0.1"]})
+    check_url("http://devbox.example:8080/fhir", policy)
+    resolving(monkeypatch, {"devbox.example": ["10.20.0.5"]})
+    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: pytest.fail("connected"))
+    transport = guarded_transport("http://devbox.example:8080/fhir", policy)
+    client = FhirClient("http://devbox.example:8080/fhir", transport=transport, retry=RetryPolicy(max_attempts=1))
+    with client, pytest.raises(SourceRefused, match=r"plain http:// to devbox\.example"):
+        client.capabilities()
+
+
 def test_client_for_connects_through_the_guard(policy: SourcePolicy, monkeypatch: pytest.MonkeyPatch) -> None:
     """A source saved while its name did not resolve: nothing to refuse before the pass, but the
     connection is refused once the name points at a link-local address; no socket is opened."""

@@ -372,7 +372,7 @@ class _GuardedBackend(httpcore.SyncBackend):
         try:
             for address in addresses:
                 check_address(host, address)
-            if host == self.plain_host and not all(_unwrapped(a).is_loopback for a in addresses):
+            if _host(host) == self.plain_host and not all(_unwrapped(a).is_loopback for a in addresses):
                 raise UnsafeSource(PLAIN_HTTP, host=host)
         except UnsafeSource as exc:
             raise SourceRefused(f"not connected to {host}: {exc} (checked as the connection was made)") from None
