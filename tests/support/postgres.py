@@ -109,7 +109,11 @@ class PostgresServer:
 
             name = "tmpl_migrated"
             self._admin(f'CREATE DATABASE "{name}"')
-            migrate(self.url(name))
+            try:
+                migrate(self.url(name))
+            except BaseException:  # so the next test fails on the migration too, not on "already exists"
+                self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                raise
             # A clone fails while anything is connected to its template: let nothing connect by mistake.
             self._admin(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
             self._template = name
