@@ -221,7 +221,7 @@ def test_a_refused_form_keeps_its_input(
     add = plan.locator(f'form[action="/cases/{case_id}/tasks"]')
     add.get_by_label(str(words["what"]), exact=True).fill("   ")
     add.get_by_label(str(words["domain"]), exact=True).select_option("legal")
-    add.get_by_label(str(words["owner"]), exact=True).fill("boris")
+    add.get_by_label(str(words["owner"]), exact=True).fill("dmitry")  # a coordinator of the hospital
     add.locator('input[name="due_at"]').fill("2026-03-12T10:00")
     add.get_by_role("button", name=str(words["add_task"]), exact=True).click()
     page.wait_for_load_state()
@@ -229,7 +229,7 @@ def test_a_refused_form_keeps_its_input(
     what = add.get_by_label(str(words["what"]), exact=True)
     assert what.get_attribute("aria-invalid") == "true"
     assert page.locator(f"#{what.get_attribute('aria-describedby')}").inner_text() == words["fill"]
-    assert add.get_by_label(str(words["owner"]), exact=True).input_value() == "boris"
+    assert add.get_by_label(str(words["owner"]), exact=True).input_value() == "dmitry"
     assert add.get_by_label(str(words["domain"]), exact=True).input_value() == "legal"
     assert add.locator('input[name="due_at"]').input_value() == "2026-03-12T10:00"
     page.screenshot(path=cases.shots / f"case-refused-kept-{language}.png", full_page=False)
