@@ -8,12 +8,14 @@ half of itself. That is why errors are answered here and not inside a route's ha
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -139,6 +141,22 @@ async def _coordination_json(_request: Request, exc: Exception) -> Response:
     return JSONResponse(exc.body(), status_code=exc.status_code)
 
 
+class _Json(JSONResponse):
+    """JSON as UTF-8, or as ASCII with escapes when a value has no UTF-8 (a lone surrogate echoed back)."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:
+            return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode()
+
+
+async def _validation_json(_request: Request, exc: Exception) -> Response:
+    # FastAPI's own 422 body (``detail[].loc`` names the field), which echoes the refused ``input``.
+    assert isinstance(exc, RequestValidationError)
+    return _Json({"detail": jsonable_encoder(exc.errors())}, status_code=422)
+
+
 async def _stale_json(_request: Request, _exc: Exception) -> Response:
     # Two writers passed the version check at the same moment; the database refused the second.
     return JSONResponse(STALE_BODY, status_code=409)
@@ -161,6 +179,6 @@ def _pages_or(api_handler: Handler) -> Handler:
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, _pages_or(http_exception_handler))
-    app.add_exception_handler(RequestValidationError, _pages_or(request_validation_exception_handler))
+    app.add_exception_handler(RequestValidationError, _pages_or(_validation_json))
     app.add_exception_handler(CoordinationError, _pages_or(_coordination_json))
     app.add_exception_handler(StaleDataError, _pages_or(_stale_json))

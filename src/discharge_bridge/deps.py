@@ -25,6 +25,7 @@ from discharge_bridge.db import get_engine, session_scope
 from discharge_bridge.users.principal import Principal, Via
 from discharge_bridge.users.roles import Permission, Role
 from discharge_bridge.users.service import principal_for_session, principal_for_token
+from discharge_bridge.validation import Id, Key, Line, digits
 
 SESSION_COOKIE = "discharge_bridge_session"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -156,8 +157,7 @@ SourceScope = Annotated[list[int] | None, Depends(source_scope)]
 def actor_of(
     principal: CurrentPrincipal,
     x_actor: Annotated[
-        str | None,
-        Header(max_length=200, description="With the service token only: the person on whose behalf it acts."),
+        Line | None, Header(description="With the service token only: the person on whose behalf it acts.")
     ] = None,
 ) -> str:
     """Who makes the change: the signed-in user or the token's user; the service token may name one."""
@@ -171,15 +171,15 @@ Actor = Annotated[str, Depends(actor_of)]
 
 def if_match_header(
     if_match: Annotated[
-        str | None, Header(description='The ETag (`"<version>"`) of the copy being edited (`*` counts as not given).')
+        Key | None, Header(description='The ETag (`"<version>"`) of the copy being edited (`*` counts as not given).')
     ] = None,
 ) -> int | None:
     if if_match is None or if_match.strip() == "*":
         return None
-    text = if_match.strip().removeprefix("W/").strip('"')
-    if not text.isdigit():
+    version = digits(if_match.strip().removeprefix("W/").strip('"'))
+    if version is None:
         raise InvalidInput(("header", "If-Match"), f'If-Match must be an ETag like "3", got {if_match!r}')
-    return int(text)
+    return version
 
 
 IfMatch = Annotated[int | None, Depends(if_match_header)]
@@ -202,7 +202,7 @@ def set_etag(response: Response, version: int) -> None:
 # --- fetch-or-404: a route that takes CurrentCase never sees a missing or foreign case ---
 
 
-def get_case_or_404(case_id: Annotated[int, Path(ge=1)], session: SessionDep, scope: SourceScope) -> Case:
+def get_case_or_404(case_id: Annotated[Id, Path()], session: SessionDep, scope: SourceScope) -> Case:
     case = get_case(session, case_id, source_ids=scope)
     if case is None:
         raise CaseNotFound(case_id)
@@ -212,7 +212,7 @@ def get_case_or_404(case_id: Annotated[int, Path(ge=1)], session: SessionDep, sc
 CurrentCase = Annotated[Case, Depends(get_case_or_404)]
 
 
-def get_barrier_or_404(barrier_id: Annotated[int, Path(ge=1)], session: SessionDep, scope: SourceScope) -> Barrier:
+def get_barrier_or_404(barrier_id: Annotated[Id, Path()], session: SessionDep, scope: SourceScope) -> Barrier:
     barrier = get_child(session, Barrier, barrier_id, source_ids=scope)
     if barrier is None:
         raise NotFound("barrier", barrier_id)

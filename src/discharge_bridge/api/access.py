@@ -14,6 +14,7 @@ from discharge_bridge.access import AccessQuery, AccessRow, iter_access, search_
 from discharge_bridge.deps import SessionDep, SourceScope, require
 from discharge_bridge.sources.service import SourceNotFound, narrow_scope
 from discharge_bridge.users.roles import Permission
+from discharge_bridge.validation import Id, Instant, Line, PageSize
 
 router = APIRouter(prefix="/api/v1", tags=["access log"], dependencies=[Depends(require(Permission.audit_access))])
 
@@ -39,18 +40,15 @@ class AccessPage(BaseModel):
 def access_query(
     session: SessionDep,
     scope: SourceScope,
-    username: Annotated[str | None, Query(max_length=200, description="Who viewed.")] = None,
-    source: Annotated[str | None, Query(max_length=200, description="The hospital (source name).")] = None,
-    patient: Annotated[str | None, Query(max_length=64, description="A Patient FHIR id.")] = None,
-    route: Annotated[str | None, Query(max_length=200)] = None,
-    since: Annotated[datetime | None, Query(description="From this instant (ISO 8601, with a zone).")] = None,
-    until: Annotated[datetime | None, Query(description="Before this instant.")] = None,
-    before_id: Annotated[int | None, Query(ge=1)] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    username: Annotated[Line | None, Query(description="Who viewed.")] = None,
+    source: Annotated[Line | None, Query(description="The hospital (source name).")] = None,
+    patient: Annotated[Line | None, Query(max_length=64, description="A Patient FHIR id.")] = None,
+    route: Annotated[Line | None, Query()] = None,
+    since: Annotated[Instant | None, Query(description="From this instant (ISO 8601, with a zone).")] = None,
+    until: Annotated[Instant | None, Query(description="Before this instant.")] = None,
+    before_id: Annotated[Id | None, Query()] = None,
+    limit: Annotated[PageSize, Query(le=500)] = 100,
 ) -> tuple[AccessQuery, tuple[int, ...] | None]:
-    for name, value in (("since", since), ("until", until)):
-        if value is not None and value.tzinfo is None:
-            raise HTTPException(422, f"{name}: give a time zone (e.g. 2026-12-01T00:00:00Z)")
     try:
         source_ids = narrow_scope(session, source, scope)
     except SourceNotFound as exc:

@@ -6,13 +6,14 @@ import io
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 from pydantic import BaseModel
 
 from discharge_bridge.audit import AdminAuditEntry, AuditQuery, iter_audit, search_audit, write_csv
 from discharge_bridge.deps import SessionDep, require
 from discharge_bridge.users.roles import Permission
+from discharge_bridge.validation import Id, Instant, Line, PageSize
 
 router = APIRouter(prefix="/api/v1", tags=["audit"], dependencies=[Depends(require(Permission.audit_access))])
 
@@ -33,22 +34,19 @@ class AuditPage(BaseModel):
 
 
 def audit_query(
-    actor: Annotated[
-        str | None, Query(max_length=200, description="Who did it (a user name, cli:<os user>, sign-in).")
+    actor: Annotated[Line | None, Query(description="Who did it (a user name, cli:<os user>, sign-in).")] = None,
+    action: Annotated[
+        Line | None, Query(max_length=40, description="e.g. user.add, token.revoke, signin.lock.")
     ] = None,
-    action: Annotated[str | None, Query(max_length=40, description="e.g. user.add, token.revoke, signin.lock.")] = None,
     target_kind: Annotated[
-        str | None, Query(max_length=40, description="user, token, account, address, source...")
+        Line | None, Query(max_length=40, description="user, token, account, address, source...")
     ] = None,
-    target: Annotated[str | None, Query(max_length=200, description="The target's name or id.")] = None,
-    since: Annotated[datetime | None, Query(description="From this instant (ISO 8601, with a zone).")] = None,
-    until: Annotated[datetime | None, Query(description="Before this instant.")] = None,
-    before_id: Annotated[int | None, Query(ge=1)] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    target: Annotated[Line | None, Query(description="The target's name or id.")] = None,
+    since: Annotated[Instant | None, Query(description="From this instant (ISO 8601, with a zone).")] = None,
+    until: Annotated[Instant | None, Query(description="Before this instant.")] = None,
+    before_id: Annotated[Id | None, Query()] = None,
+    limit: Annotated[PageSize, Query(le=500)] = 100,
 ) -> AuditQuery:
-    for name, value in (("since", since), ("until", until)):
-        if value is not None and value.tzinfo is None:
-            raise HTTPException(422, f"{name}: give a time zone (e.g. 2026-12-01T00:00:00Z)")
     return AuditQuery(
         actor=actor,
         action=action,

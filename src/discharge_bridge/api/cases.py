@@ -32,6 +32,7 @@ from discharge_bridge.deps import (
 )
 from discharge_bridge.sources.service import SourceNotFound, narrow_scope
 from discharge_bridge.users.roles import Permission
+from discharge_bridge.validation import Line, Offset, PageSize
 from discharge_bridge.worklists.case_views import detail, source_names, summary
 
 router = APIRouter(
@@ -53,10 +54,10 @@ def cases_index(
     scope: SourceScope,
     status_: Annotated[CaseStatus | None, Query(alias="status")] = None,
     priority: Priority | None = None,
-    source: Annotated[str | None, Query(description="Only this source (hospital) name.")] = None,
-    coordinator: Annotated[str | None, Query(max_length=200)] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    source: Annotated[Line | None, Query(max_length=64, description="Only this source (hospital) name.")] = None,
+    coordinator: Annotated[Line | None, Query()] = None,
+    limit: Annotated[PageSize, Query(le=500)] = 50,
+    offset: Annotated[Offset, Query()] = 0,
 ) -> CasePage:
     """Cases, highest priority first, then the longest open."""
     try:
@@ -124,8 +125,8 @@ def case_patch(
 def case_timeline(
     case: CurrentCase,
     session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 500,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[PageSize, Query(le=1000)] = 500,
+    offset: Annotated[Offset, Query()] = 0,
 ) -> list[EventOut]:
     """The case's event log, oldest first: who changed what, when, old -> new."""
     assert case.id is not None

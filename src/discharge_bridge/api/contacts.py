@@ -47,6 +47,7 @@ from discharge_bridge.deps import (
     set_etag,
 )
 from discharge_bridge.users.roles import Permission
+from discharge_bridge.validation import Id
 
 router = APIRouter(
     prefix="/api/v1",
@@ -151,7 +152,7 @@ def contacts_add(
 )
 def contacts_patch(
     case: CurrentCase,
-    contact_id: Annotated[int, Path(ge=1)],
+    contact_id: Annotated[Id, Path()],
     body: ContactPatch,
     session: SessionDep,
     response: Response,

@@ -25,6 +25,7 @@ from discharge_bridge.deps import (
     set_etag,
 )
 from discharge_bridge.users.roles import Permission
+from discharge_bridge.validation import Id
 
 router = APIRouter(
     prefix="/api/v1",
@@ -33,7 +34,7 @@ router = APIRouter(
 )
 
 
-def get_handoff_or_404(handoff_id: Annotated[int, Path(ge=1)], session: SessionDep, scope: SourceScope) -> Handoff:
+def get_handoff_or_404(handoff_id: Annotated[Id, Path()], session: SessionDep, scope: SourceScope) -> Handoff:
     handoff = get_child(session, Handoff, handoff_id, source_ids=scope)
     if handoff is None:
         raise NotFound("handoff", handoff_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from pydantic import BaseModel
 
 from discharge_bridge.connections.schemas import SourcePublic
@@ -17,12 +17,14 @@ from discharge_bridge.ingest.models import ConformanceIssue, DeadLetter
 from discharge_bridge.sources.models import Source
 from discharge_bridge.sources.service import SourceNotFound, get_source, list_sources
 from discharge_bridge.users.roles import Permission
+from discharge_bridge.validation import Key, PageSize
 
 router = APIRouter(
     prefix="/api/v1",
     tags=["sources"],
     dependencies=[Depends(require_by_method(Permission.manage_sources, Permission.manage_sources))],
 )
+SourceName = Annotated[Key, Path(description="The source's name.")]
 
 
 def _source_or_404(session: SessionDep, name: str, scope: list[int] | None) -> Source:
@@ -39,7 +41,7 @@ def sources_index(session: SessionDep, scope: SourceScope) -> list[SourcePublic]
 
 
 @router.get("/sources/{name}", response_model=SourcePublic)
-def source_detail(name: str, session: SessionDep, scope: SourceScope) -> SourcePublic:
+def source_detail(name: SourceName, session: SessionDep, scope: SourceScope) -> SourcePublic:
     return source_public(session, _source_or_404(session, name, scope), utcnow())
 
 
@@ -56,11 +58,11 @@ class DeadLetterPublic(BaseModel):
 
 @router.get("/sources/{name}/deadletters", response_model=list[DeadLetterPublic])
 def source_dead_letters(
-    name: str,
+    name: SourceName,
     session: SessionDep,
     scope: SourceScope,
     include_resolved: bool = False,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    limit: Annotated[PageSize, Query(le=1000)] = 200,
 ) -> list[DeadLetter]:
     source = _source_or_404(session, name, scope)
     return list_dead_letters(session, source_id=source.id, include_resolved=include_resolved, limit=limit)
@@ -76,7 +78,7 @@ class ConformancePublic(BaseModel):
 
 
 @router.get("/sources/{name}/conformance", response_model=list[ConformancePublic])
-def source_conformance(name: str, session: SessionDep, scope: SourceScope) -> list[ConformanceIssue]:
+def source_conformance(name: SourceName, session: SessionDep, scope: SourceScope) -> list[ConformanceIssue]:
     source = _source_or_404(session, name, scope)
     assert source.id is not None
     return conformance_of(session, source.id, limit=None)

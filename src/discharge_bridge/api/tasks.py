@@ -25,6 +25,7 @@ from discharge_bridge.deps import (
     set_etag,
 )
 from discharge_bridge.users.roles import Permission
+from discharge_bridge.validation import Id
 
 router = APIRouter(
     prefix="/api/v1",
@@ -33,7 +34,7 @@ router = APIRouter(
 )
 
 
-def get_task_or_404(task_id: Annotated[int, Path(ge=1)], session: SessionDep, scope: SourceScope) -> Task:
+def get_task_or_404(task_id: Annotated[Id, Path()], session: SessionDep, scope: SourceScope) -> Task:
     task = get_child(session, Task, task_id, source_ids=scope)
     if task is None:
         raise NotFound("task", task_id)

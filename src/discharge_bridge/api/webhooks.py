@@ -12,7 +12,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Depends, HTTPException, Request, status
+from fastapi import APIRouter, BackgroundTasks, Depends, HTTPException, Path, Request, status
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -25,6 +25,7 @@ from discharge_bridge.sources.service import find_source
 from discharge_bridge.subscriptions.inbox import process_inbox, store_notification
 from discharge_bridge.subscriptions.notifications import InvalidNotification, parse_notification
 from discharge_bridge.subscriptions.service import SECRET_HEADER, SubscriptionError, secret_of, subscriptions_of
+from discharge_bridge.validation import FhirId, Key, ResourceType
 
 router = APIRouter(tags=["webhooks"])
 
@@ -73,7 +74,9 @@ async def read_limited(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def webhook_caller(name: str, request: Request, settings: SettingsDep) -> WebhookCaller:
+def webhook_caller(
+    name: Annotated[Key, Path(description="The source's name.")], request: Request, settings: SettingsDep
+) -> WebhookCaller:
     """The source whose secret the request carries; 401 for a missing or wrong one (or no such source)."""
     given = request.headers.get(SECRET_HEADER, "")
     with session_scope(get_engine(settings)) as session:
@@ -107,10 +110,10 @@ def _persist(
 
 
 def _dead_letter(settings: Settings, caller: WebhookCaller, body: bytes, reason: str) -> None:
+    # The body as text for hospital IT to read; NUL as U+FFFD, since PostgreSQL keeps no NUL in a text.
+    text = body.decode("utf-8", "replace").replace("\x00", "\ufffd")
     with session_scope(get_engine(settings)) as session:
-        record_dead_letter(
-            session, caller.source_id, body.decode("utf-8", "replace"), f"webhook notification: {reason}"
-        )
+        record_dead_letter(session, caller.source_id, text, f"webhook notification: {reason}")
 
 
 def _drain(settings: Settings, source_id: int) -> None:
@@ -147,8 +150,8 @@ async def receive_notification(
 
 
 async def receive_resource(
-    resource_type: str,
-    resource_id: str,
+    resource_type: Annotated[ResourceType, Path()],
+    resource_id: Annotated[FhirId, Path()],
     request: Request,
     background: BackgroundTasks,
     caller: WebhookCallerDep,

@@ -18,6 +18,7 @@ from discharge_bridge.deps import CurrentPrincipal, SessionDep, SettingsDep, Sou
 from discharge_bridge.risk import RuleSetError, loading
 from discharge_bridge.sources.service import SourceNotFound, narrow_scope
 from discharge_bridge.users.roles import Permission
+from discharge_bridge.validation import Line, PageSize
 from discharge_bridge.worklists.board import DESTINATIONS, BoardOut, Readiness, board, board_filter, board_out
 from discharge_bridge.worklists.filters import CaseState, Due, InvalidFilter, Sort, WorklistQuery
 from discharge_bridge.worklists.schemas import WorklistPage
@@ -60,21 +61,21 @@ def get_worklist(
     settings: SettingsDep,
     scope: SourceScope,
     principal: CurrentPrincipal,
-    source: Annotated[str | None, Query(description="Only this source (hospital).")] = None,
-    q: Annotated[str | None, Query(description="Words of the name, or an MRN or other identifier (or part).")] = None,
-    ward: Annotated[str | None, Query(max_length=200)] = None,
-    rule: Annotated[str | None, Query(max_length=64, description="A rule of the rule set among the reasons.")] = None,
+    source: Annotated[Line | None, Query(max_length=64, description="Only this source (hospital).")] = None,
+    q: Annotated[Line | None, Query(description="Words of the name, or an MRN or other identifier (or part).")] = None,
+    ward: Annotated[Line | None, Query()] = None,
+    rule: Annotated[Line | None, Query(max_length=64, description="A rule of the rule set among the reasons.")] = None,
     priority: Priority | None = None,
     min_priority: Priority | None = None,
-    coordinator: Annotated[str | None, Query(max_length=200)] = None,
+    coordinator: Annotated[Line | None, Query()] = None,
     unassigned: Annotated[bool, Query(description="No case yet, or a case without a coordinator.")] = False,
     status: Annotated[CaseState | None, Query(description="The case's status; `none`: no case yet.")] = None,
     due: Annotated[
         Due | None, Query(description="An active task of the case is overdue / due today / this week.")
     ] = None,
     sort: Sort = Sort.priority,
-    after: Annotated[str | None, Query(max_length=500, description="`next_after` of the previous page.")] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    after: Annotated[Line | None, Query(description="`next_after` of the previous page.")] = None,
+    limit: Annotated[PageSize, Query(le=500)] = 50,
     counts: Annotated[bool, Query(description="Add the counts per filter value.")] = False,
 ) -> WorklistPage:
     """Current flagged admissions, highest priority first (or as sorted), each with the patient's
@@ -124,11 +125,11 @@ def get_board(
     session: SessionDep,
     settings: SettingsDep,
     principal: CurrentPrincipal,
-    hospital: Annotated[str | None, Query(max_length=64, description="Only this source (hospital).")] = None,
-    ward: Annotated[str | None, Query(max_length=200)] = None,
+    hospital: Annotated[Line | None, Query(max_length=64, description="Only this source (hospital).")] = None,
+    ward: Annotated[Line | None, Query()] = None,
     destination: Annotated[Destination | None, Query(description="The planned handoff's; `none`: none yet.")] = None,
     status: Annotated[Readiness | None, Query(description="Where the ready date falls.")] = None,
-    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+    limit: Annotated[PageSize, Query(le=5000)] = 500,
 ) -> BoardOut:
     """Every current inpatient of your hospitals (flagged or not): identity, ward and bed, the ready
     date (medically ready, else the expected discharge), delay, barriers and handoff; totals overall,

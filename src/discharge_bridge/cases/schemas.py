@@ -10,14 +10,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from discharge_bridge.cases.models import BarrierCode, CaseOutcome, CaseStatus, DateSource, Priority
+from discharge_bridge.validation import ITEMS_MAX, LINES, ONE_LINE, Instant, Key, LongText, Name
+from discharge_bridge.validation import Version as VersionNumber
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Text = Annotated[str, StringConstraints(max_length=4000)]
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000), LINES]
 Concept = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
-Version = Annotated[int, Field(ge=0, description="The version you edited (alternative to If-Match).")]
+Need = Annotated[str, StringConstraints(min_length=1, max_length=500), ONE_LINE]
+Version = Annotated[VersionNumber, Field(description="The version you edited (alternative to If-Match).")]
 
 
 class Input(BaseModel):
@@ -27,20 +29,19 @@ class Input(BaseModel):
 # -- cases --------------------------------------------------------------------------------------
 class CaseOpen(Input):
     source: Name = Field(description="The source (hospital) name.")
-    encounter: Annotated[str, StringConstraints(min_length=1, max_length=64)] = Field(
-        description="The admission's Encounter id in that source."
-    )
+    encounter: Key = Field(description="The admission's Encounter id in that source.")
 
 
 class CasePatch(Input):
     coordinator: Name | None = Field(default=None, description="Assign (null to unassign).")
     status: CaseStatus | None = Field(default=None, description="closed / cancelled, or open to reopen.")
     outcome: CaseOutcome | None = Field(default=None, description="Why the case closed (with status).")
-    expected_discharge_at: AwareDatetime | None = Field(
-        default=None, description="Set by a person; null hands it back to the EHR."
+    expected_discharge_at: Instant | None = Field(
+        default=None,
+        description="Set by a person; null hands it back to the EHR. From the day of admission to a year ahead.",
     )
-    medically_ready_at: AwareDatetime | None = None
-    keep_reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)] | None = Field(
+    medically_ready_at: Instant | None = Field(default=None, description="From the day of admission to a year ahead.")
+    keep_reason: Reason | None = Field(
         default=None, description="Keep a case whose flag was withdrawn in the EHR, saying why."
     )
     same_person: Name | None = Field(
@@ -130,8 +131,8 @@ class EventOut(BaseModel):
 
 # -- assessment ---------------------------------------------------------------------------------
 class DomainNeeds(Input):
-    findings: Text = ""
-    needs: list[Annotated[str, StringConstraints(min_length=1, max_length=500)]] = []
+    findings: LongText = ""
+    needs: Annotated[list[Need], Field(max_length=ITEMS_MAX)] = []
 
 
 class Domains(Input):
@@ -158,7 +159,7 @@ class LivingSituation(Input):
     lives_alone: bool | None = None
     has_carer: bool | None = None
     housing: Literal["own_home", "rented", "relatives", "homeless", "institution"] | None = None
-    notes: Text = ""
+    notes: LongText = ""
 
 
 class AssessmentPut(Input):
@@ -171,7 +172,7 @@ class AssessmentPut(Input):
 class CorrectionIn(Input):
     concept: Concept = Field(description="The flag's concept, e.g. lives_alone.")
     correct: bool = Field(description="Whether what the EHR says about this concept is right.")
-    note: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+    note: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000), LINES]
     version: Version | None = None
 
 
@@ -199,15 +200,15 @@ class AssessmentOut(BaseModel):
 class BarrierIn(Input):
     code: BarrierCode
     owner: Name | None = None
-    note: Text | None = None
-    started_at: AwareDatetime | None = Field(default=None, description="Default: now.")
+    note: LongText | None = None
+    started_at: Instant | None = Field(default=None, description="Default: now.")
 
 
 class BarrierPatch(Input):
     owner: Name | None = None
-    note: Text | None = None
-    started_at: AwareDatetime | None = None
-    ended_at: AwareDatetime | None = Field(default=None, description="End the barrier (null reopens it).")
+    note: LongText | None = None
+    started_at: Instant | None = None
+    ended_at: Instant | None = Field(default=None, description="End the barrier (null reopens it).")
     version: Version | None = None
 
 

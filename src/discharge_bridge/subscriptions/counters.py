@@ -32,12 +32,12 @@ def note_received(row: SourceSubscription, note: Notification, now: datetime) ->
         last, missing = note.events_since, set()  # the server started counting again
     for number in sorted(set(note.event_numbers)):
         if number > last:
-            missing.update(range(last + 1, number))
+            missing.update(range(last + 1, min(number, last + 1 + MAX_MISSING)))
             last = number
         else:
             missing.discard(number)  # late (out of order) or a duplicate
     if note.events_since is not None and note.events_since > last:
-        missing.update(range(last + 1, note.events_since + 1))
+        missing.update(range(last + 1, min(note.events_since + 1, last + 1 + MAX_MISSING)))
         last = note.events_since
     row.last_event_number = last
     row.missing_events = sorted(missing)[:MAX_MISSING]

@@ -14,7 +14,8 @@ from typing import Any
 
 import orjson
 
-from discharge_bridge.fhir.fields import FHIR_ID, RESOURCE_TYPE, obj
+from discharge_bridge.fhir.fields import FHIR_ID, RESOURCE_TYPE, as_list, obj
+from discharge_bridge.validation import INT_MAX, digits
 
 
 class NotificationType(StrEnum):
@@ -65,7 +66,7 @@ def parse_notification(body: bytes, *, path_type: str | None = None, path_id: st
     if path_type is not None and (value["resourceType"] != path_type or value.get("id") != path_id):
         raise InvalidNotification("the URL and the body name different resources")
     if value["resourceType"] == "Bundle":
-        resources = [r for e in value.get("entry") or [] if isinstance(r := obj(e).get("resource"), dict) and r]
+        resources = [r for e in as_list(value.get("entry")) if isinstance(r := obj(e).get("resource"), dict) and r]
         return Notification(NotificationType.resource, resources=resources)
     return Notification(NotificationType.resource, resources=[value])
 
@@ -79,7 +80,7 @@ def _backport(bundle: dict[str, Any], status: dict[str, Any]) -> Notification:
     parse = _from_parameters if status["resourceType"] == "Parameters" else _from_subscription_status
     note = parse(status)
     carried = {}
-    for entry in (bundle.get("entry") or [])[1:]:
+    for entry in as_list(bundle.get("entry"))[1:]:
         resource = obj(obj(entry).get("resource"))
         if isinstance(resource.get("resourceType"), str):
             carried[(resource["resourceType"], resource.get("id"))] = resource
@@ -99,7 +100,7 @@ def _type(value: Any) -> NotificationType:
 def _from_parameters(params: dict[str, Any]) -> Notification:
     note = Notification(NotificationType.heartbeat, backport=True)
     kind = None
-    for p in params.get("parameter") or []:
+    for p in as_list(params.get("parameter")):
         p = obj(p)
         name = p.get("name")
         if name == "type":
@@ -113,7 +114,7 @@ def _from_parameters(params: dict[str, Any]) -> Notification:
         elif name in ("events-since-subscription-start", "eventsSinceSubscriptionStart"):
             note.events_since = _count(p)
         elif name in ("notification-event", "notificationEvent"):
-            for part in p.get("part") or []:
+            for part in as_list(p.get("part")):
                 part = obj(part)
                 if part.get("name") in ("event-number", "eventNumber"):
                     number = _count(part)
@@ -133,7 +134,7 @@ def _from_subscription_status(status: dict[str, Any]) -> Notification:
     note.topic = status.get("topic")
     note.status = status.get("status")
     note.events_since = _number(status.get("eventsSinceSubscriptionStart"))
-    for event in status.get("notificationEvent") or []:
+    for event in as_list(status.get("notificationEvent")):
         event = obj(event)
         number = _number(event.get("eventNumber"))
         if number is not None:
@@ -153,12 +154,11 @@ def _count(param: dict[str, Any]) -> int | None:
 
 
 def _number(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value if value >= 0 else None
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
+    """A count or an event number; None for anything else, or one no INTEGER column holds."""
+    if isinstance(value, str):
+        value = digits(value.strip())
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= INT_MAX:
+        return value
     return None
 
 

@@ -30,6 +30,7 @@ from discharge_bridge.ui.identity_labels import person_line, sex_label, stay_lin
 from discharge_bridge.ui.templating import PageRoute, language_of, render
 from discharge_bridge.users.principal import Principal
 from discharge_bridge.users.roles import Permission
+from discharge_bridge.validation import Line
 from discharge_bridge.worklists.board import (
     DESTINATIONS,
     NO_HANDOFF,
@@ -46,8 +47,8 @@ from discharge_bridge.worklists.board import (
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 BoardViewer = Annotated[Principal, Depends(require(Permission.view_board))]
-Hospital = Annotated[str | None, Query(max_length=64)]
-Ward = Annotated[str | None, Query(max_length=200)]
+Hospital = Annotated[Line | None, Query(max_length=64)]
+Ward = Annotated[Line | None, Query()]
 Destination = Annotated[str | None, Query(max_length=32)]
 Status = Annotated[str | None, Query(max_length=16)]
 ROWS_SHOWN = 500

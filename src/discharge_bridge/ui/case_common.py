@@ -39,6 +39,7 @@ from discharge_bridge.ui.contact_labels import FLASH as CONTACT_FLASH
 from discharge_bridge.ui.templating import PageRoute, render
 from discharge_bridge.users.principal import Principal
 from discharge_bridge.users.roles import Permission
+from discharge_bridge.validation import Id, digits
 
 M = TypeVar("M", bound=BaseModel)
 Reader = Annotated[Principal, Depends(require(Permission.read_cases))]
@@ -207,7 +208,7 @@ def _field(loc: tuple[str | int, ...], typed: dict[str, Any]) -> str | None:
     return None
 
 
-def page_case(case_id: Annotated[int, Path(ge=1)], session: SessionDep, principal: Reader) -> Case:
+def page_case(case_id: Annotated[Id, Path()], session: SessionDep, principal: Reader) -> Case:
     """The case if the reader may see its hospital; otherwise 404, exactly as the API answers."""
     case = get_case(session, case_id, source_ids=principal.scope)
     if case is None:
@@ -236,10 +237,10 @@ def text(form: FormData, name: str) -> str:
 
 def version_of(form: FormData) -> int:
     """The version the form was rendered with: every change names it, so a stale one is refused."""
-    raw = text(form, "version")
-    if not raw.isdigit():
+    version = digits(text(form, "version"))
+    if version is None:
         raise InvalidInput(("form", "version"), "the form has no version: reload the page")
-    return int(raw)
+    return version
 
 
 def local_datetime(value: str, timezone: str, field: str) -> datetime | None:

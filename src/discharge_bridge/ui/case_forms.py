@@ -10,10 +10,11 @@ sends all its fields, and only those that differ from the stored ones change.
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 from fastapi.responses import RedirectResponse
 from starlette.datastructures import FormData
 
@@ -49,10 +50,14 @@ from discharge_bridge.ui.case_common import (
 )
 from discharge_bridge.ui.case_labels import DAILY_LIVING, DOMAINS
 from discharge_bridge.users.principal import Principal
+from discharge_bridge.validation import Id, out_of_years
 
 router = APIRouter(route_class=CaseFormRoute, include_in_schema=False)
 E = TypeVar("E", bound=StrEnum)
 R = TypeVar("R", Task, Handoff, Barrier)
+TaskId = Annotated[Id, Path()]
+HandoffId = Annotated[Id, Path()]
+BarrierId = Annotated[Id, Path()]
 
 
 def _timezone(session: SessionDep, case: Case) -> str:
@@ -72,6 +77,16 @@ def _child(session: SessionDep, model: type[R], row_id: int, case: Case, princip
     if row is None:
         raise NotFound(model.__name__.lower(), row_id)
     return row
+
+
+def _when(form: FormData, field: str, timezone: str) -> datetime | None:
+    """A date and time typed on the page, read in the hospital's zone, within the years the API takes
+    (checked first: a time in year 1 cannot even be shown in another zone)."""
+    value = local_datetime(text(form, field), timezone, field)
+    problem = out_of_years(value) if value is not None else None
+    if problem is not None:
+        raise FormInvalid(("form", field), f"Input should be {problem}", "date_out_of_range")
+    return value
 
 
 def _tri(value: str) -> bool | None:
@@ -128,7 +143,7 @@ def case_dates(case: PageCase, session: SessionDep, principal: Coordinator, form
     timezone = _timezone(session, case)
     values: dict[str, Any] = {}
     for field in DATES:  # the form shows minutes in the hospital's zone: an untouched field is not sent on
-        new = local_datetime(text(form, field), timezone, field)
+        new = _when(form, field, timezone)
         if local_input(new, timezone) != local_input(getattr(case, field), timezone):
             values[field] = new
     changed = _update(session, case, principal, form, values)
@@ -199,7 +214,7 @@ def task_add(case: PageCase, session: SessionDep, principal: Coordinator, form: 
             "domain": text(form, "domain"),
             **({"priority": text(form, "priority")} if text(form, "priority") else {}),
             "owner": text(form, "owner") or None,
-            "due_at": local_datetime(text(form, "due_at"), timezone, "due_at"),
+            "due_at": _when(form, "due_at", timezone),
         },
     )
     create_task(
@@ -217,7 +232,7 @@ def task_add(case: PageCase, session: SessionDep, principal: Coordinator, form: 
 
 @router.post("/cases/{case_id}/tasks/{task_id}/status")
 def task_move(
-    case: PageCase, task_id: int, session: SessionDep, principal: Coordinator, form: Form
+    case: PageCase, task_id: TaskId, session: SessionDep, principal: Coordinator, form: Form
 ) -> RedirectResponse:
     assert case.id is not None
     task = _child(session, Task, task_id, case, principal)
@@ -228,21 +243,20 @@ def task_move(
 
 @router.post("/cases/{case_id}/tasks/{task_id}")
 def task_edit(
-    case: PageCase, task_id: int, session: SessionDep, principal: Coordinator, form: Form
+    case: PageCase, task_id: TaskId, session: SessionDep, principal: Coordinator, form: Form
 ) -> RedirectResponse:
-    """Owner, due time and note of one task, edited in place on its row."""
+    """Owner, due time and note of one task, edited in place on its row. A due time sent back as stored
+    is not judged again (a task long overdue still takes a new owner)."""
     assert case.id is not None
     task = _child(session, Task, task_id, case, principal)
     timezone = _timezone(session, case)
-    body = validated(
-        TaskPatch,
-        {
-            "owner": text(form, "owner") or None,
-            "due_at": local_datetime(text(form, "due_at"), timezone, "due_at"),
-            "status_reason": text(form, "status_reason") or None,
-        },
-    )
-    values = _differing(task, body.model_dump(include={"owner", "due_at", "status_reason"}), timezone)
+    typed = {
+        "owner": text(form, "owner") or None,
+        "due_at": _when(form, "due_at", timezone),
+        "status_reason": text(form, "status_reason") or None,
+    }
+    typed = _differing(task, typed, timezone)
+    values = validated(TaskPatch, typed).model_dump(include=set(typed))
     changed = update_task(session, case, task, actor=principal.username, expected_version=version_of(form), **values)
     return back_to_case(case.id, "task_saved" if changed else "task_unchanged", f"task-{task_id}")
 
@@ -272,7 +286,7 @@ def handoff_add(
         {
             "destination_type": text(form, "destination_type"),
             "organisation": text(form, "organisation") or None,
-            "scheduled_for": local_datetime(text(form, "scheduled_for"), timezone, "scheduled_for"),
+            "scheduled_for": _when(form, "scheduled_for", timezone),
             "note": text(form, "note") or None,
         },
     )
@@ -291,7 +305,7 @@ def handoff_add(
 
 @router.post("/cases/{case_id}/handoffs/{handoff_id}/status")
 def handoff_move(
-    case: PageCase, handoff_id: int, session: SessionDep, principal: Coordinator, form: Form
+    case: PageCase, handoff_id: HandoffId, session: SessionDep, principal: Coordinator, form: Form
 ) -> RedirectResponse:
     assert case.id is not None
     handoff = _child(session, Handoff, handoff_id, case, principal)
@@ -310,7 +324,7 @@ def handoff_move(
 
 @router.post("/cases/{case_id}/handoffs/{handoff_id}")
 def handoff_edit(
-    case: PageCase, handoff_id: int, session: SessionDep, principal: Coordinator, form: Form
+    case: PageCase, handoff_id: HandoffId, session: SessionDep, principal: Coordinator, form: Form
 ) -> RedirectResponse:
     """Receiving organisation, handover time and note of one handoff, edited in place."""
     assert case.id is not None
@@ -320,7 +334,7 @@ def handoff_edit(
         HandoffPatch,
         {
             "organisation": text(form, "organisation") or None,
-            "scheduled_for": local_datetime(text(form, "scheduled_for"), timezone, "scheduled_for"),
+            "scheduled_for": _when(form, "scheduled_for", timezone),
             "note": text(form, "note") or None,
         },
     )
@@ -333,7 +347,7 @@ def handoff_edit(
 
 @router.post("/cases/{case_id}/handoffs/{handoff_id}/documents")
 def handoff_documents(
-    case: PageCase, handoff_id: int, session: SessionDep, principal: Coordinator, form: Form
+    case: PageCase, handoff_id: HandoffId, session: SessionDep, principal: Coordinator, form: Form
 ) -> RedirectResponse:
     """The checklist as ticked: a box left unticked means the document is not ready (yet)."""
     assert case.id is not None
@@ -357,7 +371,7 @@ def barrier_add(case: PageCase, session: SessionDep, principal: BarrierEditor, f
 
 @router.post("/cases/{case_id}/barriers/{barrier_id}/end")
 def barrier_end(
-    case: PageCase, barrier_id: int, session: SessionDep, principal: BarrierEditor, form: Form
+    case: PageCase, barrier_id: BarrierId, session: SessionDep, principal: BarrierEditor, form: Form
 ) -> RedirectResponse:
     assert case.id is not None
     barrier = _child(session, Barrier, barrier_id, case, principal)

@@ -30,6 +30,7 @@ from discharge_bridge.ui.case_common import (
     validated,
     version_of,
 )
+from discharge_bridge.validation import Id
 
 router = APIRouter(route_class=CaseFormRoute, include_in_schema=False)
 ANCHOR = "contacts"
@@ -108,7 +109,7 @@ def contacts_none_found(
 @router.post("/cases/{case_id}/contacts/{contact_id}")
 def contact_edit(
     case: PageCase,
-    contact_id: Annotated[int, Path(ge=1)],
+    contact_id: Annotated[Id, Path()],
     session: SessionDep,
     principal: Coordinator,
     form: Form,

@@ -10,7 +10,9 @@ every few seconds (htmx), so the result shows up when the pass ends.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, BackgroundTasks, HTTPException, Request
+from typing import Annotated
+
+from fastapi import APIRouter, BackgroundTasks, HTTPException, Path, Request
 from fastapi.responses import HTMLResponse, Response
 
 from discharge_bridge.audit import AdminAction, Target, record_admin_action
@@ -29,8 +31,11 @@ from discharge_bridge.scheduling import sync_now
 from discharge_bridge.ui import i18n, it_sources
 from discharge_bridge.ui.it_common import SourceManager, answer, context, replay_detail, source_of
 from discharge_bridge.ui.templating import PageRoute, language_of, render
+from discharge_bridge.validation import Id, Key
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
+LetterId = Annotated[Id, Path()]
+SourceName = Annotated[Key, Path()]
 router.include_router(it_sources.router)
 
 
@@ -42,13 +47,13 @@ def it_page(request: Request, principal: SourceManager, session: SessionDep) -> 
 
 
 @router.get("/it/sources/{name}", response_class=HTMLResponse)
-def source_card(request: Request, name: str, principal: SourceManager, session: SessionDep) -> Response:
+def source_card(request: Request, name: SourceName, principal: SourceManager, session: SessionDep) -> Response:
     """One source's card (what a running sync's card asks for every few seconds)."""
     return answer(request, session, principal, source_of(session, principal, name))
 
 
 @router.post("/it/sources/{name}/check", response_class=HTMLResponse)
-def check_connection(request: Request, name: str, principal: SourceManager, session: SessionDep) -> Response:
+def check_connection(request: Request, name: SourceName, principal: SourceManager, session: SessionDep) -> Response:
     """Run the connection check now (an EHR gets a short timeout; a file source gets the folder check)."""
     source = source_of(session, principal, name)
     report = run_check(source)
@@ -58,7 +63,7 @@ def check_connection(request: Request, name: str, principal: SourceManager, sess
 @router.post("/it/sources/{name}/sync", response_class=HTMLResponse)
 def sync_source_now(
     request: Request,
-    name: str,
+    name: SourceName,
     principal: SourceManager,
     session: SessionDep,
     settings: SettingsDep,
@@ -84,7 +89,7 @@ def _notice(outcome: ReplayOutcome) -> str:
 
 
 @router.get("/it/deadletters/{letter_id}", response_class=HTMLResponse)
-def dead_letter(request: Request, letter_id: int, principal: SourceManager, session: SessionDep) -> Response:
+def dead_letter(request: Request, letter_id: LetterId, principal: SourceManager, session: SessionDep) -> Response:
     """One dead letter: the resource, the field at fault, the reason, and the record without identity."""
     try:
         detail = letter_detail(session, letter_id, source_ids=principal.scope)
@@ -96,7 +101,7 @@ def dead_letter(request: Request, letter_id: int, principal: SourceManager, sess
 
 
 @router.post("/it/deadletters/{letter_id}/replay", response_class=HTMLResponse)
-def replay_one(request: Request, letter_id: int, principal: SourceManager, session: SessionDep) -> Response:
+def replay_one(request: Request, letter_id: LetterId, principal: SourceManager, session: SessionDep) -> Response:
     try:
         source, outcomes = replay_dead_letter(session, letter_id, source_ids=principal.scope, actor=principal.username)
     except DeadLetterNotFound:
@@ -106,7 +111,7 @@ def replay_one(request: Request, letter_id: int, principal: SourceManager, sessi
 
 
 @router.post("/it/sources/{name}/replay", response_class=HTMLResponse)
-def replay_all(request: Request, name: str, principal: SourceManager, session: SessionDep) -> Response:
+def replay_all(request: Request, name: SourceName, principal: SourceManager, session: SessionDep) -> Response:
     source = source_of(session, principal, name)
     outcomes = replay_open_letters(session, source, actor=principal.username)
     i18n.set_language(language_of(request))

@@ -12,9 +12,10 @@ An IT admin who sees only some hospitals is given the hospital they add: they lo
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Annotated
 from zoneinfo import available_timezones
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import FormData
 
@@ -41,6 +42,7 @@ from discharge_bridge.sources.service import SourceError
 from discharge_bridge.ui import i18n
 from discharge_bridge.ui.it_common import SourceManager, answer, field_error, it_label, source_of, words
 from discharge_bridge.ui.templating import PageRoute, language_of, render
+from discharge_bridge.validation import Key
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 ADD_PATH = "/it/add-source"
@@ -133,7 +135,7 @@ async def add_source_from_form(
 
 @router.get("/it/sources/{name}/edit", response_class=HTMLResponse)
 def edit_source_form(
-    request: Request, name: str, principal: SourceManager, session: SessionDep, settings: SettingsDep
+    request: Request, name: Annotated[Key, Path()], principal: SourceManager, session: SessionDep, settings: SettingsDep
 ) -> Response:
     source = source_of(session, principal, name)
     return _page(
@@ -147,7 +149,7 @@ def edit_source_form(
 
 @router.post("/it/sources/{name}/edit", response_class=HTMLResponse)
 async def change_source_from_form(
-    request: Request, name: str, principal: SourceManager, session: SessionDep, settings: SettingsDep
+    request: Request, name: Annotated[Key, Path()], principal: SourceManager, session: SessionDep, settings: SettingsDep
 ) -> Response:
     source = source_of(session, principal, name)
     raw = await _form(request)

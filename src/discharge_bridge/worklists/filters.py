@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from discharge_bridge.fhir.fields import search_key
+from discharge_bridge.validation import unprintable
 
 SEARCH_MAX = 100  # characters: a name and an MRN, with room
 TERMS_MAX = 6  # words searched for (each must appear)
@@ -65,6 +66,15 @@ class WorklistQuery:
     after: str | None = None
 
     def __post_init__(self) -> None:
+        for param, value in (
+            ("q", self.search),
+            ("ward", self.ward),
+            ("rule", self.rule),
+            ("coordinator", self.coordinator),
+        ):
+            problem = unprintable(value) if value is not None else None
+            if problem is not None:  # PostgreSQL refuses a NUL in any text: a 500, were it sent on
+                raise InvalidFilter(param, problem)
         if self.search is not None and len(self.search) > SEARCH_MAX:
             raise InvalidFilter("q", f"at most {SEARCH_MAX} characters")
         if self.search is not None and len(self.search.split()) > TERMS_MAX:

@@ -17,6 +17,8 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_, false, or_
 
+from discharge_bridge.validation import is_id
+
 
 class InvalidCursor(ValueError):
     """The ``after`` value was not made by this list for this sort."""
@@ -71,6 +73,6 @@ def decode(cursor: str, sort: str) -> int:
         raise InvalidCursor("not a cursor this list made") from None
     if made_for != sort:
         raise InvalidCursor(f"made for another sort than {sort!r}")
-    if not isinstance(last_id, int) or isinstance(last_id, bool) or last_id < 1:
+    if not is_id(last_id):  # an int beyond 64 bits would reach the database
         raise InvalidCursor("not a row of this list")
     return last_id

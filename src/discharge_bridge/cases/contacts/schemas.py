@@ -6,10 +6,11 @@ import re
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from discharge_bridge.cases.contacts.models import ContactKind, ContactOutcome
 from discharge_bridge.cases.contacts.relationships import HandRelationship
+from discharge_bridge.validation import ONE_LINE, Instant, Name, Note, Version
 
 _PHONE = re.compile(r"^\+?[0-9()\-.\s]+$")
 
@@ -20,11 +21,11 @@ def _phone(value: str) -> str:
     return value
 
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Phone = Annotated[str, StringConstraints(strip_whitespace=True, min_length=5, max_length=40), AfterValidator(_phone)]
+Phone = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=5, max_length=40), ONE_LINE, AfterValidator(_phone)
+]
 Phones = Annotated[list[Phone], Field(max_length=5)]
-Address = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
-Note = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
+Address = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500), ONE_LINE]
 
 
 class ContactIn(BaseModel):
@@ -45,7 +46,7 @@ class ContactPatch(BaseModel):
     phones: Phones | None = None
     address: Address | None = None
     note: Note | None = None
-    version: Annotated[int, Field(ge=0)] | None = Field(default=None, description="Alternative to If-Match.")
+    version: Version | None = Field(default=None, description="Alternative to If-Match.")
 
 
 class ContactOut(BaseModel):
@@ -72,12 +73,12 @@ class ContactOut(BaseModel):
 
 class LogEntryIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    contact: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=160)] = Field(
+    contact: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=160), ONE_LINE] = Field(
         description="The ``ref`` of one of the case's contacts."
     )
     kind: ContactKind
     outcome: ContactOutcome
-    at: AwareDatetime | None = Field(default=None, description="When it took place (default: now); not in the future.")
+    at: Instant | None = Field(default=None, description="When it took place (default: now); not in the future.")
     note: Note | None = None
 
 

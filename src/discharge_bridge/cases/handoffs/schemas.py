@@ -5,19 +5,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from discharge_bridge.cases.handoffs.models import DestinationType, HandoffStatus
+from discharge_bridge.validation import ITEMS_MAX, LINES, ONE_LINE, Instant, Key, LongText, Version
 
-Organisation = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
-Note = Annotated[str, StringConstraints(max_length=4000)]
+Organisation = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300), ONE_LINE]
+Note = LongText
 
 
 class HandoffIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     destination_type: DestinationType
     organisation: Organisation | None = Field(default=None, description="The receiving organisation.")
-    scheduled_for: AwareDatetime | None = None
+    scheduled_for: Instant | None = None
     note: Note | None = None
 
 
@@ -25,20 +26,20 @@ class HandoffPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
     status: HandoffStatus | None = None
     organisation: Organisation | None = None
-    scheduled_for: AwareDatetime | None = Field(default=None, description="The agreed handover time.")
+    scheduled_for: Instant | None = Field(default=None, description="The agreed handover time.")
     note: Note | None = None
-    documents: dict[str, bool] | None = Field(
+    documents: Annotated[dict[Key, bool], Field(max_length=ITEMS_MAX)] | None = Field(
         default=None, description='Tick documents by code: {"passport": true}. Unknown codes are a 422.'
     )
-    override_reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)] | None = (
-        Field(
-            default=None,
-            description="With status completed while documents of the checklist are not ticked: why the handover "
-            "goes ahead without them (recorded with who, when and the missing documents). Without it such a "
-            "completion is a 409 naming the missing documents (`missing`).",
-        )
+    override_reason: (
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000), LINES] | None
+    ) = Field(
+        default=None,
+        description="With status completed while documents of the checklist are not ticked: why the handover "
+        "goes ahead without them (recorded with who, when and the missing documents). Without it such a "
+        "completion is a 409 naming the missing documents (`missing`).",
     )
-    version: Annotated[int, Field(ge=0)] | None = Field(default=None, description="Alternative to If-Match.")
+    version: Version | None = Field(default=None, description="Alternative to If-Match.")
 
 
 class DocumentOut(BaseModel):

@@ -1,16 +1,20 @@
-"""API shapes of tasks. Inputs forbid unknown fields; times need a zone."""
+"""API shapes of tasks. Inputs forbid unknown fields; times need a zone, and a due time falls within a year
+before now and two years after (a new value: the page leaves a stored one as it is)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from discharge_bridge.cases.tasks.models import TaskDomain, TaskKind, TaskPriority, TaskStatus
+from discharge_bridge.clock import utcnow
+from discharge_bridge.validation import DUE_AFTER, DUE_BEFORE, LINES, Instant, Name, Version, Within
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Description = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+Description = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000), LINES]
+DueAt = Annotated[Instant, Within(utcnow, before=DUE_BEFORE, after=DUE_AFTER)]
+DUE = "With a zone; within a year before now and two years after."
 
 
 class TaskIn(BaseModel):
@@ -19,7 +23,7 @@ class TaskIn(BaseModel):
     domain: TaskDomain
     priority: TaskPriority = TaskPriority.routine
     owner: Name | None = Field(default=None, description="Default: the case's coordinator.")
-    due_at: AwareDatetime | None = None
+    due_at: DueAt | None = Field(default=None, description=DUE)
 
 
 class TaskPatch(BaseModel):
@@ -27,13 +31,13 @@ class TaskPatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     status: TaskStatus | None = None
-    status_reason: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    status_reason: Annotated[str, StringConstraints(max_length=2000), LINES] | None = None
     owner: Name | None = Field(default=None, description="Reassign (null: nobody).")
-    due_at: AwareDatetime | None = None
+    due_at: DueAt | None = Field(default=None, description=DUE)
     description: Description | None = None
     domain: TaskDomain | None = None
     priority: TaskPriority | None = None
-    version: Annotated[int, Field(ge=0)] | None = Field(default=None, description="Alternative to If-Match.")
+    version: Version | None = Field(default=None, description="Alternative to If-Match.")
 
 
 class TaskOut(BaseModel):

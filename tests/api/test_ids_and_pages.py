@@ -1,0 +1,162 @@
+"""Ids, pages, cursors and versions are bounded at the edge: a number no database column holds is a 422
+naming the parameter, never a 500 from the driver (an id of 2^64 on every ``/{id}`` route, the API's
+and the pages', found from the app's own routes)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi.testclient import TestClient
+
+from discharge_bridge.app import create_app
+from discharge_bridge.config import Settings
+from discharge_bridge.validation import ID_MAX, OFFSET_MAX, VERSION_MAX
+from tests.api.conftest import Ward
+
+pytestmark = pytest.mark.clock
+sqlite_only = pytest.mark.parametrize("db_settings", ["sqlite"], indirect=True)  # 120 requests per route
+
+HUGE = 2**64
+# Routes only: building the app opens no database.
+APP = create_app(Settings(data_dir=Path(tempfile.gettempdir()) / "discharge-bridge-routes"))
+
+
+def _path_params(dependant: Dependant) -> Iterator[Any]:
+    yield from dependant.path_params
+    for sub in dependant.dependencies:
+        yield from _path_params(sub)
+
+
+def id_routes() -> list[tuple[str, str, tuple[str, ...]]]:
+    """(method, path, the integer path parameters) of every route of the app that takes an id."""
+    found: list[tuple[str, str, tuple[str, ...]]] = []
+    for context in iter_route_contexts(APP.routes):
+        if not isinstance(context.original_route, APIRoute):
+            continue
+        ints = tuple(sorted({p.name for p in _path_params(context.dependant) if p.field_info.annotation is int}))
+        found += [(method, str(context.path_format), ints) for method in sorted(context.methods or ()) if ints]
+    return found
+
+
+ID_ROUTES = id_routes()
+
+
+def _ids(ward: Ward) -> dict[str, int]:
+    return {
+        "case_id": ward.case_id,
+        "task_id": ward.task_id,
+        "handoff_id": ward.handoff_id,
+        "barrier_id": ward.barrier_id,
+        "contact_id": ward.contact_id,
+        "letter_id": ward.letter_id,
+    }
+
+
+def _locs(response: Any) -> list[list[Any]]:
+    return [error["loc"] for error in response.json()["detail"]]
+
+
+def test_the_routes_with_ids_are_found() -> None:
+    paths = {path for _, path, _ in ID_ROUTES}
+    assert (
+        len(ID_ROUTES) >= 45 and {"/api/v1/tasks/{task_id}", "/cases/{case_id}", "/it/deadletters/{letter_id}"} <= paths
+    )
+    assert set().union(*(ids for _, _, ids in ID_ROUTES)) == set(_ids(Ward(1, 1, 1, 1, 1, 1)))
+
+
+@sqlite_only
+@pytest.mark.parametrize(("method", "path", "ids"), ID_ROUTES, ids=[f"{m} {p}" for m, p, _ in ID_ROUTES])
+def test_an_id_beyond_64_bits_is_a_422_naming_it(
+    api: TestClient, ward: Ward, method: str, path: str, ids: tuple[str, ...]
+) -> None:
+    for name in ids:
+        for value in (HUGE, ID_MAX + 1):
+            url = path.format(**{**_ids(ward), name: value})
+            response = api.request(method, url, json={}, follow_redirects=False)
+            assert response.status_code == 422, (url, response.status_code, response.text[:300])
+            if path.startswith("/api/"):
+                assert ["path", name] in _locs(response), response.text
+        reachable = api.request(method, path.format(**{**_ids(ward), name: ID_MAX}), json={}, follow_redirects=False)
+        assert reachable.status_code in (404, 422), (path, reachable.status_code)  # the largest id is just not there
+
+
+def _cursor(sort: str, last_id: int) -> str:
+    raw = json.dumps([sort, last_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    ("url", "param"),
+    [
+        ("/api/v1/cases?offset={huge}", "offset"),
+        (f"/api/v1/cases?offset={OFFSET_MAX + 1}", "offset"),
+        ("/api/v1/cases?limit={huge}", "limit"),
+        ("/api/v1/cases/{case_id}/timeline?offset={huge}", "offset"),
+        ("/api/v1/cases/{case_id}/timeline?limit={huge}", "limit"),
+        ("/api/v1/worklist?limit={huge}", "limit"),
+        (f"/api/v1/worklist?after={_cursor('priority', HUGE)}", "after"),
+        (f"/api/v1/worklist?sort=name&after={_cursor('name', ID_MAX + 1)}", "after"),
+        ("/api/v1/board?limit={huge}", "limit"),
+        ("/api/v1/access-log?before_id={huge}", "before_id"),
+        ("/api/v1/access-log.csv?before_id={huge}", "before_id"),
+        ("/api/v1/audit?before_id={huge}", "before_id"),
+        ("/api/v1/audit.csv?before_id={huge}", "before_id"),
+        ("/api/v1/sources/city/deadletters?limit={huge}", "limit"),
+    ],
+)
+def test_pages_and_cursors_beyond_their_bounds_are_a_422_naming_the_parameter(
+    api: TestClient, ward: Ward, url: str, param: str
+) -> None:
+    response = api.get(url.format(huge=HUGE, case_id=ward.case_id))
+    assert response.status_code == 422, response.text[:300]
+    assert ["query", param] in _locs(response)
+
+
+def test_the_largest_offset_is_an_empty_page(api: TestClient, ward: Ward) -> None:
+    page = api.get(f"/api/v1/cases?offset={OFFSET_MAX}")
+    assert page.status_code == 200 and page.json()["items"] == [] and page.json()["total"] == 1
+    assert api.get(f"/api/v1/cases/{ward.case_id}/timeline?offset={OFFSET_MAX}").json() == []
+
+
+def test_the_worklist_page_says_a_cursor_beyond_64_bits_is_not_one_of_its_own(api: TestClient, ward: Ward) -> None:
+    response = api.get(f"/worklist?after={_cursor('priority', HUGE)}")
+    assert response.status_code < 500
+
+
+@pytest.mark.parametrize("if_match", ['"²"', '"٣"', 'W/"¹"', '"1\x00"'])
+def test_an_if_match_of_other_digits_is_a_422_naming_the_header(api: TestClient, ward: Ward, if_match: str) -> None:
+    """Digits of other scripts pass ``str.isdigit()`` and fail ``int()``: they were a 500."""
+    headers = {"If-Match": if_match.encode()}  # UTF-8 on the wire, as a client may send it
+    response = api.patch(f"/api/v1/tasks/{ward.task_id}", json={"owner": None}, headers=headers)
+    assert response.status_code == 422
+    assert ["header", "if-match"] in [[str(part).lower() for part in loc] for loc in _locs(response)]
+
+
+@pytest.mark.parametrize("version", [HUGE, VERSION_MAX + 1, -1])
+def test_a_version_beyond_its_column_is_a_422_naming_it(api: TestClient, ward: Ward, version: int) -> None:
+    for method, url in [
+        ("PATCH", f"/api/v1/tasks/{ward.task_id}"),
+        ("PATCH", f"/api/v1/handoffs/{ward.handoff_id}"),
+        ("PATCH", f"/api/v1/barriers/{ward.barrier_id}"),
+        ("PATCH", f"/api/v1/cases/{ward.case_id}"),
+        ("PATCH", f"/api/v1/cases/{ward.case_id}/contacts/{ward.contact_id}"),
+        ("PUT", f"/api/v1/cases/{ward.case_id}/assessment"),
+    ]:
+        response = api.request(method, url, json={"version": version})
+        assert response.status_code == 422 and ["body", "version"] in _locs(response), (url, response.text)
+
+
+@pytest.mark.parametrize("version", ["²", "٣"])
+def test_a_page_form_whose_version_is_other_digits_is_refused_not_a_500(
+    api: TestClient, ward: Ward, version: str
+) -> None:
+    response = api.post(f"/cases/{ward.case_id}/keep", data={"version": version, "keep_reason": "x"})
+    assert response.status_code == 422
