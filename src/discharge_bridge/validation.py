@@ -3,8 +3,8 @@ instants in a sensible range, text that can be stored and shown, a size for ever
 
 Every input schema and every Query / Path / Header parameter builds on these types, so a value out of
 bounds is a 422 naming the field (FastAPI's ``detail[].loc``) and never reaches the database, where it
-was a 500: SQLite and PostgreSQL hold no integer beyond 64 bits, PostgreSQL no NUL in any text, and a
-date in year 1 with a time zone underflows on its way to UTC. The bounds are part of the OpenAPI
+was a 500: PostgreSQL's INTEGER columns hold 32 bits (SQLite's 64), PostgreSQL keeps no NUL in a text,
+and a date in year 1 with a time zone underflows on its way to UTC. The bounds are part of the OpenAPI
 document too (``maximum``, ``maxLength``, ``pattern``...), so clients and fuzzers see them.
 
 Rules that need the stored state (a readiness date not before the admission) belong to the services,
@@ -26,8 +26,8 @@ from pydantic_core import PydanticCustomError, core_schema
 
 # -- numbers -------------------------------------------------------------------------------------
 
-ID_MAX = 2**63 - 1  # a signed 64-bit integer: PostgreSQL's bigint, SQLite's INTEGER
-INT_MAX = 2**31 - 1  # an INTEGER column of PostgreSQL (version counters, event counts)
+INT_MAX = 2**31 - 1  # an INTEGER column of PostgreSQL: 4 bytes (SQLite's hold 8)
+ID_MAX = INT_MAX  # every table's id is an INTEGER column; a larger one in a query is a DataError there
 VERSION_MAX = INT_MAX
 OFFSET_MAX = 1_000_000  # lists page by keyset; an offset is for the first pages of a short list
 PAGE_MAX = 5_000  # the longest page of any list (the bed board's); each route sets its own, lower
