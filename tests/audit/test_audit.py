@@ -73,7 +73,7 @@ def test_every_user_command_is_recorded_with_who_did_it_and_no_secret(
     assert refused.exit_code == 1  # a refused command leaves no entry
 
     actor = f"cli:{getpass.getuser()}"
-    rows = entries(engine)
+    rows = [row for row in entries(engine) if row.target_kind != "source"]
     assert [(r.actor, r.action, r.target_kind, r.target_name) for r in rows] == [
         (actor, "user.add", "user", "anna"),
         (actor, "user.role", "user", "anna"),
@@ -94,6 +94,37 @@ def test_every_user_command_is_recorded_with_who_did_it_and_no_secret(
     stored = json.dumps([r.details for r in rows])
     assert token.startswith("dbt_") and token not in stored
     assert "long walk" not in stored
+
+
+def test_every_source_command_is_recorded_with_what_changed_and_no_secret(
+    cli_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EHR_TOKEN", "a bearer secret")
+    ok("sources", "add", "city", "--hospital", "City", "--base-url", "https://ehr.example/fhir")
+    ok("sources", "set", "city", "--interval", "120", "--disabled", "--auth", "bearer", "--token-env", "EHR_TOKEN")
+    ok("sources", "set", "city", "--mapping", "demo-hospital")
+    refused = runner.invoke(cli, ["sources", "set", "city", "--mapping", "no-such-mapping"])
+    assert refused.exit_code == 1, refused.output
+    ok("sources", "remove", "city", "--yes")
+
+    actor = f"cli:{getpass.getuser()}"
+    rows = entries(get_engine(cli_settings))
+    assert [(r.actor, r.action, r.target_kind, r.target_name) for r in rows] == [
+        (actor, "source.add", "source", "city"),
+        (actor, "source.edit", "source", "city"),
+        (actor, "source.edit", "source", "city"),
+        (actor, "mapping.set", "source", "city"),
+        (actor, "source.remove", "source", "city"),
+    ]
+    assert rows[0].details["base_url"] == "https://ehr.example/fhir" and rows[0].details["enabled"] is True
+    assert rows[1].details == {
+        "poll_interval_seconds": {"from": "300", "to": "120"},
+        "enabled": {"from": True, "to": False},
+        "auth_type": {"from": "none", "to": "bearer"},
+        "token_env": {"from": "", "to": "EHR_TOKEN"},
+    }
+    assert rows[3].details == {"from": "default", "to": "demo-hospital"}
+    assert "a bearer secret" not in json.dumps([r.details for r in rows])
 
 
 def test_details_never_keep_a_secret(engine: Engine) -> None:

@@ -10,8 +10,12 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from sqlmodel import select
+
+from discharge_bridge.audit import AdminAuditEntry
 from discharge_bridge.cli import app
 from discharge_bridge.config import get_settings
+from discharge_bridge.db import get_engine, session_scope
 from discharge_bridge.fhir import FhirClient, RetryPolicy
 from tests.subscriptions.conftest import SECRET, SECRET_ENV
 from tests.subscriptions.stub_ehr import StubEhr
@@ -61,6 +65,17 @@ def test_subscribe_list_and_unsubscribe(ehr: StubEhr) -> None:
     assert "already subscribed" in again
     assert "unsubscribed" in _run("sources", "unsubscribe", "city")
     assert ehr.subscriptions == {}
+    with session_scope(get_engine()) as session:
+        audit = [(e.action, e.target_name, e.details) for e in session.exec(select(AdminAuditEntry))]
+    assert [(action, name) for action, name, _ in audit] == [
+        ("source.add", "city"),
+        ("subscription.add", "city"),  # the refused second one left no entry
+        ("subscription.remove", "city"),
+    ]
+    added = audit[1][2]
+    assert added["subscriptions"] == ["classic Subscription/sub1 for Encounter?class=IMP,ACUTE,NONAC"], added
+    assert (added["endpoint"], added["secret_env"]) == ("https://bridge.test/webhooks/city", SECRET_ENV)
+    assert SECRET not in json.dumps([details for *_, details in audit])
     (listed,) = json.loads(_run("sources", "list", "--format", "json"))
     assert (listed["mode"], listed["push"]) == ("poll", "")
 

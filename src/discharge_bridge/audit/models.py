@@ -27,6 +27,8 @@ class AdminAction(StrEnum):
     source_edit = "source.edit"
     source_remove = "source.remove"
     source_sync_now = "source.sync_now"
+    subscription_add = "subscription.add"  # Subscriptions created on the EHR for a source
+    subscription_remove = "subscription.remove"
     deadletter_replay = "deadletter.replay"
     mapping_set = "mapping.set"
     rules_rescore = "rules.rescore"

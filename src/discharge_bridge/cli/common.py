@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import getpass
+import os
+
 import typer
 from rich.console import Console
 
@@ -10,6 +13,15 @@ from discharge_bridge.db import alembic_config, current_revision, upgrade
 
 console = Console()
 err = Console(stderr=True)
+
+
+def cli_actor() -> str:
+    """Who acts from the terminal, for the audit trail: ``cli:<operating-system user>``."""
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry and no LOGNAME/USER (a bare container)
+        name = f"uid{os.getuid()}"
+    return f"cli:{name}"
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

@@ -1,4 +1,7 @@
-"""``discharge-bridge sources``: hospital IT registers, checks and subscribes to EHR endpoints."""
+"""``discharge-bridge sources``: hospital IT registers, checks and subscribes to EHR endpoints.
+
+Each change is recorded in the audit trail of administration as done by ``cli:<the operating-system
+user>``: settings as the form shows them (secrets only as the names of their env vars or files)."""
 
 from __future__ import annotations
 
@@ -8,8 +11,10 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from discharge_bridge.cli.common import console, err, fail, ready_database
+from discharge_bridge.audit import AdminAction, Target, record_admin_action
+from discharge_bridge.cli.common import cli_actor, console, err, fail, ready_database
 from discharge_bridge.connections.check import CheckStatus
+from discharge_bridge.connections.forms import audited_settings, record_edit
 from discharge_bridge.connections.service import add_source, update_source
 from discharge_bridge.connections.status import run_check
 from discharge_bridge.db import get_engine, session_scope
@@ -77,7 +82,7 @@ def sources_add(
         raise fail(f"mode must be one of {', '.join(m.value for m in SourceMode)}") from None
     try:
         with session_scope(get_engine()) as session:
-            add_source(
+            source = add_source(
                 session,
                 name=name,
                 hospital=hospital,
@@ -89,6 +94,8 @@ def sources_add(
                 mapping=mapping,
                 inpatient_classes=[c.strip() for c in classes.split(",") if c.strip()],
             )
+            details = audited_settings(source)
+            record_admin_action(session, cli_actor(), AdminAction.source_add, Target("source", name), details)
     except SourceError as exc:
         raise fail(str(exc)) from None
     console.print(f"added source [bold]{name}[/bold]; next: `discharge-bridge sources check {name}`")
@@ -179,7 +186,8 @@ def sources_set(
         raise fail("nothing to change: give at least one option (see --help)", 2)
     try:
         with session_scope(get_engine()) as session:
-            update_source(session, name, changes)
+            before = audited_settings(get_source(session, name))
+            record_edit(session, cli_actor(), before, update_source(session, name, changes))
     except (SourceError, SourceNotFound) as exc:
         raise fail(str(exc)) from None
     console.print(f"updated {name}: {', '.join(sorted(changes))}")
@@ -246,6 +254,7 @@ def sources_remove(
     try:
         with session_scope(get_engine()) as session:
             remove_source(session, name)
+            record_admin_action(session, cli_actor(), AdminAction.source_remove, Target("source", name))
     except SourceNotFound as exc:
         raise fail(str(exc)) from None
     console.print(f"removed source {name}")
@@ -313,6 +322,9 @@ def sources_subscribe(
         raise fail(str(exc)) from None
     except FhirError as exc:
         raise fail(f"the EHR refused the Subscription: {exc}") from None
+    details: dict[str, Any] = {"subscriptions": [f"{r.kind} Subscription/{r.server_id} for {r.criteria}" for r in rows]}
+    details |= {"endpoint": rows[0].endpoint, "secret_env": secret_env, "secret_file": secret_file}
+    _audit(AdminAction.subscription_add, name, details)
     for row in rows:
         console.print(f"{name}: {row.kind} Subscription/{row.server_id} ({row.status}) for {row.criteria}")
     secret_from = f"env {secret_env}" if secret_env else f"file {secret_file}"
@@ -331,6 +343,13 @@ def sources_unsubscribe(name: str) -> None:
         problems = unsubscribe_source(name, engine=get_engine())
     except (SubscriptionError, SourceNotFound) as exc:
         raise fail(str(exc)) from None
+    _audit(AdminAction.subscription_remove, name, {"problems": problems})
     for problem in problems:
         err.print(f"[yellow]warning:[/yellow] {problem} (delete it on the EHR by hand)")
     console.print(f"{name}: unsubscribed; the webhook no longer accepts its notifications")
+
+
+def _audit(action: AdminAction, name: str, details: dict[str, Any]) -> None:
+    """After a change made in its own transactions (the EHR was called in between)."""
+    with session_scope(get_engine()) as session:
+        record_admin_action(session, cli_actor(), action, Target("source", name), details)

@@ -11,8 +11,7 @@ from rich.table import Table
 
 from discharge_bridge.assessment import assess_source, drain, sync_and_assess
 from discharge_bridge.audit import AdminAction, Target, record_admin_action
-from discharge_bridge.cli.common import console, err, fail, ready_database
-from discharge_bridge.cli.users import cli_actor
+from discharge_bridge.cli.common import cli_actor, console, err, fail, ready_database
 from discharge_bridge.config import get_settings
 from discharge_bridge.db import get_engine, session_scope
 from discharge_bridge.fhir import FhirError

@@ -7,7 +7,6 @@ as done by ``cli:<the operating-system user>``.
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
 import sys
@@ -18,7 +17,7 @@ import typer
 from rich.table import Table
 
 from discharge_bridge.audit import AdminAction, Target, record_admin_action
-from discharge_bridge.cli.common import console, err, fail, ready_database
+from discharge_bridge.cli.common import cli_actor, console, err, fail, ready_database
 from discharge_bridge.config import get_settings
 from discharge_bridge.db import get_engine, session_scope
 from discharge_bridge.users.roles import Role
@@ -35,15 +34,6 @@ from discharge_bridge.users.service import (
 from discharge_bridge.users.throttle import ThrottleKind, unlock
 
 app = typer.Typer(no_args_is_help=True, help="Users, their roles and hospitals, and API tokens.")
-
-
-def cli_actor() -> str:
-    """Who acts from the terminal, for the audit trail: ``cli:<operating-system user>``."""
-    try:
-        name = getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry and no LOGNAME/USER (a bare container)
-        name = f"uid{os.getuid()}"
-    return f"cli:{name}"
 
 
 def _read_password(password_env: str | None, password_file: Path | None, *, required: bool) -> str | None:

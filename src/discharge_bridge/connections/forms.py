@@ -373,15 +373,30 @@ def save_new(
 
 
 def save_changes(session: Session, source: Source, form: SourceForm, *, actor: str, mappings_dir: Path) -> Source:
-    """Change the source's settings (its data, cursors and dead letters stay); the audit trail gets
-    each changed setting from -> to, and a mapping change as its own entry."""
+    """Change the source's settings (its data, cursors and dead letters stay), audited (`record_edit`)."""
     assert form.ok
-    before = values_of(source)
+    before = audited_settings(source)
     saved = update_source(session, source.name, form.changes(), mappings_dir=mappings_dir)
-    after = values_of(saved)
-    changed = {k: {"from": before[k], "to": after[k]} for k in after if before.get(k) != after[k]}
+    record_edit(session, actor, before, saved)
+    return saved
+
+
+def audited_settings(source: Source) -> dict[str, Any]:
+    """What the audit trail shows of a source: the form's values (secrets only as env/file names) and
+    the settings only the CLI changes."""
+    return values_of(source) | {
+        "enabled": source.enabled,
+        "inpatient_classes": list(source.inpatient_classes),
+        "assignment": dict(source.assignment),
+        "morning_time": source.morning_time,
+    }
+
+
+def record_edit(session: Session, actor: str, before: dict[str, Any], saved: Source) -> None:
+    """Each changed setting from -> to in one entry, and a mapping change as its own entry."""
+    after = audited_settings(saved)
+    changed = {k: {"from": before.get(k), "to": after[k]} for k in after if before.get(k) != after[k]}
     if changed:
         record_admin_action(session, actor, AdminAction.source_edit, Target("source", saved.name), changed)
     if "mapping" in changed:
         record_admin_action(session, actor, AdminAction.mapping_set, Target("source", saved.name), changed["mapping"])
-    return saved
