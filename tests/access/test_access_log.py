@@ -63,3 +63,14 @@ def test_keyset_pages_and_csv_one_line_per_patient(engine: Engine) -> None:
         ["anna", "ui.worklist", str(city), "p1"],
         ["anna", "ui.worklist", str(city), "p2"],
     ]
+
+
+def test_an_id_a_spreadsheet_would_run_is_quoted_in_the_csv(engine: Engine) -> None:
+    """A FHIR id may start with '-' (``[A-Za-z0-9\\-\\.]{1,64}``): the EHR chooses it, a spreadsheet would
+    read ``-2+3`` as a formula."""
+    with session_scope(engine) as session:
+        city = make_source(session, "city").id or 0
+        record_view(session, user="anna", route="ui.case", patients=[(city, "-2+3"), (city, "p-1")])
+        out = io.StringIO()
+        write_csv(iter_access(session, AccessQuery()), out)
+    assert [line.split(",")[-1] for line in out.getvalue().splitlines()[1:]] == ["'-2+3", "p-1"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,6 +12,7 @@ from sqlmodel import Session, col, select
 
 from discharge_bridge.access.models import AccessLogEntry, AccessLogPatient
 from discharge_bridge.db import utcnow
+from discharge_bridge.spreadsheet import write_rows
 
 PAGE_MAX = 500
 
@@ -118,9 +118,8 @@ def iter_access(
 
 
 def write_csv(rows: Iterable[AccessRow], out: IO[str]) -> None:
-    """One CSV line per patient shown: when, who, route, hospital id, patient id."""
-    writer = csv.writer(out)
-    writer.writerow(["entry_id", "at", "username", "route", "source_id", "patient_fhir_id"])
-    for row in rows:
-        for source_id, pid in row.patients:
-            writer.writerow([row.id, row.at.isoformat(), row.username, row.route, source_id, pid])
+    """One CSV line per patient shown: when, who, route, hospital id, patient id (text that a spreadsheet
+    would read as a formula quoted: an id is the EHR's)."""
+    header = ["entry_id", "at", "username", "route", "source_id", "patient_fhir_id"]
+    lines = ([r.id, r.at.isoformat(), r.username, r.route, sid, pid] for r in rows for sid, pid in r.patients)
+    write_rows(out, header, lines)

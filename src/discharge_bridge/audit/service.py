@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -14,6 +13,7 @@ from sqlmodel import Session, col, select
 
 from discharge_bridge.audit.models import AdminAction, AdminAuditEntry
 from discharge_bridge.db import utcnow
+from discharge_bridge.spreadsheet import write_rows
 
 PAGE_MAX = 500
 REDACTED = "[redacted]"
@@ -115,16 +115,11 @@ def iter_audit(session: Session, query: AuditQuery) -> Iterator[AdminAuditEntry]
 CSV_COLUMNS = ["id", "at", "actor", "action", "target_kind", "target_name", "details"]
 
 
-def _cell(text: str) -> str:
-    # A name typed at the sign-in form lands here (a locked account): a spreadsheet must not run it.
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def write_csv(entries: Iterable[AdminAuditEntry], out: IO[str]) -> None:
     """One line per entry; details as compact JSON; text that a spreadsheet would read as a formula is quoted."""
-    writer = csv.writer(out)
-    writer.writerow(CSV_COLUMNS)
-    for e in entries:
+
+    def row(e: AdminAuditEntry) -> list[object]:
         details = json.dumps(e.details, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-        texts = [e.actor, e.action, e.target_kind, e.target_name, details]
-        writer.writerow([e.id, e.at.isoformat(), *(_cell(t) for t in texts)])
+        return [e.id, e.at.isoformat(), e.actor, e.action, e.target_kind, e.target_name, details]
+
+    write_rows(out, CSV_COLUMNS, (row(e) for e in entries))
