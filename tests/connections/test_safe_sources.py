@@ -22,7 +22,7 @@ from sqlmodel import Session
 from discharge_bridge.config import PROJECT_ROOT, Settings, get_settings
 from discharge_bridge.connections.service import add_source, update_source
 from discharge_bridge.db import session_scope
-from discharge_bridge.fhir import FhirClient, RetryPolicy
+from discharge_bridge.fhir import BulkExportClient, ExportFile, FhirClient, RetryPolicy
 from discharge_bridge.ingest.poll import sync_source
 from discharge_bridge.sources.models import Source, SourceMode
 from discharge_bridge.sources.safety import (
@@ -31,6 +31,7 @@ from discharge_bridge.sources.safety import (
     UnsafeSource,
     check_folder,
     check_url,
+    file_download_client,
     guarded_transport,
     masked_url,
 )
@@ -403,6 +404,48 @@ def test_client_for_connects_through_the_guard(policy: SourcePolicy, monkeypatch
         resolving(monkeypatch, {"ehr.city.example": ["fe80::9"]})
         with pytest.raises(SourceRefused, match="link-local"):
             client.capabilities()
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("https://169.254.169.254/latest/meta-data/iam", "metadata"),
+        ("https://files.example/export/1.ndjson", "link-local"),  # a name that points there
+        ("http://storage.example/export/1.ndjson", "plain http"),
+        ("https://storage.example:6379/1.ndjson", "port"),
+    ],
+)
+def test_a_bulk_file_on_another_host_meets_the_rules_before_it_is_fetched(
+    url: str, why: str, policy: SourcePolicy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The export's manifest names its files' URLs, and files that need no token are fetched from where
+    it says (pre-signed storage): an EHR, or whoever answers for it, must not point this service at a
+    metadata address, an internal port or plain http. Refused before anything is sent."""
+    resolving(monkeypatch, {"files.example": ["169.254.10.1"], "storage.example": ["10.20.0.9"]})
+    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: pytest.fail("connected"))
+    fhir = FhirClient("https://ehr.city.example/fhir", transport=httpx.MockTransport(lambda r: httpx.Response(500)))
+    bulk = BulkExportClient(fhir, downloads=file_download_client(policy))
+    with pytest.raises(SourceRefused, match=f"(?i)not fetched: Bulk export file: .*{why}"):
+        list(bulk.iter_lines(ExportFile(type="Patient", url=url), requires_access_token=False))
+    bulk.close()
+
+
+def test_a_bulk_file_redirected_to_a_metadata_address_is_not_fetched(
+    policy: SourcePolicy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Storage that answers with a redirect: the next URL meets the same rules."""
+    resolving(monkeypatch, {"storage.example": ["10.20.0.9"]})
+    client = file_download_client(policy)
+    sent: list[str] = []
+
+    def storage(request: httpx.Request) -> httpx.Response:
+        sent.append(str(request.url))
+        return httpx.Response(302, headers={"Location": "http://169.254.169.254/latest/meta-data/"})
+
+    client._transport = httpx.MockTransport(storage)  # the storage host answers; the hook still vets each URL
+    with client, pytest.raises(SourceRefused, match="metadata"):
+        client.get("https://storage.example/export/1.ndjson")
+    assert sent == ["https://storage.example/export/1.ndjson"]
 
 
 def test_behind_a_proxy_the_guard_steps_aside(policy: SourcePolicy, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -123,12 +123,14 @@ class BulkExportClient:
     poll_default: float = 5.0
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
-    _plain: httpx.Client | None = field(default=None, init=False, repr=False)
+    # Sends the requests for files on another host, without our credentials; closed by `close`. The
+    # caller vets where it may connect (a manifest names any URL); by default a plain client.
+    downloads: httpx.Client | None = None
 
     def close(self) -> None:
-        if self._plain is not None:
-            self._plain.close()
-            self._plain = None
+        if self.downloads is not None:
+            self.downloads.close()
+            self.downloads = None
 
     # -- kick-off and status --------------------------------------------------------------------
 
@@ -249,9 +251,9 @@ class BulkExportClient:
         base_host = urlsplit(self.client.base_url).netloc
         if requires_access_token or urlsplit(url).netloc in ("", base_host):
             return self.client._http, rebase_url(url, self.client.base_url)
-        if self._plain is None:
-            self._plain = httpx.Client(timeout=60.0, follow_redirects=True)
-        return self._plain, url
+        if self.downloads is None:
+            self.downloads = httpx.Client(timeout=60.0, follow_redirects=True)
+        return self.downloads, url
 
     def _stream(self, file: ExportFile, requires_access_token: bool) -> Iterator[tuple[int, bytes]]:
         http, url = self._download_client(file.url, requires_access_token)

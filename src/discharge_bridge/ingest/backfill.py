@@ -54,6 +54,7 @@ from discharge_bridge.ingest.writer import (
 )
 from discharge_bridge.sources import service as source_registry
 from discharge_bridge.sources.models import Source, SourceMode
+from discharge_bridge.sources.safety import current_policy, file_download_client
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +153,7 @@ class BulkBackfill:
     # -- the export -------------------------------------------------------------------------------
 
     def pages(self) -> Iterator[Page]:
-        bulk = BulkExportClient(self.client, sleep=self.sleep)
+        bulk = BulkExportClient(self.client, sleep=self.sleep, downloads=file_download_client(current_policy()))
         export_id = self._prepare()
         try:
             try:

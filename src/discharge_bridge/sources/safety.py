@@ -137,7 +137,7 @@ FOLDER_OUTSIDE = N_(
     "them, or add its folder to DISCHARGE_BRIDGE_IMPORT_ROOTS"
 )
 FOLDER_LINK = N_("%(link)s links to %(leads_to)s, outside the folders file sources may read (%(roots)s)")
-FIELD_NAMES = {"base_url": "base URL", "token_url": "token URL"}
+FIELD_NAMES = {"base_url": "base URL", "token_url": "token URL", "bulk_file": "Bulk export file"}
 
 
 class UnsafeSource(SourceError):
@@ -420,3 +420,18 @@ def guarded_transport(base_url: str, policy: SourcePolicy) -> httpx.BaseTranspor
     if parts.scheme == "http" and not policy.allow_plain_http and parts.hostname:
         plain_host = _host(parts.hostname)
     return _GuardedTransport(_GuardedBackend(policy, plain_host))
+
+
+def file_download_client(policy: SourcePolicy, *, timeout: float = 60.0) -> httpx.Client:
+    """A client without credentials for the files of a Bulk export that live on another host (pre-signed
+    object storage): the server's manifest names them, so each URL, a redirect's too, meets the rules of
+    a base URL before it is sent, and each connection is checked as it opens."""
+
+    def vet(request: httpx.Request) -> None:
+        try:
+            check_url(str(request.url), policy, field="bulk_file")
+        except UnsafeSource as exc:
+            raise SourceRefused(f"not fetched: {exc}") from None
+
+    transport = None if _proxied("https://files.invalid/") else _GuardedTransport(_GuardedBackend(policy, None))
+    return httpx.Client(timeout=timeout, follow_redirects=True, transport=transport, event_hooks={"request": [vet]})
