@@ -1,0 +1,239 @@
+"""Scale benchmark: the assessment stage alone, on a hospital ingested without it.
+
+    .venv/bin/python bench/scale.py                  # 100k resources, SQLite, and PostgreSQL when its binaries exist
+    .venv/bin/python bench/scale.py --quick          # 6k resources, for development
+    .venv/bin/python bench/scale.py --per-row        # also drain a copy through the per-row reference (the ratio)
+    .venv/bin/python bench/scale.py --profile        # cProfile the drain; prints the top functions
+    .venv/bin/python bench/scale.py --backfill-1m    # a 1M-resource Bulk backfill with scoring (slow)
+
+A synthetic hospital (tests/support/synthetic.py) is served on loopback (bench/loopback.py) and
+polled into a fresh database by ``sync_source``, which only stores and queues; then
+``assessment.drain`` is timed alone in the same process, with every SQL statement counted
+(an executemany counts once). Each run is its own spawned process. The last line printed is JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests.support
+
+from ingest import _child, _peak_rss_mb, _profile_text, _server  # noqa: E402
+
+
+def _database(folder: str, url: str | None, base_url: str) -> tuple[Any, Any]:
+    from discharge_bridge.config import Settings
+    from discharge_bridge.connections.service import add_source
+    from discharge_bridge.db import make_engine, session_scope, upgrade
+
+    settings = Settings(data_dir=Path(folder), database_url=url)
+    upgrade(settings)
+    engine = make_engine(settings.sqlalchemy_url)
+    with session_scope(engine) as session:
+        add_source(session, name="bench", hospital="Bench General", base_url=base_url, timezone="Europe/Moscow")
+    return settings, engine
+
+
+def _counts(engine: Any) -> dict[str, int]:
+    from sqlalchemy import func, select
+    from sqlmodel import Session
+
+    from discharge_bridge.cases.models import Case, CaseEvent
+    from discharge_bridge.cases.tasks.models import Task
+    from discharge_bridge.ingest.changes import QUEUE
+    from discharge_bridge.risk.models import RiskAssessment
+
+    with Session(engine) as session:
+        out = {
+            m.__tablename__: session.execute(select(func.count()).select_from(m)).scalar_one()  # type: ignore[arg-type]
+            for m in (RiskAssessment, Case, CaseEvent, Task)
+        }
+        out["queued"] = session.execute(select(func.count()).select_from(QUEUE)).scalar_one()
+    return out
+
+
+def run_drain(port: int, url: str | None, per_row: bool, profile_top: int, conn: Any) -> None:
+    """Child process: ingest the served hospital without assessment, then time ``drain`` alone."""
+    try:
+        import tempfile
+
+        from sqlalchemy import event
+
+        from discharge_bridge.assessment import drain
+        from discharge_bridge.fhir import FhirClient
+        from discharge_bridge.ingest.poll import sync_source
+
+        if per_row:  # the per-row reference the bulk path replaced (tests/assessment/per_row.py)
+            import discharge_bridge.cases.jobs as jobs
+            from tests.assessment.per_row import sync_cases_per_row
+
+            jobs.sync_cases = sync_cases_per_row  # type: ignore[assignment]
+        with tempfile.TemporaryDirectory(prefix="dbscale-") as tmp:
+            settings, engine = _database(tmp, url, f"http://127.0.0.1:{port}/fhir")
+            client = FhirClient(f"http://127.0.0.1:{port}/fhir")
+            w0 = time.perf_counter()
+            result = sync_source("bench", engine=engine, settings=settings, client=client)
+            ingest_s = time.perf_counter() - w0
+            client.close()
+            before = _counts(engine)
+            statements = [0]
+
+            def count(*_: Any) -> None:
+                statements[0] += 1
+
+            event.listen(engine, "before_cursor_execute", count)
+            profiler = None
+            if profile_top:
+                import cProfile
+
+                profiler = cProfile.Profile()
+                profiler.enable()
+            wall0, cpu0 = time.perf_counter(), time.process_time()
+            stats = drain(engine, settings)
+            wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+            if profiler is not None:
+                profiler.disable()
+            event.remove(engine, "before_cursor_execute", count)
+            out: dict[str, Any] = {
+                "status": str(result.status),
+                "fetched": result.fetched,
+                "ingest_s": ingest_s,
+                "queued": before["queued"],
+                "patients": stats.patients,
+                "assessed": stats.assessed,
+                "flagged": stats.flagged,
+                "opened": stats.cases_opened,
+                "failed": stats.failed,
+                "error": stats.error,
+                "wall_s": wall,
+                "cpu_s": cpu,
+                "statements": statements[0],
+                "rows": _counts(engine),
+                "peak_rss_mb": _peak_rss_mb(),
+            }
+            if profiler is not None:
+                out["profile"] = _profile_text(profiler, profile_top, wall, "assessment drain")
+            engine.dispose()
+        conn.send(out)
+    except BaseException:
+        conn.send({"error": traceback.format_exc()})
+
+
+def run_backfill(port: int, url: str | None, conn: Any) -> None:
+    """Child process: a Bulk backfill of the served export with scoring; wall time and peak RSS."""
+    try:
+        import tempfile
+
+        from discharge_bridge.assessment import drain
+        from discharge_bridge.ingest.backfill import backfill_source
+
+        with tempfile.TemporaryDirectory(prefix="dbscale-1m-") as tmp:
+            settings, engine = _database(tmp, url, f"http://127.0.0.1:{port}/fhir")
+            w0 = time.perf_counter()
+            result = backfill_source("bench", engine=engine, settings=settings)
+            ingest_s = time.perf_counter() - w0
+            stats = drain(engine, settings)
+            wall = time.perf_counter() - w0
+            out = {
+                "wall_s": wall,
+                "ingest_s": ingest_s,
+                "ingested": getattr(result, "ingested", None),
+                "patients": stats.patients,
+                "opened": stats.cases_opened,
+                "peak_rss_mb": _peak_rss_mb(),
+            }
+            engine.dispose()
+        conn.send(out)
+    except BaseException:
+        conn.send({"error": traceback.format_exc()})
+
+
+def _line(label: str, r: dict[str, Any]) -> str:
+    rows = r["rows"]
+    return (
+        f"  {label:<22} {r['patients']:>7,} patients in {r['wall_s']:7.2f} s wall {r['cpu_s']:7.2f} s CPU"
+        f" = {r['patients'] / r['wall_s']:7,.0f} patients/s | {r['statements']:>7,} statements"
+        f" ({r['statements'] / max(r['patients'], 1):.2f}/patient) | cases {rows['coordination_case']:,}"
+        f" events {rows['case_event']:,} tasks {rows['case_task']:,} | peak RSS {r['peak_rss_mb']:.0f} MB"
+        f" | left queued {rows['queued']} | failed {r['failed']}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--resources", type=int, default=100_000)
+    parser.add_argument("--quick", action="store_true", help="6k resources")
+    parser.add_argument("--sqlite-only", action="store_true", help="skip PostgreSQL")
+    parser.add_argument("--postgres", action="store_true", help="require PostgreSQL (fail if its binaries are missing)")
+    parser.add_argument("--per-row", action="store_true", help="also drain through the per-row reference path")
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--top", type=int, default=20)
+    parser.add_argument("--backfill-1m", action="store_true", help="also a 1M-resource backfill with scoring")
+    args = parser.parse_args()
+    size = 6000 if args.quick else args.resources
+    ctx = mp.get_context("spawn")
+
+    from tests.support.postgres import PostgresServer, _pg_bin
+
+    postgres = None
+    if not args.sqlite_only and (args.postgres or _pg_bin() is not None):
+        postgres = PostgresServer()
+        postgres.start()
+    figures: dict[str, Any] = {"dataset_resources": size}
+    try:
+        databases: list[tuple[str, Any]] = [("sqlite", None)]
+        if postgres is not None:
+            databases.append(("postgresql", postgres))
+        print(f"discharge_bridge scale benchmark: the assessment stage alone on a {size:,}-resource hospital")
+        with _server(ctx, size) as info:
+            for name, pg in databases:
+                variants = [("bulk", False)] + ([("per-row", True)] if args.per_row else [])
+                for variant, per_row in variants:
+                    url = pg.url(pg.create_database()) if pg is not None else None
+                    r = _child(ctx, run_drain, info["port"], url, per_row, args.top if args.profile else 0)
+                    if r["error"] or r["status"] != "ok":
+                        raise SystemExit(f"{name} {variant}: {r['error'] or r['status']}")
+                    print(_line(f"{name} {variant}", r) + f" | ingest before {r['ingest_s']:.1f} s")
+                    key = name if variant == "bulk" else f"{name}_per_row"
+                    figures[f"{key}_patients_per_s"] = round(r["patients"] / r["wall_s"])
+                    figures[f"{key}_patients"] = r["patients"]
+                    figures[f"{key}_wall_s"] = round(r["wall_s"], 2)
+                    figures[f"{key}_statements"] = r["statements"]
+                    figures[f"{key}_cases"] = r["rows"]["coordination_case"]
+                    if r.get("profile"):
+                        print(r["profile"])
+                if args.per_row:
+                    ratio = figures[f"{name}_patients_per_s"] / figures[f"{name}_per_row_patients_per_s"]
+                    figures[f"{name}_ratio"] = round(ratio, 1)
+                    print(f"  {name}: bulk / per-row {ratio:.1f}x")
+        figures["patients_per_s"] = figures["sqlite_patients_per_s"]
+        if args.backfill_1m:
+            from push import _export_server  # type: ignore[attr-defined]
+
+            for name, pg in databases:
+                url = pg.url(pg.create_database()) if pg is not None else None
+                with _export_server(ctx, 1_000_000) as port:
+                    r = _child(ctx, run_backfill, port, url)
+                print(
+                    f"  {name} 1M backfill with scoring: {r['wall_s']:.1f} s (ingest {r['ingest_s']:.1f} s),"
+                    f" {r['patients']:,} patients, {r['opened']:,} cases, peak RSS {r['peak_rss_mb']:.0f} MB"
+                )
+                figures[f"{name}_backfill_1m_s"] = round(r["wall_s"], 1)
+                figures[f"{name}_backfill_peak_rss_mb"] = round(r["peak_rss_mb"], 1)
+    finally:
+        if postgres is not None:
+            postgres.stop()
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
