@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -73,6 +73,17 @@ class Settings(BaseSettings):
     assessment_interval_seconds: int = Field(
         default=10, ge=1, description="How often the scheduler drains what is left in the assessment queue."
     )
+    # Workers that share the sources (scheduling/workers.py, `discharge-bridge worker`).
+    poll_by: Literal["scheduler", "workers"] = Field(
+        default="scheduler",
+        description="Who polls the sources: the scheduler leader (one process), or `discharge-bridge worker` "
+        "processes that lease them (the leader then skips its poll jobs).",
+    )
+    worker_lease_seconds: int = Field(
+        default=60, ge=1, description="A worker's hold on a source; renewed while a pass runs, taken over once expired."
+    )
+    worker_tick_seconds: float = Field(default=5.0, gt=0, description="How often an idle worker looks for due sources.")
+    worker_concurrency: int = Field(default=1, ge=1, le=64, description="Sources one worker process polls at once.")
     # Passwords and sign-in (users/passwords.py, users/throttle.py).
     password_min_length: int = Field(default=12, ge=8, le=128, description="Shortest password accepted.")
     signin_free_failures: int = Field(

@@ -15,7 +15,7 @@ from discharge_bridge.ingest.models import (
     PatientSnapshot,
 )
 from discharge_bridge.risk.models import RiskAssessment
-from discharge_bridge.scheduling.models import SchedulerLease
+from discharge_bridge.scheduling.models import SchedulerLease, SourceLease
 from discharge_bridge.sources.models import Source, SyncRun
 from discharge_bridge.subscriptions.models import SourceSubscription, WebhookNotification
 from discharge_bridge.users.models import ApiToken, SigninThrottle, User, UserSource, WebSession
@@ -44,6 +44,7 @@ __all__ = [
     "SchedulerLease",
     "SigninThrottle",
     "Source",
+    "SourceLease",
     "SourceSubscription",
     "SyncRun",
     "Task",
