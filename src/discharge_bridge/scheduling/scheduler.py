@@ -1,9 +1,11 @@
 """Which scheduled jobs run when. Job bodies: scheduling/jobs.py; the one leader: scheduling/leader.py
 and scheduling/runner.py.
 
-Per enabled source: ``poll:<name>`` at its interval, and ``morning:<name>`` at the hospital's
-morning time (``Source.morning_time`` or the ``morning_worklist_time`` setting) in its IANA time
-zone. Once per scheduler: ``escalation`` (overdue tasks), ``rescore`` (rule / mapping changes),
+Per enabled source: ``poll:<name>`` at its interval (unless ``poll_by`` is ``workers``: then
+``discharge-bridge worker`` processes lease and poll the sources, scheduling/workers.py), and
+``morning:<name>`` at the hospital's morning time (``Source.morning_time`` or the
+``morning_worklist_time`` setting) in its IANA time zone. Once per scheduler: ``escalation``
+(overdue tasks), ``rescore`` (rule / mapping changes),
 ``sources`` (re-reads the sources each minute so added, changed or removed ones get their jobs)
 and ``heartbeat`` (on its own thread, so busy jobs never delay it). Every job runs one instance at
 a time, runs missed while busy are coalesced into one, and a run may start late within a grace.
@@ -134,14 +136,15 @@ class SourceJobs:
     def _source_jobs(self, session: Any, source: Source, now: datetime, wanted: set[str]) -> None:
         assert source.id is not None
         poll_id, morning_id = f"poll:{source.name}", f"morning:{source.name}"
-        wanted.add(poll_id)
-        trigger = poll_trigger(source, safety_poll_interval(session, source))
-        poll_sig = ("poll", trigger.interval.total_seconds())
-        if self._signatures.get(poll_id) != poll_sig:
-            self.scheduler.add_job(
-                poll_job, trigger, args=[source.name, self.settings], id=poll_id, replace_existing=True
-            )
-            self._signatures[poll_id] = poll_sig
+        if self.settings.poll_by == "scheduler":  # else `discharge-bridge worker` processes lease and poll it
+            wanted.add(poll_id)
+            trigger = poll_trigger(source, safety_poll_interval(session, source))
+            poll_sig = ("poll", trigger.interval.total_seconds())
+            if self._signatures.get(poll_id) != poll_sig:
+                self.scheduler.add_job(
+                    poll_job, trigger, args=[source.name, self.settings], id=poll_id, replace_existing=True
+                )
+                self._signatures[poll_id] = poll_sig
         wanted.add(morning_id)
         morning_sig = ("morning", source.id, source.timezone, morning_time(source, self.settings))
         if self._signatures.get(morning_id) != morning_sig:

@@ -30,9 +30,10 @@ tick, so a source is taken over within one lease period plus one tick. Time is e
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -64,6 +65,18 @@ class PassRecord:
     worker: str
     started_at: datetime
     finished_at: datetime
+
+
+def overlapping_passes(records: Iterable[PassRecord]) -> list[tuple[PassRecord, PassRecord]]:
+    """Pairs of passes over one source whose times overlap: none, when the leases do their work."""
+    by_source: dict[str, list[PassRecord]] = {}
+    for record in records:
+        by_source.setdefault(record.source, []).append(record)
+    clashes: list[tuple[PassRecord, PassRecord]] = []
+    for passes in by_source.values():
+        passes.sort(key=lambda r: r.started_at)
+        clashes += [(a, b) for a, b in itertools.pairwise(passes) if b.started_at < a.finished_at]
+    return clashes
 
 
 def _free(now: datetime) -> ColumnElement[bool]:

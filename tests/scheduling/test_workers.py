@@ -1,0 +1,216 @@
+"""Workers that share the sources (scheduling/workers.py): a source is held by one worker at a time,
+a lease that expires is taken over, a released source waits for its interval, and the scheduler
+leaves polling to the workers when they poll. On SQLite and PostgreSQL; the concurrent tests on
+PostgreSQL (FOR UPDATE SKIP LOCKED), where workers really race."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import time_machine
+from sqlalchemy import update
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from discharge_bridge.clock import utcnow
+from discharge_bridge.config import Settings
+from discharge_bridge.connections.service import update_source
+from discharge_bridge.db import make_engine, session_scope
+from discharge_bridge.ingest.models import EncounterSnapshot
+from discharge_bridge.scheduling.models import SourceLease
+from discharge_bridge.scheduling.scheduler import build_scheduler
+from discharge_bridge.scheduling.workers import (
+    PassRecord,
+    Worker,
+    acquire_leases,
+    overlapping_passes,
+    release_lease,
+    renew_leases,
+)
+from discharge_bridge.sources.models import Source
+from tests.assessment.crash import add_file_source, write_hospital
+from tests.support.factories import make_source
+from tests.support.postgres import PostgresServer
+
+_LEASE = SourceLease.__table__  # type: ignore[attr-defined]
+T0 = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
+LEASE = 60
+
+
+def _sources(engine: Engine, *names: str) -> dict[str, int]:
+    with session_scope(engine) as session:
+        return {name: int(make_source(session, name).id or 0) for name in names}
+
+
+def _lease(engine: Engine, source_id: int) -> SourceLease:
+    with Session(engine) as session:
+        lease = session.get(SourceLease, source_id)
+        assert lease is not None
+        return lease
+
+
+@pytest.mark.clock
+def test_a_source_is_held_by_one_worker_until_released_then_waits_for_its_interval(engine: Engine) -> None:
+    ids = _sources(engine, "a", "b")
+    with session_scope(engine) as session:
+        update_source(session, "b", {"poll_interval_seconds": 120})
+    with time_machine.travel(T0, tick=False):
+        assert acquire_leases(engine, "w1:1", 5, 600) == sorted(ids.values())  # new sources are due at once
+        assert acquire_leases(engine, "w2:2", 5, LEASE) == []  # held, not expired
+        lease = _lease(engine, ids["b"])
+        assert (lease.holder, lease.acquired_at, lease.expires_at) == ("w1:1", T0, T0 + timedelta(seconds=600))
+
+        assert release_lease(engine, "w1:1", ids["b"])
+        lease = _lease(engine, ids["b"])
+        assert (lease.holder, lease.expires_at, lease.next_due_at) == (None, None, T0 + timedelta(seconds=120))
+        assert not release_lease(engine, "w2:2", ids["a"])  # only the holder releases
+        assert _lease(engine, ids["a"]).holder == "w1:1"
+        assert acquire_leases(engine, "w2:2", 5, LEASE) == []  # b is free but not due yet
+    with time_machine.travel(T0 + timedelta(seconds=120), tick=False):
+        assert acquire_leases(engine, "w2:2", 5, LEASE) == [ids["b"]]  # a: still held by w1
+
+
+@pytest.mark.clock
+def test_an_expired_lease_is_taken_over_and_its_old_holder_learns_it_lost_it(engine: Engine) -> None:
+    ids = _sources(engine, "a")
+    with time_machine.travel(T0, tick=False):
+        assert acquire_leases(engine, "dead:1", 1, LEASE) == [ids["a"]]
+    with time_machine.travel(T0 + timedelta(seconds=LEASE - 1), tick=False):
+        assert acquire_leases(engine, "live:2", 1, LEASE) == []  # one second left
+    with time_machine.travel(T0 + timedelta(seconds=LEASE), tick=False):
+        assert acquire_leases(engine, "live:2", 1, LEASE) == [ids["a"]]
+        assert renew_leases(engine, "dead:1", {ids["a"]}, LEASE) == set()
+        assert not release_lease(engine, "dead:1", ids["a"])
+        assert _lease(engine, ids["a"]).holder == "live:2"
+
+
+@pytest.mark.clock
+def test_renewing_keeps_a_long_pass_its_source(engine: Engine) -> None:
+    ids = _sources(engine, "a")
+    with time_machine.travel(T0, tick=False):
+        acquire_leases(engine, "w1:1", 1, LEASE)
+    with time_machine.travel(T0 + timedelta(seconds=LEASE - 5), tick=False):
+        assert renew_leases(engine, "w1:1", {ids["a"]}, LEASE) == {ids["a"]}
+    with time_machine.travel(T0 + timedelta(seconds=LEASE + 30), tick=False):
+        assert acquire_leases(engine, "w2:2", 1, LEASE) == []
+
+
+def test_a_disabled_or_removed_source_is_not_taken(engine: Engine) -> None:
+    ids = _sources(engine, "a", "b")
+    with session_scope(engine) as session:
+        update_source(session, "a", {"enabled": False})
+    assert acquire_leases(engine, "w1:1", 5, LEASE) == [ids["b"]]
+    with session_scope(engine) as session:
+        source = session.get(Source, ids["b"])
+        session.delete(source)
+    with Session(engine) as session:
+        assert session.get(SourceLease, ids["b"]) is None  # ON DELETE CASCADE
+
+
+def test_the_scheduler_leaves_polling_to_the_workers_when_they_poll(settings: Settings, engine: Engine) -> None:
+    _sources(engine, "msk", "nyc")
+    for poll_by, polls in (("scheduler", {"poll:msk", "poll:nyc"}), ("workers", set())):
+        scheduler = build_scheduler(settings.model_copy(update={"poll_by": poll_by}), heartbeat=lambda: None)
+        scheduler.start(paused=True)
+        try:
+            jobs = {j.id for j in scheduler.get_jobs()}
+        finally:
+            scheduler.shutdown(wait=False)
+        assert {j for j in jobs if j.startswith("poll:")} == polls, poll_by
+        # the leader keeps everything else: morning lists, escalation, queue, re-scoring, push health
+        assert jobs - polls == {
+            "morning:msk",
+            "morning:nyc",
+            "sources",
+            "escalation",
+            "assessment",
+            "rescore",
+            "subscriptions",
+            "heartbeat",
+        }
+
+
+@pytest.fixture
+def postgres(postgres_server: PostgresServer, tmp_path: Path) -> Iterator[tuple[Settings, Engine]]:
+    url = postgres_server.url(postgres_server.create_database(migrated=True))
+    engine = make_engine(url)
+    yield Settings(data_dir=tmp_path / "data", database_url=url), engine
+    engine.dispose()
+
+
+@pytest.mark.postgres
+def test_racing_workers_never_hold_one_source_at_once(postgres: tuple[Settings, Engine]) -> None:
+    _, engine = postgres
+    _sources(engine, *(f"s{i}" for i in range(12)))
+    holders: dict[int, str] = {}
+    guard = threading.Lock()
+    clashes: list[tuple[int, str, str]] = []
+    takes: Counter[str] = Counter()
+    failures: list[BaseException] = []
+    until = time.monotonic() + 5
+
+    def race(n: int) -> None:
+        me, rng = f"racer:{n}", random.Random(n)
+        try:
+            while time.monotonic() < until:
+                got = acquire_leases(engine, me, 3, LEASE)
+                with guard:
+                    for sid in got:
+                        if sid in holders:
+                            clashes.append((sid, holders[sid], me))
+                        holders[sid] = me
+                        takes[me] += 1
+                time.sleep(rng.random() * 0.005)
+                for sid in got:
+                    with guard:
+                        del holders[sid]
+                    assert release_lease(engine, me, sid)
+                    with session_scope(engine) as session:  # due again at once: the racers fight over it again
+                        session.execute(
+                            update(_LEASE)
+                            .where(_LEASE.c.source_id == sid, _LEASE.c.holder.is_(None))
+                            .values(next_due_at=utcnow() - timedelta(seconds=1))
+                        )
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=race, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not failures, failures
+    assert clashes == []
+    assert sum(takes.values()) > 100 and len(takes) == 8, takes  # they did race, all of them
+
+
+@pytest.mark.postgres
+def test_two_workers_share_the_sources_and_poll_each_once(postgres: tuple[Settings, Engine], tmp_path: Path) -> None:
+    settings, engine = postgres
+    settings = settings.model_copy(update={"poll_by": "workers", "worker_tick_seconds": 0.1})
+    names = [f"h{i}" for i in range(6)]
+    for name in names:
+        write_hospital(tmp_path / name, 150)
+        add_file_source(engine, tmp_path / name, name=name)
+    records: list[PassRecord] = []
+    workers = [Worker(settings, engine=engine, holder=f"w{n}:1", on_pass=records.append) for n in (1, 2)]
+    threads = [threading.Thread(target=w.run, kwargs={"once": True}) for w in workers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    assert not any(t.is_alive() for t in threads)
+    assert sorted(r.source for r in records) == names  # each source once: released, it waits for its interval
+    assert overlapping_passes(records) == []
+    with Session(engine) as session:
+        stored = {sid for sid in session.exec(select(EncounterSnapshot.source_id))}
+        leases = session.exec(select(SourceLease)).all()
+    assert len(stored) == len(names)
+    assert all(lease.holder is None and lease.next_due_at > lease.acquired_at for lease in leases if lease.acquired_at)
