@@ -29,7 +29,7 @@ DATES = ("expected_discharge_at", "medically_ready_at")
 _PREFIX = {"expected_discharge_at": "expected_discharge", "medically_ready_at": "medically_ready"}
 
 
-def _set(case: Case, field: str, value: datetime | None, source: DateSource | None, by: str | None) -> list[Any] | None:
+def _set(case: Any, field: str, value: datetime | None, source: DateSource | None, by: str | None) -> list[Any] | None:
     prefix = _PREFIX[field]
     old = (getattr(case, field), getattr(case, f"{prefix}_source"))
     if old == (value, source) and getattr(case, f"{prefix}_set_by") == by:
@@ -38,6 +38,21 @@ def _set(case: Case, field: str, value: datetime | None, source: DateSource | No
     setattr(case, f"{prefix}_source", source)
     setattr(case, f"{prefix}_set_by", by)
     return [old[0], value]
+
+
+def take_ehr_dates(
+    target: Any, *, expected_discharge_at: datetime | None, medically_ready_at: datetime | None, actor: str
+) -> dict[str, Any]:
+    """Set the feed's dates on ``target`` (a Case, or a row of one read in bulk), except where a person
+    set the date; None means the feed has no value. Returns ``{field: [old, new]}`` of what changed."""
+    changed: dict[str, Any] = {}
+    for field, value in (("expected_discharge_at", expected_discharge_at), ("medically_ready_at", medically_ready_at)):
+        if value is None or getattr(target, f"{_PREFIX[field]}_source") == DateSource.person:
+            continue
+        diff = _set(target, field, value, DateSource.ehr, actor)
+        if diff is not None:
+            changed[field] = diff
+    return changed
 
 
 def apply_ehr_dates(
@@ -51,14 +66,11 @@ def apply_ehr_dates(
     """Take the feed's dates, except where a person set the date; None means the feed has no value.
 
     Returns whether anything changed (then one ``dates_changed`` event says what, source "ehr").
+    The assessment stage does the same for a batch in bulk (cases/sync.py, with ``take_ehr_dates``).
     """
-    changed: dict[str, Any] = {}
-    for field, value in (("expected_discharge_at", expected_discharge_at), ("medically_ready_at", medically_ready_at)):
-        if value is None or getattr(case, f"{_PREFIX[field]}_source") == DateSource.person:
-            continue
-        diff = _set(case, field, value, DateSource.ehr, actor)
-        if diff is not None:
-            changed[field] = diff
+    changed = take_ehr_dates(
+        case, expected_discharge_at=expected_discharge_at, medically_ready_at=medically_ready_at, actor=actor
+    )
     if not changed:
         return False
     case.updated_at = utcnow()

@@ -6,40 +6,30 @@ writes one CaseEvent with what changed, in the same transaction.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, exists, or_
+from sqlalchemy import Table, or_
 from sqlmodel import Session, col, select
 
-from discharge_bridge.cases.assignment import CoordinatorPicker
-from discharge_bridge.cases.contacts.plan import FIND_RELATIVES_TEXT
+from discharge_bridge.cases.batch import first_tasks, open_flagged, refresh_open
 from discharge_bridge.cases.errors import InvalidInput, NotFound, check_version
 from discharge_bridge.cases.events import EventKind, changes, record_event
 from discharge_bridge.cases.handoffs.models import HANDOFF_TRANSITIONS, Handoff, HandoffStatus
 from discharge_bridge.cases.models import CASE_TRANSITIONS, PRIORITY_RANK, Case, CaseOutcome, CaseStatus, Priority
 from discharge_bridge.cases.repository import get_case_for_encounter, get_encounter, latest_risk_of
-from discharge_bridge.cases.tasks.models import TASK_TRANSITIONS, Task, TaskDomain, TaskKind, TaskPriority, TaskStatus
+from discharge_bridge.cases.tasks.models import TASK_TRANSITIONS, Task, TaskStatus
 from discharge_bridge.cases.tasks.service import create_task
 from discharge_bridge.db import utcnow
 from discharge_bridge.ingest import aliases
 from discharge_bridge.ingest.changes import enqueue_patients
 from discharge_bridge.ingest.store import insert_for
-from discharge_bridge.risk.models import RiskAssessment
 from discharge_bridge.sources.service import SourceNotFound, get_source
 from discharge_bridge.users.principal import Principal
 from discharge_bridge.users.roles import Role
 
-FIRST_VISIT_DUE = timedelta(days=1)
-FIND_GUARDIAN_DUE = timedelta(hours=4)  # a child alone in a ward: the same shift, not tomorrow
-FIND_RELATIVES_DUE = timedelta(days=2)  # an adult with no one on file: before the discharge is planned
 _CASE_TABLE: Table = Case.__table__  # type: ignore[attr-defined]
-
-
-def _concepts(reasons_concepts: Iterable[str]) -> set[str]:
-    # Combination reasons are named "a+b": each part is a concept that was proved.
-    return {part for concept in reasons_concepts for part in concept.split("+")}
 
 
 def open_case(
@@ -88,7 +78,6 @@ def open_case(
         return existing, False
     case = session.get(Case, new_id)
     assert case is not None
-    concepts = _concepts(reasons_concepts)
     record_event(
         session,
         case,
@@ -97,37 +86,16 @@ def open_case(
         at=now,
         data={"priority": priority, "flags": sorted(reasons_concepts), "by_hand": by_hand},
     )
-    create_task(
-        session,
-        case,
-        actor=actor,
-        kind=TaskKind.first_visit,
-        domain=TaskDomain.social,
-        description="First visit: meet the patient, confirm the living situation, start the needs assessment",
-        due_at=now + FIRST_VISIT_DUE,
-        now=now,
-    )
-    if "no_guardian" in concepts:
+    for template in first_tasks(reasons_concepts):
         create_task(
             session,
             case,
             actor=actor,
-            kind=TaskKind.find_guardian,
-            domain=TaskDomain.legal,
-            priority=TaskPriority.urgent,
-            description="Find the child's parent or legal guardian",
-            due_at=now + FIND_GUARDIAN_DUE,
-            now=now,
-        )
-    elif "no_contacts" in concepts:
-        create_task(
-            session,
-            case,
-            actor=actor,
-            kind=TaskKind.find_relatives,
-            domain=TaskDomain.social,
-            description=FIND_RELATIVES_TEXT,
-            due_at=now + FIND_RELATIVES_DUE,
+            kind=template.kind,
+            domain=template.domain,
+            priority=template.priority,
+            description=template.description,
+            due_at=now + template.due,
             now=now,
         )
     return case, True
@@ -193,36 +161,17 @@ def open_cases_for_flags(
     encounter_fhir_ids: Sequence[str] | None = None,
 ) -> int:
     """Open a case for every flagged, current admission of this rule set that has none (only among
-    ``encounter_fhir_ids`` when given), assigned to a coordinator (cases/assignment.py); return how many."""
-    has_case = exists().where(
-        col(Case.source_id) == col(RiskAssessment.source_id),
-        col(Case.encounter_fhir_id) == col(RiskAssessment.encounter_fhir_id),
+    ``encounter_fhir_ids`` when given), assigned to a coordinator (cases/assignment.py); return how many.
+
+    Set-based (cases/batch.py): the same rows as ``open_case`` + ``assign`` per admission."""
+    return open_flagged(
+        session,
+        source_id,
+        rules_version=rules_version,
+        actor=actor,
+        encounter_fhir_ids=encounter_fhir_ids,
+        now=utcnow(),
     )
-    query = select(RiskAssessment).where(
-        RiskAssessment.source_id == source_id,
-        RiskAssessment.rules_version == rules_version,
-        col(RiskAssessment.flagged).is_(True),
-        col(RiskAssessment.current).is_(True),
-        ~has_case,
-    )
-    if encounter_fhir_ids is not None:
-        query = query.where(col(RiskAssessment.encounter_fhir_id).in_(list(encounter_fhir_ids)))
-    opened = 0
-    pick = CoordinatorPicker(session, source_id)
-    for row in session.exec(query).all():
-        case, created = open_case(
-            session,
-            source_id=source_id,
-            encounter_fhir_id=row.encounter_fhir_id,
-            patient_fhir_id=row.patient_fhir_id,
-            priority=row.priority,
-            reasons_concepts=[str(r.get("concept")) for r in row.reasons],
-            actor=actor,
-        )
-        if created:
-            assign(session, case, pick(case), actor=actor)
-        opened += created
-    return opened
 
 
 def refresh_priorities(
@@ -236,45 +185,18 @@ def refresh_priorities(
     """Give open cases (of ``encounter_fhir_ids`` when given) the priority of their admission's current
     assessment; return how many changed.
 
-    An admission no longer flagged keeps its case (a coordinator decides) but loses its priority.
+    An admission no longer flagged keeps its case (a coordinator decides) but loses its priority; a
+    case whose flag was withdrawn is marked, and unmarked when flagged again (never one opened by
+    hand). Set-based (cases/batch.py).
     """
-    query = (
-        select(Case, RiskAssessment)
-        .join(
-            RiskAssessment,
-            and_(
-                col(RiskAssessment.source_id) == Case.source_id,
-                col(RiskAssessment.encounter_fhir_id) == Case.encounter_fhir_id,
-            ),
-        )
-        .where(
-            Case.source_id == source_id,
-            Case.status == CaseStatus.open,
-            RiskAssessment.rules_version == rules_version,
-            col(RiskAssessment.current).is_(True),
-        )
+    return refresh_open(
+        session,
+        source_id,
+        rules_version=rules_version,
+        actor=actor,
+        encounter_fhir_ids=encounter_fhir_ids,
+        now=utcnow(),
     )
-    if encounter_fhir_ids is not None:
-        query = query.where(col(Case.encounter_fhir_id).in_(list(encounter_fhir_ids)))
-    changed = 0
-    for case, row in session.exec(query).all():
-        changed += update_priority(session, case, row.priority if row.flagged else None, actor=actor)
-        if not case.opened_by_hand:
-            _follow_withdrawal(session, case, flagged=row.flagged, reasons=row.reasons, actor=actor)
-    return changed
-
-
-def _follow_withdrawal(session: Session, case: Case, *, flagged: bool, reasons: list[Any], actor: str) -> None:
-    """Mark a case whose flag was withdrawn (it never disappears silently), and unmark it when flagged again."""
-    if not flagged and case.flag_withdrawn_at is None:
-        case.flag_withdrawn_at = utcnow()
-        session.add(case)
-        record_event(session, case, actor=actor, kind=EventKind.flag_withdrawn, data={})
-    elif flagged and case.flag_withdrawn_at is not None:
-        case.flag_withdrawn_at = None
-        session.add(case)
-        concepts = [str(r.get("concept")) for r in reasons if isinstance(r, dict)]
-        record_event(session, case, actor=actor, kind=EventKind.flag_restored, data={"flags": concepts})
 
 
 def keep_case(session: Session, case: Case, *, actor: str, reason: str, expected_version: int | None = None) -> None:
