@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Table, and_, bindparam, exists, select, update
 from sqlalchemy.orm.exc import StaleDataError
@@ -34,7 +34,6 @@ from discharge_bridge.risk.models import RiskAssessment
 FIRST_VISIT_DUE = timedelta(days=1)
 FIND_GUARDIAN_DUE = timedelta(hours=4)  # a child alone in a ward: the same shift, not tomorrow
 FIND_RELATIVES_DUE = timedelta(days=2)  # an adult with no one on file: before the discharge is planned
-CHUNK = 500  # rows per multi-row INSERT (25 columns: well under either database's bound-parameter limit)
 
 CASES: Table = Case.__table__  # type: ignore[attr-defined]
 EVENTS: Table = CaseEvent.__table__  # type: ignore[attr-defined]
@@ -211,15 +210,14 @@ def open_flagged(
                 "version": 1,
             }
         )
-    created: dict[str, int] = {}
-    for start in range(0, len(drafts), CHUNK):
-        stmt = (
-            insert_for(session, CASES)
-            .values(drafts[start : start + CHUNK])
-            .on_conflict_do_nothing(index_elements=["source_id", "encounter_fhir_id"])
-            .returning(CASES.c.id, CASES.c.encounter_fhir_id)
-        )
-        created.update({eid: case_id for case_id, eid in session.execute(stmt)})
+    # One executemany (SQLAlchemy's "insertmanyvalues": compiled once, sent as multi-row INSERTs
+    # with RETURNING); a row another writer inserted meanwhile is skipped and not returned.
+    stmt = (
+        insert_for(session, CASES)
+        .on_conflict_do_nothing(index_elements=["source_id", "encounter_fhir_id"])
+        .returning(CASES.c.id, CASES.c.encounter_fhir_id)
+    )
+    created = {eid: case_id for case_id, eid in session.execute(stmt, drafts)}
     new = sorted((created[eid], eid, reasons, priority) for eid, _, priority, reasons in wanted if eid in created)
     coordinators = _assign(session, source_id, [(case_id, eid) for case_id, eid, _, _ in new])
     assigned = [
@@ -252,10 +250,8 @@ def open_flagged(
                     "version": 2 if owner is not None else 1,
                 }
             )
-    task_ids: dict[tuple[int, str], int] = {}
-    for start in range(0, len(tasks), CHUNK):
-        stmt = TASKS.insert().values(tasks[start : start + CHUNK]).returning(TASKS.c.id, TASKS.c.case_id, TASKS.c.kind)
-        task_ids.update({(case_id, kind): task_id for task_id, case_id, kind in session.execute(stmt)})
+    stmt = TASKS.insert().returning(TASKS.c.id, TASKS.c.case_id, TASKS.c.kind)
+    task_ids = {(case_id, kind): task_id for task_id, case_id, kind in session.execute(stmt, tasks)} if tasks else {}
     events = []
     for case_id, _, reasons, priority in new:
         concepts = [str(r.get("concept")) for r in reasons]
@@ -283,11 +279,19 @@ def open_flagged(
     return len(new)
 
 
+@dataclass(frozen=True, slots=True)
+class _NewCase:
+    """What the picker reads of a new case (building Case objects cost more than the rest of opening)."""
+
+    id: int
+    encounter_fhir_id: str
+
+
 def _assign(session: Session, source_id: int, new: list[tuple[int, str]]) -> dict[int, str | None]:
     """Coordinators for the new cases, in the order they were opened (round robin counts ids)."""
     pick = CoordinatorPicker(session, source_id)
     return {
-        case_id: pick(Case(id=case_id, source_id=source_id, encounter_fhir_id=eid, patient_fhir_id=""))
+        case_id: pick(cast(Case, _NewCase(case_id, eid)))
         for case_id, eid in new
     }
 
