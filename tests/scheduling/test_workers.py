@@ -5,7 +5,9 @@ PostgreSQL (FOR UPDATE SKIP LOCKED), where workers really race."""
 
 from __future__ import annotations
 
+import logging
 import random
+import signal
 import threading
 import time
 from collections import Counter
@@ -13,17 +15,21 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import orjson
 import pytest
 import time_machine
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
+from typer.testing import CliRunner
 
+from discharge_bridge.cli import app
 from discharge_bridge.clock import utcnow
-from discharge_bridge.config import Settings
+from discharge_bridge.config import Settings, get_settings
 from discharge_bridge.connections.service import update_source
 from discharge_bridge.db import make_engine, session_scope
 from discharge_bridge.ingest.models import EncounterSnapshot
+from discharge_bridge.scheduling.leader import holder_name
 from discharge_bridge.scheduling.models import SourceLease
 from discharge_bridge.scheduling.scheduler import build_scheduler
 from discharge_bridge.scheduling.workers import (
@@ -36,6 +42,7 @@ from discharge_bridge.scheduling.workers import (
 )
 from discharge_bridge.sources.models import Source
 from tests.assessment.crash import add_file_source, write_hospital
+from tests.support.db import migrated_sqlite
 from tests.support.factories import make_source
 from tests.support.postgres import PostgresServer
 
@@ -214,3 +221,44 @@ def test_two_workers_share_the_sources_and_poll_each_once(postgres: tuple[Settin
         leases = session.exec(select(SourceLease)).all()
     assert len(stored) == len(names)
     assert all(lease.holder is None and lease.next_due_at > lease.acquired_at for lease in leases if lease.acquired_at)
+
+
+def test_the_worker_command_polls_each_due_source_once_and_records_its_passes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`discharge-bridge worker --once` on the embedded default (SQLite): every due source polled
+    once, each pass recorded, every lease released with the source's next due time."""
+    monkeypatch.setenv("DISCHARGE_BRIDGE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("DISCHARGE_BRIDGE_POLL_BY", "workers")
+    monkeypatch.setenv("DISCHARGE_BRIDGE_WORKER_TICK_SECONDS", "0.1")
+    monkeypatch.delenv("DISCHARGE_BRIDGE_DATABASE_URL", raising=False)
+    root, handlers, level = logging.getLogger(), list(logging.getLogger().handlers), logging.getLogger().level
+    handlers_before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    get_settings.cache_clear()
+    try:
+        settings = migrated_sqlite(tmp_path / "data")  # a copy of the migrated template
+        assert settings.sqlalchemy_url == get_settings().sqlalchemy_url
+        engine = make_engine(settings.sqlalchemy_url)
+        for name in ("h1", "h2"):
+            write_hospital(tmp_path / name, 80)
+            add_file_source(engine, tmp_path / name, name=name)
+        record = tmp_path / "passes.jsonl"
+        result = CliRunner().invoke(app, ["worker", "--once", "--concurrency", "2", "--record", str(record)])
+        assert result.exit_code == 0, result.output
+        rows = [orjson.loads(line) for line in record.read_bytes().splitlines()]
+        assert sorted(row["source"] for row in rows) == ["h1", "h2"]
+        assert {row["worker"] for row in rows} == {holder_name()}
+        with Session(engine) as session:
+            leases = session.exec(select(SourceLease)).all()
+            assert len(session.exec(select(EncounterSnapshot.id)).all()) > 0
+        assert [(lease.holder, lease.expires_at) for lease in leases] == [(None, None)] * 2
+        assert all(
+            lease.next_due_at > lease.acquired_at + timedelta(seconds=299) for lease in leases if lease.acquired_at
+        )
+        engine.dispose()
+    finally:
+        get_settings.cache_clear()
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        for signum, handler in handlers_before.items():
+            signal.signal(signum, handler)
