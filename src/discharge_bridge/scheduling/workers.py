@@ -7,7 +7,8 @@ sources, runs each one's pass (``jobs.poll_job``, the scheduler's own poll job),
 next due time, and drains the assessment queue of every source between passes.
 
 The lease is a row per source in ``source_lease``. A source is *due* when ``next_due_at`` has come
-and *free* when it has no holder or its ``expires_at`` is past (the holder died or hung). A worker
+and *free* when it has no holder or its ``expires_at`` is past (the holder died, or lost the
+database for a whole lease). A pass that merely runs long keeps its source: the heartbeat renews it. A worker
 takes free, due rows in one statement::
 
     UPDATE source_lease SET holder = :me, acquired_at = :now, expires_at = :now + lease
