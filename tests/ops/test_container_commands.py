@@ -46,7 +46,6 @@ def _env(url: str, tmp_path: Path) -> dict[str, str]:
         DISCHARGE_BRIDGE_DATABASE_URL=url,
         DISCHARGE_BRIDGE_DATA_DIR=str(tmp_path / "data"),
         DISCHARGE_BRIDGE_IMPORT_ROOTS=str(tmp_path),
-        DISCHARGE_BRIDGE_WORKER_TICK_SECONDS="0.5",
         COLUMNS="200",
     )
     return env

@@ -26,6 +26,7 @@ from tests.support.deploy import (
     ROOT,
     compose_commands,
     compose_config,
+    compose_config_run,
     kubernetes_commands,
     kubernetes_resources,
     kubernetes_settings,
@@ -127,6 +128,16 @@ def test_compose_runs_migrations_first_then_web_workers_and_one_scheduler() -> N
         service = services[name]
         assert service["read_only"] is True and service["cap_drop"] == ["ALL"], name
         assert "no-new-privileges:true" in service["security_opt"], name
+
+
+def test_compose_config_would_catch_a_misspelt_key_or_a_missing_secret() -> None:
+    compose = (DEPLOY / "compose.yaml").read_text()
+    env = (DEPLOY / "compose.env.example").read_text()
+    assert "stop_grace_period: 2m" in compose
+    misspelt = compose_config_run(compose.replace("stop_grace_period: 2m", "stop_grace_periods: 2m", 1), env)
+    assert misspelt.returncode != 0 and "stop_grace_periods" in misspelt.stderr
+    no_password = compose_config_run(compose, env.replace("PGPASSWORD=", "# PGPASSWORD="))
+    assert no_password.returncode != 0 and "set PGPASSWORD" in no_password.stderr
 
 
 def test_compose_keeps_secrets_in_the_env_file() -> None:

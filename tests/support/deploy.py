@@ -8,7 +8,6 @@ live beside this interpreter; none needs a Docker engine or a cluster.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -32,21 +31,26 @@ def tool(name: str) -> str:
     return str(path)
 
 
-@cache
-def compose_config() -> dict[str, Any]:
-    """compose.yaml resolved and checked against the Compose specification by `docker compose config`,
-    with deploy/compose.env.example standing in for deploy/.env."""
+def compose_config_run(compose: str, env: str) -> subprocess.CompletedProcess[str]:
+    """`docker compose config --format json` on this compose file beside this deploy/.env, in a scratch folder."""
     with tempfile.TemporaryDirectory() as folder:
         copy = Path(folder) / "deploy"
         copy.mkdir()
-        shutil.copy(DEPLOY / "compose.yaml", copy / "compose.yaml")
-        shutil.copy(DEPLOY / "compose.env.example", copy / ".env")
-        done = subprocess.run(
+        (copy / "compose.yaml").write_text(compose)
+        (copy / ".env").write_text(env)
+        return subprocess.run(
             [tool("docker-compose"), "--file", str(copy / "compose.yaml"), "config", "--format", "json"],
             capture_output=True,
             text=True,
             timeout=60,
         )
+
+
+@cache
+def compose_config() -> dict[str, Any]:
+    """compose.yaml resolved and checked against the Compose specification by `docker compose config`,
+    with deploy/compose.env.example standing in for deploy/.env."""
+    done = compose_config_run((DEPLOY / "compose.yaml").read_text(), (DEPLOY / "compose.env.example").read_text())
     assert done.returncode == 0, done.stderr
     config: dict[str, Any] = json.loads(done.stdout)
     return config
