@@ -22,7 +22,7 @@ from discharge_bridge.db import alembic_config, make_engine
 from discharge_bridge.ingest.models import EncounterSnapshot
 from tests.assessment.crash import add_file_source, write_hospital
 from tests.support.clock import child_env
-from tests.support.deploy import compose_commands, kubernetes_commands, kubernetes_settings
+from tests.support.deploy import compose_commands, compose_config, kubernetes_commands, kubernetes_settings
 from tests.support.postgres import PostgresServer, free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -68,6 +68,16 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+
+
+def _healthcheck(port: int) -> int:
+    """compose.yaml's health check of the web service, on the test's port, by this interpreter."""
+    command = compose_config()["services"]["web"]["healthcheck"]["test"]
+    assert command[:3] == ["CMD", "python", "-c"] and ":8000/healthz" in command[3]
+    done = subprocess.run(
+        [sys.executable, "-c", command[3].replace(":8000/", f":{port}/")], capture_output=True, timeout=30
+    )
+    return done.returncode
 
 
 def _stop(proc: subprocess.Popen[bytes], log: Path, *, resignals: bool = False) -> str:
@@ -116,6 +126,7 @@ def test_the_containers_commands_run_migrate_web_scheduler_and_worker(
             return False
 
     _until(answers, "the web service's /healthz")
+    assert _healthcheck(port) == 0
     waiting = httpx.get(f"{base}/readyz", timeout=5)
     assert waiting.status_code == 503 and waiting.json()["scheduler"] == "missing", waiting.text
 
@@ -146,4 +157,5 @@ def test_the_containers_commands_run_migrate_web_scheduler_and_worker(
     assert "worker stopped after 1 passes" in _stop(worker, worker_log)
     assert "scheduler stopped" in _stop(scheduler, scheduler_log)
     assert "Finished server process" in _stop(web, web_log, resignals=True)
+    assert _healthcheck(port) != 0
     assert os.environ.get("DISCHARGE_BRIDGE_POLL_BY") is None  # the setting reached the children only
