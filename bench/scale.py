@@ -27,7 +27,7 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests.support
 
-from ingest import _child, _peak_rss_mb, _profile_text, _server  # noqa: E402
+from ingest import _child, _peak_rss_mb, _profile_text, _server
 
 
 def _database(folder: str, url: str | None, base_url: str) -> tuple[Any, Any]:
@@ -73,8 +73,9 @@ def run_drain(port: int, url: str | None, per_row: bool, profile_top: int, conn:
         from discharge_bridge.ingest.poll import sync_source
 
         if per_row:  # the per-row reference the bulk path replaced (tests/assessment/per_row.py)
-            import discharge_bridge.cases.jobs as jobs
             from tests.assessment.per_row import sync_cases_per_row
+
+            import discharge_bridge.cases.jobs as jobs
 
             jobs.sync_cases = sync_cases_per_row  # type: ignore[assignment]
         with tempfile.TemporaryDirectory(prefix="dbscale-") as tmp:
@@ -161,7 +162,7 @@ def _line(label: str, r: dict[str, Any]) -> str:
     rows = r["rows"]
     return (
         f"  {label:<22} {r['patients']:>7,} patients in {r['wall_s']:7.2f} s wall {r['cpu_s']:7.2f} s CPU"
-        f" = {r['patients'] / r['wall_s']:7,.0f} patients/s | {r['statements']:>7,} statements"
+        f" = {r['patients'] / r['wall_s']:7,.0f} patients/s ({r['patients'] / r['cpu_s']:,.0f}/CPU-s) | {r['statements']:>7,} statements"
         f" ({r['statements'] / max(r['patients'], 1):.2f}/patient) | cases {rows['coordination_case']:,}"
         f" events {rows['case_event']:,} tasks {rows['case_task']:,} | peak RSS {r['peak_rss_mb']:.0f} MB"
         f" | left queued {rows['queued']} | failed {r['failed']}"
@@ -205,6 +206,7 @@ def main() -> None:
                     print(_line(f"{name} {variant}", r) + f" | ingest before {r['ingest_s']:.1f} s")
                     key = name if variant == "bulk" else f"{name}_per_row"
                     figures[f"{key}_patients_per_s"] = round(r["patients"] / r["wall_s"])
+                    figures[f"{key}_patients_per_cpu_s"] = round(r["patients"] / r["cpu_s"])
                     figures[f"{key}_patients"] = r["patients"]
                     figures[f"{key}_wall_s"] = round(r["wall_s"], 2)
                     figures[f"{key}_statements"] = r["statements"]

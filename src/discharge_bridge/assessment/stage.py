@@ -26,6 +26,7 @@ from discharge_bridge.cases.jobs import FollowUp, follow_patients
 from discharge_bridge.config import Settings
 from discharge_bridge.db import session_scope, utcnow
 from discharge_bridge.ingest.changes import QUEUE
+from discharge_bridge.ingest.writer import fewer_gc_pauses
 from discharge_bridge.logs import safe_exception_text
 from discharge_bridge.risk import MappingError, RuleSetError
 from discharge_bridge.sources.models import Source
@@ -139,7 +140,18 @@ def drain(
     batch_size: int | None = None,
     max_batches: int | None = None,
 ) -> AssessmentStats:
-    """Assess queued patients until the queue (of ``source_id``, or of every source) is empty."""
+    """Assess queued patients until the queue (of ``source_id``, or of every source) is empty.
+
+    Young-generation collections are spaced out as in the ingest pass (``fewer_gc_pauses``): a
+    batch decodes and drops tens of thousands of JSON dicts without cycles, and at the default
+    threshold the collector ran over them again and again."""
+    with fewer_gc_pauses():
+        return _drain(engine, settings, source_id, batch_size, max_batches)
+
+
+def _drain(
+    engine: Engine, settings: Settings, source_id: int | None, batch_size: int | None, max_batches: int | None
+) -> AssessmentStats:
     size = batch_size or settings.assessment_batch_size
     stats = AssessmentStats()
     blocked: set[int] = set()
