@@ -29,6 +29,7 @@ from discharge_bridge.config import Settings, get_settings
 from discharge_bridge.connections.service import update_source
 from discharge_bridge.db import make_engine, session_scope
 from discharge_bridge.ingest.models import EncounterSnapshot
+from discharge_bridge.scheduling import workers
 from discharge_bridge.scheduling.leader import holder_name
 from discharge_bridge.scheduling.models import SourceLease
 from discharge_bridge.scheduling.scheduler import build_scheduler
@@ -107,6 +108,35 @@ def test_renewing_keeps_a_long_pass_its_source(engine: Engine) -> None:
         assert renew_leases(engine, "w1:1", {ids["a"]}, LEASE) == {ids["a"]}
     with time_machine.travel(T0 + timedelta(seconds=LEASE + 30), tick=False):
         assert acquire_leases(engine, "w2:2", 1, LEASE) == []
+
+
+def test_a_worker_renews_its_lease_while_a_long_pass_runs(
+    settings: Settings, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pass three times as long as the lease: the heartbeat keeps the source; released at the end."""
+    ids = _sources(engine, "slow")
+    settings = settings.model_copy(update={"worker_lease_seconds": 1, "worker_tick_seconds": 0.05})
+    started, finish = threading.Event(), threading.Event()
+
+    def long_pass(name: str, settings: Settings | None = None) -> None:
+        started.set()
+        finish.wait(30)
+
+    monkeypatch.setattr(workers, "poll_job", long_pass)  # the pass itself is not what is tested here
+    worker = Worker(settings, engine=engine, holder="slow:1")
+    thread = threading.Thread(target=worker.run, kwargs={"once": True})
+    thread.start()
+    try:
+        assert started.wait(30)
+        until = time.monotonic() + 3
+        while time.monotonic() < until:
+            assert acquire_leases(engine, "thief:2", 1, 1) == []
+            time.sleep(0.1)
+    finally:
+        finish.set()
+        thread.join(30)
+    assert not thread.is_alive() and worker.passes == 1
+    assert _lease(engine, ids["slow"]).holder is None
 
 
 def test_a_disabled_or_removed_source_is_not_taken(engine: Engine) -> None:
