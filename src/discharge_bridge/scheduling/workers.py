@@ -96,7 +96,7 @@ def _seed(session: Session, now: datetime) -> None:
 def acquire_leases(
     engine: Engine, holder: str, limit: int, lease_seconds: float, *, now: datetime | None = None
 ) -> list[int]:
-    """Take up to ``limit`` free, due sources for ``holder``; returns their ids (oldest due first)."""
+    """Take up to ``limit`` free, due sources (the longest due first) for ``holder``; returns their ids."""
     if limit <= 0:
         return []
     now = now or utcnow()
