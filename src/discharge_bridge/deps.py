@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Path, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
@@ -75,8 +76,10 @@ async def current_principal(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     """The caller, also left on ``request.state.principal`` for the pages (navigation, language)."""
+    # The lookups run in the thread pool, never on the event loop: a loop blocked waiting for a pooled
+    # connection cannot run the exits that give connections back (a deadlock under ~15 concurrent requests).
     if credentials is not None:
-        principal = _token_principal(settings, session, credentials.credentials)
+        principal = await run_in_threadpool(_token_principal, settings, session, credentials.credentials)
     else:
         principal = await _session_principal(request, session)
     request.state.principal = principal
@@ -97,7 +100,7 @@ async def _session_principal(request: Request, session: Session) -> Principal:
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
         raise NotSignedIn()
-    principal = principal_for_session(session, cookie)
+    principal = await run_in_threadpool(principal_for_session, session, cookie)
     if principal is None:
         raise NotSignedIn("the session has ended: sign in again")
     if request.method not in SAFE_METHODS:

@@ -19,7 +19,15 @@ from discharge_bridge.risk import RuleSetError, loading
 from discharge_bridge.sources.service import SourceNotFound, narrow_scope
 from discharge_bridge.users.roles import Permission
 from discharge_bridge.validation import Line, PageSize
-from discharge_bridge.worklists.board import DESTINATIONS, BoardOut, Readiness, board, board_filter, board_out
+from discharge_bridge.worklists.board import (
+    DESTINATIONS,
+    BoardOut,
+    InvalidBoardCursor,
+    Readiness,
+    board,
+    board_filter,
+    board_out,
+)
 from discharge_bridge.worklists.filters import CaseState, Due, InvalidFilter, Sort, WorklistQuery
 from discharge_bridge.worklists.schemas import WorklistPage
 from discharge_bridge.worklists.service import worklist
@@ -113,10 +121,11 @@ def get_worklist(
     except InvalidFilter as exc:
         raise InvalidInput(("query", exc.param), exc.message) from None
     record_view(session, user=principal.username, route="api.worklist", patients=page.shown)
+    session.commit()  # now, in this thread: held to the session's exit, SQLite's writers starve
     return page
 
 
-BOARD_PARAMS = {"hospital", "ward", "destination", "status", "limit"}
+BOARD_PARAMS = {"hospital", "ward", "destination", "status", "after", "limit"}
 
 
 @_board.get("/board", response_model=BoardOut)
@@ -129,11 +138,13 @@ def get_board(
     ward: Annotated[Line | None, Query()] = None,
     destination: Annotated[Destination | None, Query(description="The planned handoff's; `none`: none yet.")] = None,
     status: Annotated[Readiness | None, Query(description="Where the ready date falls.")] = None,
-    limit: Annotated[PageSize, Query(le=5000)] = 500,
+    after: Annotated[Line | None, Query(description="`next_after` of the previous page.")] = None,
+    limit: Annotated[PageSize, Query(le=5000)] = 100,
 ) -> BoardOut:
     """Every current inpatient of your hospitals (flagged or not): identity, ward and bed, the ready
     date (medically ready, else the expected discharge), delay, barriers and handoff; totals overall,
-    per ward and per destination over every patient the filters keep."""
+    per ward and per destination over every patient the filters keep (one aggregate query); keyset
+    pages of ``limit`` rows."""
     _known_params(request, BOARD_PARAMS)
     try:
         flt, _, _ = board_filter(
@@ -148,8 +159,12 @@ def get_board(
         )
     except SourceNotFound as exc:
         raise HTTPException(404, str(exc)) from None
-    result = board(session, flt, now=utcnow(), limit=limit, mappings_dir=settings.mappings_dir)
+    try:
+        result = board(session, flt, now=utcnow(), limit=limit, after=after, mappings_dir=settings.mappings_dir)
+    except InvalidBoardCursor as exc:
+        raise InvalidInput(("query", "after"), str(exc)) from None
     record_view(session, user=principal.username, route="api.board", patients=result.shown)
+    session.commit()  # now, in this thread: held to the session's exit, SQLite's writers starve
     return board_out(result)
 
 

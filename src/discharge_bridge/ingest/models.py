@@ -45,6 +45,7 @@ class EncounterSnapshot(SQLModel, table=True):
         UniqueConstraint("source_id", "fhir_id"),
         Index("ix_encounter_snapshot_patient", "source_id", "patient_fhir_id"),
         Index("ix_encounter_snapshot_status", "source_id", "status"),
+        Index("ix_encounter_snapshot_start", "period_start"),  # the worklist by admission (0014)
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -37,6 +37,7 @@ from discharge_bridge.worklists.board import (
     Board,
     BoardFilter,
     BoardRow,
+    InvalidBoardCursor,
     Readiness,
     board,
     board_filter,
@@ -51,7 +52,7 @@ Hospital = Annotated[Line | None, Query(max_length=64)]
 Ward = Annotated[Line | None, Query()]
 Destination = Annotated[str | None, Query(max_length=32)]
 Status = Annotated[str | None, Query(max_length=16)]
-ROWS_SHOWN = 500
+ROWS_SHOWN = 100  # rows a page of the board shows; the next page goes by keyset (``after``)
 WEEKS = 12
 
 
@@ -166,11 +167,19 @@ def board_page(
     ward: Ward = None,
     destination: Destination = None,
     status: Status = None,
+    after: Annotated[Line | None, Query(max_length=200)] = None,
 ) -> Response:
     i18n.set_language(language_of(request))
     flt, sources, chosen = _filter(session, settings, principal, hospital, ward, destination, status)
-    result: Board = board(session, flt, now=utcnow(), limit=ROWS_SHOWN, mappings_dir=settings.mappings_dir)
+    try:
+        result: Board = board(
+            session, flt, now=utcnow(), limit=ROWS_SHOWN, after=after, mappings_dir=settings.mappings_dir
+        )
+    except InvalidBoardCursor:  # a stale or hand-made link: the first page rather than an error
+        after = None
+        result = board(session, flt, now=utcnow(), limit=ROWS_SHOWN, mappings_dir=settings.mappings_dir)
     record_view(session, user=principal.username, route="ui.board", patients=result.shown)
+    session.commit()  # now, in this thread: held to the session's exit, SQLite's writers starve
     tz = board_timezone([chosen] if chosen else sources)
     asked = (("hospital", hospital), ("ward", ward), ("destination", destination), ("status", status))
     query = urlencode({k: v for k, v in asked if v})
@@ -190,6 +199,10 @@ def board_page(
         "stay_line": stay_line,
         "csv_url": "/board.csv" + (f"?{query}" if query else ""),
         "rows_shown": ROWS_SHOWN,
+        "first_url": "/board" + (f"?{query}" if query else "") if after else None,
+        "next_url": "/board?" + urlencode([*((k, v) for k, v in asked if v), ("after", result.next_after)])
+        if result.next_after
+        else None,
         "charts": _charts(session, flt, tz),
         "label": label,
     }

@@ -57,6 +57,7 @@ def _page(
     also = (section_of_flash(flash), section_of_path(refused_form["action"]) if refused_form else None)
     context["opened"] = open_sections(context, also=also)
     record_view(session, user=principal.username, route=ROUTE, patients=[(case.source_id, case.patient_fhir_id)])
+    session.commit()  # now, in this thread: held to the session's exit, SQLite's writers starve
     return render(request, "case.html", context, status_code=status_code)
 
 

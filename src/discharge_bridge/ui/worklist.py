@@ -198,6 +198,7 @@ def worklist_page(
         found = WorklistPage(total=0, items=[])
     shown += found.shown
     record_view(session, user=principal.username, route="ui.worklist", patients=shown)
+    session.commit()  # now, in this thread: held to the session's exit, SQLite's writers starve
     live = {
         "rows": [
             {
@@ -208,6 +209,7 @@ def worklist_page(
             for item in found.items
         ],
         "total": found.total,
+        "total_more": found.total_more,
         "filtered": bool(set(asked) - {"sort"}) or half == "unassigned",
         "next_url": _url(half, asked, after=found.next_after) if found.next_after else None,
         "first_url": _url(half, asked) if after else None,

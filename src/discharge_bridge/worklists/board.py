@@ -16,15 +16,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import and_, func, literal
+from sqlalchemy import case as sa_case
 from sqlmodel import Session, col, select
 
 from discharge_bridge.cases.barriers import delayed_days
 from discharge_bridge.cases.handoffs.models import DestinationType, Handoff, HandoffStatus
 from discharge_bridge.cases.models import Barrier, BarrierCode, Case, DateSource
 from discharge_bridge.cases.readiness import bed_days_lost
+from discharge_bridge.db import UTCDateTime
 from discharge_bridge.ingest.models import EncounterSnapshot
 from discharge_bridge.sources.models import Source
 from discharge_bridge.sources.service import SourceNotFound, list_sources
+from discharge_bridge.worklists import keyset
 from discharge_bridge.worklists.beds import (
     DESTINATIONS,
     INACTIVE_HANDOFF,
@@ -62,6 +66,7 @@ __all__ = [
     "DelayWeek",
     "GroupTotals",
     "HandoffWeek",
+    "InvalidBoardCursor",
     "Readiness",
     "board",
     "board_filter",
@@ -175,6 +180,7 @@ class Board:
     wards: list[str]  # for the ward filter: the wards in a bed at the filtered hospitals
     by_ward: list[GroupTotals] = field(default_factory=list)
     by_destination: list[GroupTotals] = field(default_factory=list)
+    next_after: str | None = None  # the cursor of the next page; None on the last one
 
     @property
     def shown(self) -> list[tuple[int, str]]:
@@ -220,15 +226,64 @@ def _beds(flt: BoardFilter, now: datetime, calendars: dict[int, Days], columns: 
     return with_status(in_bed(select(*columns).select_from(EncounterSnapshot), flt, now), flt, calendars)
 
 
+BOARD_SORT = "board"  # the cursor's sort name
+
+
+def board_keys() -> list[keyset.Key]:
+    """Medically ready first (longest waiting first), then by expected discharge, ward, bed; the
+    encounter row's id last so every row has its own place."""
+    return [
+        keyset.Key(col(Case.medically_ready_at)),
+        keyset.Key(expected_at()),
+        keyset.Key(col(EncounterSnapshot.ward)),
+        keyset.Key(col(EncounterSnapshot.bed)),
+        keyset.Key(col(EncounterSnapshot.id)),
+    ]
+
+
+def _anchor(session: Session, cursor: str) -> list[Any]:
+    """The sort values of the row a cursor points after (read again: a cursor holds no patient data).
+    The row need not be in a bed any more: the next page starts after where it stood."""
+    try:
+        last_id = keyset.decode(cursor, BOARD_SORT)
+    except keyset.InvalidCursor as exc:
+        raise InvalidBoardCursor(str(exc)) from None
+    query = (
+        select(*(k.expression for k in board_keys()))
+        .select_from(EncounterSnapshot)
+        .outerjoin(
+            Case,
+            (col(Case.source_id) == EncounterSnapshot.source_id)
+            & (col(Case.encounter_fhir_id) == EncounterSnapshot.fhir_id),
+        )
+        .where(col(EncounterSnapshot.id) == last_id)
+    )
+    values = session.execute(query).first()
+    if values is None:
+        raise InvalidBoardCursor("the row it points after is gone")
+    return list(values)
+
+
+class InvalidBoardCursor(ValueError):
+    """The board's ``after`` was not made by the board, or its row is gone."""
+
+
 def board(
-    session: Session, flt: BoardFilter, *, now: datetime, limit: int | None = 500, mappings_dir: Path | None = None
+    session: Session,
+    flt: BoardFilter,
+    *,
+    now: datetime,
+    limit: int | None = 500,
+    after: str | None = None,
+    mappings_dir: Path | None = None,
 ) -> Board:
     """Patients in a bed, medically ready ones first (longest waiting first), then by expected
-    discharge; ``limit`` rows (None: all), totals over all of them. With ``mappings_dir`` each row
-    carries its patient's identity."""
+    discharge; ``limit`` rows after the cursor ``after`` (None: all), totals over all of them from
+    one aggregate query. With ``mappings_dir`` each row carries its patient's identity."""
     sources = {s.id: s for s in list_sources(session, source_ids=flt.source_ids) if s.id is not None}
     calendars = {sid: local_days(s.timezone, now) for sid, s in sources.items()}
     columns: list[Any] = [
+        EncounterSnapshot.id,
         EncounterSnapshot.source_id,
         EncounterSnapshot.fhir_id,
         EncounterSnapshot.patient_fhir_id,
@@ -238,16 +293,15 @@ def board(
         EncounterSnapshot.planned_end,
         Case,
     ]
-    ordered = _beds(flt, now, calendars, columns).order_by(
-        col(Case.medically_ready_at).asc().nulls_last(),
-        expected_at().asc().nulls_last(),
-        col(EncounterSnapshot.ward).asc().nulls_last(),
-        col(EncounterSnapshot.bed).asc().nulls_last(),
-        col(EncounterSnapshot.id),
-    )
+    keys = board_keys()
+    ordered = _beds(flt, now, calendars, columns).order_by(*keyset.order_by(keys))
+    if after:
+        ordered = ordered.where(keyset.after(keys, _anchor(session, after)))
     if limit is not None:
-        ordered = ordered.limit(limit)
+        ordered = ordered.limit(limit + 1)
     picked = session.execute(ordered).all()
+    more = limit is not None and len(picked) > limit
+    picked = picked[:limit] if limit is not None else picked
     case_ids = [row.Case.id for row in picked if row.Case is not None and row.Case.id is not None]
     barriers = _open_barriers(session, case_ids, now)
     handoffs = _current_handoffs(session, case_ids)
@@ -267,7 +321,8 @@ def board(
         for row in picked
     ]
     totals, by_ward, by_destination = _totals(session, flt, now, calendars)
-    return Board(totals, rows, _wards(session, flt, now), by_ward, by_destination)
+    next_after = keyset.encode(BOARD_SORT, picked[-1].id) if more and picked else None
+    return Board(totals, rows, _wards(session, flt, now), by_ward, by_destination, next_after=next_after)
 
 
 def _row(
@@ -317,31 +372,74 @@ class _Sum:
         self.in_bed = self.today = self.week = self.delayed = self.ready = 0
         self.lost = 0.0
 
-    def add(self, state: Readiness, medically_ready_at: datetime | None, now: datetime) -> None:
-        self.in_bed += 1
-        self.today += state == Readiness.today
-        self.week += state in (Readiness.today, Readiness.week)
-        self.delayed += state == Readiness.delayed
-        if medically_ready_at is not None:
-            self.ready += 1
-            self.lost += max((now - medically_ready_at).total_seconds(), 0) / 86400
+    def add(self, state: str, beds: int, ready: int, lost_days: float) -> None:
+        self.in_bed += beds
+        self.today += beds if state == Readiness.today else 0
+        self.week += beds if state in (Readiness.today, Readiness.week) else 0
+        self.delayed += beds if state == Readiness.delayed else 0
+        self.ready += ready
+        self.lost += lost_days
 
     def group(self, key: str | None) -> GroupTotals:
         return GroupTotals(key, self.in_bed, self.today, self.week, self.delayed, round(self.lost, 1))
 
 
+def _state(calendars: dict[int, Days]) -> Any:
+    """The readiness of a row as SQL, each hospital against its own local calendar."""
+    ready = ready_at()
+    alike: dict[Days, list[int]] = {}
+    for source_id, days in calendars.items():
+        alike.setdefault(days, []).append(source_id)
+    whens: list[tuple[Any, str]] = [(ready.is_(None), Readiness.undated.value)]
+    for days, ids in alike.items():
+        here = col(EncounterSnapshot.source_id).in_(sorted(ids))
+        whens += [
+            (and_(here, ready < days.today_start), Readiness.delayed.value),
+            (and_(here, ready < days.today_end), Readiness.today.value),
+            (and_(here, ready < days.week_end), Readiness.week.value),
+        ]
+    return sa_case(*whens, else_=Readiness.later.value)
+
+
+def _days_since(instant: Any, now: datetime, dialect: str) -> Any:
+    if dialect == "postgresql":
+        return func.extract("epoch", literal(now, UTCDateTime()) - instant) / 86400.0
+    return func.julianday(literal(now, UTCDateTime())) - func.julianday(instant)
+
+
 def _totals(
     session: Session, flt: BoardFilter, now: datetime, calendars: dict[int, Days]
 ) -> tuple[BoardTotals, list[GroupTotals], list[GroupTotals]]:
-    """Every admission the filter keeps, not just the rows shown: a few columns each, summed here."""
-    columns = [EncounterSnapshot.source_id, EncounterSnapshot.ward, destination(), ready_at(), Case.medically_ready_at]
+    """Every admission the filter keeps, not just the rows shown: one aggregate query grouped by
+    ward, destination and readiness (a few hundred groups at most), summed up here."""
+    ready = col(Case.medically_ready_at)
+    rows = _beds(
+        flt,
+        now,
+        calendars,
+        [
+            col(EncounterSnapshot.ward).label("ward"),
+            destination().label("place"),
+            _state(calendars).label("state"),
+            ready.label("medically"),
+        ],
+    ).subquery()
+    lost = sa_case(
+        (
+            rows.c.medically < literal(now, UTCDateTime()),
+            _days_since(rows.c.medically, now, session.get_bind().dialect.name),
+        ),
+        else_=0.0,
+    )
+    query = select(
+        rows.c.ward, rows.c.place, rows.c.state, func.count(), func.count(rows.c.medically), func.sum(lost)
+    ).group_by(rows.c.ward, rows.c.place, rows.c.state)
     overall = _Sum()
     wards: dict[str | None, _Sum] = defaultdict(_Sum)
     places: dict[str, _Sum] = defaultdict(_Sum)
-    for source_id, ward, place, ready, medically in session.execute(_beds(flt, now, calendars, columns)):
-        state = readiness(ready, calendars[source_id])
+    for ward, place, state, beds, ready_n, lost_days in session.execute(query):
         for bucket in (overall, wards[ward], places[str(place) if place else NO_HANDOFF]):
-            bucket.add(state, medically, now)
+            bucket.add(state, int(beds), int(ready_n), float(lost_days or 0.0))
     totals = BoardTotals(
         in_bed=overall.in_bed,
         ready_not_discharged=overall.ready,
@@ -398,4 +496,5 @@ def board_out(result: Board) -> BoardOut:
         wards=result.wards,
         rows=rows,
         truncated=result.totals.in_bed > len(rows),
+        next_after=result.next_after,
     )

@@ -14,7 +14,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
+from sqlalchemy import and_, or_
 from sqlmodel import Session, col, select
 
 from discharge_bridge.fhir.fields import Identifier, pick_identifier
@@ -74,7 +76,10 @@ def mrn_systems(session: Session, source_ids: Iterable[int], mappings_dir: Path)
 
 
 def identities(session: Session, keys: Iterable[Key], now: datetime, mappings_dir: Path) -> dict[Key, Identity]:
-    """Identity of each (source_id, encounter_fhir_id) stored; unknown encounters are left out."""
+    """Identity of each (source_id, encounter_fhir_id) stored; unknown encounters are left out.
+
+    One query for the whole list whatever the hospitals (the ids of each hospital ORed), reading the
+    columns shown and never the raw resources."""
     wanted: dict[int, set[str]] = defaultdict(set)
     for source_id, encounter_id in keys:
         wanted[source_id].add(encounter_id)
@@ -83,41 +88,67 @@ def identities(session: Session, keys: Iterable[Key], now: datetime, mappings_di
     systems = mrn_systems(session, wanted, mappings_dir)
     today = now.date()
     found: dict[Key, Identity] = {}
-    for source_id, encounter_ids in wanted.items():
-        rows = session.exec(
-            select(EncounterSnapshot, PatientSnapshot)
-            .join(
-                PatientSnapshot,
-                (col(PatientSnapshot.source_id) == col(EncounterSnapshot.source_id))
-                & (col(PatientSnapshot.fhir_id) == col(EncounterSnapshot.patient_fhir_id)),
-                isouter=True,
+    rows = session.execute(
+        select(*_ENCOUNTER, *_PATIENT)
+        .select_from(EncounterSnapshot)
+        .join(
+            PatientSnapshot,
+            (col(PatientSnapshot.source_id) == col(EncounterSnapshot.source_id))
+            & (col(PatientSnapshot.fhir_id) == col(EncounterSnapshot.patient_fhir_id)),
+            isouter=True,
+        )
+        .where(
+            or_(
+                *(
+                    and_(col(EncounterSnapshot.source_id) == source_id, col(EncounterSnapshot.fhir_id).in_(sorted(ids)))
+                    for source_id, ids in wanted.items()
+                )
             )
-            .where(EncounterSnapshot.source_id == source_id, col(EncounterSnapshot.fhir_id).in_(encounter_ids))
-        ).all()
-        for encounter, patient in rows:
-            found[(source_id, encounter.fhir_id)] = _identity(encounter, patient, systems.get(source_id), now, today)
+        )
+    ).all()
+    for row in rows:
+        found[(row.source_id, row.fhir_id)] = _identity(row, systems.get(row.source_id), now, today)
     return found
 
 
-def _identity(
-    encounter: EncounterSnapshot, patient: PatientSnapshot | None, mrn_system: str | None, now: datetime, today: date
-) -> Identity:
-    start = encounter.period_start
-    end = encounter.period_end or now
-    held = [Identifier(**i) for i in (patient.identifiers if patient is not None else [])]
+_ENCOUNTER = (
+    EncounterSnapshot.source_id,
+    EncounterSnapshot.fhir_id,
+    EncounterSnapshot.patient_fhir_id,
+    EncounterSnapshot.ward,
+    EncounterSnapshot.bed,
+    EncounterSnapshot.period_start,
+    EncounterSnapshot.period_end,
+)
+_PATIENT = (
+    col(PatientSnapshot.id).label("patient_row"),
+    PatientSnapshot.name,
+    PatientSnapshot.birth_date,
+    PatientSnapshot.gender,
+    PatientSnapshot.identifiers,
+    PatientSnapshot.phone,
+    PatientSnapshot.address,
+)
+
+
+def _identity(row: Any, mrn_system: str | None, now: datetime, today: date) -> Identity:
+    start = row.period_start
+    end = row.period_end or now
+    known = row.patient_row is not None
+    held = [Identifier(**i) for i in (row.identifiers or [])] if known else []
     return Identity(
-        source_id=encounter.source_id,
-        patient_fhir_id=encounter.patient_fhir_id,
-        encounter_fhir_id=encounter.fhir_id,
-        name=patient.name if patient is not None else None,
-        age=age_on(patient.birth_date, today) if patient is not None else None,
-        sex=patient.gender if patient is not None else None,
-        birth_date=patient.birth_date if patient is not None else None,
+        source_id=row.source_id,
+        patient_fhir_id=row.patient_fhir_id,
+        encounter_fhir_id=row.fhir_id,
+        name=row.name if known else None,
+        age=age_on(row.birth_date, today) if known else None,
+        sex=row.gender if known else None,
+        birth_date=row.birth_date if known else None,
         mrn=pick_identifier(held, mrn_system) or None,
-        phone=patient.phone if patient is not None else None,
-        address=patient.address if patient is not None else None,
-        ward=encounter.ward,
-        bed=encounter.bed,
+        phone=row.phone if known else None,
+        address=row.address if known else None,
+        ward=row.ward,
+        bed=row.bed,
         admitted_at=start,
         length_of_stay_days=max((end - start).days, 0) if start is not None else None,
     )

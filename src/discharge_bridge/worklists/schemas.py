@@ -77,7 +77,8 @@ class WorklistCounts(BaseModel):
 
 
 class WorklistPage(BaseModel):
-    total: int  # rows matching the filters, on every page
+    total: int  # rows matching the filters, on every page, counted up to 1,000 (see total_more)
+    total_more: bool = False  # more rows than ``total`` match: show "1,000+"
     items: list[WorklistItem]
     next_after: str | None = None  # pass as `after` for the next page; None on the last one
     counts: WorklistCounts | None = None
@@ -140,4 +141,5 @@ class BoardOut(BaseModel):
     by_destination: list[GroupTotalsOut]
     wards: list[str]
     rows: list[BoardRowOut]
-    truncated: bool  # more patients are in a bed than the rows given (raise `limit`)
+    truncated: bool  # more patients are in a bed than the rows given (follow `next_after`)
+    next_after: str | None = None  # pass as `after` for the next page; None on the last one

@@ -39,7 +39,9 @@ from discharge_bridge.worklists.filters import InvalidFilter, WorklistQuery
 from discharge_bridge.worklists.people import Identity, identities
 from discharge_bridge.worklists.schemas import CaseOut, WorklistItem, WorklistPage
 
-__all__ = ["PRIORITY_RANK", "Half", "cases_of", "worklist", "worklist_half"]
+__all__ = ["PRIORITY_RANK", "TOTAL_CAP", "Half", "cases_of", "worklist", "worklist_half"]
+
+TOTAL_CAP = 1000  # the total is exact up to here; beyond, "1,000+" (``WorklistPage.total_more``)
 
 # A coordinator's own cases, every case of the hospitals they see, or those nobody has taken yet.
 Half = Literal["mine", "all", "unassigned"]
@@ -74,7 +76,7 @@ def worklist(
         dialect=session.get_bind().dialect.name,
     )
     where = all_of(found)
-    total = session.execute(joined(select(func.count())).where(where)).scalar_one()
+    total = capped_count(session, where)
     keys = sort_keys(asked.sort)
     page_where = where
     if asked.after:
@@ -114,7 +116,16 @@ def worklist(
     counts = None
     if with_counts:
         counts = count_filters(session, found, win=win, dialect=session.get_bind().dialect.name)
-    return WorklistPage(total=total, items=items, next_after=next_after, counts=counts)
+    return WorklistPage(
+        total=min(total, TOTAL_CAP), total_more=total > TOTAL_CAP, items=items, next_after=next_after, counts=counts
+    )
+
+
+def capped_count(session: Session, where: Any) -> int:
+    """The rows matching ``where``, counted up to one past ``TOTAL_CAP``: counting all of 100,000
+    matching rows on every page costs as much as the page itself, and "1,000+" says enough."""
+    matching = joined(select(col(RiskAssessment.id))).where(where).limit(TOTAL_CAP + 1).subquery()
+    return int(session.execute(select(func.count()).select_from(matching)).scalar_one())
 
 
 def _item(row: Any, source: Source, person: Identity | None) -> WorklistItem:

@@ -74,6 +74,7 @@ class Task(SQLModel, table=True):
     __table_args__ = (
         Index("ix_case_task_case", "case_id", "status"),
         Index("ix_case_task_owner", "owner", "status", "due_at"),
+        Index("ix_case_task_case_due", "case_id", "status", "due_at"),  # a case's next due task (0014)
     )
     __mapper_args__ = {"version_id_col": _task_version}
 

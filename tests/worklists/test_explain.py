@@ -1,0 +1,122 @@
+"""The lists' queries on PostgreSQL reach their rows through indexes: every statement the worklist
+(each sort, a deep page by cursor, the filters' counts) and the bed board (a page, the next page,
+the totals) send is captured as sent and EXPLAINed with sequential scans priced out
+(``enable_seqscan = off``): a table that has no index matching the query's filter, join or order
+still shows a Seq Scan then, and the test names it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import time_machine
+from sqlalchemy import event, text
+from sqlalchemy.engine import Engine
+
+from discharge_bridge.config import Settings
+from discharge_bridge.db import make_engine, session_scope
+from discharge_bridge.worklists.board import board, board_filter
+from discharge_bridge.worklists.filters import Sort, WorklistQuery
+from discharge_bridge.worklists.service import worklist
+from tests.support.factories import RULES, flagged_case, make_source, put_encounter
+from tests.support.postgres import PostgresServer
+
+pytestmark = [pytest.mark.postgres, pytest.mark.clock]
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+MAPPINGS = Path(__file__).resolve().parents[2] / "mappings"
+LISTED = {"risk_assessment", "encounter_snapshot", "coordination_case", "case_task", "patient_snapshot"}
+
+
+@pytest.fixture
+def pg_engine(postgres_server: PostgresServer, tmp_path: Path) -> Iterator[Engine]:
+    url = postgres_server.url(postgres_server.create_database(migrated=True))
+    engine = make_engine(Settings(data_dir=tmp_path, database_url=url).sqlalchemy_url)
+    with time_machine.travel(NOW - timedelta(days=1), tick=False), session_scope(engine) as session:
+        source_id = make_source(session).id or 0
+        for n in range(30):
+            flagged_case(session, source_id, f"adm{n}", f"p{n}", priority=("high", "medium", "low")[n % 3])
+        put_encounter(session, source_id, "unflagged", "p-none")  # in a bed, no flag, no case
+    with engine.begin() as conn:
+        conn.execute(text("ANALYZE"))
+    yield engine
+    engine.dispose()
+
+
+@contextmanager
+def captured(engine: Engine) -> Iterator[list[tuple[str, Any]]]:
+    statements: list[tuple[str, Any]] = []
+
+    def keep(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            statements.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", keep)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", keep)
+
+
+def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from _nodes(child)
+
+
+def seq_scans(engine: Engine, statements: list[tuple[str, Any]]) -> tuple[list[str], set[str]]:
+    """(the listed tables scanned sequentially by any statement, every index used)."""
+    scans: list[str] = []
+    indexes: set[str] = set()
+    with engine.connect() as conn:
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        cursor.execute("SET enable_seqscan = off")
+        for statement, parameters in statements:
+            cursor.execute("EXPLAIN (FORMAT JSON) " + statement, parameters)
+            raw = cursor.fetchone()[0]
+            plan = (raw if isinstance(raw, list) else json.loads(raw))[0]["Plan"]
+            for node in _nodes(plan):
+                if node["Node Type"] == "Seq Scan" and node.get("Relation Name") in LISTED:
+                    scans.append(f"{node['Relation Name']} in {statement[:80]}...")
+                if "Index Name" in node:
+                    indexes.add(node["Index Name"])
+    return scans, indexes
+
+
+@pytest.mark.parametrize("sort", list(Sort))
+def test_each_worklist_sort_a_deep_page_and_the_counts_use_indexes(pg_engine: Engine, sort: Sort) -> None:
+    with time_machine.travel(NOW, tick=False), session_scope(pg_engine) as session:
+        first = worklist(session, rules_version=RULES, limit=5, query=WorklistQuery(sort=sort), now=NOW)
+        assert first.next_after is not None
+        with captured(pg_engine) as statements:
+            worklist(
+                session,
+                rules_version=RULES,
+                limit=5,
+                query=WorklistQuery(sort=sort, after=first.next_after),
+                now=NOW,
+                mappings_dir=MAPPINGS,
+                with_counts=True,
+            )
+    assert len(statements) >= 10  # the total, the anchor, the page, identities, the counts
+    scans, indexes = seq_scans(pg_engine, statements)
+    assert scans == []
+    assert "ix_case_task_case_due" in indexes  # each row's next due task (a column of every sort)
+
+
+def test_the_board_page_its_next_page_and_totals_use_indexes(pg_engine: Engine) -> None:
+    with time_machine.travel(NOW, tick=False), session_scope(pg_engine) as session:
+        flt, _, _ = board_filter(session, None, None, None, mappings_dir=MAPPINGS, rules_version=RULES)
+        first = board(session, flt, now=NOW, limit=10, mappings_dir=MAPPINGS)
+        assert first.next_after is not None and first.totals.in_bed == 31
+        with captured(pg_engine) as statements:
+            board(session, flt, now=NOW, limit=10, after=first.next_after, mappings_dir=MAPPINGS)
+    assert len(statements) >= 4  # the anchor, the page, identities, the totals
+    scans, indexes = seq_scans(pg_engine, statements)
+    assert scans == []
+    assert "ix_encounter_snapshot_status" in indexes  # the beds of the hospitals: (source_id, status)
