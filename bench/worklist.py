@@ -269,7 +269,7 @@ def seed(engine: Engine, n: int, hospitals: int) -> dict[str, Any]:
 # ---------------------------------------------------------------- server
 
 
-def start_server(url: str, data_dir: Path, workers: int) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(url: str, data_dir: Path, workers: int, figures_age: float) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {
         **os.environ,
@@ -277,6 +277,7 @@ def start_server(url: str, data_dir: Path, workers: int) -> tuple[subprocess.Pop
         "DISCHARGE_BRIDGE_DATA_DIR": str(data_dir),
         "DISCHARGE_BRIDGE_MAPPINGS_DIR": str(MAPPINGS),
         "DISCHARGE_BRIDGE_LOG_LEVEL": "WARNING",
+        "DISCHARGE_BRIDGE_LIST_FIGURES_MAX_AGE_SECONDS": str(figures_age),
     }
     # `discharge-bridge serve` runs one uvicorn process; the deployment runs web replicas beside one
     # scheduler (deploy/): uvicorn's --workers gives the replicas on one host.
@@ -395,7 +396,7 @@ def run_db(kind: str, args: argparse.Namespace) -> dict[str, Any]:
         info = seed(engine, args.cases, args.hospitals)
         engine.dispose()
         print(f"[{kind}] seeded {info['cases']:,} open cases across {args.hospitals} hospitals in {info['seed_s']} s")
-        proc, base = start_server(url, tmp, args.workers)
+        proc, base = start_server(url, tmp, args.workers, args.figures_max_age)
         results: dict[str, Any] = {}
         for surface, (headers, path_of) in surfaces(info, args.cases).items():
             if args.only and surface not in args.only:
@@ -432,12 +433,23 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds; a slower answer is an error")
     parser.add_argument("--only", nargs="*", help="surfaces to run (default: all)")
+    parser.add_argument(
+        "--figures-max-age",
+        type=float,
+        default=15.0,
+        help="seconds the server keeps the filters' counts and the board's totals (list_figures_max_age_seconds)",
+    )
     parser.add_argument("--quick", action="store_true", help="5,000 cases, 20 hospitals")
     args = parser.parse_args()
     if args.quick:
         args.cases, args.hospitals = 5000, 20
     kinds = ["sqlite", "postgres"] if args.db == "both" else [args.db]
-    summary: dict[str, Any] = {"cases": args.cases, "hospitals": args.hospitals, "workers": args.workers}
+    summary: dict[str, Any] = {
+        "cases": args.cases,
+        "hospitals": args.hospitals,
+        "workers": args.workers,
+        "figures_max_age_s": args.figures_max_age,
+    }
     for kind in kinds:
         summary[kind] = run_db(kind, args)
     print(json.dumps(summary))

@@ -73,6 +73,13 @@ class Settings(BaseSettings):
     assessment_interval_seconds: int = Field(
         default=10, ge=1, description="How often the scheduler drains what is left in the assessment queue."
     )
+    list_figures_max_age_seconds: float = Field(
+        default=0,
+        ge=0,
+        le=300,
+        description="Keep the worklist filters' counts and the bed board's totals this long per web process "
+        "(0: compute them on every request). At city scale they are aggregates over every open admission.",
+    )
     # Workers that share the sources (scheduling/workers.py, `discharge-bridge worker`).
     poll_by: Literal["scheduler", "workers"] = Field(
         default="scheduler",

@@ -117,6 +117,7 @@ def get_worklist(
             now=utcnow(),
             mappings_dir=settings.mappings_dir,
             with_counts=counts,
+            figures_max_age=settings.list_figures_max_age_seconds,
         )
     except InvalidFilter as exc:
         raise InvalidInput(("query", exc.param), exc.message) from None
@@ -160,7 +161,15 @@ def get_board(
     except SourceNotFound as exc:
         raise HTTPException(404, str(exc)) from None
     try:
-        result = board(session, flt, now=utcnow(), limit=limit, after=after, mappings_dir=settings.mappings_dir)
+        result = board(
+            session,
+            flt,
+            now=utcnow(),
+            limit=limit,
+            after=after,
+            mappings_dir=settings.mappings_dir,
+            figures_max_age=settings.list_figures_max_age_seconds,
+        )
     except InvalidBoardCursor as exc:
         raise InvalidInput(("query", "after"), str(exc)) from None
     record_view(session, user=principal.username, route="api.board", patients=result.shown)

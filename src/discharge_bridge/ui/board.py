@@ -173,11 +173,24 @@ def board_page(
     flt, sources, chosen = _filter(session, settings, principal, hospital, ward, destination, status)
     try:
         result: Board = board(
-            session, flt, now=utcnow(), limit=ROWS_SHOWN, after=after, mappings_dir=settings.mappings_dir
+            session,
+            flt,
+            now=utcnow(),
+            limit=ROWS_SHOWN,
+            after=after,
+            mappings_dir=settings.mappings_dir,
+            figures_max_age=settings.list_figures_max_age_seconds,
         )
     except InvalidBoardCursor:  # a stale or hand-made link: the first page rather than an error
         after = None
-        result = board(session, flt, now=utcnow(), limit=ROWS_SHOWN, mappings_dir=settings.mappings_dir)
+        result = board(
+            session,
+            flt,
+            now=utcnow(),
+            limit=ROWS_SHOWN,
+            mappings_dir=settings.mappings_dir,
+            figures_max_age=settings.list_figures_max_age_seconds,
+        )
     record_view(session, user=principal.username, route="ui.board", patients=result.shown)
     session.commit()  # now, in this thread: held to the session's exit, SQLite's writers starve
     tz = board_timezone([chosen] if chosen else sources)

@@ -192,6 +192,7 @@ def worklist_page(
             now=now,
             mappings_dir=settings.mappings_dir,
             with_counts=True,
+            figures_max_age=settings.list_figures_max_age_seconds,
         )
     except InvalidFilter as exc:
         refused = {"field": exc.param, "message": i18n.gettext(REFUSED.get(exc.param, CHOOSE))}

@@ -53,6 +53,7 @@ from discharge_bridge.worklists.board_series import (
     handoff_series,
     week_starts,
 )
+from discharge_bridge.worklists.figures import kept
 from discharge_bridge.worklists.people import Identity, identities
 from discharge_bridge.worklists.schemas import BoardOut, BoardRowOut, BoardTotalsOut, GroupTotalsOut
 
@@ -276,10 +277,12 @@ def board(
     limit: int | None = 500,
     after: str | None = None,
     mappings_dir: Path | None = None,
+    figures_max_age: float = 0,
 ) -> Board:
     """Patients in a bed, medically ready ones first (longest waiting first), then by expected
     discharge; ``limit`` rows after the cursor ``after`` (None: all), totals over all of them from
-    one aggregate query. With ``mappings_dir`` each row carries its patient's identity."""
+    one aggregate query (kept ``figures_max_age`` seconds, see ``figures.kept``). With ``mappings_dir``
+    each row carries its patient's identity."""
     sources = {s.id: s for s in list_sources(session, source_ids=flt.source_ids) if s.id is not None}
     calendars = {sid: local_days(s.timezone, now) for sid, s in sources.items()}
     columns: list[Any] = [
@@ -320,7 +323,8 @@ def board(
         )
         for row in picked
     ]
-    totals, by_ward, by_destination = _totals(session, flt, now, calendars)
+    key = ("board", str(session.get_bind().engine.url), repr(flt), now.date())
+    totals, by_ward, by_destination = kept(key, figures_max_age, lambda: _totals(session, flt, now, calendars))
     next_after = keyset.encode(BOARD_SORT, picked[-1].id) if more and picked else None
     return Board(totals, rows, _wards(session, flt, now), by_ward, by_destination, next_after=next_after)
 
@@ -431,9 +435,9 @@ def _totals(
         ),
         else_=0.0,
     )
-    query = select(
-        rows.c.ward, rows.c.place, rows.c.state, func.count(), func.count(rows.c.medically), func.sum(lost)
-    ).group_by(rows.c.ward, rows.c.place, rows.c.state)
+    figures: list[Any] = [rows.c.ward, rows.c.place, rows.c.state]
+    figures += [func.count(), func.count(rows.c.medically), func.sum(lost)]
+    query = select(*figures).group_by(rows.c.ward, rows.c.place, rows.c.state)
     overall = _Sum()
     wards: dict[str | None, _Sum] = defaultdict(_Sum)
     places: dict[str, _Sum] = defaultdict(_Sum)

@@ -111,7 +111,7 @@ def identities(session: Session, keys: Iterable[Key], now: datetime, mappings_di
     return found
 
 
-_ENCOUNTER = (
+_ENCOUNTER: tuple[Any, ...] = (
     EncounterSnapshot.source_id,
     EncounterSnapshot.fhir_id,
     EncounterSnapshot.patient_fhir_id,
@@ -120,7 +120,7 @@ _ENCOUNTER = (
     EncounterSnapshot.period_start,
     EncounterSnapshot.period_end,
 )
-_PATIENT = (
+_PATIENT: tuple[Any, ...] = (
     col(PatientSnapshot.id).label("patient_row"),
     PatientSnapshot.name,
     PatientSnapshot.birth_date,

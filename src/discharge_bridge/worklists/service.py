@@ -35,6 +35,7 @@ from discharge_bridge.worklists.conditions import (
     windows,
 )
 from discharge_bridge.worklists.counts import count_filters
+from discharge_bridge.worklists.figures import kept
 from discharge_bridge.worklists.filters import InvalidFilter, WorklistQuery
 from discharge_bridge.worklists.people import Identity, identities
 from discharge_bridge.worklists.schemas import CaseOut, WorklistItem, WorklistPage
@@ -58,10 +59,11 @@ def worklist(
     now: datetime | None = None,
     mappings_dir: Path | None = None,
     with_counts: bool = False,
+    figures_max_age: float = 0,
 ) -> WorklistPage:
     """Flagged assessments of the active rule set whose encounter is still a current stay, matching
     ``query``, ``limit`` rows after ``query.after``. ``InvalidFilter`` names a parameter that cannot
-    be used (a cursor made for another sort, say)."""
+    be used (a cursor made for another sort, say). ``figures_max_age``: see ``figures.kept``."""
     now = now or utcnow()
     asked = query or WorklistQuery()
     if min_priority is not None:
@@ -115,7 +117,18 @@ def worklist(
     next_after = keyset.encode(asked.sort.value, rows[-1][0].id) if more and rows else None
     counts = None
     if with_counts:
-        counts = count_filters(session, found, win=win, dialect=session.get_bind().dialect.name)
+        key = (
+            "counts",
+            str(session.get_bind().engine.url),
+            rules_version,
+            source_ids and tuple(source_ids),
+            replace(asked, after=None),
+        )
+        counts = kept(
+            key,
+            figures_max_age,
+            lambda: count_filters(session, found, win=win, dialect=session.get_bind().dialect.name),
+        )
     return WorklistPage(
         total=min(total, TOTAL_CAP), total_more=total > TOTAL_CAP, items=items, next_after=next_after, counts=counts
     )
