@@ -29,9 +29,9 @@ from discharge_bridge.ui.case_labels import N_, concept_label, label, task_text,
 from discharge_bridge.ui.identity_labels import person_line, stay_line
 from discharge_bridge.ui.templating import language_of, render
 from discharge_bridge.users.roles import Permission
-from discharge_bridge.users.service import coordinators_of
 from discharge_bridge.worklists.filters import CaseState, Due, InvalidFilter, Sort, WorklistQuery
 from discharge_bridge.worklists.morning import shown_lists, with_people
+from discharge_bridge.worklists.people import coordinator_names
 from discharge_bridge.worklists.schemas import Count, WorklistCounts, WorklistPage
 from discharge_bridge.worklists.service import worklist, worklist_half
 
@@ -156,7 +156,7 @@ def worklist_page(
     now = utcnow()
     sources = {s.id: s for s in list_sources(session, source_ids=principal.scope) if s.id is not None}
     half, can_mine = worklist_half(session, principal, view)
-    people = {u.username: u.display_name for sid in sources for u in coordinators_of(session, sid)}
+    people = coordinator_names(session, sources)
     asked = {
         k: v.strip()
         for k, v in (

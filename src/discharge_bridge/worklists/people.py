@@ -24,6 +24,8 @@ from discharge_bridge.ingest.models import EncounterSnapshot, PatientSnapshot
 from discharge_bridge.risk import loading
 from discharge_bridge.risk.mapping import MappingError
 from discharge_bridge.sources.models import Source
+from discharge_bridge.users.models import User, UserSource
+from discharge_bridge.users.roles import Role
 
 Key = tuple[int, str]  # (source_id, encounter_fhir_id)
 
@@ -62,6 +64,22 @@ def age_on(birth_date: str | None, today: date) -> int | None:
         return None
     years = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
     return years if years >= 0 else None
+
+
+def coordinator_names(session: Session, source_ids: Iterable[int]) -> dict[str, str]:
+    """User name -> display name of the enabled coordinators of these hospitals: one query for all
+    of them (a city-wide reader sees 100 hospitals), as ``users.service.coordinators_of`` for each."""
+    query = (
+        select(User.username, User.display_name)
+        .join(UserSource, col(UserSource.user_id) == User.id)
+        .where(
+            col(UserSource.source_id).in_(sorted(set(source_ids))),
+            User.role == Role.coordinator,
+            col(User.disabled).is_(False),
+        )
+        .distinct()
+    )
+    return {username: name for username, name in session.execute(query)}
 
 
 def mrn_systems(session: Session, source_ids: Iterable[int], mappings_dir: Path) -> dict[int, str | None]:
