@@ -4,6 +4,8 @@ computed again; off (0, the default) they are computed on every request. The row
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -36,6 +38,35 @@ def test_an_answer_is_kept_for_its_max_age_then_computed_again(monkeypatch: pyte
     clock[0] += 0.2
     assert figures.kept(("k", 1), 10, compute) == 3  # older than the age: computed again
     assert figures.kept(("k", 1), 0, compute) == 4  # off: always computed
+
+
+def test_readers_arriving_together_compute_a_key_once_and_keep_the_old_answer_while_it_is_renewed() -> None:
+    calls: list[int] = []
+    release = threading.Event()
+
+    def slow() -> int:
+        calls.append(1)
+        assert release.wait(10)
+        return len(calls)
+
+    answers: list[int] = []
+    readers = [threading.Thread(target=lambda: answers.append(figures.kept(("slow",), 0.5, slow))) for _ in range(8)]
+    for reader in readers:
+        reader.start()
+    time.sleep(0.2)
+    release.set()
+    for reader in readers:
+        reader.join(10)
+    assert answers == [1] * 8 and len(calls) == 1  # one aggregate for eight readers
+    time.sleep(0.6)  # older than the age now
+    release.clear()
+    renewing = threading.Thread(target=lambda: answers.append(figures.kept(("slow",), 0.5, slow)))
+    renewing.start()
+    time.sleep(0.2)
+    assert figures.kept(("slow",), 0.5, slow) == 1  # while one thread computes, the others keep the old
+    release.set()
+    renewing.join(10)
+    assert answers[-1] == 2 and len(calls) == 2
 
 
 def test_counts_and_totals_are_shared_within_the_age_while_rows_stay_live(engine: Engine) -> None:

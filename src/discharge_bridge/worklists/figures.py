@@ -18,22 +18,39 @@ T = TypeVar("T")
 MAX_ENTRIES = 256
 _kept: OrderedDict[Hashable, tuple[float, object]] = OrderedDict()
 _lock = threading.Lock()
+_computing: dict[Hashable, threading.Lock] = {}  # one per key: who computes it now
 
 
 def kept(key: Hashable, max_age: float, compute: Callable[[], T]) -> T:
-    """``compute()``, or its answer for ``key`` if one was computed less than ``max_age`` seconds ago."""
+    """``compute()``, or its answer for ``key`` if one was computed less than ``max_age`` seconds ago.
+
+    One thread computes a key at a time: the others wait for its answer when there is none yet, or
+    keep the previous answer while it is computed anew (50 readers arriving together would otherwise
+    run the same aggregate 50 times at once and all wait for the last)."""
     if max_age <= 0:
         return compute()
-    now = time.monotonic()
     with _lock:
         hit = _kept.get(key)
-        if hit is not None and now - hit[0] < max_age:
+        busy = _computing.setdefault(key, threading.Lock())
+    if hit is not None and time.monotonic() - hit[0] < max_age:
+        return hit[1]  # type: ignore[return-value]
+    if hit is not None and not busy.acquire(blocking=False):
+        return hit[1]  # type: ignore[return-value]  # being computed anew by another thread
+    if hit is None:
+        busy.acquire()
+    try:
+        with _lock:
+            again = _kept.get(key)
+        if again is not None and time.monotonic() - again[0] < max_age:
+            return again[1]  # type: ignore[return-value]  # computed while this thread waited
+        started = time.monotonic()
+        value = compute()
+        with _lock:
+            _kept[key] = (started, value)
             _kept.move_to_end(key)
-            return hit[1]  # type: ignore[return-value]
-    value = compute()
-    with _lock:
-        _kept[key] = (now, value)
-        _kept.move_to_end(key)
-        while len(_kept) > MAX_ENTRIES:
-            _kept.popitem(last=False)
-    return value
+            while len(_kept) > MAX_ENTRIES:
+                old, _ = _kept.popitem(last=False)
+                _computing.pop(old, None)
+        return value
+    finally:
+        busy.release()
