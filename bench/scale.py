@@ -233,7 +233,7 @@ def main() -> None:
 
             with (
                 tempfile.TemporaryDirectory(prefix="dbscale-export-") as folder,
-                _export_server(ctx, 1_000_000, folder) as info,
+                _export_server(ctx, args.backfill_size, folder) as info,
             ):
                 for name, pg in databases:
                     url = pg.url(pg.create_database()) if pg is not None else None
