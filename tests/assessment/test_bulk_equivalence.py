@@ -28,13 +28,15 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session, col, select
 
 from discharge_bridge.assessment import drain
 from discharge_bridge.cases import jobs
+from discharge_bridge.cases.batch import update_cases
 from discharge_bridge.cases.models import Case, CaseEvent, CaseOutcome, CaseStatus
 from discharge_bridge.cases.readiness import set_dates_by_person
-from discharge_bridge.cases.service import assign, change_status
+from discharge_bridge.cases.service import assign, change_status, refresh_priorities
 from discharge_bridge.cases.tasks.models import Task
 from discharge_bridge.config import Settings
 from discharge_bridge.connections.service import add_source, update_source
@@ -44,7 +46,7 @@ from discharge_bridge.ingest.store import upsert_snapshots
 from discharge_bridge.risk.models import RiskAssessment
 from tests.assessment.per_row import sync_cases_per_row
 from tests.support.db import migrated_sqlite
-from tests.support.factories import make_user
+from tests.support.factories import RULES, flagged_case, make_source, make_user
 from tests.support.fakefhir import BASE
 from tests.support.postgres import PostgresServer
 
@@ -319,3 +321,19 @@ def test_a_larger_batch_takes_no_more_statements(two_engines: tuple[Engine, Engi
             assert all(c.expected_discharge_source == "ehr" for c in opened)
         counts.append(statements[0])
     assert counts[0] == counts[1], counts
+
+
+def test_a_bulk_update_is_seen_by_the_session_and_refuses_a_version_changed_meanwhile(engine: Engine) -> None:
+    with session_scope(engine) as session:
+        source_id = make_source(session).id or 0
+        case = flagged_case(session, source_id)
+        assert (case.priority, case.version) == ("high", 1)
+        risk = session.exec(select(RiskAssessment).where(RiskAssessment.encounter_fhir_id == "adm1")).one()
+        risk.priority, risk.flagged = None, False
+        session.add(risk)
+        # One UPDATE for the batch; the Case the session holds is expired, so it reads what was written.
+        assert refresh_priorities(session, source_id, rules_version=RULES) == 1
+        assert (case.priority, case.flag_withdrawn_at is not None, case.version) == (None, True, 3)
+        with pytest.raises(StaleDataError):  # someone else's write since version 2 was read
+            update_cases(session, [{"_id": case.id, "_version": 2, "updated_at": T0}], ("updated_at",))
+        assert case.version == 3

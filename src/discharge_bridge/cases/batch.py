@@ -176,6 +176,7 @@ def open_flagged(
     """Open a case for every flagged, current admission of this rule set that has none (only among
     ``encounter_fhir_ids`` when given), with its first tasks, assigned in turn (cases/assignment.py);
     return how many were opened. A case another writer opened meanwhile is left to it."""
+    session.flush()  # Core reads do not autoflush: let them see what the caller changed through the ORM
     wanted = _flagged_without_case(session, source_id, rules_version, encounter_fhir_ids)
     if not wanted:
         return 0
@@ -334,6 +335,7 @@ def refresh_open(
     )
     if encounter_fhir_ids is not None:
         query = query.where(CASES.c.encounter_fhir_id.in_(list(encounter_fhir_ids)))
+    session.flush()  # Core reads do not autoflush
     changed = 0
     updates: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []

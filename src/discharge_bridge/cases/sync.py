@@ -95,6 +95,7 @@ def follow_encounters(
         query = query.where(c.c.actual_discharge_at.is_(None))
     else:
         query = query.where(c.c.encounter_fhir_id.in_(sorted(set(encounter_fhir_ids))))
+    session.flush()  # Core reads do not autoflush
     dispositions = None
     dated: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
