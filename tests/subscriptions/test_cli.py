@@ -8,9 +8,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from typer.testing import CliRunner
-
 from sqlmodel import select
+from typer.testing import CliRunner
 
 from discharge_bridge.audit import AdminAuditEntry
 from discharge_bridge.cli import app
