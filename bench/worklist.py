@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))  # tests.support: the tests' PostgreSQL harness
 import httpx  # noqa: E402
 from sqlalchemy import func, select, text  # noqa: E402
 from sqlalchemy.engine import Engine  # noqa: E402
+from sqlmodel import col  # noqa: E402
 from tests.support.postgres import PostgresServer, free_port  # noqa: E402
 
 from discharge_bridge.cases.models import Case  # noqa: E402
@@ -238,14 +239,14 @@ def seed(engine: Engine, n: int, hospitals: int) -> dict[str, Any]:
         token = issue_token(session, "bench-admin", "bench")
         cookie, _ = start_session(session, coordinator, lifetime=timedelta(hours=6))
         # A deep page: the cursor after the row at 99% of the default (priority) sort.
-        order = [
-            RiskAssessment.priority_rank.desc(),  # type: ignore[attr-defined]
-            RiskAssessment.score.desc(),  # type: ignore[attr-defined]
-            EncounterSnapshot.period_start.asc(),  # type: ignore[attr-defined]
-            RiskAssessment.id.asc(),  # type: ignore[union-attr]
+        order: list[Any] = [
+            col(RiskAssessment.priority_rank).desc(),
+            col(RiskAssessment.score).desc(),
+            col(EncounterSnapshot.period_start).asc(),
+            col(RiskAssessment.id).asc(),
         ]
         deep_id = session.execute(
-            select(RiskAssessment.id)
+            select(col(RiskAssessment.id))
             .join(
                 EncounterSnapshot,
                 (EncounterSnapshot.source_id == RiskAssessment.source_id)  # type: ignore[arg-type]

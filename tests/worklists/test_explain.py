@@ -78,7 +78,9 @@ def seq_scans(engine: Engine, statements: list[tuple[str, Any]]) -> tuple[list[s
         cursor.execute("SET enable_seqscan = off")
         for statement, parameters in statements:
             cursor.execute("EXPLAIN (FORMAT JSON) " + statement, parameters)
-            raw = cursor.fetchone()[0]
+            row = cursor.fetchone()
+            assert row is not None
+            raw = row[0]
             plan = (raw if isinstance(raw, list) else json.loads(raw))[0]["Plan"]
             for node in _nodes(plan):
                 if node["Node Type"] == "Seq Scan" and node.get("Relation Name") in LISTED:
