@@ -291,10 +291,7 @@ class _NewCase:
 def _assign(session: Session, source_id: int, new: list[tuple[int, str]]) -> dict[int, str | None]:
     """Coordinators for the new cases, in the order they were opened (round robin counts ids)."""
     pick = CoordinatorPicker(session, source_id)
-    return {
-        case_id: pick(cast(Case, _NewCase(case_id, eid)))
-        for case_id, eid in new
-    }
+    return {case_id: pick(cast(Case, _NewCase(case_id, eid))) for case_id, eid in new}
 
 
 def refresh_open(
