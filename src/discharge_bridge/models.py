@@ -2,10 +2,14 @@
 
 from discharge_bridge.access.models import AccessLogEntry, AccessLogPatient
 from discharge_bridge.audit.models import AdminAuditEntry
+from discharge_bridge.cases.consent.models import Consent
 from discharge_bridge.cases.contacts.models import CaseContact, ContactLogEntry
+from discharge_bridge.cases.delivered.models import ServiceDelivered
 from discharge_bridge.cases.handoffs.models import Handoff
 from discharge_bridge.cases.models import Assessment, Barrier, Case, CaseEvent
+from discharge_bridge.cases.referrals.models import Referral
 from discharge_bridge.cases.tasks.models import Task
+from discharge_bridge.directory.models import DirectoryService, Organisation
 from discharge_bridge.ingest.models import (
     BulkExport,
     ClinicalSnapshot,
@@ -34,14 +38,19 @@ __all__ = [
     "CaseEvent",
     "ClinicalSnapshot",
     "ConformanceIssue",
+    "Consent",
     "ContactLogEntry",
     "DeadLetter",
+    "DirectoryService",
     "EncounterSnapshot",
     "Handoff",
     "MorningList",
+    "Organisation",
     "PatientSnapshot",
+    "Referral",
     "RiskAssessment",
     "SchedulerLease",
+    "ServiceDelivered",
     "SigninThrottle",
     "Source",
     "SourceLease",

@@ -23,6 +23,8 @@ class User(SQLModel, table=True):
     display_name: str = Field(max_length=200)
     role: Role = Field(sa_type=String(16))
     locale: str = Field(default="en", max_length=8)
+    # A receiver's organisation (the service directory): the portal shows only its referrals.
+    organisation_id: int | None = Field(default=None, foreign_key="directory_organisation.id", ondelete="SET NULL")
     password_hash: str | None = Field(default=None, max_length=200)  # None: a machine user (tokens only)
     disabled: bool = False
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -25,6 +25,7 @@ class Principal:
     locale: str = "en"
     user_id: int | None = None
     csrf_token: str | None = None
+    organisation_id: int | None = None  # receivers: the organisation whose referrals they see
 
     def can(self, permission: Permission) -> bool:
         return permission in ROLE_PERMISSIONS[self.role]

@@ -249,6 +249,8 @@ def authenticate(session: Session, username: str, password: str) -> User | None:
 def visible_sources(session: Session, user: User) -> tuple[int, ...] | None:
     if user.role == Role.admin:
         return None
+    if user.role == Role.receiver:
+        return ()  # a receiver sees no hospital's lists: only referrals addressed to their organisation
     rows = session.exec(select(UserSource.source_id).where(UserSource.user_id == user.id))
     return tuple(sorted(rows))
 
@@ -263,6 +265,7 @@ def principal_of(session: Session, user: User, via: Via, csrf_token: str | None 
         locale=user.locale,
         user_id=user.id,
         csrf_token=csrf_token,
+        organisation_id=user.organisation_id,
     )
 
 

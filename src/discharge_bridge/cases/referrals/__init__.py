@@ -1,0 +1,1 @@
+"""Referrals to the service directory, followed until the help arrives (ServiceRequest + Task)."""

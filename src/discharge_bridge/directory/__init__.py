@@ -1,0 +1,1 @@
+"""The service directory: organisations and the help they give (FHIR Organization / HealthcareService)."""
