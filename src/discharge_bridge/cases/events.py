@@ -43,6 +43,10 @@ class EventKind(StrEnum):
     contact_updated = "contact_updated"
     contact_logged = "contact_logged"  # a call, visit or message to a contact, with its outcome
     no_relatives_found = "no_relatives_found"  # the search ended with no one: the plan's next step follows
+    consent_recorded = "consent_recorded"  # consent to share with organisations (cases/consent)
+    consent_revoked = "consent_revoked"
+    referral_created = "referral_created"  # a referral to a directory service (cases/referrals)
+    referral_updated = "referral_updated"
 
 
 def plain(value: Any) -> Any:
