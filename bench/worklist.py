@@ -38,6 +38,7 @@ from sqlalchemy.engine import Engine  # noqa: E402
 from sqlmodel import col  # noqa: E402
 from tests.support.postgres import PostgresServer, free_port  # noqa: E402
 
+from discharge_bridge import keyset  # noqa: E402
 from discharge_bridge.cases.models import Case  # noqa: E402
 from discharge_bridge.cases.tasks.models import Task  # noqa: E402
 from discharge_bridge.config import Settings  # noqa: E402
@@ -50,7 +51,6 @@ from discharge_bridge.sources.models import Source  # noqa: E402
 from discharge_bridge.users.models import User, UserSource  # noqa: E402
 from discharge_bridge.users.roles import Role  # noqa: E402
 from discharge_bridge.users.service import hash_password, issue_token, start_session  # noqa: E402
-from discharge_bridge.worklists import keyset  # noqa: E402
 
 MAPPINGS = ROOT / "mappings"
 NOW = datetime.now(UTC).replace(microsecond=0)

@@ -20,6 +20,7 @@ from sqlmodel import Session
 
 from discharge_bridge.cases.errors import CaseNotFound, InvalidInput, NotFound, VersionRequired
 from discharge_bridge.cases.models import Barrier, Case
+from discharge_bridge.cases.referrals.psychology import psychology_case
 from discharge_bridge.cases.repository import get_case, get_child
 from discharge_bridge.config import Settings, get_settings
 from discharge_bridge.db import get_engine, session_scope
@@ -205,8 +206,13 @@ def set_etag(response: Response, version: int) -> None:
 # --- fetch-or-404: a route that takes CurrentCase never sees a missing or foreign case ---
 
 
-def get_case_or_404(case_id: Annotated[Id, Path()], session: SessionDep, scope: SourceScope) -> Case:
-    case = get_case(session, case_id, source_ids=scope)
+def get_case_or_404(case_id: Annotated[Id, Path()], session: SessionDep, principal: CurrentPrincipal) -> Case:
+    """In the caller's hospitals; a psychologist's (no read_cases) only with a live referral to a
+    psychologist (cases/referrals/psychology.py): the one place that rule is checked."""
+    if not principal.can(Permission.read_cases) and principal.can(Permission.psychology):
+        case = psychology_case(session, case_id, source_ids=principal.scope)
+    else:
+        case = get_case(session, case_id, source_ids=principal.scope)
     if case is None:
         raise CaseNotFound(case_id)
     return case

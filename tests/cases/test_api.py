@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 import time_machine
 from sqlalchemy.engine import Engine
 
+from discharge_bridge import keyset
 from discharge_bridge.config import Settings
 from discharge_bridge.db import session_scope
 from tests.support.factories import api_client, make_source, make_user, put_encounter, put_risk, seed_case
@@ -38,13 +40,22 @@ def test_list_filters_and_pages(engine: Engine, settings: Settings) -> None:
     client.post("/api/v1/cases", json={"source": "city", "encounter": "e1"})
     client.post("/api/v1/cases", json={"source": "north", "encounter": "e2"})
     body = client.get("/api/v1/cases").json()
-    assert body["total"] == 3 and [i["priority"] for i in body["items"]] == ["high", "medium", "low"]
+    assert (body["total"], body["total_more"], body["next_after"]) == (3, False, None)
+    assert [i["priority"] for i in body["items"]] == ["high", "medium", "low"]
     assert client.get("/api/v1/cases?source=north").json()["total"] == 1
     assert client.get("/api/v1/cases?priority=low").json()["items"][0]["encounter"] == "e1"
-    page = client.get("/api/v1/cases?limit=1&offset=1").json()
+    first = client.get("/api/v1/cases?limit=1").json()
+    page = client.get(f"/api/v1/cases?limit=1&after={first['next_after']}").json()
     assert page["total"] == 3 and [i["priority"] for i in page["items"]] == ["medium"]
-    assert client.get("/api/v1/cases?status=closed").json() == {"total": 0, "items": []}
-    for bad in ("status=done", "priority=urgent", "limit=0", "limit=501", "offset=-1"):
+    last = client.get(f"/api/v1/cases?limit=1&after={page['next_after']}").json()
+    assert [i["priority"] for i in last["items"]] == ["low"] and last["next_after"] is None
+    assert client.get("/api/v1/cases?status=closed").json() == {
+        "total": 0,
+        "total_more": False,
+        "items": [],
+        "next_after": None,
+    }
+    for bad in ("status=done", "priority=urgent", "limit=0", "limit=501", "offset=1", "after=nonsense"):
         response = client.get(f"/api/v1/cases?{bad}")
         assert response.status_code == 422 and bad.split("=")[0] in response.text, bad
     assert client.get("/api/v1/cases?source=nowhere").status_code == 404
@@ -196,3 +207,29 @@ def test_barriers_api(engine: Engine, settings: Settings) -> None:
     assert bad.status_code == 422 and "code" in bad.text
     client.patch(f"/api/v1/cases/{case_id}", json={"status": "cancelled"})
     assert client.post(url, json={"code": "housing"}).status_code == 409
+
+
+def test_cases_page_by_cursor_each_exactly_once_and_the_total_stops_at_the_cap(
+    engine: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Paging walks the whole list in order without OFFSET; the total is counted only up to a cap."""
+    with session_scope(engine) as session:
+        sid = make_source(session).id or 0
+        for n in range(7):
+            put_encounter(session, sid, f"e{n}", f"p{n}")
+            put_risk(session, sid, f"e{n}", f"p{n}", priority=("high", "medium", "low")[n % 3])
+    client = api_client(settings)
+    for n in range(7):
+        assert client.post("/api/v1/cases", json={"source": "city", "encounter": f"e{n}"}).status_code == 201
+    whole = [i["id"] for i in client.get("/api/v1/cases?limit=500").json()["items"]]
+    monkeypatch.setattr(keyset, "TOTAL_CAP", 4)
+    seen: list[int] = []
+    url = "/api/v1/cases?limit=3"
+    while True:
+        body = client.get(url).json()
+        assert (body["total"], body["total_more"]) == (4, True)
+        seen += [i["id"] for i in body["items"]]
+        if body["next_after"] is None:
+            break
+        url = f"/api/v1/cases?limit=3&after={body['next_after']}"
+    assert seen == whole and len(set(seen)) == 7

@@ -17,6 +17,7 @@ import time_machine
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from discharge_bridge import keyset
 from discharge_bridge.cases.models import Case, CaseStatus
 from discharge_bridge.cases.tasks.models import Task
 from discharge_bridge.cases.tasks.service import create_task
@@ -24,7 +25,6 @@ from discharge_bridge.config import Settings
 from discharge_bridge.db import session_scope
 from discharge_bridge.ingest.models import EncounterSnapshot
 from discharge_bridge.risk.models import RiskAssessment
-from discharge_bridge.worklists import keyset
 from discharge_bridge.worklists.filters import CaseState, Due, InvalidFilter, Sort, WorklistQuery
 from discharge_bridge.worklists.schemas import WorklistPage
 from discharge_bridge.worklists.service import worklist

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from discharge_bridge.api.assessment import router as assessment_router
-from discharge_bridge.cases.errors import NotFound
+from discharge_bridge.cases.errors import InvalidInput, NotFound
 from discharge_bridge.cases.events import timeline
 from discharge_bridge.cases.models import Case, CaseStatus, Priority
 from discharge_bridge.cases.repository import list_cases
@@ -30,6 +30,7 @@ from discharge_bridge.deps import (
     require_by_method,
     set_etag,
 )
+from discharge_bridge.keyset import InvalidCursor
 from discharge_bridge.sources.service import SourceNotFound, narrow_scope
 from discharge_bridge.users.roles import Permission
 from discharge_bridge.validation import Line, Offset, PageSize
@@ -50,6 +51,7 @@ def _detail(session: SessionDep, case: Case, response: Response) -> CaseDetail:
 
 @router.get("/cases", response_model=CasePage)
 def cases_index(
+    request: Request,
     session: SessionDep,
     scope: SourceScope,
     status_: Annotated[CaseStatus | None, Query(alias="status")] = None,
@@ -57,24 +59,34 @@ def cases_index(
     source: Annotated[Line | None, Query(max_length=64, description="Only this source (hospital) name.")] = None,
     coordinator: Annotated[Line | None, Query()] = None,
     limit: Annotated[PageSize, Query(le=500)] = 50,
-    offset: Annotated[Offset, Query()] = 0,
+    after: Annotated[Line | None, Query(description="The `next_after` of the previous page.")] = None,
 ) -> CasePage:
-    """Cases, highest priority first, then the longest open."""
+    """Cases, highest priority first, then the longest open; paged by cursor (``next_after``)."""
+    if "offset" in request.query_params:  # gone: a client still sending it would get page 1 again and again
+        raise InvalidInput(("query", "offset"), "pages go by keyset: pass the previous page's next_after as after")
     try:
         scope = narrow_scope(session, source, scope)
     except SourceNotFound as exc:
         raise NotFound("source", repr(source)) from exc
-    page = list_cases(
-        session,
-        source_ids=scope,
-        status=status_,
-        priority=priority,
-        coordinator=coordinator,
-        limit=limit,
-        offset=offset,
-    )
+    try:
+        page = list_cases(
+            session,
+            source_ids=scope,
+            status=status_,
+            priority=priority,
+            coordinator=coordinator,
+            limit=limit,
+            after=after,
+        )
+    except InvalidCursor as exc:
+        raise InvalidInput(("query", "after"), str(exc)) from None
     names = source_names(session)
-    return CasePage(total=page.total, items=[summary(c, names.get(c.source_id, "?")) for c in page.items])
+    return CasePage(
+        total=page.total,
+        total_more=page.total_more,
+        items=[summary(c, names.get(c.source_id, "?")) for c in page.items],
+        next_after=page.next_after,
+    )
 
 
 @router.post(

@@ -43,6 +43,8 @@ class EventKind(StrEnum):
     contact_updated = "contact_updated"
     contact_logged = "contact_logged"  # a call, visit or message to a contact, with its outcome
     no_relatives_found = "no_relatives_found"  # the search ended with no one: the plan's next step follows
+    service_recorded = "service_recorded"  # a service delivered, from the catalogue (cases/delivered)
+    service_struck = "service_struck"  # a service delivered struck out as recorded by mistake
     consent_recorded = "consent_recorded"  # consent to share with organisations (cases/consent)
     consent_revoked = "consent_revoked"
     referral_created = "referral_created"  # a referral to a directory service (cases/referrals)

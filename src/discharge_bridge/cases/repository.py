@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from sqlalchemy import func
 from sqlmodel import Session, SQLModel, col, select
 
+from discharge_bridge import keyset
 from discharge_bridge.cases.models import Assessment, Barrier, Case, CaseStatus, Priority
 from discharge_bridge.ingest.models import EncounterSnapshot
 from discharge_bridge.risk.models import RiskAssessment
@@ -47,8 +48,18 @@ def get_child(
 
 @dataclass(frozen=True)
 class CasePage:
-    total: int
+    total: int  # exact up to keyset.TOTAL_CAP; ``total_more`` says there are more
+    total_more: bool
     items: list[Case]
+    next_after: str | None  # the cursor of the next page; None on the last
+
+
+CASE_SORT = "cases"  # the cursor's sort name: highest priority first, then oldest opened, then id
+_CASE_KEYS = [
+    keyset.Key(col(Case.priority_rank), descending=True),
+    keyset.Key(col(Case.opened_at)),
+    keyset.Key(col(Case.id)),
+]
 
 
 def list_cases(
@@ -59,19 +70,33 @@ def list_cases(
     priority: Priority | None = None,
     coordinator: str | None = None,
     limit: int = 50,
-    offset: int = 0,
+    after: str | None = None,
 ) -> CasePage:
-    """Cases, highest priority first, then oldest opened (the order a coordinator works in)."""
-    query = scoped(select(Case), source_ids)
+    """Cases, highest priority first, then oldest opened (the order a coordinator works in), ``limit``
+    rows after the cursor ``after`` (``keyset.InvalidCursor`` when it is not one of this list's)."""
+    where: list[Any] = [] if source_ids is None else [col(Case.source_id).in_(source_ids)]
     if status is not None:
-        query = query.where(Case.status == status)
+        where.append(col(Case.status) == status)
     if priority is not None:
-        query = query.where(Case.priority == priority)
+        where.append(col(Case.priority) == priority)
     if coordinator is not None:
-        query = query.where(Case.coordinator == coordinator)
-    total = session.exec(select(func.count()).select_from(query.subquery())).one()
-    page = query.order_by(col(Case.priority_rank).desc(), col(Case.opened_at).asc(), col(Case.id).asc())
-    return CasePage(total, list(session.exec(page.limit(limit).offset(offset))))
+        where.append(col(Case.coordinator) == coordinator)
+    total = keyset.capped_total(session, select(col(Case.id)).where(*where))
+    page_where = list(where)
+    if after is not None:
+        last_id = keyset.decode(after, CASE_SORT)
+        anchor = session.execute(
+            scoped(select(*(k.expression for k in _CASE_KEYS)).where(col(Case.id) == last_id), source_ids)
+        ).first()
+        if anchor is None:
+            raise keyset.InvalidCursor("the case it points after is gone or out of sight")
+        page_where.append(keyset.after(_CASE_KEYS, list(anchor)))
+    query = select(Case).where(*page_where).order_by(*keyset.order_by(_CASE_KEYS)).limit(limit + 1)
+    rows = list(session.exec(query))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_after = keyset.encode(CASE_SORT, rows[-1].id) if more and rows and rows[-1].id is not None else None
+    return CasePage(min(total, keyset.TOTAL_CAP), total > keyset.TOTAL_CAP, rows, next_after)
 
 
 def has_open_cases(session: Session, coordinator: str, *, source_ids: list[int] | None = None) -> bool:

@@ -76,8 +76,10 @@ class CaseSummary(BaseModel):
 
 
 class CasePage(BaseModel):
-    total: int
+    total: int = Field(description="Matching cases, exact up to 1,000; see total_more.")
+    total_more: bool = Field(description="More than `total` cases match.")
     items: list[CaseSummary]
+    next_after: str | None = Field(description="Pass as `after` for the next page; null on the last page.")
 
 
 class FlagsOut(BaseModel):

@@ -20,6 +20,7 @@ from sqlalchemy import and_, func, literal
 from sqlalchemy import case as sa_case
 from sqlmodel import Session, col, select
 
+from discharge_bridge import keyset
 from discharge_bridge.cases.barriers import delayed_days
 from discharge_bridge.cases.handoffs.models import DestinationType, Handoff, HandoffStatus
 from discharge_bridge.cases.models import Barrier, BarrierCode, Case, DateSource
@@ -28,7 +29,6 @@ from discharge_bridge.db import UTCDateTime
 from discharge_bridge.ingest.models import EncounterSnapshot
 from discharge_bridge.sources.models import Source
 from discharge_bridge.sources.service import SourceNotFound, list_sources
-from discharge_bridge.worklists import keyset
 from discharge_bridge.worklists.beds import (
     DESTINATIONS,
     INACTIVE_HANDOFF,

@@ -18,9 +18,9 @@ from sqlmodel import col, select
 from discharge_bridge.cases.models import Case
 from discharge_bridge.cases.tasks.models import TASK_TRANSITIONS, Task
 from discharge_bridge.ingest.models import EncounterSnapshot, PatientSnapshot
+from discharge_bridge.keyset import Key
 from discharge_bridge.risk.models import RiskAssessment
 from discharge_bridge.worklists.filters import CaseState, Due, Sort, WorklistQuery
-from discharge_bridge.worklists.keyset import Key
 
 PRIORITY_RANK = {"high": 3, "medium": 2, "low": 1}
 FILTERS = ("search", "ward", "rule", "priority", "coordinator", "status", "due")

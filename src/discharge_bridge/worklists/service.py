@@ -12,9 +12,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import and_, func
+from sqlalchemy import and_
 from sqlmodel import Session, col, select
 
+from discharge_bridge import keyset
 from discharge_bridge.cases.models import Case
 from discharge_bridge.cases.repository import has_open_cases, scoped
 from discharge_bridge.db import utcnow
@@ -24,7 +25,6 @@ from discharge_bridge.sources.models import Source
 from discharge_bridge.sources.service import list_sources
 from discharge_bridge.users.principal import Principal
 from discharge_bridge.users.roles import Role
-from discharge_bridge.worklists import keyset
 from discharge_bridge.worklists.conditions import (
     PRIORITY_RANK,
     all_of,
@@ -40,9 +40,8 @@ from discharge_bridge.worklists.filters import InvalidFilter, WorklistQuery
 from discharge_bridge.worklists.people import Identity, identities
 from discharge_bridge.worklists.schemas import CaseOut, WorklistItem, WorklistPage
 
-__all__ = ["PRIORITY_RANK", "TOTAL_CAP", "Half", "cases_of", "worklist", "worklist_half"]
+__all__ = ["PRIORITY_RANK", "Half", "cases_of", "worklist", "worklist_half"]
 
-TOTAL_CAP = 1000  # the total is exact up to here; beyond, "1,000+" (``WorklistPage.total_more``)
 
 # A coordinator's own cases, every case of the hospitals they see, or those nobody has taken yet.
 Half = Literal["mine", "all", "unassigned"]
@@ -78,7 +77,7 @@ def worklist(
         dialect=session.get_bind().dialect.name,
     )
     where = all_of(found)
-    total = capped_count(session, where)
+    total = keyset.capped_total(session, joined(select(col(RiskAssessment.id))).where(where))
     keys = sort_keys(asked.sort)
     page_where = where
     if asked.after:
@@ -130,15 +129,12 @@ def worklist(
             lambda: count_filters(session, found, win=win, dialect=session.get_bind().dialect.name),
         )
     return WorklistPage(
-        total=min(total, TOTAL_CAP), total_more=total > TOTAL_CAP, items=items, next_after=next_after, counts=counts
+        total=min(total, keyset.TOTAL_CAP),
+        total_more=total > keyset.TOTAL_CAP,
+        items=items,
+        next_after=next_after,
+        counts=counts,
     )
-
-
-def capped_count(session: Session, where: Any) -> int:
-    """The rows matching ``where``, counted up to one past ``TOTAL_CAP``: counting all of 100,000
-    matching rows on every page costs as much as the page itself, and "1,000+" says enough."""
-    matching = joined(select(col(RiskAssessment.id))).where(where).limit(TOTAL_CAP + 1).subquery()
-    return int(session.execute(select(func.count()).select_from(matching)).scalar_one())
 
 
 def _item(row: Any, source: Source, person: Identity | None) -> WorklistItem:

@@ -48,10 +48,9 @@ def _validate(values: Mapping[str, Any], now: datetime) -> dict[str, Any]:
     given_by = ConsentGiver(clean.get("given_by", ConsentGiver.patient))
     if method == ConsentMethod.verbal_witnessed and not clean.get("witness"):
         raise InvalidInput(("body", "witness"), "verbal consent needs the name of the witness")
-    if (given_by != ConsentGiver.patient or method == ConsentMethod.guardian_signed) and not clean.get(
-        "given_by_name"
-    ):
-        raise InvalidInput(("body", "given_by_name"), f"consent given by a {given_by} needs their name")
+    if (given_by != ConsentGiver.patient or method == ConsentMethod.guardian_signed) and not clean.get("given_by_name"):
+        who = "a guardian" if given_by == ConsentGiver.patient else f"a {given_by}"
+        raise InvalidInput(("body", "given_by_name"), f"consent given by {who} needs their name")
     organisation_ids = sorted({int(i) for i in clean.get("organisation_ids", [])})
     categories = sorted({str(c) for c in clean.get("categories", [])})
     if not organisation_ids and not categories:

@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, or_
+from sqlalchemy import ColumnElement, and_, false, func, or_, select
 
 from discharge_bridge.validation import is_id
 
@@ -76,3 +76,13 @@ def decode(cursor: str, sort: str) -> int:
     if not is_id(last_id):  # an int beyond 64 bits would reach the database
         raise InvalidCursor("not a row of this list")
     return last_id
+
+
+TOTAL_CAP = 1000  # a list's total is exact up to here; beyond, "1,000+" (``total_more`` in its page)
+
+
+def capped_total(session: Any, ids: Any) -> int:
+    """The rows of the select ``ids`` counted up to one past ``TOTAL_CAP``: counting all of 100,000
+    matching rows on every page costs as much as the page itself, and "1,000+" says enough."""
+    matching = ids.limit(TOTAL_CAP + 1).subquery()
+    return int(session.execute(select(func.count()).select_from(matching)).scalar_one())
