@@ -1,0 +1,386 @@
+"""The figures a city reports: how fast flagged people are seen, planned for and handed off, the
+delay from medically ready to discharge and the bed-days it costs, referrals and how receivers
+answer, and the services delivered. Counts only: no one's identity, ever.
+
+Each figure is computed in the database over a *cohort* (grouped by hospital, ward, coordinator or
+ISO week, the week on the hospital's local calendar):
+
+- flag to first visit, flag to plan, flag to handoff: the cases **opened** in the period (the flag,
+  or a case opened by hand), each measured from ``opened_at`` to its first visit (``FIRST_VISIT``
+  below), the first action-plan task a person created, the first handoff completed. Hours for the
+  first two, days for the handoff; a case that has not got there yet counts in the cohort only.
+- medically ready to discharge: the cases **discharged** in the period that had a medically-ready
+  date; the delay and its sum, the bed-days lost, as ``cases.readiness.bed_days_lost`` defines them
+  (discharge minus medically ready, never below zero).
+- referrals: those **requested** in the period, by the service's category and outcome (completed,
+  rejected, cancelled, else open); receivers' response time (requested to accepted or rejected)
+  per organisation, over all of the period's referrals whatever the grouping.
+- services delivered: rows of ``service_delivered`` **delivered** in the period and not struck out,
+  by kind, and how many distinct people (patients) they went to. In the coordinator grouping they
+  count under who delivered them (a psychologist too), not the case's coordinator.
+
+The ward is the stored admission's; the coordinator is the case's current one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import String, and_, case, cast, func, literal, select, union_all
+from sqlmodel import Session, col
+
+from discharge_bridge.cases.delivered.models import ServiceDelivered
+from discharge_bridge.cases.events import EventKind
+from discharge_bridge.cases.handoffs.models import Handoff, HandoffStatus
+from discharge_bridge.cases.models import Case, CaseEvent
+from discharge_bridge.cases.referrals.models import Referral, ReferralStatus
+from discharge_bridge.cases.tasks.models import Task, TaskKind, TaskStatus
+from discharge_bridge.directory.models import DirectoryService, Organisation
+from discharge_bridge.ingest.models import EncounterSnapshot
+from discharge_bridge.sources.models import Source
+from discharge_bridge.worklists.periods import Calendars, Period, Spread, not_negative, seconds_between, spreads
+
+# Who is not a person: the feed, the assessment stage and the scheduler write events and tasks too.
+MACHINE_ACTORS = ("system", "ehr", "scheduler")
+
+# A coordinator has seen the patient when, as a person (not the feed or the scheduler), they
+# recorded the needs assessment or corrected a flag after a bedside finding (both are done at the
+# bedside), or completed the case's first-visit task. Calls and visits to *relatives*
+# (``contact_logged``) are not a visit to the patient.
+FIRST_VISIT_EVENTS = (EventKind.assessment_updated.value, EventKind.flag_corrected.value)
+
+HOUR, DAY = 3600.0, 86400.0
+
+
+class Grouping(StrEnum):
+    hospital = "hospital"
+    ward = "ward"
+    coordinator = "coordinator"
+    week = "week"
+
+
+class Outcome(StrEnum):
+    completed = "completed"
+    rejected = "rejected"
+    cancelled = "cancelled"
+    open = "open"
+
+
+@dataclass(frozen=True)
+class Duration:
+    """One group of a duration figure: ``cohort`` items, ``count`` reached, median and p90 in ``unit``."""
+
+    group: str | None
+    cohort: int
+    count: int
+    median: float | None
+    p90: float | None
+
+
+@dataclass(frozen=True)
+class DurationFigure:
+    name: str  # flag_to_first_visit | flag_to_plan | flag_to_handoff | ready_to_discharge
+    unit: str  # hours | days
+    groups: list[Duration]
+    total: Duration
+
+
+@dataclass(frozen=True)
+class BedDays:
+    group: str | None
+    discharged: int  # discharged in the period with a medically-ready date
+    bed_days_lost: float
+
+
+@dataclass(frozen=True)
+class ReferralCount:
+    group: str | None
+    category: str
+    outcome: str
+    count: int
+
+
+@dataclass(frozen=True)
+class Response:
+    organisation: str  # the directory's code
+    name: str
+    requested: int
+    answered: int
+    median_hours: float | None
+    p90_hours: float | None
+
+
+@dataclass(frozen=True)
+class Delivered:
+    group: str | None
+    kind: str
+    count: int
+    people: int
+
+
+@dataclass(frozen=True)
+class People:
+    group: str | None
+    people: int  # distinct patients who got at least one service
+
+
+@dataclass(frozen=True)
+class CityFigures:
+    period: Period
+    grouping: Grouping
+    durations: list[DurationFigure]
+    bed_days: list[BedDays]
+    bed_days_total: BedDays
+    referrals: list[ReferralCount]
+    responses: list[Response]
+    delivered: list[Delivered]
+    people: list[People]
+    people_total: int
+    hospitals: dict[int, str] = field(default_factory=dict)  # source id -> name, of the hospitals covered
+
+
+class _Figures:
+    """The figures of one question: the covered hospitals, the period and the grouping."""
+
+    def __init__(self, session: Session, sources: list[Source], period: Period, grouping: Grouping) -> None:
+        self.session = session
+        self.period = period.check()
+        self.grouping = grouping
+        self.source_ids = [s.id for s in sources if s.id is not None]
+        self.names = {s.id: s.name for s in sources if s.id is not None}
+        self.calendars = Calendars.of((s.id, s.timezone) for s in sources if s.id is not None)
+        self.dialect = session.get_bind().dialect.name
+
+    def key(self, at: Any, *, person: Any = None) -> Any:
+        """The group of a row whose cohort instant is ``at`` (``person``: who, in the coordinator grouping)."""
+        if self.grouping == Grouping.hospital:
+            return cast(Case.source_id, String)
+        if self.grouping == Grouping.ward:
+            return EncounterSnapshot.ward
+        if self.grouping == Grouping.coordinator:
+            return person if person is not None else col(Case.coordinator)
+        return self.calendars.week(self.period, at, col(Case.source_id))
+
+    def cases(self, query: Any, at: Any) -> Any:
+        """``query`` (selecting from Case) kept to the covered hospitals and ``at`` in the period;
+        the admission joined for the ward grouping."""
+        if self.grouping == Grouping.ward:
+            query = query.outerjoin(
+                EncounterSnapshot,
+                and_(
+                    col(EncounterSnapshot.source_id) == Case.source_id,
+                    col(EncounterSnapshot.fhir_id) == Case.encounter_fhir_id,
+                ),
+            )
+        return query.where(
+            col(Case.source_id).in_(self.source_ids), self.calendars.within(self.period, at, Case.source_id)
+        )
+
+    def label(self, key: Any) -> str | None:
+        if key is None:
+            return None
+        if self.grouping == Grouping.hospital:
+            return self.names.get(int(key), str(key))
+        return str(key)
+
+    def seconds(self, start: Any, end: Any) -> Any:
+        return seconds_between(start, end, self.dialect)
+
+    # -- durations --------------------------------------------------------------------------------
+
+    def duration(self, name: str, unit: str, seconds: Any, at: Any) -> DurationFigure:
+        scale = HOUR if unit == "hours" else DAY
+
+        def figure(key: Any) -> dict[Any, Spread]:
+            return spreads(self.session, self.cases(select(key.label("grp"), seconds.label("seconds")), at))
+
+        def out(group: str | None, s: Spread) -> Duration:
+            def scaled(v: float | None) -> float | None:
+                return None if v is None else round(v / scale, 1)
+
+            return Duration(group, s.cohort, s.count, scaled(s.median), scaled(s.p90))
+
+        groups = [out(self.label(k), s) for k, s in figure(self.key(at)).items()]
+        whole = figure(literal("all")).get("all", Spread(0, 0, None, None, 0.0))
+        return DurationFigure(name, unit, sorted(groups, key=_order), out(None, whole))
+
+    def flag_durations(self) -> list[DurationFigure]:
+        opened = col(Case.opened_at)
+        return [
+            self.duration("flag_to_first_visit", "hours", self.seconds(opened, first_visit()), opened),
+            self.duration("flag_to_plan", "hours", self.seconds(opened, first_plan()), opened),
+            self.duration("flag_to_handoff", "days", self.seconds(opened, handoff_completed()), opened),
+        ]
+
+    def ready_to_discharge(self) -> tuple[DurationFigure, list[BedDays], BedDays]:
+        left, ready = col(Case.actual_discharge_at), col(Case.medically_ready_at)
+        delay = not_negative(self.seconds(ready, left))
+
+        def spread(key: Any) -> dict[Any, Spread]:
+            query = select(key.label("grp"), delay.label("seconds")).where(ready.is_not(None))
+            return spreads(self.session, self.cases(query, left))
+
+        by_group, whole = spread(self.key(left)), spread(literal("all")).get("all", Spread(0, 0, None, None, 0.0))
+
+        def days(v: float | None) -> float | None:
+            return None if v is None else round(v / DAY, 1)
+
+        groups = sorted(
+            (Duration(self.label(k), s.cohort, s.count, days(s.median), days(s.p90)) for k, s in by_group.items()),
+            key=_order,
+        )
+        total = Duration(None, whole.cohort, whole.count, days(whole.median), days(whole.p90))
+        lost = sorted(
+            (BedDays(self.label(k), s.count, round(s.total / DAY, 1)) for k, s in by_group.items()), key=_order
+        )
+        return (
+            DurationFigure("ready_to_discharge", "days", groups, total),
+            lost,
+            BedDays(None, whole.count, round(whole.total / DAY, 1)),
+        )
+
+    # -- referrals --------------------------------------------------------------------------------
+
+    def referrals(self) -> list[ReferralCount]:
+        status = col(Referral.status)
+        outcome = case(
+            (status == ReferralStatus.completed.value, Outcome.completed.value),
+            (status == ReferralStatus.rejected.value, Outcome.rejected.value),
+            (status == ReferralStatus.cancelled.value, Outcome.cancelled.value),
+            else_=Outcome.open.value,
+        )
+        at = col(Referral.requested_at)
+        key = self.key(at)
+        query = (
+            select(key, col(DirectoryService.category), outcome, func.count())
+            .select_from(Referral)
+            .join(Case, col(Case.id) == Referral.case_id)
+            .join(DirectoryService, col(DirectoryService.id) == Referral.service_id)
+        )
+        query = self.cases(query, at).group_by(key, col(DirectoryService.category), outcome)
+        rows = [ReferralCount(self.label(k), str(c), str(o), int(n)) for k, c, o, n in self.session.execute(query)]
+        return sorted(rows, key=lambda r: (_order(r), r.category, r.outcome))
+
+    def responses(self) -> list[Response]:
+        at = col(Referral.requested_at)
+        answered = func.coalesce(Referral.accepted_at, Referral.rejected_at)
+        query = (
+            select(col(Referral.organisation_id).label("grp"), self.seconds(at, answered).label("seconds"))
+            .select_from(Referral)
+            .join(Case, col(Case.id) == Referral.case_id)
+        )
+        found = spreads(self.session, self.cases(query, at))
+        if not found:
+            return []
+        names = {
+            oid: (code, name)
+            for oid, code, name in self.session.execute(
+                select(col(Organisation.id), col(Organisation.code), col(Organisation.name)).where(
+                    col(Organisation.id).in_(list(found))
+                )
+            )
+        }
+
+        def hours(v: float | None) -> float | None:
+            return None if v is None else round(v / HOUR, 1)
+
+        rows = [
+            Response(names[oid][0], names[oid][1], s.cohort, s.count, hours(s.median), hours(s.p90))
+            for oid, s in found.items()
+        ]
+        return sorted(rows, key=lambda r: r.organisation)
+
+    # -- services delivered -----------------------------------------------------------------------
+
+    def delivered(self) -> tuple[list[Delivered], list[People], int]:
+        at = col(ServiceDelivered.delivered_at)
+        person = func.count(func.distinct(cast(Case.source_id, String) + literal(":") + col(Case.patient_fhir_id)))
+        key = self.key(at, person=col(ServiceDelivered.delivered_by))
+
+        def query(*columns: Any) -> Any:
+            base = (
+                select(*columns)
+                .select_from(ServiceDelivered)
+                .join(Case, col(Case.id) == ServiceDelivered.case_id)
+                .where(col(ServiceDelivered.cancelled_at).is_(None))
+            )
+            return self.cases(base, at)
+
+        kinds = self.session.execute(
+            query(key, ServiceDelivered.kind, func.count(), person).group_by(key, ServiceDelivered.kind)
+        )
+        rows = sorted(
+            (Delivered(self.label(k), str(kind), int(n), int(p)) for k, kind, n, p in kinds),
+            key=lambda r: (_order(r), r.kind),
+        )
+        people = sorted(
+            (People(self.label(k), int(p)) for k, p in self.session.execute(query(key, person).group_by(key))),
+            key=_order,
+        )
+        total = self.session.execute(query(person)).scalar_one()
+        return rows, people, int(total or 0)
+
+
+def _order(row: Any) -> tuple[bool, str]:
+    return (row.group is None, row.group or "")
+
+
+def _human(actor: Any) -> Any:
+    return col(actor).not_in(MACHINE_ACTORS)
+
+
+def first_visit() -> Any:
+    """When a coordinator first saw the patient (``FIRST_VISIT_EVENTS`` or the first-visit task
+    completed), per case, as a correlated scalar: the earliest of the two."""
+    events: Any = select(col(CaseEvent.case_id).label("case_id"), col(CaseEvent.at).label("at")).where(
+        col(CaseEvent.kind).in_(FIRST_VISIT_EVENTS), _human(CaseEvent.actor)
+    )
+    tasks: Any = select(col(Task.case_id).label("case_id"), col(Task.status_changed_at).label("at")).where(
+        col(Task.kind) == TaskKind.first_visit.value, col(Task.status) == TaskStatus.completed.value
+    )
+    seen = union_all(events, tasks).subquery()
+    return select(func.min(seen.c.at)).where(seen.c.case_id == Case.id).correlate(Case).scalar_subquery()
+
+
+def first_plan() -> Any:
+    """When a person first added a task to the case's action plan (the tasks the case opened with
+    are the system's, not a plan)."""
+    return (
+        select(func.min(Task.created_at))
+        .where(col(Task.case_id) == Case.id, _human(Task.created_by))
+        .correlate(Case)
+        .scalar_subquery()
+    )
+
+
+def handoff_completed() -> Any:
+    return (
+        select(func.min(Handoff.completed_at))
+        .where(col(Handoff.case_id) == Case.id, col(Handoff.status) == HandoffStatus.completed.value)
+        .correlate(Case)
+        .scalar_subquery()
+    )
+
+
+def city_figures(session: Session, sources: list[Source], period: Period, grouping: Grouping) -> CityFigures:
+    """Every figure of ``sources`` (the caller's hospitals, maybe narrowed to one) over ``period``.
+
+    Raises ``InvalidPeriod`` for a period that ends before it starts or is longer than a year."""
+    figures = _Figures(session, sources, period, grouping)
+    delay, lost, lost_total = figures.ready_to_discharge()
+    delivered, people, people_total = figures.delivered()
+    return CityFigures(
+        period=figures.period,
+        grouping=grouping,
+        durations=[*figures.flag_durations(), delay],
+        bed_days=lost,
+        bed_days_total=lost_total,
+        referrals=figures.referrals(),
+        responses=figures.responses(),
+        delivered=delivered,
+        people=people,
+        people_total=people_total,
+        hospitals=dict(figures.names),
+    )
