@@ -206,13 +206,16 @@ def set_etag(response: Response, version: int) -> None:
 # --- fetch-or-404: a route that takes CurrentCase never sees a missing or foreign case ---
 
 
-def get_case_or_404(case_id: Annotated[Id, Path()], session: SessionDep, principal: CurrentPrincipal) -> Case:
-    """In the caller's hospitals; a psychologist's (no read_cases) only with a live referral to a
-    psychologist (cases/referrals/psychology.py): the one place that rule is checked."""
+def visible_case(session: Session, case_id: int, principal: Principal) -> Case | None:
+    """The case if the caller may see it: in their hospitals; for a psychologist (no read_cases) only
+    with a live referral to a psychologist (cases/referrals/psychology.py). The one place that rule is."""
     if not principal.can(Permission.read_cases) and principal.can(Permission.psychology):
-        case = psychology_case(session, case_id, source_ids=principal.scope)
-    else:
-        case = get_case(session, case_id, source_ids=principal.scope)
+        return psychology_case(session, case_id, source_ids=principal.scope)
+    return get_case(session, case_id, source_ids=principal.scope)
+
+
+def get_case_or_404(case_id: Annotated[Id, Path()], session: SessionDep, principal: CurrentPrincipal) -> Case:
+    case = visible_case(session, case_id, principal)
     if case is None:
         raise CaseNotFound(case_id)
     return case
