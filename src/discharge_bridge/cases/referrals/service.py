@@ -23,7 +23,7 @@ from discharge_bridge.cases.consent.service import covering_consent
 from discharge_bridge.cases.errors import InvalidInput, InvalidTransition, check_version, ensure_open
 from discharge_bridge.cases.events import EventKind, record_event
 from discharge_bridge.cases.handoffs.models import HANDOFF_TRANSITIONS, DestinationType, Handoff, HandoffStatus
-from discharge_bridge.cases.handoffs.service import update_handoff
+from discharge_bridge.cases.handoffs.service import DocumentsMissing, missing_documents, update_handoff
 from discharge_bridge.cases.models import Case, CaseStatus
 from discharge_bridge.cases.referrals.errors import ConsentRequired, InvalidReferralTransition
 from discharge_bridge.cases.referrals.models import REFERRAL_TRANSITIONS, Referral, ReferralStatus
@@ -233,6 +233,8 @@ def move_referral(
     reason = (reason or "").strip() or None
     if moving and to in NEEDS_REASON and reason is None:
         raise InvalidInput(("body", "reason"), f"say why the referral is {to.value}")
+    if moving and to == _R.completed:
+        _check_documents(session, referral, override_reason)
     now = now or utcnow()
     data: dict[str, Any] = {"referral_id": referral.id}
     if moving:
@@ -254,6 +256,16 @@ def move_referral(
     if referral.handoff_id is not None:
         _follow(session, case, referral, actor=actor, override_reason=override_reason)
     return referral
+
+
+def _check_documents(session: Session, referral: Referral, override_reason: str | None) -> None:
+    """Refuse a completion the handoff would refuse, before anything changes."""
+    handoff = session.get(Handoff, referral.handoff_id) if referral.handoff_id else None
+    if handoff is None or HandoffStatus(handoff.status) in HANDOFF_TRANSITIONS.final:
+        return
+    missing = missing_documents(handoff)
+    if missing and not (override_reason or "").strip():
+        raise DocumentsMissing(handoff.id, missing)
 
 
 def _clear_reminder(session: Session, case: Case, referral: Referral, actor: str) -> None:
