@@ -133,8 +133,10 @@ def make_user(
     *,
     password: str | None = "correct horse battery",
     locale: str = "en",
+    organisation_id: int | None = None,
 ) -> int:
-    """A user of the given role who may see ``sources`` (ignored for admins); returns the id."""
+    """A user of the given role who may see ``sources`` (ignored for admins and receivers; a receiver
+    works for ``organisation_id``); returns the id."""
     from discharge_bridge.users.roles import Role
     from discharge_bridge.users.service import add_user
 
@@ -142,9 +144,10 @@ def make_user(
         session,
         username=username,
         role=Role(role),
-        sources=[] if role == "admin" else list(sources),
+        sources=[] if role in ("admin", "receiver") else list(sources),
         password=password,
         locale=locale,
+        organisation_id=organisation_id,
     )
     assert user.id is not None
     return user.id

@@ -83,6 +83,7 @@ class UserView:
     sources: list[str]  # ["*"] for every hospital
     last_login_at: datetime | None
     tokens: int
+    organisation_id: int | None = None  # a receiver's organisation (the service directory)
 
 
 def get_user(session: Session, username: str) -> User:
@@ -110,14 +111,17 @@ def add_user(
     display_name: str | None = None,
     locale: str = "en",
     min_password_length: int | None = None,
+    organisation_id: int | None = None,
 ) -> User:
-    """A new user. Everyone but an admin needs at least one hospital; ``password`` None = tokens only."""
+    """A new user. Everyone but an admin or a receiver needs at least one hospital; a receiver needs
+    an organisation of the service directory instead (and no hospital); ``password`` None = tokens only."""
     username = username.strip()
     if not username or len(username) > 64 or any(c.isspace() for c in username):
         raise UserError("a user name is 1-64 characters without spaces")
     if locale not in LOCALES:
         raise UserError(f"language must be one of {', '.join(LOCALES)}")
-    if role != Role.admin and not sources:
+    _check_organisation(role, organisation_id, sources)
+    if role not in (Role.admin, Role.receiver) and not sources:
         raise UserError("give the hospitals (sources) this user may see: --source NAME (repeatable)")
     if session.exec(select(User).where(User.username == username)).first() is not None:
         raise UserExists(f"a user named {username!r} exists already")
@@ -130,6 +134,7 @@ def add_user(
         role=role,
         locale=locale,
         password_hash=hash_password(password) if password is not None else None,
+        organisation_id=organisation_id,
     )
     session.add(user)
     session.flush()
@@ -138,6 +143,17 @@ def add_user(
         session.add(UserSource(user_id=user.id, source_id=sid))
     session.flush()
     return user
+
+
+def _check_organisation(role: Role, organisation_id: int | None, sources: list[str] | None) -> None:
+    """A receiver works for one organisation and sees no hospital; no one else is bound to one."""
+    if role == Role.receiver:
+        if organisation_id is None:
+            raise UserError("a receiver works for an organisation of the directory: --organisation CODE")
+        if sources:
+            raise UserError("a receiver sees the referrals sent to their organisation, not hospitals: drop --source")
+    elif organisation_id is not None:
+        raise UserError("only a receiver is bound to an organisation: drop --organisation")
 
 
 def list_users(session: Session) -> list[UserView]:
@@ -162,6 +178,7 @@ def list_users(session: Session) -> list[UserView]:
                 sources,
                 user.last_login_at,
                 tokens.get(user.id, 0),
+                user.organisation_id,
             )
         )
     return views
@@ -191,8 +208,16 @@ def set_password(session: Session, username: str, password: str, *, min_length: 
     session.flush()
 
 
-def change_role(session: Session, username: str, role: Role, sources: list[str] | None = None) -> dict[str, Any]:
-    """A new role and, when given, a new list of hospitals; returns what changed ({} when nothing did).
+def change_role(
+    session: Session,
+    username: str,
+    role: Role,
+    sources: list[str] | None = None,
+    *,
+    organisation_id: int | None = None,
+) -> dict[str, Any]:
+    """A new role and, when given, a new list of hospitals (or, for a receiver, a new organisation);
+    returns what changed ({} when nothing did). Leaving the receiver role unbinds the organisation.
 
     Effective on the user's next request: sessions and tokens act with the role stored now.
     """
@@ -202,9 +227,19 @@ def change_role(session: Session, username: str, role: Role, sources: list[str] 
     names = {s.id: s.name for s in session.exec(select(Source))}
     before_sources = sorted(names.get(link.source_id, "?") for link in links)
     ids = _source_ids(session, sources) if sources else None
-    if role != Role.admin and not (ids or links):
-        raise UserError("give the hospitals (sources) this user may see: --source NAME (repeatable)")
     changed: dict[str, Any] = {}
+    if role == Role.receiver:
+        organisation = organisation_id if organisation_id is not None else user.organisation_id
+        _check_organisation(role, organisation, sources)
+    else:
+        _check_organisation(role, organisation_id, sources)
+        organisation = None
+    if organisation != user.organisation_id:
+        changed["organisation_id"] = {"from": user.organisation_id, "to": organisation}
+        user.organisation_id = organisation
+        session.add(user)
+    if role not in (Role.admin, Role.receiver) and not (ids or links):
+        raise UserError("give the hospitals (sources) this user may see: --source NAME (repeatable)")
     if Role(user.role) != role:
         changed["role"] = {"from": Role(user.role).value, "to": role.value}
         user.role = role

@@ -8,7 +8,7 @@ use (``deps.get_case_or_404`` for the psychology permission), so no route can sh
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from sqlmodel import Session, col, select
 
@@ -53,7 +53,7 @@ class PsychologyCase:
     referral_status: str
     reason: str | None
     needs: list[str]
-    requested_at: object
+    requested_at: datetime
 
 
 def psychology_cases(
