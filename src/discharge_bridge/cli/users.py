@@ -15,11 +15,13 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from sqlmodel import Session
 
 from discharge_bridge.audit import AdminAction, Target, record_admin_action
 from discharge_bridge.cli.common import cli_actor, console, err, fail, ready_database
 from discharge_bridge.config import get_settings
 from discharge_bridge.db import get_engine, session_scope
+from discharge_bridge.directory.service import organisation_by_code, organisations_by_id
 from discharge_bridge.users.roles import Role
 from discharge_bridge.users.service import (
     UserError,
@@ -57,9 +59,12 @@ def _read_password(password_env: str | None, password_file: Path | None, *, requ
 @app.command("add")
 def users_add(
     username: Annotated[str, typer.Argument(help="Sign-in name, e.g. anna.petrova.")],
-    role: Annotated[Role, typer.Option(help="coordinator | bed_manager | it_admin | admin")],
+    role: Annotated[Role, typer.Option(help="coordinator | bed_manager | it_admin | admin | psychologist | receiver")],
     source: Annotated[
         list[str] | None, typer.Option("--source", help="A hospital (source name) they may see; repeatable.")
+    ] = None,
+    organisation: Annotated[
+        str | None, typer.Option(help="A receiver's organisation (its code in the service directory).")
     ] = None,
     name: Annotated[str | None, typer.Option(help="Display name (default: the user name).")] = None,
     language: Annotated[str, typer.Option(help="en | ru")] = "en",
@@ -82,12 +87,28 @@ def users_add(
                 display_name=name,
                 locale=language,
                 min_password_length=get_settings().password_min_length,
+                organisation_id=_organisation_id(session, organisation),
             )
             details = {"role": role.value, "sources": sorted(source or []), "machine": machine, "language": language}
+            if organisation is not None:
+                details["organisation"] = organisation
             record_admin_action(session, cli_actor(), AdminAction.user_add, Target("user", user.username), details)
     except UserError as exc:
         raise fail(str(exc)) from None
+    if organisation is not None:
+        console.print(f"added {role.value} {username} of {organisation}")
+        return
     console.print(f"added {role.value} {username}" + (f" for {', '.join(source)}" if source else " (every hospital)"))
+
+
+def _organisation_id(session: Session, code: str | None) -> int | None:
+    """The directory organisation of ``code`` (None: no organisation given)."""
+    if code is None:
+        return None
+    found = organisation_by_code(session, code)
+    if found is None:
+        raise UserError(f"no organisation with code {code!r} in the service directory")
+    return found.id
 
 
 @app.command("list")
@@ -97,6 +118,8 @@ def users_list(fmt: Annotated[str, typer.Option("--format", help="table | json")
     ready_database()
     with session_scope(get_engine()) as session:
         views = list_users(session)
+        ids = {v.organisation_id for v in views if v.organisation_id is not None}
+        codes = {i: o.code for i, o in organisations_by_id(session, ids).items()}
     if fmt == "json":
         rows = [
             {
@@ -108,6 +131,7 @@ def users_list(fmt: Annotated[str, typer.Option("--format", help="table | json")
                 "disabled": v.disabled,
                 "last_login_at": v.last_login_at.isoformat() if v.last_login_at else None,
                 "tokens": v.tokens,
+                "organisation": codes.get(v.organisation_id) if v.organisation_id is not None else None,
             }
             for v in views
         ]
@@ -119,7 +143,9 @@ def users_list(fmt: Annotated[str, typer.Option("--format", help="table | json")
             v.username,
             v.display_name,
             v.role.value,
-            ", ".join(v.sources) or "-",
+            f"organisation {codes.get(v.organisation_id, '?')}"
+            if v.organisation_id is not None
+            else ", ".join(v.sources) or "-",
             v.locale,
             "disabled" if v.disabled else "active",
             v.last_login_at.strftime("%Y-%m-%d %H:%M") if v.last_login_at else "never",
@@ -200,10 +226,13 @@ def users_revoke(
 @app.command("role")
 def users_role(
     username: str,
-    role: Annotated[Role, typer.Option(help="coordinator | bed_manager | it_admin | admin")],
+    role: Annotated[Role, typer.Option(help="coordinator | bed_manager | it_admin | admin | psychologist | receiver")],
     source: Annotated[
         list[str] | None,
         typer.Option("--source", help="Replace the hospitals they may see (repeatable); default: keep them."),
+    ] = None,
+    organisation: Annotated[
+        str | None, typer.Option(help="A receiver's organisation (directory code); default: keep it.")
     ] = None,
 ) -> None:
     """Change a user's role (and, with --source, their hospitals); effective on their next request."""
@@ -211,7 +240,9 @@ def users_role(
     ready_database()
     try:
         with session_scope(get_engine()) as session:
-            changed = change_role(session, username, role, source)
+            changed = change_role(
+                session, username, role, source, organisation_id=_organisation_id(session, organisation)
+            )
             if changed:
                 record_admin_action(session, cli_actor(), AdminAction.user_role, Target("user", username), changed)
     except UserError as exc:
