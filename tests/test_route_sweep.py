@@ -32,19 +32,23 @@ from starlette.routing import Mount, Route
 
 from discharge_bridge.app import create_app
 from discharge_bridge.cases.barriers import add_barrier
+from discharge_bridge.cases.consent.service import record_consent
 from discharge_bridge.cases.contacts.service import add_contact
 from discharge_bridge.cases.handoffs.models import DestinationType
 from discharge_bridge.cases.handoffs.service import create_handoff
 from discharge_bridge.cases.models import BarrierCode, Case
+from discharge_bridge.cases.referrals.service import create_referral
 from discharge_bridge.cases.tasks.models import Task
 from discharge_bridge.cases.tasks.repository import list_tasks
 from discharge_bridge.config import Settings
 from discharge_bridge.db import session_scope
 from discharge_bridge.deps import SAFE_METHODS, SessionDep, current_principal, require
+from discharge_bridge.directory.models import ServiceCategory
 from discharge_bridge.ingest.models import DeadLetter
 from discharge_bridge.ingest.store import record_dead_letter
 from discharge_bridge.users.roles import ROLE_PERMISSIONS, Permission, Role
 from discharge_bridge.users.service import disable_user, issue_token
+from tests.cases.referral_support import make_service
 from tests.support.factories import flagged_case, make_source, make_user
 
 # SQLite only: fast, and the scoping SQL itself runs on both databases in the domain tests.
@@ -79,6 +83,9 @@ class Hospital:
     barrier_id: int
     dead_letter_id: int
     contact_id: int  # a contact added by hand to the case
+    service_id: int = 0  # a directory service (shared by the hospitals) the case is referred to
+    referral_id: int = 0
+    consent_id: int = 0
 
 
 def _fill_source(h: Hospital) -> str:
@@ -92,6 +99,9 @@ PATH_PARAMS: dict[str, Callable[[Hospital], Any]] = {
     "handoff_id": lambda h: h.handoff_id,
     "barrier_id": lambda h: h.barrier_id,
     "contact_id": lambda h: h.contact_id,
+    "referral_id": lambda h: h.referral_id,
+    "consent_id": lambda h: h.consent_id,
+    "code": lambda h: "passport",  # a document of the referral's checklist
     "name": _fill_source,
     "source": _fill_source,
     "source_name": _fill_source,
@@ -109,6 +119,8 @@ BODIES: dict[tuple[str, str], Callable[[Hospital], dict[str, Any]]] = {
         "kind": "call",
         "outcome": "no_answer",
     },
+    ("POST", "/api/v1/cases/{case_id}/referrals"): lambda h: {"service_id": h.service_id},
+    ("POST", "/api/v1/cases/{case_id}/consents"): lambda h: {"method": "signed_form", "categories": ["charity"]},
 }
 
 
@@ -334,7 +346,15 @@ def _hospital(session: Session, settings: Settings, name: str, tag: str) -> Hosp
     record_dead_letter(session, source.id, {"resourceType": "Encounter", "id": f"bad-{tag}"}, "no status")
     letter = session.exec(select(DeadLetter).where(DeadLetter.source_id == source.id)).one()
     assert task.id and handoff.id and barrier.id and letter.id and contact.id
-    return Hospital(name, f"enc-{tag}", f"pat-{tag}", case.id, task.id, handoff.id, barrier.id, letter.id, contact.id)
+    hospital = Hospital(
+        name, f"enc-{tag}", f"pat-{tag}", case.id, task.id, handoff.id, barrier.id, letter.id, contact.id
+    )
+    service = make_service(session, f"sweep-{tag}", ServiceCategory.charity)
+    consent = record_consent(session, case, {"method": "signed_form", "categories": ["charity"]}, actor="sweep")
+    referral = create_referral(session, case, service_id=service.id or 0, actor="sweep")
+    assert service.id and consent.id and referral.id
+    hospital.service_id, hospital.consent_id, hospital.referral_id = service.id, consent.id, referral.id
+    return hospital
 
 
 def token_client(app: FastAPI, engine: Engine, username: str, role: Role, sources: tuple[str, ...]) -> TestClient:
