@@ -181,3 +181,10 @@ class ServiceOut(BaseModel):
     hours: str | None
     active: bool
     updated_at: datetime
+
+
+class ServiceRecord(ServiceFields):
+    """A service as an import carries it: its organisation named by code."""
+
+    code: Code
+    organisation_code: Code
