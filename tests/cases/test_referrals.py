@@ -27,8 +27,10 @@ from discharge_bridge.cases.referrals.service import (
     tick_referral_document,
 )
 from discharge_bridge.cases.tasks.models import Task, TaskPriority, TaskStatus
+from discharge_bridge.config import Settings
 from discharge_bridge.db import session_scope
 from discharge_bridge.directory.models import ServiceCategory
+from discharge_bridge.scheduling.jobs import escalation_job
 from tests.cases.referral_support import make_service
 from tests.support.factories import flagged_case, make_source
 
@@ -262,3 +264,20 @@ def test_a_reminder_is_raised_once_after_the_answer_is_due_and_cleared_by_the_an
         late_row = referrals[ids[0]]
         move_referral(session, late_row, _R.accepted, actor="org")
         assert session.get(Task, late_row.reminder_task_id).status == TaskStatus.cancelled  # type: ignore[union-attr]
+
+
+@pytest.mark.clock
+def test_the_escalation_job_raises_the_reminders_of_unanswered_referrals(engine: Engine, settings: Settings) -> None:
+    with time_machine.travel(NOW, tick=False), session_scope(engine) as session:
+        case = _case_with_consent(session)
+        service = make_service(session, "fund", ServiceCategory.charity, response_days=1)
+        create_referral(session, case, service_id=service.id or 0, needs=[], reason=None, actor="anna")
+    with time_machine.travel(NOW + timedelta(hours=23), tick=False):
+        escalation_job(settings)
+    with session_scope(engine) as session:
+        assert session.exec(select(Referral)).one().reminder_task_id is None
+    with time_machine.travel(NOW + timedelta(days=1, minutes=5), tick=False):
+        escalation_job(settings)
+    with session_scope(engine) as session:
+        reminder = session.get(Task, session.exec(select(Referral)).one().reminder_task_id)
+        assert reminder is not None and reminder.description.startswith("No answer from Organisation fund")

@@ -17,6 +17,7 @@ from typing import Any, ParamSpec, TypeVar
 from sqlmodel import col, select
 
 from discharge_bridge.assessment import drain, sync_and_assess
+from discharge_bridge.cases.referrals.service import REMINDER_BATCH, raise_overdue_reminders
 from discharge_bridge.cases.tasks.escalation import BATCH as ESCALATION_BATCH
 from discharge_bridge.cases.tasks.escalation import escalate_overdue
 from discharge_bridge.config import Settings
@@ -124,7 +125,8 @@ def subscriptions_job(settings: Settings) -> None:
 
 @isolated
 def escalation_job(settings: Settings) -> int:
-    """Escalate overdue tasks, a batch per transaction until none is left."""
+    """Escalate overdue tasks, a batch per transaction until none is left; then raise a reminder task
+    for each referral whose receiver has not answered in time (cases/referrals/service.py)."""
     total = 0
     while True:
         with session_scope(get_engine(settings)) as session:
@@ -134,6 +136,15 @@ def escalation_job(settings: Settings) -> int:
             break
     if total:
         log.info("escalated %d overdue tasks", total)
+    reminders = 0
+    while True:
+        with session_scope(get_engine(settings)) as session:
+            count = raise_overdue_reminders(session, utcnow())
+        reminders += count
+        if count < REMINDER_BATCH:
+            break
+    if reminders:
+        log.info("raised %d reminders of unanswered referrals", reminders)
     return total
 
 

@@ -34,6 +34,7 @@ from discharge_bridge.db import utcnow
 from discharge_bridge.directory.models import DirectoryService, Organisation, ServiceCategory
 
 REMINDER_BATCH = 500  # referrals per call, like the overdue-task escalation
+REMINDER_DUE = timedelta(days=1)  # a day to chase the receiver before the reminder itself is overdue
 
 # Which handoff a destination referral carries.
 DESTINATIONS: dict[ServiceCategory, DestinationType] = {
@@ -411,7 +412,7 @@ def raise_overdue_reminders(session: Session, now: datetime, *, actor: str = "sc
             description=f"No answer from {organisation.name} on referral #{referral.id}",
             domain=TaskDomain.social,
             priority=TaskPriority.urgent,
-            due_at=now,
+            due_at=now + REMINDER_DUE,
             now=now,
         )
         referral.reminder_task_id = task.id
