@@ -31,6 +31,7 @@ from discharge_bridge.api.barriers import router as barriers_router
 from discharge_bridge.api.cases import router as cases_router
 from discharge_bridge.api.consent import router as consent_router
 from discharge_bridge.api.contacts import router as contacts_router
+from discharge_bridge.api.figures import router as figures_router
 from discharge_bridge.api.handoffs import router as handoffs_router
 from discharge_bridge.api.headers import SecurityHeaders
 from discharge_bridge.api.referrals import router as referrals_router
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(contacts_router)
     app.include_router(access_router)
     app.include_router(audit_router)
+    app.include_router(figures_router)
     install_error_handlers(app)
     mount_ui(app)
     metrics.install(app)

@@ -21,7 +21,7 @@ from discharge_bridge.worklists.city import (
     Grouping,
     People,
     ReferralCount,
-    Response,
+    ResponseTime,
     city_figures,
 )
 from discharge_bridge.worklists.periods import InvalidPeriod, Period
@@ -136,8 +136,8 @@ def test_referrals_by_category_and_outcome(engine: Engine, city: City) -> None:
 def test_receivers_response_time(engine: Engine, city: City) -> None:
     responses = _figures(engine, city, Grouping.hospital).responses
     assert responses == [
-        Response("fund", "Helping Hand Fund", 2, 1, 24.0, 24.0),  # one rejected after a day, one unanswered
-        Response("homecare", "City Home Care", 2, 2, 2.0, 6.0),  # accepted after 6 h and 2 h
+        ResponseTime("fund", "Helping Hand Fund", 2, 1, 24.0, 24.0),  # one rejected after a day, one unanswered
+        ResponseTime("homecare", "City Home Care", 2, 2, 2.0, 6.0),  # accepted after 6 h and 2 h
     ]
 
 

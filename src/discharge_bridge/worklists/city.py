@@ -103,7 +103,7 @@ class ReferralCount:
 
 
 @dataclass(frozen=True)
-class Response:
+class ResponseTime:
     organisation: str  # the directory's code
     name: str
     requested: int
@@ -134,7 +134,7 @@ class CityFigures:
     bed_days: list[BedDays]
     bed_days_total: BedDays
     referrals: list[ReferralCount]
-    responses: list[Response]
+    responses: list[ResponseTime]
     delivered: list[Delivered]
     people: list[People]
     people_total: int
@@ -263,7 +263,7 @@ class _Figures:
         rows = [ReferralCount(self.label(k), str(c), str(o), int(n)) for k, c, o, n in self.session.execute(query)]
         return sorted(rows, key=lambda r: (_order(r), r.category, r.outcome))
 
-    def responses(self) -> list[Response]:
+    def responses(self) -> list[ResponseTime]:
         at = col(Referral.requested_at)
         answered = func.coalesce(Referral.accepted_at, Referral.rejected_at)
         query = (
@@ -287,7 +287,7 @@ class _Figures:
             return None if v is None else round(v / HOUR, 1)
 
         rows = [
-            Response(names[oid][0], names[oid][1], s.cohort, s.count, hours(s.median), hours(s.p90))
+            ResponseTime(names[oid][0], names[oid][1], s.cohort, s.count, hours(s.median), hours(s.p90))
             for oid, s in found.items()
         ]
         return sorted(rows, key=lambda r: r.organisation)
@@ -384,3 +384,49 @@ def city_figures(session: Session, sources: list[Source], period: Period, groupi
         people_total=people_total,
         hospitals=dict(figures.names),
     )
+
+
+CSV_HEADER = ["figure", "group", "detail", "measure", "value"]
+
+
+def figure_rows(figures: CityFigures) -> list[tuple[str, str, str, str, object]]:
+    """Every number of ``figures`` as a long table (figure, group, detail, measure, value): a
+    spreadsheet pivots it any way; the overall rows have the group ``all``."""
+    rows: list[tuple[str, str, str, str, object]] = []
+
+    def group(value: str | None, overall: bool = False) -> str:
+        return "all" if overall else value or ""
+
+    for f in figures.durations:
+        for d, overall in [*((d, False) for d in f.groups), (f.total, True)]:
+            g = group(d.group, overall)
+            rows += [
+                (f.name, g, "", "cohort", d.cohort),
+                (f.name, g, "", "count", d.count),
+                (f.name, g, "", f"median_{f.unit}", "" if d.median is None else d.median),
+                (f.name, g, "", f"p90_{f.unit}", "" if d.p90 is None else d.p90),
+            ]
+    for b, overall in [*((b, False) for b in figures.bed_days), (figures.bed_days_total, True)]:
+        rows += [
+            ("bed_days_lost", group(b.group, overall), "", "discharged", b.discharged),
+            ("bed_days_lost", group(b.group, overall), "", "days", b.bed_days_lost),
+        ]
+    for r in figures.referrals:
+        rows.append(("referrals", group(r.group), f"{r.category}/{r.outcome}", "count", r.count))
+    for resp in figures.responses:
+        for measure, value in (
+            ("requested", resp.requested),
+            ("answered", resp.answered),
+            ("median_hours", resp.median_hours),
+            ("p90_hours", resp.p90_hours),
+        ):
+            rows.append(("response_time", resp.organisation, "", measure, "" if value is None else value))
+    for s in figures.delivered:
+        rows += [
+            ("services_delivered", group(s.group), s.kind, "count", s.count),
+            ("services_delivered", group(s.group), s.kind, "people", s.people),
+        ]
+    for p in figures.people:
+        rows.append(("people_served", group(p.group), "", "people", p.people))
+    rows.append(("people_served", "all", "", "people", figures.people_total))
+    return rows

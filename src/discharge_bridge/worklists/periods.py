@@ -21,6 +21,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, and_, case, false, func, literal, or_, select
 from sqlmodel import Session
 
+from discharge_bridge.validation import YEAR_MAX, YEAR_MIN
+
 MAX_DAYS = 366  # the longest period asked in one go: a year, a leap day included
 
 
@@ -41,6 +43,9 @@ class Period:
     end: date
 
     def check(self) -> Period:
+        for param, day in (("from", self.start), ("to", self.end)):
+            if not YEAR_MIN <= day.year <= YEAR_MAX:
+                raise InvalidPeriod(param, f"a date between {YEAR_MIN} and {YEAR_MAX}")
         if self.end < self.start:
             raise InvalidPeriod("to", "the end of the period is before its start")
         if (self.end - self.start).days + 1 > MAX_DAYS:

@@ -145,3 +145,21 @@ def sitrep(session: Session, source: Source, day: date) -> SitRep:
         discharged=sum(discharged.values()),
         discharged_by_destination=dict(sorted(discharged.items())),
     )
+
+
+CSV_HEADER = ["hospital", "date", "census_at", "section", "item", "patients"]
+
+
+def sitrep_rows(report: SitRep) -> list[tuple[str, str, str, str, str, int]]:
+    """The report as a long table: one row per number, in the order the SitRep reads."""
+    head = (report.source, report.day.isoformat(), report.census_at.isoformat())
+    rows = [(*head, "ready_not_discharged", "total", report.ready_not_discharged)]
+    rows += [(*head, "delay_reason", code, n) for code, n in report.by_reason.items()]
+    rows += [(*head, "destination", place, n) for place, n in report.by_destination.items()]
+    rows += [
+        (*head, "delayed", f"{LONG_STAYS[0]}_days_plus", report.delayed_7_plus),
+        (*head, "delayed", f"{LONG_STAYS[1]}_days_plus", report.delayed_21_plus),
+        (*head, "discharged", "total", report.discharged),
+    ]
+    rows += [(*head, "discharged_destination", place, n) for place, n in report.discharged_by_destination.items()]
+    return rows
