@@ -4,13 +4,16 @@ the stored record shown without who it is about."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 import pytest
+import time_machine
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from discharge_bridge import keyset
 from discharge_bridge.config import Settings
 from discharge_bridge.connections.deadletters import WITHHELD, Fault, fault_of, letter_detail, withhold_identity
 from discharge_bridge.connections.service import add_source
@@ -20,7 +23,7 @@ from discharge_bridge.ingest.models import DeadLetter
 from discharge_bridge.ingest.poll import sync_source
 from discharge_bridge.ingest.store import record_dead_letter
 from discharge_bridge.sources.models import SourceMode
-from tests.support.factories import make_source
+from tests.support.factories import api_client, make_source
 
 POISON = Path(__file__).resolve().parents[2] / "fhir_fixtures" / "poison"
 
@@ -124,3 +127,30 @@ def test_a_letters_detail_is_found_in_its_hospitals_only(engine: Engine) -> None
         text = letter_detail(session, letters[other.id] or 0, source_ids=None)
         assert text.record is None and text.record_chars == len("not json at all")
         assert text.row.fault == Fault(None, "Encounter.ndjson", 1)
+
+
+def test_the_dead_letters_api_pages_by_cursor_newest_first_each_letter_once(engine: Engine, settings: Settings) -> None:
+    """A source with many dead letters is read page by page (``next_after``), never by OFFSET."""
+    with session_scope(engine) as session:
+        source_id = make_source(session).id or 0
+        other_id = make_source(session, "north").id or 0
+        for n in range(7):
+            with time_machine.travel(datetime(2026, 11, 2, 8, n % 3, tzinfo=UTC), tick=False):  # ties on last_seen
+                record_dead_letter(session, source_id, {"resourceType": "Encounter", "id": f"e{n}"}, "bad")
+        record_dead_letter(session, other_id, {"resourceType": "Encounter", "id": "x"}, "bad")
+    client = api_client(settings)
+    whole = client.get("/api/v1/sources/city/deadletters").json()
+    assert whole["next_after"] is None and len(whole["items"]) == 7
+    seen: list[str] = []
+    url = "/api/v1/sources/city/deadletters?limit=3"
+    while url:
+        body = client.get(url).json()
+        seen += [d["fhir_id"] for d in body["items"]]
+        url = body["next_after"] and f"/api/v1/sources/city/deadletters?limit=3&after={body['next_after']}"
+    assert seen == [d["fhir_id"] for d in whole["items"]] and len(set(seen)) == 7
+    assert [d["last_seen"][:16] for d in whole["items"]] == sorted(
+        (d["last_seen"][:16] for d in whole["items"]), reverse=True
+    )
+    north_letter = client.get("/api/v1/sources/north/deadletters").json()["items"][0]["id"]
+    foreign = client.get(f"/api/v1/sources/city/deadletters?after={keyset.encode('letters', north_letter)}")
+    assert foreign.status_code == 422 and ["query", "after"] in [e["loc"] for e in foreign.json()["detail"]]

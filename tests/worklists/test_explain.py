@@ -18,9 +18,15 @@ import pytest
 import time_machine
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
+from sqlmodel import select
 
+from discharge_bridge.cases.models import CaseStatus
+from discharge_bridge.cases.repository import list_cases
 from discharge_bridge.config import Settings
 from discharge_bridge.db import make_engine, session_scope
+from discharge_bridge.ingest.deadletters import list_dead_letters, next_letters_cursor
+from discharge_bridge.ingest.store import record_dead_letter
+from discharge_bridge.sources.models import Source
 from discharge_bridge.worklists.board import board, board_filter
 from discharge_bridge.worklists.filters import Sort, WorklistQuery
 from discharge_bridge.worklists.service import worklist
@@ -30,7 +36,7 @@ from tests.support.postgres import PostgresServer
 pytestmark = [pytest.mark.postgres, pytest.mark.clock]
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 MAPPINGS = Path(__file__).resolve().parents[2] / "mappings"
-LISTED = {"risk_assessment", "encounter_snapshot", "coordination_case", "case_task", "patient_snapshot"}
+LISTED = {"risk_assessment", "encounter_snapshot", "coordination_case", "case_task", "patient_snapshot", "dead_letter"}
 
 
 @pytest.fixture
@@ -42,6 +48,8 @@ def pg_engine(postgres_server: PostgresServer, tmp_path: Path) -> Iterator[Engin
         for n in range(30):
             flagged_case(session, source_id, f"adm{n}", f"p{n}", priority=("high", "medium", "low")[n % 3])
         put_encounter(session, source_id, "unflagged", "p-none")  # in a bed, no flag, no case
+        for n in range(30):
+            record_dead_letter(session, source_id, {"resourceType": "Encounter", "id": f"bad{n}"}, "unreadable")
     with engine.begin() as conn:
         conn.execute(text("ANALYZE"))
     yield engine
@@ -122,3 +130,20 @@ def test_the_board_page_its_next_page_and_totals_use_indexes(pg_engine: Engine) 
     scans, indexes = seq_scans(pg_engine, statements)
     assert scans == []
     assert "ix_encounter_snapshot_status" in indexes  # the beds of the hospitals: (source_id, status)
+
+
+def test_the_case_list_and_the_dead_letters_a_deep_page_by_cursor_use_indexes(pg_engine: Engine) -> None:
+    with time_machine.travel(NOW, tick=False), session_scope(pg_engine) as session:
+        source_id = session.exec(select(Source.id)).one()
+        cases = list_cases(session, source_ids=[source_id], status=CaseStatus.open, limit=5)
+        letters = list_dead_letters(session, source_id=source_id, limit=6)
+        assert cases.next_after is not None and len(letters) == 6
+        with captured(pg_engine) as statements:
+            list_cases(session, source_ids=[source_id], status=CaseStatus.open, limit=5, after=cases.next_after)
+            list_dead_letters(session, source_id=source_id, limit=6, after=next_letters_cursor(letters, 5))
+    assert len(statements) == 5  # the cases: the capped total, the anchor, the page; the letters: anchor, page
+    scans, indexes = seq_scans(pg_engine, statements)
+    assert scans == []
+    assert "ix_dead_letter_list" in indexes, sorted(indexes)
+    # A hospital's open cases: (source_id, status) narrows to a few hundred rows, sorted in memory.
+    assert "ix_coordination_case_source" in indexes, sorted(indexes)

@@ -6,18 +6,20 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
+from discharge_bridge.cases.errors import InvalidInput
 from discharge_bridge.connections.schemas import SourcePublic
 from discharge_bridge.connections.status import conformance_of, source_public
 from discharge_bridge.db import utcnow
 from discharge_bridge.deps import SessionDep, SourceScope, require_by_method
-from discharge_bridge.ingest.deadletters import list_dead_letters
-from discharge_bridge.ingest.models import ConformanceIssue, DeadLetter
+from discharge_bridge.ingest.deadletters import list_dead_letters, next_letters_cursor
+from discharge_bridge.ingest.models import ConformanceIssue
+from discharge_bridge.keyset import InvalidCursor
 from discharge_bridge.sources.models import Source
 from discharge_bridge.sources.service import SourceNotFound, get_source, list_sources
 from discharge_bridge.users.roles import Permission
-from discharge_bridge.validation import Key, PageSize
+from discharge_bridge.validation import Key, Line, PageSize
 
 router = APIRouter(
     prefix="/api/v1",
@@ -56,16 +58,32 @@ class DeadLetterPublic(BaseModel):
     resolved_at: datetime | None
 
 
-@router.get("/sources/{name}/deadletters", response_model=list[DeadLetterPublic])
+class DeadLetterPage(BaseModel):
+    items: list[DeadLetterPublic]
+    next_after: str | None = Field(description="Pass as `after` for the next page; null on the last page.")
+
+
+@router.get("/sources/{name}/deadletters", response_model=DeadLetterPage)
 def source_dead_letters(
     name: SourceName,
     session: SessionDep,
     scope: SourceScope,
     include_resolved: bool = False,
     limit: Annotated[PageSize, Query(le=1000)] = 200,
-) -> list[DeadLetter]:
+    after: Annotated[Line | None, Query(description="The `next_after` of the previous page.")] = None,
+) -> DeadLetterPage:
+    """The source's dead letters, the most recently seen first, paged by cursor."""
     source = _source_or_404(session, name, scope)
-    return list_dead_letters(session, source_id=source.id, include_resolved=include_resolved, limit=limit)
+    try:
+        letters = list_dead_letters(
+            session, source_id=source.id, include_resolved=include_resolved, limit=limit + 1, after=after
+        )
+    except InvalidCursor as exc:
+        raise InvalidInput(("query", "after"), str(exc)) from None
+    return DeadLetterPage(
+        items=[DeadLetterPublic.model_validate(d, from_attributes=True) for d in letters[:limit]],
+        next_after=next_letters_cursor(letters, limit),
+    )
 
 
 class ConformancePublic(BaseModel):

@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 from sqlmodel import Session, col, select
 
+from discharge_bridge import keyset
 from discharge_bridge.db import utcnow
 from discharge_bridge.fhir import FhirClient, FhirError, FhirNotFound
 from discharge_bridge.fhir.fields import zone
@@ -20,16 +21,45 @@ from discharge_bridge.ingest.pipeline import parse_batch
 from discharge_bridge.ingest.store import upsert_snapshots
 from discharge_bridge.sources.models import Source, SourceMode
 
+LETTER_SORT = "letters"  # the cursor's sort name: the most recently seen first
+_LETTER_KEYS = [keyset.Key(col(DeadLetter.last_seen), descending=True), keyset.Key(col(DeadLetter.id), descending=True)]
+
 
 def list_dead_letters(
-    session: Session, *, source_id: int | None = None, include_resolved: bool = False, limit: int = 200
+    session: Session,
+    *,
+    source_id: int | None = None,
+    include_resolved: bool = False,
+    limit: int = 200,
+    after: str | None = None,
 ) -> list[DeadLetter]:
-    query = select(DeadLetter).order_by(col(DeadLetter.last_seen).desc()).limit(limit)
+    """Dead letters, the most recently seen first, ``limit`` of them after the cursor ``after``
+    (``keyset.InvalidCursor`` when it is not one of this list's, or points into another source)."""
+    where: list[Any] = []
     if source_id is not None:
-        query = query.where(DeadLetter.source_id == source_id)
+        where.append(col(DeadLetter.source_id) == source_id)
     if not include_resolved:
-        query = query.where(col(DeadLetter.resolved_at).is_(None))
+        where.append(col(DeadLetter.resolved_at).is_(None))
+    if after is not None:
+        last_id = keyset.decode(after, LETTER_SORT)
+        anchor_query = select(*(k.expression for k in _LETTER_KEYS)).where(col(DeadLetter.id) == last_id)
+        if source_id is not None:
+            anchor_query = anchor_query.where(col(DeadLetter.source_id) == source_id)
+        anchor = session.execute(anchor_query).first()
+        if anchor is None:
+            raise keyset.InvalidCursor("the dead letter it points after is gone")
+        where.append(keyset.after(_LETTER_KEYS, list(anchor)))
+    query = select(DeadLetter).where(*where).order_by(*keyset.order_by(_LETTER_KEYS)).limit(limit)
     return list(session.exec(query))
+
+
+def next_letters_cursor(letters: list[DeadLetter], limit: int) -> str | None:
+    """The cursor after a page read with ``limit + 1``: None when that extra row did not come."""
+    if len(letters) <= limit or limit == 0:
+        return None
+    last = letters[limit - 1].id
+    assert last is not None
+    return keyset.encode(LETTER_SORT, last)
 
 
 @dataclass

@@ -92,7 +92,10 @@ class DeadLetter(SQLModel, table=True):
     """A resource the service could not use, kept verbatim with the reason until replayed."""
 
     __tablename__ = "dead_letter"
-    __table_args__ = (UniqueConstraint("source_id", "fingerprint"),)
+    __table_args__ = (
+        UniqueConstraint("source_id", "fingerprint"),
+        Index("ix_dead_letter_list", "source_id", "last_seen", "id"),  # IT's list: a source's newest first
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     source_id: int = Field(foreign_key="source.id", index=True, ondelete="CASCADE")
