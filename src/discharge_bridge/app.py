@@ -31,6 +31,8 @@ from discharge_bridge.api.barriers import router as barriers_router
 from discharge_bridge.api.cases import router as cases_router
 from discharge_bridge.api.consent import router as consent_router
 from discharge_bridge.api.contacts import router as contacts_router
+from discharge_bridge.api.directory import router as directory_router
+from discharge_bridge.api.directory import suggestions_router
 from discharge_bridge.api.figures import router as figures_router
 from discharge_bridge.api.handoffs import router as handoffs_router
 from discharge_bridge.api.headers import SecurityHeaders
@@ -88,6 +90,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(contacts_router)
     app.include_router(access_router)
     app.include_router(audit_router)
+    app.include_router(directory_router)
+    app.include_router(suggestions_router)
     app.include_router(figures_router)
     install_error_handlers(app)
     mount_ui(app)
