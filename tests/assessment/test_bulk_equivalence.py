@@ -33,10 +33,10 @@ from sqlmodel import Session, col, select
 
 from discharge_bridge.assessment import drain
 from discharge_bridge.cases import jobs
-from discharge_bridge.cases.batch import update_cases
+from discharge_bridge.cases.batch import refresh_priorities, update_cases
 from discharge_bridge.cases.models import Case, CaseEvent, CaseOutcome, CaseStatus
 from discharge_bridge.cases.readiness import set_dates_by_person
-from discharge_bridge.cases.service import assign, change_status, refresh_priorities
+from discharge_bridge.cases.service import assign, change_status
 from discharge_bridge.cases.tasks.models import Task
 from discharge_bridge.config import Settings
 from discharge_bridge.connections.service import add_source, update_source

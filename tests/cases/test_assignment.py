@@ -11,9 +11,10 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 from typer.testing import CliRunner
 
+from discharge_bridge.cases.batch import open_cases_for_flags
 from discharge_bridge.cases.events import EventKind
 from discharge_bridge.cases.models import Case, CaseEvent
-from discharge_bridge.cases.service import assign, open_cases_for_flags
+from discharge_bridge.cases.service import assign
 from discharge_bridge.cases.tasks.models import Task
 from discharge_bridge.config import get_settings
 from discharge_bridge.connections.service import update_source

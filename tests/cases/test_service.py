@@ -11,6 +11,7 @@ from sqlmodel import Session, select
 
 from discharge_bridge.cases.assessment import add_flag_correction, put_assessment
 from discharge_bridge.cases.barriers import add_barrier, delayed_days, update_barrier
+from discharge_bridge.cases.batch import open_cases_for_flags, refresh_priorities
 from discharge_bridge.cases.discharge import record_discharge
 from discharge_bridge.cases.errors import CaseClosed, InvalidTransition, StaleVersion
 from discharge_bridge.cases.events import timeline
@@ -18,14 +19,7 @@ from discharge_bridge.cases.handoffs.models import DestinationType, HandoffStatu
 from discharge_bridge.cases.handoffs.service import create_handoff, update_handoff
 from discharge_bridge.cases.models import BarrierCode, Case, CaseOutcome, CaseStatus, DateSource
 from discharge_bridge.cases.readiness import apply_ehr_dates, bed_days_lost, set_dates_by_person
-from discharge_bridge.cases.service import (
-    assign,
-    change_status,
-    open_case,
-    open_cases_for_flags,
-    refresh_priorities,
-    update_priority,
-)
+from discharge_bridge.cases.service import assign, change_status, open_case, update_priority
 from discharge_bridge.cases.sync import sync_cases
 from discharge_bridge.cases.tasks.models import Task, TaskKind, TaskPriority, TaskStatus
 from discharge_bridge.config import PROJECT_ROOT

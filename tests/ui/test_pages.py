@@ -462,7 +462,7 @@ def test_a_withdrawn_flag_is_marked_and_the_coordinator_keeps_the_case_with_a_re
 ) -> None:
     """When the EHR withdraws every reason behind a flag, the case is marked (never left high, never
     gone); the coordinator keeps it with a reason (page and API) or closes it. Hand-opened cases are left be."""
-    from discharge_bridge.cases.service import refresh_priorities
+    from discharge_bridge.cases.batch import refresh_priorities
 
     ids = _hospital(engine, settings)
     version = _rules_version(settings)

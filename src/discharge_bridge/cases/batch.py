@@ -28,6 +28,7 @@ from discharge_bridge.cases.contacts.plan import FIND_RELATIVES_TEXT
 from discharge_bridge.cases.events import EventKind, plain
 from discharge_bridge.cases.models import PRIORITY_RANK, Case, CaseEvent, CaseStatus, Priority
 from discharge_bridge.cases.tasks.models import Task, TaskDomain, TaskKind, TaskPriority, TaskStatus
+from discharge_bridge.db import utcnow
 from discharge_bridge.ingest.store import insert_for
 from discharge_bridge.risk.models import RiskAssessment
 
@@ -164,18 +165,19 @@ def _flagged_without_case(
     return [tuple(row) for row in session.execute(query)]  # type: ignore[misc]
 
 
-def open_flagged(
+def open_cases_for_flags(
     session: Session,
     source_id: int,
     *,
     rules_version: str,
     actor: str = "system",
     encounter_fhir_ids: Sequence[str] | None = None,
-    now: datetime,
+    now: datetime | None = None,
 ) -> int:
     """Open a case for every flagged, current admission of this rule set that has none (only among
     ``encounter_fhir_ids`` when given), with its first tasks, assigned in turn (cases/assignment.py);
     return how many were opened. A case another writer opened meanwhile is left to it."""
+    now = now or utcnow()
     session.flush()  # Core reads do not autoflush: let them see what the caller changed through the ORM
     wanted = _flagged_without_case(session, source_id, rules_version, encounter_fhir_ids)
     if not wanted:
@@ -294,18 +296,20 @@ def _assign(session: Session, source_id: int, new: list[tuple[int, str]]) -> dic
     return {case_id: pick(cast(Case, _NewCase(case_id, eid))) for case_id, eid in new}
 
 
-def refresh_open(
+def refresh_priorities(
     session: Session,
     source_id: int,
     *,
     rules_version: str,
     actor: str = "system",
     encounter_fhir_ids: Sequence[str] | None = None,
-    now: datetime,
+    now: datetime | None = None,
 ) -> int:
     """Give open cases (of ``encounter_fhir_ids`` when given) the priority of their admission's current
     assessment, and mark or unmark a withdrawn flag (not on a case opened by hand); return how many
-    priorities changed. An admission no longer flagged keeps its case but loses its priority."""
+    priorities changed. An admission no longer flagged keeps its case (a coordinator decides) but
+    loses its priority."""
+    now = now or utcnow()
     query = (
         select(
             CASES.c.id,

@@ -6,14 +6,13 @@ writes one CaseEvent with what changed, in the same transaction.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table, or_
 from sqlmodel import Session, col, select
 
-from discharge_bridge.cases.batch import first_tasks, open_flagged, refresh_open
+from discharge_bridge.cases.batch import first_tasks
 from discharge_bridge.cases.errors import InvalidInput, NotFound, check_version
 from discharge_bridge.cases.events import EventKind, changes, record_event
 from discharge_bridge.cases.handoffs.models import HANDOFF_TRANSITIONS, Handoff, HandoffStatus
@@ -150,53 +149,6 @@ def open_case_by_hand(
     if created and principal.role == Role.coordinator:
         assign(session, case, principal.username, actor=actor)
     return case, created
-
-
-def open_cases_for_flags(
-    session: Session,
-    source_id: int,
-    *,
-    rules_version: str,
-    actor: str = "system",
-    encounter_fhir_ids: Sequence[str] | None = None,
-) -> int:
-    """Open a case for every flagged, current admission of this rule set that has none (only among
-    ``encounter_fhir_ids`` when given), assigned to a coordinator (cases/assignment.py); return how many.
-
-    Set-based (cases/batch.py): the same rows as ``open_case`` + ``assign`` per admission."""
-    return open_flagged(
-        session,
-        source_id,
-        rules_version=rules_version,
-        actor=actor,
-        encounter_fhir_ids=encounter_fhir_ids,
-        now=utcnow(),
-    )
-
-
-def refresh_priorities(
-    session: Session,
-    source_id: int,
-    *,
-    rules_version: str,
-    actor: str = "system",
-    encounter_fhir_ids: Sequence[str] | None = None,
-) -> int:
-    """Give open cases (of ``encounter_fhir_ids`` when given) the priority of their admission's current
-    assessment; return how many changed.
-
-    An admission no longer flagged keeps its case (a coordinator decides) but loses its priority; a
-    case whose flag was withdrawn is marked, and unmarked when flagged again (never one opened by
-    hand). Set-based (cases/batch.py).
-    """
-    return refresh_open(
-        session,
-        source_id,
-        rules_version=rules_version,
-        actor=actor,
-        encounter_fhir_ids=encounter_fhir_ids,
-        now=utcnow(),
-    )
 
 
 def keep_case(session: Session, case: Case, *, actor: str, reason: str, expected_version: int | None = None) -> None:

@@ -16,12 +16,18 @@ from typing import Any
 from sqlalchemy import Table, and_, select
 from sqlmodel import Session
 
-from discharge_bridge.cases.batch import CASES, event_row, update_cases, write_events
+from discharge_bridge.cases.batch import (
+    CASES,
+    event_row,
+    open_cases_for_flags,
+    refresh_priorities,
+    update_cases,
+    write_events,
+)
 from discharge_bridge.cases.discharge import load_dispositions, record_discharge
 from discharge_bridge.cases.events import EventKind
 from discharge_bridge.cases.models import Case, DateSource
 from discharge_bridge.cases.readiness import take_ehr_dates
-from discharge_bridge.cases.service import open_cases_for_flags, refresh_priorities
 from discharge_bridge.db import utcnow
 from discharge_bridge.ingest.models import EncounterSnapshot
 
