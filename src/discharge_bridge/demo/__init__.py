@@ -13,6 +13,7 @@ from discharge_bridge.config import PROJECT_ROOT, Settings
 from discharge_bridge.connections.service import add_source
 from discharge_bridge.db import get_engine, session_scope, upgrade, utcnow
 from discharge_bridge.demo.activity import seed_demo_activity
+from discharge_bridge.demo.directory import ensure_demo_directory
 from discharge_bridge.ingest.writer import SyncResult
 from discharge_bridge.risk import loading
 from discharge_bridge.sources.models import SourceMode
@@ -102,6 +103,7 @@ def prepare_demo(settings: Settings, data: Path = DEMO_DATA, *, activity: bool =
                 mapping="demo-hospital",
                 mappings_dir=settings.mappings_dir,
             )
+    ensure_demo_directory(settings)
     ensure_demo_users(settings)  # before the sync, so its new cases are assigned to the coordinators
     result = sync_and_assess(DEMO_SOURCE, engine=engine, settings=settings)
     with session_scope(engine) as session:
