@@ -23,6 +23,7 @@ from discharge_bridge.ui import i18n
 from discharge_bridge.ui.case_common import CasePageRoute, PageCase, Reader, flash_message, refusal
 from discharge_bridge.ui.case_view import case_context, open_sections, section_of_flash, section_of_path
 from discharge_bridge.ui.contacts_view import contacts_section
+from discharge_bridge.ui.referrals_view import referrals_section
 from discharge_bridge.ui.templating import language_of, principal_of, render
 from discharge_bridge.users.principal import Principal
 
@@ -35,7 +36,9 @@ def _context(session: SessionDep, settings: Settings, case: Case, principal: Pri
     """The case's context with its contacts section (relatives' names and phones: identity too)."""
     now = utcnow()
     contacts = contacts_section(session, case, principal, now)
-    return case_context(session, settings, case, principal, now, contacts=contacts)
+    context = case_context(session, settings, case, principal, now, contacts=contacts)
+    context["network"] = referrals_section(session, case, principal, now)  # consent and referrals
+    return context
 
 
 def _page(

@@ -10,10 +10,10 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.requests import Request
 
-from discharge_bridge.ui import access, board, contacts, coordinator, it, signin
+from discharge_bridge.ui import access, board, contacts, coordinator, it, referrals, signin
 
 STATIC_DIR = Path(__file__).parent / "static"
-ROUTERS = [signin.router, board.router, it.router, coordinator.router, contacts.router, access.router]
+ROUTERS = [signin.router, board.router, it.router, coordinator.router, contacts.router, access.router, referrals.router]
 
 
 def favicon(request: Request) -> FileResponse:

@@ -259,14 +259,19 @@ def move_referral(
     return referral
 
 
-def _check_documents(session: Session, referral: Referral, override_reason: str | None) -> None:
-    """Refuse a completion the handoff would refuse, before anything changes."""
+def documents_missing_for_completion(session: Session, referral: Referral) -> list[dict[str, Any]]:
+    """The documents a destination referral's handoff still misses (its completion needs them, or a reason)."""
     handoff = session.get(Handoff, referral.handoff_id) if referral.handoff_id else None
     if handoff is None or HandoffStatus(handoff.status) in HANDOFF_TRANSITIONS.final:
-        return
-    missing = missing_documents(handoff)
+        return []
+    return missing_documents(handoff)
+
+
+def _check_documents(session: Session, referral: Referral, override_reason: str | None) -> None:
+    """Refuse a completion the handoff would refuse, before anything changes."""
+    missing = documents_missing_for_completion(session, referral)
     if missing and not (override_reason or "").strip():
-        raise DocumentsMissing(handoff.id, missing)
+        raise DocumentsMissing(referral.handoff_id, missing)
 
 
 def _clear_reminder(session: Session, case: Case, referral: Referral, actor: str) -> None:
