@@ -133,6 +133,16 @@ def test_a_referral_without_consent_shows_the_refusal_then_consent_lets_it_throu
         assert session.exec(select(Consent)).one().status == ConsentStatus.inactive
     page = unescape(anna.get(case).text)
     assert "Revoked by anna" in page and "the patient changed their mind" in page
+    # The timeline tells the story without names: the referral's moves, the document, the consent.
+    for line in (
+        "Consent recorded",
+        "Referral sent",
+        "Sent → Accepted",
+        "Proposed date: 2026-11-20",
+        "Consent revoked",
+    ):
+        assert line in page, line
+    assert "Document ready: passport" in page
 
 
 def test_the_sections_in_russian_and_read_only_without_refer(

@@ -14,6 +14,8 @@ from discharge_bridge.ui import i18n
 from discharge_bridge.ui.case_labels import N_, concept_label, label, task_text
 from discharge_bridge.ui.contact_labels import EVENT_TITLES as CONTACT_TITLES
 from discharge_bridge.ui.contact_labels import event_details as contact_details
+from discharge_bridge.ui.referral_labels import EVENT_TITLES as REFERRAL_TITLES
+from discharge_bridge.ui.referral_labels import event_details as referral_details
 
 TITLES = {
     "opened": N_("Case opened"),
@@ -37,6 +39,7 @@ TITLES = {
     "merged": N_("Patient records merged"),
     "same_person": N_("Confirmed as the same person"),
     **CONTACT_TITLES,  # contacts and the contact log (ui/contact_labels.py)
+    **REFERRAL_TITLES,  # consent and referrals (ui/referral_labels.py)
 }
 DATE_FIELDS = {
     "expected_discharge_at": N_("Expected discharge"),
@@ -196,6 +199,8 @@ def describe(
         details = [barriers.get(int(data.get("barrier_id") or 0), ""), *_field_changes(data, timezone)]
     elif kind in CONTACT_TITLES:
         details = contact_details(kind, data, timezone)
+    elif kind in REFERRAL_TITLES:
+        details = referral_details(kind, data)
     title = TITLES.get(kind)
     return {
         "at": event.at,

@@ -75,3 +75,49 @@ def network_label(kind: str, value: object) -> str:
     """The value's label in the reader's language; a value without one is shown as it is."""
     text = TABLES[kind].get(str(value))
     return i18n.gettext(text) if text else str(value)
+
+
+# The timeline (ui/case_timeline.py): the consent and referral events of cases/events.py.
+EVENT_TITLES = {
+    "consent_recorded": N_("Consent recorded"),
+    "consent_revoked": N_("Consent revoked"),
+    "referral_created": N_("Referral sent"),
+    "referral_updated": N_("Referral changed"),
+}
+PROPOSED, REASON_TEXT, DOCUMENT_READY, DOCUMENT_NOT_READY = (
+    N_("Proposed date"),
+    N_("Reason"),
+    N_("Document ready"),
+    N_("Document no longer ready"),
+)
+
+
+def event_details(kind: str, data: dict[str, object]) -> list[str]:
+    """The detail lines of a consent or referral event; the log holds no names, so neither do these."""
+    if kind == "consent_recorded":
+        categories = data.get("categories")
+        kinds = [network_label("category", c) for c in categories] if isinstance(categories, list) else []
+        return [network_label("consent_method", data.get("method")), ", ".join(kinds)]
+    if kind == "referral_created":
+        return [
+            f"#{data.get('referral_id')}",
+            str(data.get("organisation") or ""),
+            network_label("category", data.get("category")),
+        ]
+    if kind != "referral_updated":
+        return []
+    details = [f"#{data.get('referral_id')}"]
+    status = data.get("status")
+    if isinstance(status, list) and len(status) == 2:
+        details.append(" → ".join(network_label("referral_status", s) for s in status))
+    if data.get("reason"):
+        details.append(f"{i18n.gettext(REASON_TEXT)}: {data['reason']}")
+    proposed = data.get("proposed_date")
+    if isinstance(proposed, list) and proposed[-1]:
+        details.append(f"{i18n.gettext(PROPOSED)}: {proposed[-1]}")
+    documents = data.get("documents")
+    if isinstance(documents, dict):
+        for code, change in documents.items():
+            done = isinstance(change, list) and bool(change[-1])
+            details.append(f"{i18n.gettext(DOCUMENT_READY if done else DOCUMENT_NOT_READY)}: {code}")
+    return details
