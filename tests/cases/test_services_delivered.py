@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import time_machine
@@ -83,16 +84,16 @@ def test_recording_refuses_naming_the_field(engine: Engine) -> None:
         other = flagged_case(session, source_id, "adm2", "p2")
         service = directory_service(session, "legal", ServiceCategory.legal_aid)
         foreign = refer(session, other, service)
-        attempts = [
+        attempts: list[tuple[dict[str, Any], str]] = [
             ({"kind": "teleportation"}, "kind"),
             ({"kind": "psychologist_session", "role": Role.coordinator}, "kind"),  # a psychologist's kind
             ({"kind": "consultation", "delivered_at": NOW + timedelta(hours=1)}, "delivered_at"),
             ({"kind": "consultation", "referral_id": foreign.id}, "referral_id"),
         ]
         for values, field in attempts:
-            args = {"delivered_at": None, "role": Role.coordinator, **values}
+            args: dict[str, Any] = {"delivered_at": None, "role": Role.coordinator, **values}
             with pytest.raises(InvalidInput) as refused:
-                record_service(session, case, actor="anna", **args)  # type: ignore[arg-type]
+                record_service(session, case, actor="anna", **args)
             assert refused.value.loc == ("body", field), values
 
 

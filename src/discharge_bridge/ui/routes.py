@@ -10,10 +10,32 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.requests import Request
 
-from discharge_bridge.ui import access, board, contacts, coordinator, it, referrals, signin
+from discharge_bridge.ui import (
+    access,
+    board,
+    contacts,
+    coordinator,
+    it,
+    portal,
+    psychology,
+    referrals,
+    services_delivered,
+    signin,
+)
 
 STATIC_DIR = Path(__file__).parent / "static"
-ROUTERS = [signin.router, board.router, it.router, coordinator.router, contacts.router, access.router, referrals.router]
+ROUTERS = [
+    signin.router,
+    board.router,
+    it.router,
+    coordinator.router,
+    contacts.router,
+    access.router,
+    referrals.router,
+    services_delivered.router,
+    portal.router,
+    psychology.router,
+]
 
 
 def favicon(request: Request) -> FileResponse:

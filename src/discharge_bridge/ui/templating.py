@@ -43,6 +43,8 @@ NAV: list[tuple[str, str, Permission]] = [
     ("/board", "Bed board", Permission.view_board),
     ("/it", "Hospital IT", Permission.manage_sources),
     ("/access-log", "Access log", Permission.audit_access),
+    ("/portal", "Referrals to us", Permission.receive_referrals),
+    ("/psychology", "Psychology", Permission.psychology),
 ]
 
 

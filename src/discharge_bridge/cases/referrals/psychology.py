@@ -57,7 +57,13 @@ class PsychologyCase:
 
 
 def psychology_cases(
-    session: Session, *, source_ids: list[int] | None, today: date, after: int | None = None, limit: int = 100
+    session: Session,
+    *,
+    source_ids: list[int] | None,
+    today: date,
+    after: int | None = None,
+    limit: int = 100,
+    case_id: int | None = None,
 ) -> list[PsychologyCase]:
     """Open cases of these hospitals with a live psychologist referral, one row per referral, by referral id."""
     query = (
@@ -71,6 +77,8 @@ def psychology_cases(
         query = query.where(col(Case.source_id).in_(source_ids))
     if after is not None:
         query = query.where(col(Referral.id) > after)
+    if case_id is not None:
+        query = query.where(Referral.case_id == case_id)
     referrals = list(session.exec(query))
     cases = {c.id: c for c in session.exec(select(Case).where(col(Case.id).in_({r.case_id for r in referrals})))}
     people = briefs(session, list(cases.values()), today)
