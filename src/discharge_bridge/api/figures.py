@@ -23,12 +23,11 @@ from discharge_bridge.users.roles import Permission
 from discharge_bridge.validation import YEAR_MAX, YEAR_MIN, Key
 from discharge_bridge.worklists import city, sitrep
 from discharge_bridge.worklists.city import CityFigures, Grouping
-from discharge_bridge.worklists.periods import InvalidPeriod, Period
+from discharge_bridge.worklists.periods import InvalidPeriod, period_of
 from discharge_bridge.worklists.sitrep import SitRep
 
 router = APIRouter(prefix="/api/v1", tags=["figures"], dependencies=[Depends(require(Permission.view_figures))])
 
-DEFAULT_DAYS = 28  # four weeks up to today when no period is given
 FIGURE_PARAMS = {"from", "to", "group", "source"}
 SITREP_PARAMS = {"source", "date"}
 From = Annotated[date | None, Query(alias="from", description="First local day (YYYY-MM-DD); default 4 weeks ago.")]
@@ -52,17 +51,12 @@ def covered(session: SessionDep, principal: Principal, source: str | None) -> li
     return list_sources(session, source_ids=ids)
 
 
-def period_of(start: date | None, end: date | None) -> Period:
-    end = end or utcnow().date()
-    return Period(start or end - timedelta(days=DEFAULT_DAYS - 1), end)
-
-
 def compute(
     session: SessionDep, principal: Principal, start: date | None, end: date | None, group: Grouping, source: str | None
 ) -> CityFigures:
     sources = covered(session, principal, source)
     try:
-        return city.city_figures(session, sources, period_of(start, end), group)
+        return city.city_figures(session, sources, period_of(start, end, utcnow().date()), group)
     except InvalidPeriod as exc:
         raise InvalidInput(("query", exc.param), exc.message) from None
 

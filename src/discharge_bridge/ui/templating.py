@@ -41,6 +41,7 @@ env.globals.update(LANGUAGES=i18n.LANGUAGES, STATIC_URL=STATIC_URL, VERSION=__ve
 NAV: list[tuple[str, str, Permission]] = [
     ("/worklist", "Worklist", Permission.read_cases),
     ("/board", "Bed board", Permission.view_board),
+    ("/figures", "Figures", Permission.view_figures),
     ("/it", "Hospital IT", Permission.manage_sources),
     ("/access-log", "Access log", Permission.audit_access),
     ("/portal", "Referrals to us", Permission.receive_referrals),

@@ -53,6 +53,15 @@ class Period:
         return self
 
 
+DEFAULT_DAYS = 28  # four weeks up to today when no period is given
+
+
+def period_of(start: date | None, end: date | None, today: date) -> Period:
+    """The period asked for, the missing ends filled: up to ``today``, four weeks long."""
+    end = end or today
+    return Period(start or end - timedelta(days=DEFAULT_DAYS - 1), end)
+
+
 def local_midnight(day: date, zone: str) -> datetime:
     """00:00 of ``day`` in ``zone``, as a UTC instant."""
     return datetime.combine(day, time(0), tzinfo=ZoneInfo(zone)).astimezone(UTC)
