@@ -556,3 +556,22 @@ def test_each_page_is_stored_before_the_next_is_asked_for_and_a_stopped_pass_clo
     assert stored.cursors == {"Encounter": _at(2)}
     (run,) = _runs(engine)
     assert (run.status, run.pages, run.created, run.cursor_after) == (SyncStatus.failed, 2, 2, _at(2))
+
+
+def test_a_poll_run_left_running_by_a_dead_process_is_closed_as_interrupted_by_the_next_poll(
+    engine: Engine, settings: Settings, source_id: int
+) -> None:
+    """Polls of a source run one at a time (lease, leader): an older one still "running" died mid-pass.
+    A push or backfill running beside it is someone else's live pass and is left alone."""
+    with time_machine.travel(NOW, tick=False), session_scope(engine) as session:
+        session.add(SyncRun(source_id=source_id, kind="poll"))
+        session.add(SyncRun(source_id=source_id, kind="push"))
+    later = NOW + timedelta(minutes=5)
+    with time_machine.travel(later, tick=False):
+        result = _pass(engine, settings, source_id, [Page([_v(patient("p1"))])], kind="poll")
+    assert result.status == SyncStatus.ok
+    assert [(r.kind, r.status, r.finished_at, (r.error or "")[:11]) for r in _runs(engine)] == [
+        ("poll", SyncStatus.failed, later, "interrupted"),
+        ("push", SyncStatus.running, None, ""),
+        ("poll", SyncStatus.ok, later, ""),
+    ]

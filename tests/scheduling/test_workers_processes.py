@@ -138,7 +138,9 @@ def test_a_killed_workers_source_is_taken_over_within_a_lease_and_ends_complete(
     assert [r.source for r in records] == ["city"]
     assert overlapping_passes(records) == []
     assert _holder(engine) is None  # released after the pass
-    assert _runs(engine)[-1].status == SyncStatus.ok
+    runs = _runs(engine)
+    assert [r.status for r in runs] == [SyncStatus.failed, SyncStatus.ok]  # the killed pass is not left running
+    assert runs[0].error is not None and runs[0].error.startswith("interrupted") and runs[0].finished_at is not None
     assert outcome(engine) == expected
     for e in (engine, clean_engine):
         e.dispose()

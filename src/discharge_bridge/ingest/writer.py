@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import update
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from discharge_bridge.config import Settings
 from discharge_bridge.db import session_scope, utcnow
@@ -253,6 +254,8 @@ class PageWriter:
 
     def _open_run(self, kind: str) -> int:
         with session_scope(self.engine) as session:
+            if kind in EXCLUSIVE_KINDS:
+                _close_interrupted(session, self.source_id, kind)
             run = SyncRun(source_id=self.source_id, kind=kind, cursor_before=self.result.cursor_before)
             session.add(run)
             session.flush()
@@ -277,6 +280,23 @@ class PageWriter:
                 source.last_success_at, source.last_error = now, None
             else:
                 source.last_error, source.last_error_at = res.error, now
+
+
+# Passes of these kinds run one at a time per source (a worker's lease, the scheduler's leader lock):
+# a run of the kind still "running" when the next one starts belongs to a process that died mid-pass.
+# Pushes and backfills may run beside a poll, so theirs are left alone.
+EXCLUSIVE_KINDS = frozenset({"poll", "file"})
+INTERRUPTED = "interrupted: the process running this pass stopped before it ended (a later pass took over)"
+
+
+def _close_interrupted(session: Session, source_id: int, kind: str) -> None:
+    stale = (
+        update(SyncRun)
+        .where(col(SyncRun.source_id) == source_id, col(SyncRun.kind) == kind)
+        .where(col(SyncRun.status) == SyncStatus.running)
+        .values(status=SyncStatus.failed, finished_at=utcnow(), error=INTERRUPTED)
+    )
+    session.execute(stale)
 
 
 def _behind(value: str, current: str | None) -> bool:
