@@ -17,6 +17,7 @@ from typing import Any, ParamSpec, TypeVar
 from sqlmodel import col, select
 
 from discharge_bridge.assessment import drain, sync_and_assess
+from discharge_bridge.cases.referrals.remote import sync_remote_referrals
 from discharge_bridge.cases.referrals.service import REMINDER_BATCH, raise_overdue_reminders
 from discharge_bridge.cases.tasks.escalation import BATCH as ESCALATION_BATCH
 from discharge_bridge.cases.tasks.escalation import escalate_overdue
@@ -126,7 +127,8 @@ def subscriptions_job(settings: Settings) -> None:
 @isolated
 def escalation_job(settings: Settings) -> int:
     """Escalate overdue tasks, a batch per transaction until none is left; then raise a reminder task
-    for each referral whose receiver has not answered in time (cases/referrals/service.py)."""
+    for each referral whose receiver has not answered in time (cases/referrals/service.py), and
+    exchange referrals with receivers that have a FHIR server (cases/referrals/remote.py)."""
     total = 0
     while True:
         with session_scope(get_engine(settings)) as session:
@@ -145,7 +147,16 @@ def escalation_job(settings: Settings) -> int:
             break
     if reminders:
         log.info("raised %d reminders of unanswered referrals", reminders)
+    remote_referrals_job(settings)
     return total
+
+
+@isolated
+def remote_referrals_job(settings: Settings) -> None:
+    """Referrals to receivers with a FHIR server: send the new ones, read back the Tasks of the others."""
+    result = sync_remote_referrals(settings)
+    if result.sent or result.updated or result.failed:
+        log.info("referrals by FHIR: %d sent, %d updated, %d failed", result.sent, result.updated, result.failed)
 
 
 @isolated
