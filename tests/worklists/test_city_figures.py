@@ -3,15 +3,22 @@ figure, each grouping checked, on SQLite and PostgreSQL (the ``engine`` fixture 
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from discharge_bridge.cases.delivered.models import ServiceDelivered
 from discharge_bridge.cases.models import Case
 from discharge_bridge.cases.readiness import bed_days_lost
-from discharge_bridge.db import session_scope
+from discharge_bridge.cases.referrals.models import Referral
+from discharge_bridge.config import Settings
+from discharge_bridge.db import make_engine, session_scope
+from discharge_bridge.demo import prepare_demo
+from discharge_bridge.demo.activity import STORIES
 from discharge_bridge.sources.models import Source
 from discharge_bridge.worklists.city import (
     BedDays,
@@ -25,6 +32,7 @@ from discharge_bridge.worklists.city import (
     city_figures,
 )
 from discharge_bridge.worklists.periods import InvalidPeriod, Period
+from discharge_bridge.worklists.sitrep import sitrep
 from tests.worklists.city_fixture import NOW, PERIOD, City, seed_city
 
 pytestmark = pytest.mark.clock
@@ -175,3 +183,66 @@ def test_period_checked(engine: Engine, city: City) -> None:
     assert backwards.value.param == "to"
     with pytest.raises(InvalidPeriod):
         _figures(engine, city, Grouping.week, Period(date(2025, 1, 1), date(2026, 12, 6)))
+
+
+def test_the_demo_figures_agree_with_a_direct_count(tmp_path: Path) -> None:
+    """On the demo hospital (its stories of work in progress included), every figure's cohort is what a
+    plain count of the rows finds, the groups add up to the whole, and bed-days are the cases' own."""
+    settings, _ = prepare_demo(Settings(data_dir=tmp_path / "data"))
+    engine = make_engine(settings.sqlalchemy_url)
+    try:
+        with session_scope(engine) as session:
+            sources = list(session.exec(select(Source)))
+            zone = ZoneInfo(sources[0].timezone)
+            cases = list(session.exec(select(Case)))
+            first = min(c.opened_at for c in cases).astimezone(zone).date()
+            period = Period(first - timedelta(days=30), first + timedelta(days=300))
+
+            def within(at: datetime | None) -> bool:
+                return at is not None and period.start <= at.astimezone(zone).date() <= period.end
+
+            opened = [c for c in cases if within(c.opened_at)]
+            left = [c for c in cases if within(c.actual_discharge_at) and c.medically_ready_at is not None]
+            referrals = [r for r in session.exec(select(Referral)) if within(r.requested_at)]
+            services = [
+                s for s in session.exec(select(ServiceDelivered)) if within(s.delivered_at) and s.cancelled_at is None
+            ]
+            for grouping in Grouping:
+                figures = city_figures(session, sources, period, grouping)
+                durations = {f.name: f for f in figures.durations}
+                for name in ("flag_to_first_visit", "flag_to_plan", "flag_to_handoff"):
+                    assert durations[name].total.cohort == len(opened), (grouping, name)
+                    assert sum(g.cohort for g in durations[name].groups) == len(opened), (grouping, name)
+                assert durations["ready_to_discharge"].total.cohort == len(left)
+                assert sum(b.discharged for b in figures.bed_days) == len(left)
+                lost = sum(bed_days_lost(c) or 0 for c in left)
+                assert figures.bed_days_total.bed_days_lost == pytest.approx(lost, abs=0.05 * len(left) + 0.05)
+                assert sum(r.count for r in figures.referrals) == len(referrals)
+                assert sum(r.requested for r in figures.responses) == len(referrals)
+                assert sum(d.count for d in figures.delivered) == len(services)
+                people = {(c.source_id, c.patient_fhir_id) for c in cases for s in services if s.case_id == c.id}
+                assert figures.people_total == len(people)
+            assert opened, "the demo opens cases"
+            seen = 0
+            for day in {period.start + timedelta(days=n) for n in (0, 30, 31, 32, 60)}:
+                report = sitrep(session, sources[0], day)
+                census = report.census_at
+                waiting = [
+                    c
+                    for c in cases
+                    if c.source_id == sources[0].id
+                    and c.medically_ready_at is not None
+                    and c.medically_ready_at <= census
+                    and not _left_by(c, census)
+                ]
+                assert report.ready_not_discharged == len(waiting)
+                assert sum(report.by_destination.values()) == len(waiting)
+                seen = max(seen, len(waiting))
+            assert seen == len(STORIES)  # the demo's stories: medically ready and still in a bed today
+    finally:
+        engine.dispose()
+
+
+def _left_by(case: Case, at: datetime) -> bool:
+    gone = case.actual_discharge_at or case.closed_at
+    return gone is not None and gone <= at
