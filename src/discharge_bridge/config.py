@@ -18,6 +18,9 @@ def _default_mappings_dir() -> Path:
     return bundled if bundled.is_dir() else Path.cwd() / "mappings"
 
 
+PLACEHOLDER_SECRETS = frozenset({"change-me", "changeme", "changethis", "change_me", "secret", "token", "password"})
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DISCHARGE_BRIDGE_", env_file=".env", extra="ignore")
 
@@ -129,6 +132,19 @@ class Settings(BaseSettings):
         description="Folders (comma-separated) a file source's folder must lie under. "
         "Default: the data folder's imports/ and the bundled fhir_fixtures/.",
     )
+
+    @field_validator("api_token")
+    @classmethod
+    def _not_a_placeholder(cls, value: SecretStr | None) -> SecretStr | None:
+        """The example files' placeholder left in place would be a password everyone knows."""
+        if value is not None and value.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
+            raise ValueError(
+                "is a placeholder from an example file; set a long random token "
+                "(python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+            )
+        if value is not None and not value.get_secret_value().strip():
+            return None  # an empty variable means no static token, not an empty password
+        return value
 
     @field_validator("allowed_source_hosts", "import_roots", mode="before")
     @classmethod

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import kubernetes_validate
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from discharge_bridge.config import Settings
 from tests.support.deploy import (
@@ -280,6 +281,10 @@ def test_the_settings_the_deploy_files_set_are_accepted(monkeypatch: pytest.Monk
         for name, value in env.items():
             if name.startswith("DISCHARGE_BRIDGE_"):
                 monkeypatch.setenv(name, str(value))
+        if env.get("DISCHARGE_BRIDGE_API_TOKEN") is not None:  # the example's placeholder: refused as it stands
+            with pytest.raises(ValidationError, match="placeholder"):
+                Settings(_env_file=None)  # type: ignore[call-arg]
+            monkeypatch.setenv("DISCHARGE_BRIDGE_API_TOKEN", "set-by-the-operator-Xq3")
         settings = Settings(_env_file=None)  # type: ignore[call-arg]
         for name, value in env.items():
             if name.startswith("DISCHARGE_BRIDGE_") and name != "DISCHARGE_BRIDGE_API_TOKEN":
