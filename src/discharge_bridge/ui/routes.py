@@ -15,6 +15,7 @@ from discharge_bridge.ui import (
     board,
     contacts,
     coordinator,
+    directory,
     figures,
     it,
     portal,
@@ -37,6 +38,7 @@ ROUTERS = [
     services_delivered.router,
     portal.router,
     psychology.router,
+    directory.router,
 ]
 
 

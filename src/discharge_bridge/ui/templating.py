@@ -42,6 +42,7 @@ NAV: list[tuple[str, str, Permission]] = [
     ("/worklist", "Worklist", Permission.read_cases),
     ("/board", "Bed board", Permission.view_board),
     ("/figures", "Figures", Permission.view_figures),
+    ("/directory", "Directory", Permission.read_directory),
     ("/it", "Hospital IT", Permission.manage_sources),
     ("/access-log", "Access log", Permission.audit_access),
     ("/portal", "Referrals to us", Permission.receive_referrals),
