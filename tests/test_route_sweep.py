@@ -34,6 +34,7 @@ from discharge_bridge.app import create_app
 from discharge_bridge.cases.barriers import add_barrier
 from discharge_bridge.cases.consent.service import record_consent
 from discharge_bridge.cases.contacts.service import add_contact
+from discharge_bridge.cases.delivered.service import record_service
 from discharge_bridge.cases.handoffs.models import DestinationType
 from discharge_bridge.cases.handoffs.service import create_handoff
 from discharge_bridge.cases.models import BarrierCode, Case
@@ -68,8 +69,10 @@ SIGNED_IN = {
 }
 # Answer 401 to an anonymous caller; other paths are pages, which may redirect to the sign-in page.
 STRICT_401 = ("/api/", "/metrics", "/openapi.json")
-ROLES = (Role.coordinator, Role.bed_manager, Role.it_admin, Role.admin)
-SCOPED_ROLES = (Role.coordinator, Role.bed_manager, Role.it_admin)  # admins see every hospital
+ROLES = (Role.coordinator, Role.bed_manager, Role.it_admin, Role.admin, Role.psychologist, Role.receiver)
+# Admins see every hospital. A receiver sees no hospital, only the referrals sent to its organisation
+# (hospital A's): another hospital's referral, to another organisation, must be a 404 to it.
+SCOPED_ROLES = (Role.coordinator, Role.bed_manager, Role.it_admin, Role.psychologist, Role.receiver)
 
 
 @dataclass
@@ -87,6 +90,7 @@ class Hospital:
     organisation_id: int = 0  # the directory organisation giving that service
     referral_id: int = 0
     consent_id: int = 0
+    delivered_id: int = 0  # a service delivered recorded on the case
 
 
 def _fill_source(h: Hospital) -> str:
@@ -101,6 +105,7 @@ PATH_PARAMS: dict[str, Callable[[Hospital], Any]] = {
     "barrier_id": lambda h: h.barrier_id,
     "contact_id": lambda h: h.contact_id,
     "referral_id": lambda h: h.referral_id,
+    "delivered_id": lambda h: h.delivered_id,
     "consent_id": lambda h: h.consent_id,
     "service_id": lambda h: h.service_id,
     "organisation_id": lambda h: h.organisation_id,
@@ -128,6 +133,7 @@ BODIES: dict[tuple[str, str], Callable[[Hospital], dict[str, Any]]] = {
     },
     ("POST", "/api/v1/cases/{case_id}/referrals"): lambda h: {"service_id": h.service_id},
     ("POST", "/api/v1/cases/{case_id}/consents"): lambda h: {"method": "signed_form", "categories": ["charity"]},
+    ("POST", "/api/v1/cases/{case_id}/services"): lambda h: {"kind": "consultation"},
 }
 
 
@@ -362,13 +368,33 @@ def _hospital(session: Session, settings: Settings, name: str, tag: str) -> Hosp
     assert service.id and consent.id and referral.id
     hospital.service_id, hospital.consent_id, hospital.referral_id = service.id, consent.id, referral.id
     hospital.organisation_id = service.organisation_id
+    # A referral to a psychologist, so the hospital's psychologist may open the case (deps.visible_case).
+    psychologist = make_service(session, f"psy-{tag}", ServiceCategory.psychologist)
+    record_consent(session, case, {"method": "signed_form", "categories": ["psychologist"]}, actor="sweep")
+    create_referral(session, case, service_id=psychologist.id or 0, actor="sweep")
+    # Recorded by the hospital's psychologist: a psychologist strikes out only their own rows.
+    delivered = record_service(
+        session, case, kind="consultation", delivered_at=None, actor="sweep-psychologist", role=Role.psychologist
+    )
+    assert delivered.id is not None
+    hospital.delivered_id = delivered.id
     return hospital
 
 
-def token_client(app: FastAPI, engine: Engine, username: str, role: Role, sources: tuple[str, ...]) -> TestClient:
-    """A user's API token on ``app``; a 5xx comes back as a status to report, not as an exception."""
+def token_client(
+    app: FastAPI,
+    engine: Engine,
+    username: str,
+    role: Role,
+    sources: tuple[str, ...],
+    *,
+    organisation_id: int | None = None,
+) -> TestClient:
+    """A user's API token on ``app``; a 5xx comes back as a status to report, not as an exception.
+    A receiver works for ``organisation_id`` (the organisation hospital A's referral went to)."""
     with session_scope(engine) as session:
-        make_user(session, username, role.value, sources)
+        bound = organisation_id if role == Role.receiver else None
+        make_user(session, username, role.value, sources, organisation_id=bound)
         token = issue_token(session, username, "sweep")
     return TestClient(app, headers={"Authorization": f"Bearer {token}"}, raise_server_exceptions=False)
 
@@ -456,7 +482,12 @@ def test_every_route_answers_401_403_404_where_it_must(settings: Settings, engin
     assert len(endpoints) >= 30
     assert not problems, "routes that escape the sweep:\n" + "\n".join(problems)
 
-    clients = {role: token_client(app, engine, f"sweep-{role.value}", role, (mine.source_name,)) for role in ROLES}
+    clients = {
+        role: token_client(
+            app, engine, f"sweep-{role.value}", role, (mine.source_name,), organisation_id=mine.organisation_id
+        )
+        for role in ROLES
+    }
     swept = [e for e in endpoints if e.key not in OPEN]
     guarded = [e for e in swept if not e.webhook()]
     failures = anonymous_failures(app, swept, mine)
@@ -554,7 +585,12 @@ def test_every_write_that_names_a_user_takes_only_someone_who_may_be_given_it(
     endpoints = enumerate_routes(app)[0]
     problems = classify_user_fields(endpoints)
     assert not problems, "writes naming a user that escape the sweep:\n" + "\n".join(problems)
-    clients = {role: token_client(app, engine, f"sweep-{role.value}", role, (mine.source_name,)) for role in ROLES}
+    clients = {
+        role: token_client(
+            app, engine, f"sweep-{role.value}", role, (mine.source_name,), organisation_id=mine.organisation_id
+        )
+        for role in ROLES
+    }
     failures, checked = user_write_failures(clients, endpoints, mine, engine)
     assert not failures, "\n".join(failures)
     assert checked == len(USER_FIELDS) * len(ROLES) * len(TARGETS)

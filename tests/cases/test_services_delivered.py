@@ -172,6 +172,10 @@ def test_a_psychologist_sees_only_cases_referred_to_a_psychologist(engine: Engin
         not_theirs = client.post(f"/api/v1/cases/{ids[0]}/services", json={"kind": "relatives_found"})
         assert not_theirs.status_code == 422 and not_theirs.json()["detail"][0]["loc"] == ["body", "kind"]
         assert client.get(f"/api/v1/cases/{ids[0]}/services").status_code == 200
+        coordinators = api_client(settings).post(f"/api/v1/cases/{ids[0]}/services", json={"kind": "consultation"})
+        assert client.post(f"/api/v1/services-delivered/{coordinators.json()['id']}/strike").status_code == 404
+        own = client.post(f"/api/v1/services-delivered/{session_row.json()['id']}/strike")
+        assert own.status_code == 200 and own.json()["struck"] is True
     with session_scope(engine) as session:
         entry = session.exec(select(AccessLogEntry).where(AccessLogEntry.username == "pavel")).one()
         shown = session.exec(select(AccessLogPatient).where(AccessLogPatient.entry_id == entry.id)).all()

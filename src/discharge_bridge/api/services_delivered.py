@@ -25,7 +25,7 @@ from discharge_bridge.cases.delivered.schemas import (
     ServiceDeliveredIn,
     ServiceDeliveredOut,
 )
-from discharge_bridge.cases.delivered.service import record_service, strike_service
+from discharge_bridge.cases.delivered.service import may_strike, record_service, strike_service
 from discharge_bridge.cases.errors import NotFound
 from discharge_bridge.deps import Actor, CurrentCase, CurrentPrincipal, SessionDep, SettingsDep, require, visible_case
 from discharge_bridge.sources.service import SourceNotFound, narrow_scope
@@ -94,6 +94,8 @@ def get_delivered_or_404(
 ) -> ServiceDelivered:
     row = get_service_delivered(session, delivered_id, source_ids=principal.scope)
     if row is None or visible_case(session, row.case_id, principal) is None:
+        raise NotFound("service delivered", delivered_id)
+    if not may_strike(row, actor=principal.username, role=principal.role):
         raise NotFound("service delivered", delivered_id)
     return row
 

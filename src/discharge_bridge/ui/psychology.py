@@ -15,7 +15,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from discharge_bridge.access import record_view
 from discharge_bridge.cases.delivered.repository import get_service_delivered
-from discharge_bridge.cases.delivered.service import strike_service
+from discharge_bridge.cases.delivered.service import may_strike, strike_service
 from discharge_bridge.cases.errors import NotFound
 from discharge_bridge.cases.models import Case
 from discharge_bridge.cases.referrals.person import briefs
@@ -97,7 +97,7 @@ def psychology_service_strike(
     """A psychologist strikes out only what they recorded themselves."""
     assert case.id is not None
     row = get_service_delivered(session, delivered_id, source_ids=principal.scope)
-    if row is None or row.case_id != case.id or row.delivered_by != principal.username:
+    if row is None or row.case_id != case.id or not may_strike(row, actor=principal.username, role=principal.role):
         raise NotFound("service delivered", delivered_id)
     strike_service(session, row, actor=principal.username)
     return RedirectResponse(f"/psychology/cases/{case.id}?done=service_struck#services", status_code=303)

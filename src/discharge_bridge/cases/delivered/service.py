@@ -23,7 +23,7 @@ from discharge_bridge.cases.referrals.models import Referral
 from discharge_bridge.db import utcnow
 from discharge_bridge.users.roles import Role
 
-__all__ = ["AlreadyStruck", "CatalogueEntry", "catalogue", "record_service", "strike_service"]
+__all__ = ["AlreadyStruck", "CatalogueEntry", "catalogue", "may_strike", "record_service", "strike_service"]
 
 SKEW = timedelta(minutes=5)  # a browser's clock a little ahead of the server's is not "the future"
 NOTE_MAX = 2000
@@ -90,6 +90,12 @@ def record_service(
         data={"service_delivered_id": row.id, "kind": kind, "delivered_at": when, "referral_id": referral_id},
     )
     return row
+
+
+def may_strike(row: ServiceDelivered, *, actor: str, role: Role | str) -> bool:
+    """A psychologist strikes out only what they recorded; a coordinator or an admin, any row of a case
+    they may see (the caller has checked that)."""
+    return Role(role) != Role.psychologist or row.delivered_by == actor
 
 
 def strike_service(session: Session, row: ServiceDelivered, *, actor: str) -> ServiceDelivered:
