@@ -36,14 +36,15 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def _fresh_database(tmp: str, base_url: str) -> tuple[Any, Any]:
+def _fresh_database(tmp: str, base_url: str, url: str | None = None) -> tuple[Any, Any]:
+    """A migrated database (SQLite in ``tmp`` unless ``url``) with the source "bench" at ``base_url``."""
     from pathlib import Path
 
     from discharge_bridge.config import Settings
     from discharge_bridge.connections.service import add_source
     from discharge_bridge.db import make_engine, session_scope, upgrade
 
-    settings = Settings(data_dir=Path(tmp), database_url=None)
+    settings = Settings(data_dir=Path(tmp), database_url=url)
     upgrade(settings)
     engine = make_engine(settings.sqlalchemy_url)
     with session_scope(engine) as session:
@@ -51,17 +52,24 @@ def _fresh_database(tmp: str, base_url: str) -> tuple[Any, Any]:
     return settings, engine
 
 
-def _row_counts(engine: Any) -> dict[str, int]:
+def _table_counts(engine: Any, tables: tuple[Any, ...]) -> dict[str, int]:
+    """Rows in each of ``tables`` (models or Core tables), by table name."""
     from sqlalchemy import func, select
     from sqlmodel import Session
 
-    from discharge_bridge.ingest.models import ClinicalSnapshot, DeadLetter, EncounterSnapshot, PatientSnapshot
-
     with Session(engine) as session:
         return {
-            model.__tablename__: session.execute(select(func.count()).select_from(model)).scalar_one()  # type: ignore[arg-type]
-            for model in (PatientSnapshot, EncounterSnapshot, ClinicalSnapshot, DeadLetter)
+            getattr(t, "__tablename__", None) or t.name: session.execute(
+                select(func.count()).select_from(t)
+            ).scalar_one()
+            for t in tables
         }
+
+
+def _row_counts(engine: Any) -> dict[str, int]:
+    from discharge_bridge.ingest.models import ClinicalSnapshot, DeadLetter, EncounterSnapshot, PatientSnapshot
+
+    return _table_counts(engine, (PatientSnapshot, EncounterSnapshot, ClinicalSnapshot, DeadLetter))
 
 
 # -- the real path ----------------------------------------------------------------------------------

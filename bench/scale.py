@@ -21,43 +21,22 @@ import os
 import sys
 import time
 import traceback
-from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests.support
 
-from ingest import _child, _peak_rss_mb, _profile_text, _server
-
-
-def _database(folder: str, url: str | None, base_url: str) -> tuple[Any, Any]:
-    from discharge_bridge.config import Settings
-    from discharge_bridge.connections.service import add_source
-    from discharge_bridge.db import make_engine, session_scope, upgrade
-
-    settings = Settings(data_dir=Path(folder), database_url=url)
-    upgrade(settings)
-    engine = make_engine(settings.sqlalchemy_url)
-    with session_scope(engine) as session:
-        add_source(session, name="bench", hospital="Bench General", base_url=base_url, timezone="Europe/Moscow")
-    return settings, engine
+from ingest import _child, _fresh_database, _peak_rss_mb, _profile_text, _server, _table_counts
 
 
 def _counts(engine: Any) -> dict[str, int]:
-    from sqlalchemy import func, select
-    from sqlmodel import Session
-
     from discharge_bridge.cases.models import Case, CaseEvent
     from discharge_bridge.cases.tasks.models import Task
     from discharge_bridge.ingest.changes import QUEUE
     from discharge_bridge.risk.models import RiskAssessment
 
-    with Session(engine) as session:
-        out = {
-            m.__tablename__: session.execute(select(func.count()).select_from(m)).scalar_one()  # type: ignore[arg-type]
-            for m in (RiskAssessment, Case, CaseEvent, Task)
-        }
-        out["queued"] = session.execute(select(func.count()).select_from(QUEUE)).scalar_one()
+    out = _table_counts(engine, (RiskAssessment, Case, CaseEvent, Task))
+    out["queued"] = _table_counts(engine, (QUEUE,))[QUEUE.name]
     return out
 
 
@@ -79,7 +58,7 @@ def run_drain(port: int, url: str | None, per_row: bool, profile_top: int, conn:
 
             jobs.sync_cases = sync_cases_per_row  # type: ignore[assignment]
         with tempfile.TemporaryDirectory(prefix="dbscale-") as tmp:
-            settings, engine = _database(tmp, url, f"http://127.0.0.1:{port}/fhir")
+            settings, engine = _fresh_database(tmp, f"http://127.0.0.1:{port}/fhir", url)
             client = FhirClient(f"http://127.0.0.1:{port}/fhir")
             w0 = time.perf_counter()
             result = sync_source("bench", engine=engine, settings=settings, client=client)
@@ -141,7 +120,7 @@ def run_backfill(port: int, url: str | None, conn: Any) -> None:
 
         base = f"http://127.0.0.1:{port}/fhir"
         with tempfile.TemporaryDirectory(prefix="dbscale-1m-") as tmp:
-            settings, engine = _database(tmp, url, base)
+            settings, engine = _fresh_database(tmp, base, url)
             w0 = time.perf_counter()
             with FhirClient(base) as client:
                 outcome = backfill.backfill_source("bench", engine=engine, settings=settings, client=client)
