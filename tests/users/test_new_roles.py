@@ -12,10 +12,13 @@ from typer.testing import CliRunner
 
 from discharge_bridge.cli import app as cli
 from discharge_bridge.config import Settings, get_settings
-from discharge_bridge.db import get_engine, session_scope
+from discharge_bridge.db import get_engine, session_scope, upgrade
+from discharge_bridge.demo import DEMO_RECEIVERS, DEMO_SOURCE, ensure_demo_users
+from discharge_bridge.demo.directory import ensure_demo_directory
 from discharge_bridge.directory.models import Organisation
+from discharge_bridge.directory.service import organisation_by_code
 from discharge_bridge.users.roles import Role, home_page
-from discharge_bridge.users.service import get_user, issue_token, principal_for_token
+from discharge_bridge.users.service import get_user, issue_token, list_users, principal_for_token
 from tests.support.factories import make_source
 
 runner = CliRunner()
@@ -98,3 +101,19 @@ def test_a_receiver_needs_an_organisation_and_no_one_else_may_have_one(cli_setti
         assert get_user(session, "rita").organisation_id is None
     code, out = run("users", "role", "rita", "--role", "receiver")
     assert code == 1 and "--organisation CODE" in out
+
+
+def test_the_demo_has_a_psychologist_and_a_receiver_of_a_demo_organisation(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data")
+    upgrade(settings)
+    with session_scope(get_engine(settings)) as session:
+        make_source(session, DEMO_SOURCE)
+    ensure_demo_directory(settings)
+    ensure_demo_users(settings)
+    with session_scope(get_engine(settings)) as session:
+        svetlana, pavel = get_user(session, "svetlana"), get_user(session, "pavel")
+        home_care = organisation_by_code(session, DEMO_RECEIVERS["svetlana"])
+        assert home_care is not None
+        assert (svetlana.role, svetlana.organisation_id) == (Role.receiver, home_care.id)
+        assert (pavel.role, pavel.organisation_id) == (Role.psychologist, None)
+        assert [v.sources for v in list_users(session) if v.username == "pavel"] == [[DEMO_SOURCE]]

@@ -14,6 +14,7 @@ from discharge_bridge.connections.service import add_source
 from discharge_bridge.db import get_engine, session_scope, upgrade, utcnow
 from discharge_bridge.demo.activity import seed_demo_activity
 from discharge_bridge.demo.directory import ensure_demo_directory
+from discharge_bridge.directory.service import organisation_by_code
 from discharge_bridge.ingest.writer import SyncResult
 from discharge_bridge.risk import loading
 from discharge_bridge.sources.models import SourceMode
@@ -31,7 +32,11 @@ DEMO_USERS = [
     ("boris", "Boris Ivanov", Role.bed_manager),
     ("irina", "Irina Sokolova", Role.it_admin),
     ("admin", "Administrator", Role.admin),
+    ("pavel", "Pavel Smirnov", Role.psychologist),
+    ("svetlana", "Svetlana Kuznetsova", Role.receiver),
 ]
+# Receivers work for an organisation of the demo directory (mappings/directory_demo.csv), not a hospital.
+DEMO_RECEIVERS = {"svetlana": "csso-tverskoy"}  # the home-care centre of the Tverskoy district
 
 
 def demo_token(settings: Settings) -> str:
@@ -64,14 +69,19 @@ def ensure_demo_users(settings: Settings) -> str:
             try:
                 get_user(session, username)
             except UserNotFound:
+                code = DEMO_RECEIVERS.get(username)
+                organisation = organisation_by_code(session, code) if code is not None else None
+                if role == Role.receiver and organisation is None:
+                    continue  # a directory without the demo's organisations (imported by hand): no receiver
                 add_user(
                     session,
                     username=username,
                     display_name=name,
                     role=role,
-                    sources=[] if role == Role.admin else [DEMO_SOURCE],
+                    sources=[] if role in (Role.admin, Role.receiver) else [DEMO_SOURCE],
                     password=password,
-                    locale="ru" if username == "dmitry" else "en",
+                    locale="ru" if username in ("dmitry", "svetlana") else "en",
+                    organisation_id=organisation.id if organisation is not None else None,
                 )
     return password
 
