@@ -5,7 +5,7 @@ that fit the case, with why they fit and a Refer button."""
 from __future__ import annotations
 
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 
 from discharge_bridge.cases.models import Case
 from discharge_bridge.cases.referrals.suggestions import suggestions_for_case
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 def _case_with_a_gerontology_suggestion(server: LiveServer) -> int:
     settings = Settings(data_dir=server.data_dir)
     with session_scope(get_engine(settings)) as session:
-        for case in session.exec(select(Case).order_by(Case.id)):
+        for case in session.exec(select(Case).order_by(col(Case.id))):
             if any(s.service.category == "gerontology_centre" for s in suggestions_for_case(session, case)):
                 return case.id or 0
     raise AssertionError("no demo case is suggested a gerontology centre")
