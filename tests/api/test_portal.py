@@ -20,7 +20,7 @@ from discharge_bridge.config import Settings
 from discharge_bridge.db import session_scope
 from discharge_bridge.directory.models import ServiceCategory
 from discharge_bridge.users.service import get_user
-from tests.support.factories import flagged_case, make_source, put_encounter, user_client
+from tests.support.factories import api_client, flagged_case, make_source, put_encounter, user_client
 from tests.support.network import directory_service, refer
 
 NOW = datetime(2026, 11, 5, 9, 0, tzinfo=UTC)
@@ -183,3 +183,19 @@ def test_a_receiver_whose_organisation_is_gone_sees_nothing_and_other_roles_are_
     pavel = user_client(settings, engine, "pavel", role="psychologist")
     assert pavel.get("/api/v1/portal/referrals").status_code == 403
     assert pavel.get(f"/api/v1/portal/referrals/{ids['olga']}").status_code == 403
+
+
+def test_the_openapi_document_covers_the_portal_services_delivered_and_psychology(settings: Settings) -> None:
+    from_api = api_client(settings).get("/openapi.json").json()["paths"]
+    for path, methods in {
+        "/api/v1/portal/referrals": {"get"},
+        "/api/v1/portal/referrals/{referral_id}": {"get", "patch"},
+        "/api/v1/cases/{case_id}/services": {"get", "post"},
+        "/api/v1/services-delivered": {"get"},
+        "/api/v1/services-delivered/{delivered_id}/strike": {"post"},
+        "/api/v1/services-delivered/catalogue": {"get"},
+        "/api/v1/psychology/cases": {"get"},
+    }.items():
+        assert methods <= set(from_api[path]), path
+    patch = from_api["/api/v1/portal/referrals/{referral_id}"]["patch"]
+    assert {"409", "428"} <= set(patch["responses"])

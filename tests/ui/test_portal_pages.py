@@ -95,7 +95,9 @@ def test_the_portal_speaks_russian(engine: Engine, settings: Settings) -> None:
     with time_machine.travel(NOW, tick=False):
         ids = _world(engine)
         rita = user_client(settings, engine, "rita", role="receiver", organisation_id=ids["legal"], locale="ru")
-        assert "Направления в вашу организацию" in rita.get("/portal").text
+        listed = rita.get("/portal").text
+        assert "Направления в вашу организацию" in listed
+        assert 'title="Принимающая организация"' in listed  # the role, named in the reader's language
         page = rita.get(f"/portal/referrals/{ids['olga']}").text
         assert "Принять" in page and "Отказать" in page and "женщина" in page
 

@@ -6,6 +6,7 @@ A ``PageRoute``'s errors become pages: not signed in -> 303 to the sign-in page 
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -19,6 +20,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from discharge_bridge import __version__
 from discharge_bridge.cases.errors import CoordinationError
 from discharge_bridge.ui import i18n
+from discharge_bridge.ui.portal_labels import label
 from discharge_bridge.users.principal import Principal
 from discharge_bridge.users.roles import Permission
 
@@ -36,6 +38,7 @@ env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)  # typ
 env.filters["dt"] = i18n.fmt_datetime
 env.filters["date"] = i18n.fmt_date
 env.globals.update(LANGUAGES=i18n.LANGUAGES, STATIC_URL=STATIC_URL, VERSION=__version__)
+env.globals["role_label"] = partial(label, "role")  # a role's name in the reader's language
 
 # (path, label, permission): the top navigation, each entry shown to the roles that may open it.
 NAV: list[tuple[str, str, Permission]] = [

@@ -78,6 +78,7 @@ class PortalReferral:
     ward: str | None
     expected_discharge_at: datetime | None
     phone: str | None
+    timezone: str = "UTC"  # the hospital's, for showing times
     # For the access log only, never shown: whose identity the read showed.
     patient: tuple[int, str] = field(repr=False, default=(0, ""))
 
@@ -125,7 +126,7 @@ def _views(session: Session, referrals: list[Referral], now: datetime) -> list[P
     shown_cases = [cases[r.case_id] for r in shown]
     people = briefs(session, shown_cases, now.date(), with_phone=True)
     source_ids = {c.source_id for c in shown_cases}
-    sources = {s.id: s.name for s in session.exec(select(Source).where(col(Source.id).in_(source_ids)))}
+    hospitals = {s.id: s for s in session.exec(select(Source).where(col(Source.id).in_(source_ids)))}
     wanted = {c.coordinator for c in shown_cases if c.coordinator}
     names = {u.username: u.display_name for u in session.exec(select(User).where(col(User.username).in_(wanted)))}
     views = []
@@ -149,7 +150,7 @@ def _views(session: Session, referrals: list[Referral], now: datetime) -> list[P
                 answer_due_at=r.answer_due_at,
                 service_name=service.name,
                 service_category=str(service.category),
-                hospital=sources.get(case.source_id, ""),
+                hospital=hospitals[case.source_id].name,
                 coordinator=names.get(case.coordinator or "", case.coordinator),
                 name=person.name,
                 age=person.age,
@@ -157,6 +158,7 @@ def _views(session: Session, referrals: list[Referral], now: datetime) -> list[P
                 ward=person.ward,
                 expected_discharge_at=case.expected_discharge_at,
                 phone=person.phone if r.case_id in phoned else None,
+                timezone=hospitals[case.source_id].timezone,
                 patient=(case.source_id, case.patient_fhir_id),
             )
         )
