@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from discharge_bridge.cases.delivered.models import ServiceDelivered
-from discharge_bridge.cases.models import Case
+from discharge_bridge.cases.models import Case, CaseEvent
 from discharge_bridge.cases.readiness import bed_days_lost
 from discharge_bridge.cases.referrals.models import Referral
 from discharge_bridge.config import Settings
@@ -33,7 +33,7 @@ from discharge_bridge.worklists.city import (
 )
 from discharge_bridge.worklists.periods import InvalidPeriod, Period
 from discharge_bridge.worklists.sitrep import sitrep
-from tests.worklists.city_fixture import NOW, PERIOD, City, seed_city
+from tests.worklists.city_fixture import NOW, PERIOD, City, at, seed_city
 
 pytestmark = pytest.mark.clock
 
@@ -246,3 +246,15 @@ def test_the_demo_figures_agree_with_a_direct_count(tmp_path: Path) -> None:
 def _left_by(case: Case, at: datetime) -> bool:
     gone = case.actual_discharge_at or case.closed_at
     return gone is not None and gone <= at
+
+
+def test_the_same_question_shares_an_answer_for_a_while(engine: Engine, city: City) -> None:
+    with session_scope(engine) as session:
+        sources = [s for s in session.exec(select(Source)) if s.id in (city.city, city.north)]
+        first = city_figures(session, sources, PERIOD, Grouping.hospital, figures_max_age=60)
+        session.add(CaseEvent(case_id=city.cases["C"], at=at(12, 1, 9), actor="anna", kind="assessment_updated"))
+    with session_scope(engine) as session:
+        kept = city_figures(session, sources, PERIOD, Grouping.hospital, figures_max_age=60)
+        fresh = city_figures(session, sources, PERIOD, Grouping.hospital)
+    assert kept == first
+    assert first.durations[0].total.count == 3 and fresh.durations[0].total.count == 4  # C seen after an hour

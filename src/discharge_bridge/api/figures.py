@@ -5,6 +5,7 @@ goes to the access log. A query parameter the route does not know is refused (42
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Annotated
 from zoneinfo import ZoneInfo
@@ -14,7 +15,7 @@ from fastapi.responses import Response
 
 from discharge_bridge.cases.errors import InvalidInput
 from discharge_bridge.db import utcnow
-from discharge_bridge.deps import CurrentPrincipal, SessionDep, require
+from discharge_bridge.deps import CurrentPrincipal, SessionDep, SettingsDep, require
 from discharge_bridge.sources.models import Source
 from discharge_bridge.sources.service import SourceNotFound, list_sources, narrow_scope
 from discharge_bridge.spreadsheet import write_rows
@@ -51,12 +52,21 @@ def covered(session: SessionDep, principal: Principal, source: str | None) -> li
     return list_sources(session, source_ids=ids)
 
 
-def compute(
-    session: SessionDep, principal: Principal, start: date | None, end: date | None, group: Grouping, source: str | None
-) -> CityFigures:
-    sources = covered(session, principal, source)
+@dataclass(frozen=True)
+class Question:
+    start: date | None
+    end: date | None
+    group: Grouping
+    source: str | None
+
+
+def compute(session: SessionDep, settings: SettingsDep, principal: Principal, asked: Question) -> CityFigures:
+    sources = covered(session, principal, asked.source)
+    period = period_of(asked.start, asked.end, utcnow().date())
     try:
-        return city.city_figures(session, sources, period_of(start, end, utcnow().date()), group)
+        return city.city_figures(
+            session, sources, period, asked.group, figures_max_age=settings.list_figures_max_age_seconds
+        )
     except InvalidPeriod as exc:
         raise InvalidInput(("query", exc.param), exc.message) from None
 
@@ -65,6 +75,7 @@ def compute(
 def get_figures(
     request: Request,
     session: SessionDep,
+    settings: SettingsDep,
     principal: CurrentPrincipal,
     start: From = None,
     to: To = None,
@@ -75,13 +86,14 @@ def get_figures(
     referrals by category and outcome; receivers' response time; services delivered and to how many
     people: per group, with count, median and p90 of each duration (nearest rank), and overall."""
     known_params(request, FIGURE_PARAMS)
-    return compute(session, principal, start, to, group, source)
+    return compute(session, settings, principal, Question(start, to, group, source))
 
 
 @router.get("/figures.csv", response_class=Response)
 def export_figures(
     request: Request,
     session: SessionDep,
+    settings: SettingsDep,
     principal: CurrentPrincipal,
     start: From = None,
     to: To = None,
@@ -90,7 +102,7 @@ def export_figures(
 ) -> Response:
     """The same figures as a long table: figure, group, detail, measure, value."""
     known_params(request, FIGURE_PARAMS)
-    figures = compute(session, principal, start, to, group, source)
+    figures = compute(session, settings, principal, Question(start, to, group, source))
     buffer = io.StringIO()
     write_rows(buffer, city.CSV_HEADER, city.figure_rows(figures))
     name = f"figures-{group.value}-{figures.period.start.isoformat()}-{figures.period.end.isoformat()}.csv"

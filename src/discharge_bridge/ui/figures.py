@@ -231,7 +231,10 @@ def figures_page(
     sources = list_sources(session, source_ids=ids)
     mine = list_sources(session, source_ids=principal.scope)
     try:
-        figures = city_figures(session, sources, period_of(start, to, utcnow().date()), grouping)
+        period = period_of(start, to, utcnow().date())
+        figures = city_figures(
+            session, sources, period, grouping, figures_max_age=settings.list_figures_max_age_seconds
+        )
     except InvalidPeriod as exc:
         raise HTTPException(422, f"{i18n.gettext('Please check')}: {exc.param}") from None
     chosen = sources[0] if len(sources) == 1 else None

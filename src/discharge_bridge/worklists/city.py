@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import String, and_, case, cast, func, literal, select, union_all
+from sqlalchemy import String, and_, case, cast, func, literal, select
 from sqlmodel import Session, col
 
 from discharge_bridge.cases.delivered.models import ServiceDelivered
@@ -40,6 +40,7 @@ from discharge_bridge.cases.tasks.models import Task, TaskKind, TaskStatus
 from discharge_bridge.directory.models import DirectoryService, Organisation
 from discharge_bridge.ingest.models import EncounterSnapshot
 from discharge_bridge.sources.models import Source
+from discharge_bridge.worklists.figures import kept
 from discharge_bridge.worklists.periods import Calendars, Period, Spread, not_negative, seconds_between, spreads
 
 # Who is not a person: the feed, the assessment stage and the scheduler write events and tasks too.
@@ -52,6 +53,7 @@ MACHINE_ACTORS = ("system", "ehr", "scheduler")
 FIRST_VISIT_EVENTS = (EventKind.assessment_updated.value, EventKind.flag_corrected.value)
 
 HOUR, DAY = 3600.0, 86400.0
+NOTHING = Spread(0, 0, None, None, 0.0)
 
 
 class Grouping(StrEnum):
@@ -144,6 +146,23 @@ class CityFigures:
 class _Figures:
     """The figures of one question: the covered hospitals, the period and the grouping."""
 
+    def compute(self) -> CityFigures:
+        delay, lost, lost_total = self.ready_to_discharge()
+        delivered, people, people_total = self.delivered()
+        return CityFigures(
+            period=self.period,
+            grouping=self.grouping,
+            durations=[*self.flag_durations(), delay],
+            bed_days=lost,
+            bed_days_total=lost_total,
+            referrals=self.referrals(),
+            responses=self.responses(),
+            delivered=delivered,
+            people=people,
+            people_total=people_total,
+            hospitals=dict(self.names),
+        )
+
     def __init__(self, session: Session, sources: list[Source], period: Period, grouping: Grouping) -> None:
         self.session = session
         self.period = period.check()
@@ -190,11 +209,17 @@ class _Figures:
 
     # -- durations --------------------------------------------------------------------------------
 
-    def duration(self, name: str, unit: str, seconds: Any, at: Any) -> DurationFigure:
-        scale = HOUR if unit == "hours" else DAY
+    def spread(self, figures: dict[str, tuple[Any, Any]]) -> dict[tuple[str, Any], Spread]:
+        """``{name: (cohort CTE, seconds over it)}``: each figure per group and overall (``<name>:all``),
+        in one statement."""
+        keyed: dict[str, Any] = {}
+        for name, (cohort, seconds) in figures.items():
+            keyed[name] = select(cohort.c.grp.label("grp"), seconds.label("seconds"))
+            keyed[f"{name}:all"] = select(literal("all").label("grp"), seconds.label("seconds"))
+        return spreads(self.session, keyed)
 
-        def figure(key: Any) -> dict[Any, Spread]:
-            return spreads(self.session, self.cases(select(key.label("grp"), seconds.label("seconds")), at))
+    def figure(self, name: str, unit: str, found: dict[tuple[str, Any], Spread]) -> DurationFigure:
+        scale = HOUR if unit == "hours" else DAY
 
         def out(group: str | None, s: Spread) -> Duration:
             def scaled(v: float | None) -> float | None:
@@ -202,41 +227,55 @@ class _Figures:
 
             return Duration(group, s.cohort, s.count, scaled(s.median), scaled(s.p90))
 
-        groups = [out(self.label(k), s) for k, s in figure(self.key(at)).items()]
-        whole = figure(literal("all")).get("all", Spread(0, 0, None, None, 0.0))
+        groups = [out(self.label(k), s) for (f, k), s in found.items() if f == name]
+        whole = found.get((f"{name}:all", "all"), NOTHING)
         return DurationFigure(name, unit, sorted(groups, key=_order), out(None, whole))
 
     def flag_durations(self) -> list[DurationFigure]:
+        """The three times from the flag over one cohort of the period's new cases, each case's
+        lookups made once (a CTE the statement reads six times)."""
         opened = col(Case.opened_at)
+        columns: tuple[Any, ...] = (
+            self.key(opened).label("grp"),
+            opened.label("opened"),
+            visit_event().label("seen_event"),
+            visit_task().label("seen_task"),
+            first_plan().label("planned"),
+            handoff_completed().label("handed"),
+        )
+        c = self.cases(select(*columns), opened).cte("cohort").prefix_with("MATERIALIZED")
+        cohort = c.c
+        seen = earliest(cohort.seen_event, cohort.seen_task)
+        found = self.spread(
+            {
+                "flag_to_first_visit": (c, self.seconds(cohort.opened, seen)),
+                "flag_to_plan": (c, self.seconds(cohort.opened, cohort.planned)),
+                "flag_to_handoff": (c, self.seconds(cohort.opened, cohort.handed)),
+            }
+        )
         return [
-            self.duration("flag_to_first_visit", "hours", self.seconds(opened, first_visit()), opened),
-            self.duration("flag_to_plan", "hours", self.seconds(opened, first_plan()), opened),
-            self.duration("flag_to_handoff", "days", self.seconds(opened, handoff_completed()), opened),
+            self.figure("flag_to_first_visit", "hours", found),
+            self.figure("flag_to_plan", "hours", found),
+            self.figure("flag_to_handoff", "days", found),
         ]
 
     def ready_to_discharge(self) -> tuple[DurationFigure, list[BedDays], BedDays]:
         left, ready = col(Case.actual_discharge_at), col(Case.medically_ready_at)
-        delay = not_negative(self.seconds(ready, left))
-
-        def spread(key: Any) -> dict[Any, Spread]:
-            query = select(key.label("grp"), delay.label("seconds")).where(ready.is_not(None))
-            return spreads(self.session, self.cases(query, left))
-
-        by_group, whole = spread(self.key(left)), spread(literal("all")).get("all", Spread(0, 0, None, None, 0.0))
-
-        def days(v: float | None) -> float | None:
-            return None if v is None else round(v / DAY, 1)
-
-        groups = sorted(
-            (Duration(self.label(k), s.cohort, s.count, days(s.median), days(s.p90)) for k, s in by_group.items()),
+        columns = (self.key(left).label("grp"), not_negative(self.seconds(ready, left)).label("delay"))
+        c = self.cases(select(*columns).where(ready.is_not(None)), left).cte("discharged")
+        name = "ready_to_discharge"
+        found = self.spread({name: (c, c.c.delay)})
+        whole = found.get(("ready_to_discharge:all", "all"), NOTHING)
+        lost = sorted(
+            (
+                BedDays(self.label(k), s.count, round(s.total / DAY, 1))
+                for (f, k), s in found.items()
+                if f == "ready_to_discharge"
+            ),
             key=_order,
         )
-        total = Duration(None, whole.cohort, whole.count, days(whole.median), days(whole.p90))
-        lost = sorted(
-            (BedDays(self.label(k), s.count, round(s.total / DAY, 1)) for k, s in by_group.items()), key=_order
-        )
         return (
-            DurationFigure("ready_to_discharge", "days", groups, total),
+            self.figure("ready_to_discharge", "days", found),
             lost,
             BedDays(None, whole.count, round(whole.total / DAY, 1)),
         )
@@ -271,7 +310,7 @@ class _Figures:
             .select_from(Referral)
             .join(Case, col(Case.id) == Referral.case_id)
         )
-        found = spreads(self.session, self.cases(query, at))
+        found = {oid: s for (_, oid), s in spreads(self.session, {"response": self.cases(query, at)}).items()}
         if not found:
             return []
         names = {
@@ -331,17 +370,34 @@ def _human(actor: Any) -> Any:
     return col(actor).not_in(MACHINE_ACTORS)
 
 
-def first_visit() -> Any:
-    """When a coordinator first saw the patient (``FIRST_VISIT_EVENTS`` or the first-visit task
-    completed), per case, as a correlated scalar: the earliest of the two."""
-    events: Any = select(col(CaseEvent.case_id).label("case_id"), col(CaseEvent.at).label("at")).where(
-        col(CaseEvent.kind).in_(FIRST_VISIT_EVENTS), _human(CaseEvent.actor)
+def visit_event() -> Any:
+    """When a person first recorded a ``FIRST_VISIT_EVENTS`` event on the case (through its index)."""
+    return (
+        select(func.min(CaseEvent.at))
+        .where(col(CaseEvent.case_id) == Case.id, col(CaseEvent.kind).in_(FIRST_VISIT_EVENTS), _human(CaseEvent.actor))
+        .correlate(Case)
+        .scalar_subquery()
     )
-    tasks: Any = select(col(Task.case_id).label("case_id"), col(Task.status_changed_at).label("at")).where(
-        col(Task.kind) == TaskKind.first_visit.value, col(Task.status) == TaskStatus.completed.value
+
+
+def visit_task() -> Any:
+    """When the case's first-visit task was completed (completed is final: its last status change)."""
+    return (
+        select(func.min(Task.status_changed_at))
+        .where(
+            col(Task.case_id) == Case.id,
+            col(Task.status) == TaskStatus.completed.value,
+            col(Task.kind) == TaskKind.first_visit.value,
+        )
+        .correlate(Case)
+        .scalar_subquery()
     )
-    seen = union_all(events, tasks).subquery()
-    return select(func.min(seen.c.at)).where(seen.c.case_id == Case.id).correlate(Case).scalar_subquery()
+
+
+def earliest(a: Any, b: Any) -> Any:
+    """The earlier of two instants, either maybe NULL (SQLite's min(a, b) and LEAST differ on NULL).
+    The first visit is ``earliest(visit_event(), visit_task())``."""
+    return case((a.is_(None), b), (b.is_(None), a), (b < a, b), else_=a)
 
 
 def first_plan() -> Any:
@@ -364,26 +420,18 @@ def handoff_completed() -> Any:
     )
 
 
-def city_figures(session: Session, sources: list[Source], period: Period, grouping: Grouping) -> CityFigures:
+def city_figures(
+    session: Session, sources: list[Source], period: Period, grouping: Grouping, *, figures_max_age: float = 0
+) -> CityFigures:
     """Every figure of ``sources`` (the caller's hospitals, maybe narrowed to one) over ``period``.
 
-    Raises ``InvalidPeriod`` for a period that ends before it starts or is longer than a year."""
+    Over a city (100,000 cases) this is seconds on SQLite: with ``figures_max_age`` (the setting
+    ``list_figures_max_age_seconds``) readers asking the same question within that many seconds share
+    one answer (``worklists.figures.kept``). Raises ``InvalidPeriod`` for a period that ends before it
+    starts, is longer than a year or lies outside the years the API takes."""
     figures = _Figures(session, sources, period, grouping)
-    delay, lost, lost_total = figures.ready_to_discharge()
-    delivered, people, people_total = figures.delivered()
-    return CityFigures(
-        period=figures.period,
-        grouping=grouping,
-        durations=[*figures.flag_durations(), delay],
-        bed_days=lost,
-        bed_days_total=lost_total,
-        referrals=figures.referrals(),
-        responses=figures.responses(),
-        delivered=delivered,
-        people=people,
-        people_total=people_total,
-        hospitals=dict(figures.names),
-    )
+    key = ("city", str(session.get_bind().engine.url), tuple(sorted(figures.source_ids)), figures.period, grouping)
+    return kept(key, figures_max_age, figures.compute)
 
 
 CSV_HEADER = ["figure", "group", "detail", "measure", "value"]

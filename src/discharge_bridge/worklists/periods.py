@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, case, false, func, literal, or_, select
+from sqlalchemy import ColumnElement, and_, case, false, func, literal, or_, select, union_all
 from sqlmodel import Session
 
 from discharge_bridge.validation import YEAR_MAX, YEAR_MIN
@@ -138,16 +138,21 @@ class Spread:
     total: float
 
 
-def spreads(session: Session, keyed: Any) -> dict[Any, Spread]:
-    """``keyed`` selects ``grp`` and ``seconds`` (NULL: not reached yet), one row per item of the
-    cohort; one grouped query ranks the durations of each key and picks the median and the p90."""
-    rows = keyed.subquery()
+def spreads(session: Session, figures: dict[str, Any]) -> dict[tuple[str, Any], Spread]:
+    """``{(figure, group): Spread}`` in one statement. Each select of ``figures`` gives ``grp`` and
+    ``seconds`` (NULL: not reached yet), one row per item of that figure's cohort; the rows of all of
+    them are ranked per figure and group, and the median and the p90 picked by rank. Selects that read
+    one CTE share it: the database computes it once for the statement."""
+    rows = union_all(
+        *(select(literal(name).label("figure"), q.c.grp, q.c.seconds) for name, q in _subqueries(figures))
+    ).subquery()
     missing = case((rows.c.seconds.is_(None), 1), else_=0)
     ranked = select(
+        rows.c.figure,
         rows.c.grp,
         rows.c.seconds,
-        func.row_number().over(partition_by=[rows.c.grp, missing], order_by=rows.c.seconds).label("rn"),
-        func.count(rows.c.seconds).over(partition_by=rows.c.grp).label("n"),
+        func.row_number().over(partition_by=[rows.c.figure, rows.c.grp, missing], order_by=rows.c.seconds).label("rn"),
+        func.count(rows.c.seconds).over(partition_by=[rows.c.figure, rows.c.grp]).label("n"),
     ).subquery()
     reached = ranked.c.seconds.is_not(None)
 
@@ -155,20 +160,25 @@ def spreads(session: Session, keyed: Any) -> dict[Any, Spread]:
         return func.max(case((and_(reached, ranked.c.rn == rank), ranked.c.seconds), else_=None))
 
     query = select(
+        ranked.c.figure,
         ranked.c.grp,
         func.count(),
         func.max(ranked.c.n),
         at_rank((ranked.c.n + 1) // 2),
         at_rank((9 * ranked.c.n + 9) // 10),
         func.sum(ranked.c.seconds),
-    ).group_by(ranked.c.grp)
+    ).group_by(ranked.c.figure, ranked.c.grp)
     return {
-        key: Spread(
+        (figure, key): Spread(
             int(cohort),
             int(n or 0),
             None if median is None else float(median),
             None if p90 is None else float(p90),
             float(total or 0.0),
         )
-        for key, cohort, n, median, p90, total in session.execute(query)
+        for figure, key, cohort, n, median, p90, total in session.execute(query)
     }
+
+
+def _subqueries(figures: dict[str, Any]) -> list[tuple[str, Any]]:
+    return [(name, q.subquery()) for name, q in figures.items()]
