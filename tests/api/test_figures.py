@@ -179,3 +179,19 @@ def test_bed_manager_reads_them(settings: Settings, engine: Engine, city: City) 
     client = user_client(settings, engine, "bm", role="bed_manager", sources=("city", "north"))
     assert client.get("/api/v1/figures", params=PERIOD).status_code == 200
     assert client.get("/api/v1/sitrep", params={"source": "north", "date": "2026-12-03"}).status_code == 200
+
+
+def test_openapi_describes_the_figures(anna: TestClient) -> None:
+    spec = anna.get("/openapi.json").json()
+    figures = spec["paths"]["/api/v1/figures"]["get"]
+    assert {p["name"] for p in figures["parameters"]} == {"from", "to", "group", "source"}
+    group = next(p for p in figures["parameters"] if p["name"] == "group")
+    assert spec["components"]["schemas"]["Grouping"]["enum"] == ["hospital", "ward", "coordinator", "week"]
+    assert "#/components/schemas/Grouping" in str(group["schema"])
+    body = figures["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+    assert set(spec["components"]["schemas"][body]["properties"]) >= {
+        "period", "grouping", "durations", "bed_days", "referrals", "responses", "delivered", "people",
+    }  # fmt: skip
+    sitrep = spec["paths"]["/api/v1/sitrep"]["get"]
+    assert {p["name"]: p["required"] for p in sitrep["parameters"]} == {"source": True, "date": False}
+    assert {"/api/v1/figures.csv", "/api/v1/sitrep.csv"} <= set(spec["paths"])
