@@ -24,7 +24,7 @@ Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, ma
 Short = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), ONE_LINE]
 Phone = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), ONE_LINE]
 Address = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500), ONE_LINE]
-Url = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500, pattern=r"^https?://\S+$")]
+Url = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500, pattern=r"^https?://\S+$"), ONE_LINE]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=4000), LINES]
 District = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), ONE_LINE]
 Age = Annotated[int, Interval(ge=0, le=130)]
