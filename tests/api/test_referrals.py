@@ -113,6 +113,7 @@ def test_input_errors_name_the_field(engine: Engine, settings: Settings) -> None
         ({"method": "verbal_witnessed", "categories": ["charity"]}, "witness"),
         ({"method": "signed_form"}, "organisation_ids"),
         ({"method": "signed_form", "categories": ["moon"]}, "categories"),
+        ({"method": "signed_form", "organisation_ids": [9999]}, "organisation_ids"),
         ({"method": "guardian_signed", "categories": ["charity"]}, "given_by_name"),
         (
             {
@@ -153,3 +154,19 @@ def test_referrals_are_scoped_to_the_hospital_and_writing_needs_refer(engine: En
         f"/api/v1/referrals/{referral['id']}", json={"status": "cancelled", "reason": "not needed", "version": 1}
     )
     assert moved.status_code == 200 and moved.json()["status"] == "cancelled"
+
+
+def test_the_openapi_document_covers_referrals_and_consent(settings: Settings) -> None:
+    paths = api_client(settings).get("/openapi.json").json()["paths"]
+    expected = {
+        "/api/v1/cases/{case_id}/referrals": {"get", "post"},
+        "/api/v1/referrals/{referral_id}": {"get", "patch"},
+        "/api/v1/referrals/{referral_id}/documents/{code}": {"post"},
+        "/api/v1/referrals/{referral_id}/fhir": {"get"},
+        "/api/v1/cases/{case_id}/consents": {"get", "post"},
+        "/api/v1/consents/{consent_id}/revoke": {"post"},
+    }
+    for path, methods in expected.items():
+        assert methods <= set(paths[path]), path
+    assert "409" in paths["/api/v1/cases/{case_id}/referrals"]["post"]["responses"]
+    assert "consent_required" in paths["/api/v1/cases/{case_id}/referrals"]["post"]["responses"]["409"]["description"]

@@ -17,6 +17,8 @@ from discharge_bridge.cases.errors import InvalidInput
 from discharge_bridge.cases.events import EventKind
 from discharge_bridge.cases.models import CaseEvent
 from discharge_bridge.db import session_scope
+from discharge_bridge.directory.models import ServiceCategory
+from tests.cases.referral_support import make_service
 from tests.support.factories import flagged_case, make_source
 
 NOW = datetime(2026, 11, 5, 9, 0, tzinfo=UTC)
@@ -50,13 +52,14 @@ def test_recording_refuses_an_incomplete_consent_naming_the_field(
 def test_a_consent_covers_its_organisations_and_categories_while_active(engine: Engine) -> None:
     with time_machine.travel(NOW, tick=False), session_scope(engine) as session:
         case = flagged_case(session, make_source(session).id or 0)
+        org = make_service(session, "lawyers", ServiceCategory.legal_aid).organisation_id
         consent = record_consent(
             session,
             case,
             {
                 "method": "verbal_witnessed",
                 "witness": "Nurse Petrova",
-                "organisation_ids": [7],
+                "organisation_ids": [org],
                 "categories": ["charity"],
                 "valid_until": NOW + timedelta(days=30),
             },
@@ -75,17 +78,17 @@ def test_a_consent_covers_its_organisations_and_categories_while_active(engine: 
             )
             return found.id if found else None
 
-        assert cover(7, "home_care", NOW) == consent.id  # by organisation
+        assert cover(org, "home_care", NOW) == consent.id  # by organisation
         assert cover(99, "charity", NOW + timedelta(days=29)) == consent.id  # by category
         assert cover(99, "home_care", NOW) is None  # neither
-        assert cover(7, "home_care", NOW - timedelta(seconds=1)) is None  # before it was given
-        assert cover(7, "home_care", NOW + timedelta(days=30)) is None  # ended
+        assert cover(org, "home_care", NOW - timedelta(seconds=1)) is None  # before it was given
+        assert cover(org, "home_care", NOW + timedelta(days=30)) is None  # ended
         assert (
             covering_consent(
                 session,
                 source_id=case.source_id,
                 patient_fhir_id="someone-else",
-                organisation_id=7,
+                organisation_id=org,
                 category="charity",
                 at=NOW,
             )
@@ -93,7 +96,7 @@ def test_a_consent_covers_its_organisations_and_categories_while_active(engine: 
         )
 
         revoke_consent(session, consent, actor="boris", reason="the patient changed their mind")
-        assert cover(7, "home_care", NOW) is None
+        assert cover(org, "home_care", NOW) is None
         kept = consents_of(session, case.source_id, case.patient_fhir_id)
         assert [(c.id, c.status, c.revoked_by, c.revoked_at, c.revoke_reason) for c in kept] == [
             (consent.id, ConsentStatus.inactive, "boris", NOW, "the patient changed their mind")
@@ -119,3 +122,11 @@ def test_revoking_needs_a_reason(engine: Engine) -> None:
         with pytest.raises(InvalidInput) as refused:
             revoke_consent(session, consent, actor="anna", reason="  ")
         assert refused.value.loc == ("body", "reason") and consent.status == ConsentStatus.active
+
+
+def test_a_consent_names_only_organisations_of_the_directory(engine: Engine) -> None:
+    with session_scope(engine) as session:
+        case = flagged_case(session, make_source(session).id or 0)
+        with pytest.raises(InvalidInput) as refused:
+            record_consent(session, case, {"method": "signed_form", "organisation_ids": [9999]}, actor="anna")
+        assert refused.value.loc == ("body", "organisation_ids") and "9999" in refused.value.message

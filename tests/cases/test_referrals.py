@@ -15,7 +15,7 @@ from discharge_bridge.cases.discharge import record_discharge
 from discharge_bridge.cases.errors import CaseClosed, InvalidInput, StaleVersion
 from discharge_bridge.cases.events import EventKind
 from discharge_bridge.cases.handoffs.models import DestinationType, Handoff, HandoffStatus
-from discharge_bridge.cases.handoffs.service import DocumentsMissing
+from discharge_bridge.cases.handoffs.service import DocumentsMissing, create_handoff
 from discharge_bridge.cases.models import Case, CaseEvent, CaseStatus
 from discharge_bridge.cases.referrals.errors import ConsentRequired, InvalidReferralTransition
 from discharge_bridge.cases.referrals.models import REFERRAL_TRANSITIONS, Referral, ReferralStatus
@@ -281,3 +281,25 @@ def test_the_escalation_job_raises_the_reminders_of_unanswered_referrals(engine:
     with session_scope(engine) as session:
         reminder = session.get(Task, session.exec(select(Referral)).one().reminder_task_id)
         assert reminder is not None and reminder.description.startswith("No answer from Organisation fund")
+
+
+def test_a_destination_referral_takes_the_handoff_proposed_by_hand(engine: Engine, settings: Settings) -> None:
+    with session_scope(engine) as session:
+        case = _case_with_consent(session)
+        by_hand = create_handoff(
+            session,
+            case,
+            actor="anna",
+            destination_type=DestinationType.social_home,
+            mappings_dir=settings.mappings_dir,
+        )
+        other = create_handoff(
+            session, case, actor="anna", destination_type=DestinationType.hospice, mappings_dir=settings.mappings_dir
+        )
+        referral = _referral(session, case, ServiceCategory.social_home)
+        assert referral.handoff_id == by_hand.id and referral.handoff_id != other.id
+        assert (by_hand.status, by_hand.organisation) == (HandoffStatus.referred, "Organisation svc-social_home-0")
+        assert other.status == HandoffStatus.proposed
+        assert len(session.exec(select(Handoff)).all()) == 2  # no second handoff to the same place
+        move_referral(session, referral, _R.rejected, actor="org", reason="no places")
+        assert by_hand.status == HandoffStatus.declined

@@ -21,6 +21,7 @@ from discharge_bridge.cases.errors import InvalidInput
 from discharge_bridge.cases.events import EventKind, record_event
 from discharge_bridge.cases.models import Case
 from discharge_bridge.db import utcnow
+from discharge_bridge.directory.models import Organisation
 
 FIELDS = frozenset(
     {
@@ -92,6 +93,9 @@ def record_consent(session: Session, case: Case, values: Mapping[str, Any], *, a
     assert case.id is not None
     now = utcnow()
     clean = _validate(values, now)
+    unknown = [i for i in clean["organisation_ids"] if session.get(Organisation, i) is None]
+    if unknown:
+        raise InvalidInput(("body", "organisation_ids"), f"no organisation {unknown[0]} in the directory")
     consent = Consent(
         source_id=case.source_id,
         patient_fhir_id=case.patient_fhir_id,

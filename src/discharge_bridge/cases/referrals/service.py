@@ -23,6 +23,7 @@ from discharge_bridge.cases.consent.service import covering_consent
 from discharge_bridge.cases.errors import InvalidInput, InvalidTransition, check_version, ensure_open
 from discharge_bridge.cases.events import EventKind, record_event
 from discharge_bridge.cases.handoffs.models import HANDOFF_TRANSITIONS, DestinationType, Handoff, HandoffStatus
+from discharge_bridge.cases.handoffs.repository import list_handoffs
 from discharge_bridge.cases.handoffs.service import DocumentsMissing, missing_documents, update_handoff
 from discharge_bridge.cases.models import Case, CaseStatus
 from discharge_bridge.cases.referrals.errors import ConsentRequired, InvalidReferralTransition
@@ -165,9 +166,30 @@ def _open_handoff(
     actor: str,
     now: datetime,
 ) -> int:
-    """The handoff a destination referral carries: already referred, with the referral's checklist
-    (ticked from the referral, so the documents rule of the handoff counts the same documents);
-    the ``referral_created`` event that follows names it."""
+    """The handoff a destination referral carries; the ``referral_created`` event that follows names it.
+
+    A handoff of the same destination the coordinator proposed by hand (still ``proposed``, to no
+    other organisation) is the one: it moves to referred through the handoff service and keeps its
+    checklist. Otherwise a new one starts at referred with the referral's checklist (ticked from the
+    referral, so the documents rule of the handoff counts the same documents).
+    """
+    for proposed in list_handoffs(session, case.id or 0):
+        if (
+            HandoffStatus(proposed.status) == HandoffStatus.proposed
+            and proposed.destination_type == destination
+            and proposed.organisation in (None, "", organisation.name)
+        ):
+            update_handoff(
+                session,
+                case,
+                proposed,
+                actor=actor,
+                expected_version=None,
+                status=HandoffStatus.referred,
+                organisation=organisation.name,
+            )
+            assert proposed.id is not None
+            return proposed.id
     handoff = Handoff(
         case_id=case.id or 0,
         destination_type=destination,
