@@ -38,7 +38,9 @@ def test_a_referral_without_consent_is_refused_then_sent_moved_and_ticked(engine
     assert consent.status_code == 201, consent.text
     assert consent.json()["status"] == "active" and consent.json()["organisation_ids"] == [organisation_id]
     listed = client.get(f"/api/v1/cases/{case_id}/consents").json()
-    assert [c["id"] for c in listed] == [consent.json()["id"]]
+    assert [c["id"] for c in listed] == [consent.json()["id"]] and listed[0]["witness"] == "Nurse Petrova"
+    with session_scope(engine) as session:  # the list names the witness: the view is in the access log
+        assert [e.route for e in session.exec(select(AccessLogEntry))] == ["api.consents"]
 
     created = client.post(
         f"/api/v1/cases/{case_id}/referrals",

@@ -6,11 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
 
+from discharge_bridge.access import record_view
 from discharge_bridge.cases.consent.errors import ConsentNotFound
 from discharge_bridge.cases.consent.models import Consent
 from discharge_bridge.cases.consent.schemas import ConsentIn, ConsentOut, ConsentRevoke
 from discharge_bridge.cases.consent.service import consents_of, get_consent, record_consent, revoke_consent
-from discharge_bridge.deps import Actor, CurrentCase, SessionDep, SourceScope, require_by_method
+from discharge_bridge.deps import Actor, CurrentCase, CurrentPrincipal, SessionDep, SourceScope, require_by_method
 from discharge_bridge.users.roles import Permission
 from discharge_bridge.validation import Id
 
@@ -29,6 +30,7 @@ def get_consent_or_404(consent_id: Annotated[Id, Path()], session: SessionDep, s
 
 
 CurrentConsent = Annotated[Consent, Depends(get_consent_or_404)]
+LIST_ROUTE = "api.consents"
 
 
 def consent_out(session: SessionDep, consent: Consent) -> ConsentOut:
@@ -37,9 +39,15 @@ def consent_out(session: SessionDep, consent: Consent) -> ConsentOut:
 
 
 @router.get("/cases/{case_id}/consents", response_model=list[ConsentOut])
-def consents_index(case: CurrentCase, session: SessionDep) -> list[ConsentOut]:
-    """Every consent of the case's patient (from this and earlier admissions), newest first, revoked ones too."""
-    return [consent_out(session, c) for c in consents_of(session, case.source_id, case.patient_fhir_id)]
+def consents_index(case: CurrentCase, session: SessionDep, principal: CurrentPrincipal) -> list[ConsentOut]:
+    """Every consent of the case's patient (from this and earlier admissions), newest first, revoked
+    ones too. They name the guardian or witness: the view is written to the access log."""
+    consents = consents_of(session, case.source_id, case.patient_fhir_id)
+    if consents:
+        record_view(
+            session, user=principal.username, route=LIST_ROUTE, patients=[(case.source_id, case.patient_fhir_id)]
+        )
+    return [consent_out(session, c) for c in consents]
 
 
 @router.post("/cases/{case_id}/consents", response_model=ConsentOut, status_code=201)
