@@ -15,7 +15,7 @@ from discharge_bridge.cases.events import EventKind
 from discharge_bridge.cases.models import CaseEvent
 from discharge_bridge.cases.referrals.models import Referral, ReferralStatus
 from discharge_bridge.cases.referrals.remote import sync_remote_referrals
-from discharge_bridge.cases.referrals.service import create_referral
+from discharge_bridge.cases.referrals.service import create_referral, move_referral
 from discharge_bridge.config import Settings
 from discharge_bridge.db import session_scope
 from discharge_bridge.directory.models import Organisation, ServiceCategory
@@ -102,3 +102,23 @@ def test_a_receiver_server_that_is_down_is_retried_and_holds_up_nothing_else(
     result = sync_remote_referrals(settings)
     assert (result.sent, result.failed) == (0, 1)
     assert _referral(engine).remote_task_id is None  # tried again next time
+
+
+def test_a_referral_cancelled_here_is_cancelled_on_the_receivers_server(
+    engine: Engine, settings: Settings, sekmet: SekmetServer
+) -> None:
+    with session_scope(engine) as session:
+        case = flagged_case(session, make_source(session).id or 0)
+        service = make_service(session, "fund", ServiceCategory.charity, requires_consent=False)
+        organisation = session.get(Organisation, service.organisation_id)
+        assert organisation is not None
+        organisation.fhir_base_url = sekmet.base_url
+        create_referral(session, case, service_id=service.id or 0, needs=[], reason=None, actor="anna")
+    sync_remote_referrals(settings)
+    with session_scope(engine) as session:
+        referral = session.exec(select(Referral)).one()
+        move_referral(session, referral, ReferralStatus.cancelled, actor="anna", reason="the family pays")
+    assert sync_remote_referrals(settings).updated == 1
+    remote = sekmet.get(f"Task/{_referral(engine).remote_task_id}")
+    assert (remote["status"], remote["statusReason"]["text"]) == ("cancelled", "the family pays")
+    assert sync_remote_referrals(settings).updated == 0  # told once

@@ -15,10 +15,11 @@ from __future__ import annotations
 import logging
 from collections import deque
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import httpx
+from sqlalchemy import and_, or_
 from sqlmodel import Session, col, select
 
 from discharge_bridge.cases.consent.models import Consent
@@ -28,7 +29,7 @@ from discharge_bridge.cases.referrals.fhir import REFERRAL_SYSTEM, service_reque
 from discharge_bridge.cases.referrals.models import OPEN_REFERRAL, REFERRAL_TRANSITIONS, Referral, ReferralStatus
 from discharge_bridge.cases.referrals.service import move_referral, service_of
 from discharge_bridge.config import Settings
-from discharge_bridge.db import get_engine, session_scope
+from discharge_bridge.db import get_engine, session_scope, utcnow
 from discharge_bridge.directory.models import Organisation
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 FHIR_JSON = "application/fhir+json"
 TIMEOUT = httpx.Timeout(10.0)
 BATCH = 200
+CANCEL_NOTICE = timedelta(days=7)  # how long a cancellation made here is offered to the receiver's server
 
 
 class RemoteReferralError(Exception):
@@ -160,23 +162,49 @@ def apply_remote_task(session: Session, referral: Referral, remote: dict[str, An
 
 
 def poll_referral(session: Session, referral: Referral, client: httpx.Client) -> bool:
+    """Read the receiver's Task: apply its answer to an open referral, or tell the receiver about a
+    cancellation made here (PUT the Task as cancelled, with our reason)."""
     _, organisation = service_of(session, referral)
     url = f"{(organisation.fhir_base_url or '').rstrip('/')}/Task/{referral.remote_task_id}"
     response = client.get(url)
     if response.status_code >= 400:
         raise RemoteReferralError(f"GET Task: HTTP {response.status_code}")
-    return apply_remote_task(session, referral, response.json(), organisation)
+    remote = response.json()
+    if ReferralStatus(referral.status) in OPEN_REFERRAL:
+        return apply_remote_task(session, referral, remote, organisation)
+    if remote.get("status") in {s.value for s in REFERRAL_TRANSITIONS.final}:
+        return False  # the receiver has it as ended already
+    cancelled = {**remote, "status": ReferralStatus.cancelled.value}
+    if referral.status_reason:
+        cancelled["statusReason"] = {"text": referral.status_reason}
+    put = client.put(url, json=cancelled, headers={"Content-Type": FHIR_JSON})
+    if put.status_code >= 400:
+        raise RemoteReferralError(f"PUT Task: HTTP {put.status_code}")
+    referral.remote_task_version = str(((put.json() if put.content else {}).get("meta") or {}).get("versionId") or "")
+    session.add(referral)
+    session.flush()
+    return True
 
 
 def _ids(session: Session, *, sent: bool) -> list[int]:
     query = (
         select(Referral.id)
         .join(Organisation, col(Organisation.id) == Referral.organisation_id)
-        .where(col(Organisation.fhir_base_url).is_not(None), col(Referral.status).in_(OPEN_REFERRAL))
+        .where(col(Organisation.fhir_base_url).is_not(None))
         .order_by(col(Referral.id))
         .limit(BATCH)
     )
-    query = query.where(col(Referral.remote_task_id).is_not(None) if sent else col(Referral.remote_task_id).is_(None))
+    if sent:  # open ones, and those cancelled here lately (the receiver is told)
+        recent = utcnow() - CANCEL_NOTICE
+        query = query.where(
+            col(Referral.remote_task_id).is_not(None),
+            or_(
+                col(Referral.status).in_(OPEN_REFERRAL),
+                and_(col(Referral.status) == ReferralStatus.cancelled, col(Referral.cancelled_at) > recent),
+            ),
+        )
+    else:
+        query = query.where(col(Referral.remote_task_id).is_(None), Referral.status == ReferralStatus.requested)
     return [i for i in session.exec(query) if i is not None]
 
 
