@@ -166,11 +166,37 @@ def upgrade(settings: Settings | None = None, revision: str = "head") -> None:
     from alembic import command
 
     settings = settings or get_settings()
+    with migrating(settings) as cfg:
+        command.upgrade(cfg, revision)
+
+
+@contextmanager
+def migrating(settings: Settings) -> Iterator[Any]:
+    """An Alembic config bound to one connection in one transaction, for ``command.upgrade`` / ``downgrade``.
+
+    On SQLite, foreign keys are off while migrations run: SQLite alters a table by copying it and
+    dropping the original, and with foreign keys on, dropping ``source`` would delete every row
+    that cascades from it. They are checked once the migrations are done, and turned on again.
+    """
     engine = get_engine(settings)
     cfg = alembic_config(settings.sqlalchemy_url)
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, revision)
+    with engine.connect() as conn:
+        sqlite = conn.dialect.name == "sqlite"
+        if sqlite:
+            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")  # outside a transaction, or SQLite ignores it
+            conn.commit()  # ends SQLAlchemy's autobegun transaction (SQLite began none for a PRAGMA)
+        try:
+            with conn.begin():
+                cfg.attributes["connection"] = conn
+                yield cfg
+                if sqlite:
+                    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                    if broken:
+                        raise RuntimeError(f"the migration left rows whose parent is gone: {broken[:5]}")
+        finally:
+            if sqlite:
+                conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+                conn.commit()
 
 
 def current_revision(settings: Settings | None = None) -> str | None:

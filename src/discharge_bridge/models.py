@@ -8,8 +8,10 @@ from discharge_bridge.cases.delivered.models import ServiceDelivered
 from discharge_bridge.cases.handoffs.models import Handoff
 from discharge_bridge.cases.models import Assessment, Barrier, Case, CaseEvent
 from discharge_bridge.cases.referrals.models import Referral
+from discharge_bridge.cases.screening.models import ScreeningResponse
 from discharge_bridge.cases.tasks.models import Task
 from discharge_bridge.directory.models import DirectoryService, Organisation
+from discharge_bridge.ehr.models import CdsTokenSeen, SmartLaunchState, WritebackItem
 from discharge_bridge.ingest.models import (
     BulkExport,
     ClinicalSnapshot,
@@ -22,7 +24,7 @@ from discharge_bridge.risk.models import RiskAssessment
 from discharge_bridge.scheduling.models import SchedulerLease, SourceLease
 from discharge_bridge.sources.models import Source, SyncRun
 from discharge_bridge.subscriptions.models import SourceSubscription, WebhookNotification
-from discharge_bridge.users.models import ApiToken, SigninThrottle, User, UserSource, WebSession
+from discharge_bridge.users.models import ApiToken, SigninThrottle, User, UserFhirIdentity, UserSource, WebSession
 from discharge_bridge.worklists.models import MorningList
 
 __all__ = [
@@ -36,6 +38,7 @@ __all__ = [
     "Case",
     "CaseContact",
     "CaseEvent",
+    "CdsTokenSeen",
     "ClinicalSnapshot",
     "ConformanceIssue",
     "Consent",
@@ -50,15 +53,19 @@ __all__ = [
     "Referral",
     "RiskAssessment",
     "SchedulerLease",
+    "ScreeningResponse",
     "ServiceDelivered",
     "SigninThrottle",
+    "SmartLaunchState",
     "Source",
     "SourceLease",
     "SourceSubscription",
     "SyncRun",
     "Task",
     "User",
+    "UserFhirIdentity",
     "UserSource",
     "WebSession",
     "WebhookNotification",
+    "WritebackItem",
 ]

@@ -40,6 +40,7 @@ class RiskAssessment(SQLModel, table=True):
     reasons: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     facts: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     lace: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    hospital_score: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))  # HOSPITAL, with inputs
     age: int | None = None
     inputs_digest: str = Field(max_length=64)
     first_flagged_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

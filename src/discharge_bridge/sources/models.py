@@ -50,6 +50,12 @@ class Source(SQLModel, table=True):
     scoring_fingerprint: str | None = Field(default=None, max_length=64)
     # Server-time high-water marks per stream ("Encounter", "Condition", ...), advanced with the rows.
     cursors: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # Back into the EHR, each off until hospital IT sets it (ehr/): {"enabled": bool, "resources":
+    # ["Flag", "RiskAssessment", "Task"]}; {"issuer", "jwks_url"} of the EHR's CDS Hooks client;
+    # {"client_id", "scope", ...} of our SMART App Launch registration there.
+    writeback: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    cds_hooks: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    smart_launch: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     last_sync_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     last_success_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     last_error: str | None = Field(default=None, sa_column=Column(Text))

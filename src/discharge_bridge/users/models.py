@@ -85,3 +85,16 @@ class SigninThrottle(SQLModel, table=True):
     blocked_until: datetime | None = Field(default=None, sa_type=UTCDateTime)  # no attempt is checked before
     locked: bool = False  # blocked_until is a lock (lock_failures reached), not a short wait
     forget_at: datetime = Field(sa_type=UTCDateTime, index=True)  # the row is dropped after this
+
+
+class UserFhirIdentity(SQLModel, table=True):
+    """Who a user is in a hospital's EHR (``fhirUser`` of a SMART launch, ``userId`` of a CDS hook),
+    e.g. "Practitioner/123": a launch is matched to a local user through it, or refused."""
+
+    __tablename__ = "user_fhir_identity"
+    __table_args__ = (Index("ix_user_fhir_identity", "source_id", "fhir_user", unique=True),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="app_user.id", ondelete="CASCADE", index=True)
+    source_id: int = Field(foreign_key="source.id", ondelete="CASCADE")
+    fhir_user: str = Field(max_length=300)

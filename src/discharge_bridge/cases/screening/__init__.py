@@ -1,0 +1,1 @@
+"""Validated screening tools answered at the bedside: BRASS and ISAR as FHIR Questionnaires."""

@@ -1,0 +1,1 @@
+"""Back into the EHR: write-back of our findings, CDS Hooks cards, SMART App Launch."""
