@@ -112,3 +112,11 @@ def test_a_service_referred_to_is_deactivated_not_deleted(engine: Engine) -> Non
         assert rows == {"used": False}
         actions = [e.action for e in session.exec(select(AdminAuditEntry).order_by(col(AdminAuditEntry.id)))][-2:]
         assert actions == ["directory.service_remove", "directory.service_edit"]
+
+
+@pytest.mark.parametrize("db_settings", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("url", ["http://[", "http://x:99999/", "ftp://fhir.example", "https://", "http://a\x00b"])
+def test_a_fhir_endpoint_must_be_a_url_a_client_can_call(url: str) -> None:
+    with pytest.raises(ValidationError):
+        OrganisationPatch(fhir_base_url=url)
+    assert OrganisationPatch(fhir_base_url="https://fhir.example/r4").fhir_base_url == "https://fhir.example/r4"

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from annotated_types import Interval
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from discharge_bridge.directory.models import Capacity, ServiceCategory
 from discharge_bridge.validation import ITEMS_MAX, LINES, ONE_LINE
@@ -24,7 +25,26 @@ Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, ma
 Short = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), ONE_LINE]
 Phone = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), ONE_LINE]
 Address = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500), ONE_LINE]
-Url = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500, pattern=r"^https?://\S+$"), ONE_LINE]
+
+
+def _http_url(value: str) -> str:
+    """A URL a FHIR client can call: http(s), a host, a port if any in range (``http://[`` is refused)."""
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 (reading it checks it)
+    except ValueError:
+        raise ValueError("not a URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("an http(s) URL with a host is expected")
+    return value
+
+
+Url = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=500, pattern=r"^https?://\S+$"),
+    ONE_LINE,
+    AfterValidator(_http_url),
+]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=4000), LINES]
 District = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), ONE_LINE]
 Age = Annotated[int, Interval(ge=0, le=130)]
