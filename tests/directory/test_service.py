@@ -114,7 +114,6 @@ def test_a_service_referred_to_is_deactivated_not_deleted(engine: Engine) -> Non
         assert actions == ["directory.service_remove", "directory.service_edit"]
 
 
-@pytest.mark.parametrize("db_settings", ["sqlite"], indirect=True)
 @pytest.mark.parametrize("url", ["http://[", "http://x:99999/", "ftp://fhir.example", "https://", "http://a\x00b"])
 def test_a_fhir_endpoint_must_be_a_url_a_client_can_call(url: str) -> None:
     with pytest.raises(ValidationError):
