@@ -65,6 +65,8 @@ def test_figures_shape_and_scope(anna: TestClient) -> None:
     ]  # fmt: skip
     assert body["people_total"] == 2
     assert list(body["hospitals"].values()) == ["city"]
+    text = anna.get("/api/v1/figures.csv", params=PERIOD).text + str(body)
+    assert "p-A" not in text and "enc-A" not in text  # counts only: no patient or admission is named
 
 
 def test_figures_of_a_hospital_not_yours(anna: TestClient) -> None:
