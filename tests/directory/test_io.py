@@ -20,7 +20,6 @@ from discharge_bridge.directory.errors import ImportRefused
 from discharge_bridge.directory.fhir_io import bundle, import_bundle
 from discharge_bridge.directory.models import DirectoryService, Organisation, ServiceCategory
 
-pytestmark = pytest.mark.parametrize("db_settings", ["sqlite"], indirect=True)
 DEMO = (PROJECT_ROOT / "mappings" / "directory_demo.csv").read_text(encoding="utf-8")
 
 
