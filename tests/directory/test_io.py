@@ -171,3 +171,28 @@ def test_a_bundle_with_bad_entries_is_refused_whole(engine: Engine) -> None:
     }
     with pytest.raises(ImportRefused, match="line 0, entry"):  # not FHIR: the R4B models refuse it
         import_bundle(Session(engine), broken, actor="tests")
+
+
+def test_a_service_moved_to_another_organisation_is_audited(engine: Engine) -> None:
+    rows = csv_rows(DEMO)[:2]  # two services of two organisations
+    rows[1]["code"] = rows[0]["code"] + "-2"
+    out = io.StringIO()
+    writer = csv.DictWriter(out, COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    with session_scope(engine) as session:
+        import_csv(session, out.getvalue(), actor="tests")
+    moved = [{**rows[1], **{k: v for k, v in rows[0].items() if k.startswith("organisation_")}}]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, COLUMNS)
+    writer.writeheader()
+    writer.writerows(moved)
+    with session_scope(engine) as session:
+        result = import_csv(session, out.getvalue(), actor="olga")
+        assert result.services_updated == 1
+        entry = session.exec(
+            select(AdminAuditEntry).where(
+                AdminAuditEntry.actor == "olga", AdminAuditEntry.action == "directory.service_edit"
+            )
+        ).one()
+        assert entry.target_name == rows[1]["code"] and list(entry.details) == ["organisation_id"]

@@ -113,10 +113,12 @@ def upsert(
             before = _state(stored_service)
             patch = ServicePatch(**{k: v for k, v in values.items() if k != "code"})
             update_service(session, stored_service, patch, actor=actor)
-            if stored_service.organisation_id != organisation_id:
+            if stored_service.organisation_id != organisation_id:  # moved to another organisation
+                moved = {"organisation_id": [stored_service.organisation_id, organisation_id]}
                 stored_service.organisation_id = organisation_id
                 session.add(stored_service)
                 session.flush()
+                record_admin_action(session, actor, "directory.service_edit", Target("service", service.code), moved)
             changed = _state(stored_service) != before
             result.services_updated += changed
             result.unchanged += not changed
