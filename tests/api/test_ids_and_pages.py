@@ -16,11 +16,18 @@ import pytest
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
 
 from discharge_bridge.app import create_app
+from discharge_bridge.cases.models import Case
+from discharge_bridge.cases.referrals.service import create_referral
 from discharge_bridge.config import Settings
+from discharge_bridge.db import session_scope
+from discharge_bridge.directory.models import DirectoryService, Organisation, ServiceCategory
+from discharge_bridge.users.service import issue_token
 from discharge_bridge.validation import ID_MAX, OFFSET_MAX, VERSION_MAX
 from tests.api.conftest import Ward
+from tests.support.factories import make_user
 
 pytestmark = pytest.mark.clock
 sqlite_only = pytest.mark.parametrize("db_settings", ["sqlite"], indirect=True)  # a database per route
@@ -58,7 +65,54 @@ def _ids(ward: Ward) -> dict[str, int]:
         "barrier_id": ward.barrier_id,
         "contact_id": ward.contact_id,
         "letter_id": ward.letter_id,
+        # The handoff network's objects: none in the ward, so any id of them is not found.
+        "referral_id": 1,
+        "consent_id": 1,
+        "delivered_id": 1,
+        "service_id": 1,
+        "organisation_id": 1,
     }
+
+
+# Other path parameters, filled with a value of their kind (a referral's document code).
+TEXT_PARAMS = {"code": "passport"}
+# Routes an admin's role may not use (a receiver's portal, a psychologist's pages): asked by that role.
+OTHER_ROLES = {("/api/v1/portal", "/portal"): "receiver", ("/api/v1/psychology", "/psychology"): "psychologist"}
+
+
+@pytest.fixture
+def role_clients(engine: Engine, settings: Settings, ward: Ward) -> dict[str, TestClient]:
+    """A receiver (of an organisation) and a psychologist of the ward's hospital, by their API tokens; the
+    ward's case is referred to a psychologist, so the psychologist's pages may show it."""
+    with session_scope(engine) as session:
+        organisation = Organisation(code="org-ids", name="Organisation", kind="city")
+        session.add(organisation)
+        session.flush()
+        assert organisation.id is not None
+        service = DirectoryService(
+            code="psy-ids",
+            organisation_id=organisation.id,
+            name="Psychologist",
+            category=ServiceCategory.psychologist,
+            requires_consent=False,
+        )
+        session.add(service)
+        session.flush()
+        case = session.get(Case, ward.case_id)
+        assert case is not None and service.id is not None
+        create_referral(session, case, service_id=service.id, actor="anna")
+        make_user(session, "rita", "receiver", organisation_id=organisation.id)
+        make_user(session, "pavel", "psychologist")
+        tokens = {"receiver": issue_token(session, "rita", "ids"), "psychologist": issue_token(session, "pavel", "ids")}
+    app = create_app(settings)
+    return {role: TestClient(app, headers={"Authorization": f"Bearer {token}"}) for role, token in tokens.items()}
+
+
+def _client(api: TestClient, role_clients: dict[str, TestClient], path: str) -> TestClient:
+    for prefixes, role in OTHER_ROLES.items():
+        if path.startswith(prefixes):
+            return role_clients[role]
+    return api
 
 
 def _locs(response: Any) -> list[list[Any]]:
@@ -76,24 +130,28 @@ def test_the_routes_with_ids_are_found() -> None:
 @sqlite_only
 @pytest.mark.parametrize(("method", "path", "ids"), ID_ROUTES, ids=[f"{m} {p}" for m, p, _ in ID_ROUTES])
 def test_an_id_beyond_the_id_columns_is_a_422_naming_it(
-    api: TestClient, ward: Ward, method: str, path: str, ids: tuple[str, ...]
+    api: TestClient, role_clients: dict[str, TestClient], ward: Ward, method: str, path: str, ids: tuple[str, ...]
 ) -> None:
+    client = _client(api, role_clients, path)
     for name in ids:
         for value in (HUGE, ID_MAX + 1):
-            url = path.format(**{**_ids(ward), name: value})
-            response = api.request(method, url, json={}, follow_redirects=False)
+            url = path.format(**{**_ids(ward), **TEXT_PARAMS, name: value})
+            response = client.request(method, url, json={}, follow_redirects=False)
             assert response.status_code == 422, (url, response.status_code, response.text[:300])
             if path.startswith("/api/"):
                 assert ["path", name] in _locs(response), response.text
 
 
-def test_the_largest_id_taken_is_just_not_found(api: TestClient, ward: Ward) -> None:
+def test_the_largest_id_taken_is_just_not_found(
+    api: TestClient, role_clients: dict[str, TestClient], ward: Ward
+) -> None:
     """On PostgreSQL too, whose id columns are 4 bytes: one past them was a DataError (a 500)."""
     answers = set()
     for method, path, ids in ID_ROUTES:
+        client = _client(api, role_clients, path)
         for name in ids:
-            url = path.format(**{**_ids(ward), name: ID_MAX})
-            response = api.request(method, url, json={}, follow_redirects=False)
+            url = path.format(**{**_ids(ward), **TEXT_PARAMS, name: ID_MAX})
+            response = client.request(method, url, json={}, follow_redirects=False)
             answers.add(response.status_code)
             assert response.status_code in (404, 422), (url, response.status_code, response.text[:300])
     assert 404 in answers
