@@ -129,6 +129,16 @@ def test_input_errors_name_the_field(engine: Engine, settings: Settings) -> None
     ]:
         response = client.post(f"/api/v1/cases/{case_id}/consents", json=payload)
         assert response.status_code == 422 and field in response.text, (payload, response.text)
+    client.post(f"/api/v1/cases/{case_id}/consents", json={"method": "signed_form", "categories": ["charity"]})
+    referral = client.post(f"/api/v1/cases/{case_id}/referrals", json={"service_id": service_id}).json()
+    for payload, field in [
+        ({"status": "accepted", "proposed_date": "1066-10-14"}, "proposed_date"),
+        ({"status": "accepted", "proposed_date": "soon"}, "proposed_date"),
+        ({"status": "lost"}, "status"),
+        ({"status": "accepted", "version": 1, "extra": 1}, "extra"),
+    ]:
+        response = client.patch(f"/api/v1/referrals/{referral['id']}", json=payload, headers={"If-Match": '"1"'})
+        assert response.status_code == 422 and field in response.text, (payload, response.text)
     assert client.get("/api/v1/referrals/9999").status_code == 404
     assert client.post("/api/v1/consents/9999/revoke", json={"reason": "x"}).status_code == 404
 
