@@ -117,6 +117,14 @@ class Settings(BaseSettings):
         default=15, ge=1, description="Failures are forgotten this long after the last one (or after a lock ends)."
     )
 
+    # Write-back to the EHR (ehr/writeback/): the system of our identifier on the Flags, RiskAssessments and
+    # Tasks we write. Set it once, before the first write: a new system makes the next writes new resources.
+    writeback_identifier_system: str = Field(
+        default="urn:discharge-bridge:writeback",
+        min_length=4,
+        description="Identifier.system of what write-back keeps on the EHR (e.g. https://bridge.example/fhir/sid).",
+    )
+
     # Where a source may point (sources/safety.py).
     allow_plain_http: bool = Field(
         default=False,

@@ -98,6 +98,8 @@ class FhirError(Exception):
         self.message = message
         self.status_code = status_code
         self.url = safe
+        # The server's OperationOutcome of a refused request, kept for hospital IT (never logged).
+        self.outcome: dict[str, object] | None = None
 
     def __str__(self) -> str:
         return self.message
@@ -211,7 +213,19 @@ def _body_hint(response: httpx.Response) -> str:
 
 
 def error_for_response(response: httpx.Response, *, retry_after: float | None = None) -> FhirError:
-    """Map a non-2xx response to the exception class callers act on."""
+    """Map a non-2xx response to the exception class callers act on, with its OperationOutcome if any."""
+    error = _error_for_response(response, retry_after=retry_after)
+    if response.status_code not in (401, 403):  # never keep what a token server answered
+        try:
+            body = orjson.loads(response.content)
+        except (orjson.JSONDecodeError, httpx.ResponseNotRead):
+            body = None
+        if isinstance(body, dict) and body.get("resourceType") == "OperationOutcome":
+            error.outcome = body
+    return error
+
+
+def _error_for_response(response: httpx.Response, *, retry_after: float | None = None) -> FhirError:
     request = response.request
     url = str(request.url)
     status = response.status_code
