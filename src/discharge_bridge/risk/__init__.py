@@ -8,6 +8,7 @@ from discharge_bridge.risk import loading
 from discharge_bridge.risk.ages import age_at
 from discharge_bridge.risk.evidence import is_flaggable
 from discharge_bridge.risk.facts import Fact, extract_facts
+from discharge_bridge.risk.hospital import HospitalScore, compute_hospital
 from discharge_bridge.risk.lace import LaceScore, compute_lace
 from discharge_bridge.risk.mapping import Mapping, MappingError
 from discharge_bridge.risk.record import PatientRecord, record_from_bundle
@@ -16,6 +17,7 @@ from discharge_bridge.risk.rules import Assessment, Reason, RuleSet, RuleSetErro
 __all__ = [
     "Assessment",
     "Fact",
+    "HospitalScore",
     "LaceScore",
     "Mapping",
     "MappingError",
@@ -25,6 +27,7 @@ __all__ = [
     "RuleSetError",
     "age_at",
     "assess",
+    "compute_hospital",
     "compute_lace",
     "extract_facts",
     "is_flaggable",

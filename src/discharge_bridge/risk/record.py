@@ -23,6 +23,11 @@ class PatientRecord:
     observations: list[dict[str, Any]] = field(default_factory=list)
     related_persons: list[dict[str, Any]] = field(default_factory=list)
     other_encounters: list[dict[str, Any]] = field(default_factory=list)
+    # Procedure resources, when a feed sends them (HOSPITAL's "P"; empty = not known, not "none").
+    procedures: list[dict[str, Any]] = field(default_factory=list)
+    # Completed bedside screenings of this admission (BRASS, ISAR), passed in by the service:
+    # {"tool", "total", "band", "evidence": "QuestionnaireResponse/<id>", "completed_at"}.
+    screenings: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _resources(bundle: dict[str, Any] | list[Any]) -> list[dict[str, Any]]:
@@ -64,4 +69,5 @@ def record_from_bundle(bundle: dict[str, Any] | list[Any], encounter_id: str | N
         observations=by_type.get("Observation", []),
         related_persons=by_type.get("RelatedPerson", []),
         other_encounters=[e for e in encounters if e is not chosen],
+        procedures=by_type.get("Procedure", []),
     )

@@ -29,6 +29,7 @@ from discharge_bridge.risk import (
     PatientRecord,
     RuleSet,
     assess,
+    compute_hospital,
     compute_lace,
     extract_facts,
     is_flaggable,
@@ -90,6 +91,7 @@ def _inputs_digest(ctx: ScoringContext, record: PatientRecord, day: str, standin
         *record.observations,
         *record.related_persons,
         *record.other_encounters,
+        *record.procedures,
     ):
         meta = obj(res.get("meta"))
         key = f"{res.get('resourceType')}/{res.get('id')}/{meta.get('versionId')}/{meta.get('lastUpdated')}|"
@@ -231,6 +233,7 @@ def score_patients(
                     observations=facts_of.get("Observation", []),
                     related_persons=facts_of.get("RelatedPerson", []),
                     other_encounters=[e.raw for e in encounters[pid] if e.fhir_id not in legs],
+                    procedures=facts_of.get("Procedure", []),
                 )
                 standing = f"{current}|{whole.current_id if whole else ''}|{','.join(sorted(legs))}"
                 digest = _inputs_digest(ctx, record, day, standing)
@@ -276,6 +279,7 @@ def _assessment(
         "reasons": [_plain(r) for r in result.reasons],
         "facts": [{"concept": f.concept, "evidence": f.evidence, "text": f.text} for f in facts],
         "lace": _plain(lace),
+        "hospital_score": _plain(compute_hospital(record, now, lace)),
         "age": next((f.value for f in facts if f.concept == "age" and isinstance(f.value, int)), None),
         "inputs_digest": digest,
         "first_flagged_at": None,
