@@ -23,6 +23,7 @@ from discharge_bridge.cases.tasks.escalation import BATCH as ESCALATION_BATCH
 from discharge_bridge.cases.tasks.escalation import escalate_overdue
 from discharge_bridge.config import Settings
 from discharge_bridge.db import get_engine, session_scope, utcnow
+from discharge_bridge.ehr.writeback.jobs import writeback_pass
 from discharge_bridge.ingest.locks import source_lock
 from discharge_bridge.logs import safe_exception_text
 from discharge_bridge.risk import MappingError, RuleSetError, loading
@@ -67,15 +68,33 @@ def poll_job(source_name: str, settings: Settings | None = None) -> None:
     """One pass; failures are recorded on the source and never stop the scheduler."""
     with source_lock(source_name):
         result = sync_and_assess(source_name, engine=get_engine(settings), settings=settings)
-    log.info(
-        "sync %s: %s fetched=%d new=%d updated=%d dead_letters=%d",
-        source_name,
-        result.status,
-        result.fetched,
-        result.created,
-        result.updated,
-        result.dead_letters,
-    )
+        log.info(
+            "sync %s: %s fetched=%d new=%d updated=%d dead_letters=%d",
+            source_name,
+            result.status,
+            result.fetched,
+            result.created,
+            result.updated,
+            result.dead_letters,
+        )
+        writeback_job(source_name, settings)  # after each poll, by whoever polls (scheduler or worker)
+
+
+@isolated
+def writeback_job(source_name: str, settings: Settings | None = None) -> None:
+    """Write the source's findings back to its EHR, when hospital IT turned that on (ehr/writeback/)."""
+    done = writeback_pass(source_name, settings)
+    if done is not None and (done.reconciled.created or done.reconciled.changed or done.sent.sent or done.sent.failed):
+        log.info(
+            "write-back %s: %d new, %d changed; %d sent, %d retrying, %d refused, %d task statuses taken",
+            source_name,
+            done.reconciled.created,
+            done.reconciled.changed,
+            done.sent.sent,
+            done.sent.retrying,
+            done.sent.failed,
+            done.sent.applied,
+        )
 
 
 @isolated
