@@ -155,7 +155,7 @@ def test_400_with_operation_outcome_fails_with_its_text_until_retried(outbox: En
     issue = view.failed_items[0].issues[0]
     assert (issue.severity, issue.code, issue.diagnostics) == ("error", "invalid", "Flag.code: unknown code system")
     with session_scope(outbox) as session:
-        assert retry_failed(session, session.exec(select(Source)).one(), now=T0 + timedelta(days=1)) == 1
+        assert retry_failed(session, session.exec(select(Source)).one(), actor="it", now=T0 + timedelta(days=1)) == 1
     with respx.mock() as mock:
         mock.post(f"{BASE}/Flag").mock(return_value=created())
         assert send(outbox, T0 + timedelta(days=1)) == (1, 0, 0, 0)

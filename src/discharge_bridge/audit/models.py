@@ -32,6 +32,7 @@ class AdminAction(StrEnum):
     deadletter_replay = "deadletter.replay"
     mapping_set = "mapping.set"
     rules_rescore = "rules.rescore"
+    writeback_retry = "writeback.retry"  # the failed write-back items of a source sent again
 
 
 class AdminAuditEntry(SQLModel, table=True):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from discharge_bridge.cli import directory, serve, sources, sync, users, worker, worklists
+from discharge_bridge.cli import directory, serve, sources, sync, users, worker, worklists, writeback
 from discharge_bridge.cli.common import console
 from discharge_bridge.clock import start_from_environment
 from discharge_bridge.config import get_settings
@@ -21,6 +21,7 @@ app.add_typer(sources.app, name="sources")
 app.add_typer(sync.dead_app, name="deadletters")
 app.add_typer(users.app, name="users")
 app.add_typer(directory.app, name="directory")
+app.add_typer(writeback.app, name="writeback")
 for group in (sync.app, worklists.app, serve.app, worker.app):
     app.registered_commands.extend(group.registered_commands)
 

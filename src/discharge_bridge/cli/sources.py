@@ -18,6 +18,7 @@ from discharge_bridge.connections.forms import audited_settings, record_edit
 from discharge_bridge.connections.service import add_source, update_source
 from discharge_bridge.connections.status import run_check
 from discharge_bridge.db import get_engine, session_scope
+from discharge_bridge.ehr.writeback.settings import parse_resources, set_writeback
 from discharge_bridge.fhir import FhirError
 from discharge_bridge.ingest.changes import queue_depths
 from discharge_bridge.sources.models import SourceMode
@@ -134,6 +135,12 @@ def sources_set(
     alg: Annotated[str, typer.Option(help="smart: RS384 or ES384.")] = "RS384",
     scope: Annotated[str | None, typer.Option(help="smart: scopes to request.")] = None,
     token_url: Annotated[str | None, typer.Option(help="smart: token URL (default: discovered).")] = None,
+    writeback: Annotated[
+        str | None, typer.Option(help="on | off: write Flags, RiskAssessments and Tasks back to the EHR.")
+    ] = None,
+    writeback_resources: Annotated[
+        str | None, typer.Option(help="What write-back writes, e.g. Flag,RiskAssessment,Task (default: all).")
+    ] = None,
 ) -> None:
     """Change a source's settings; its synced data stays. Run `rescore` after a mapping change.
 
@@ -182,12 +189,23 @@ def sources_set(
     ) or any(v is not None for v in (scope, token_url)):
         raise fail("the authentication options go with --auth (it replaces the whole setting)", 2)
     changes = {k: v for k, v in changes.items() if v is not None}
-    if not changes:
+    if writeback not in (None, "on", "off"):
+        raise fail("--writeback takes on or off", 2)
+    if not changes and writeback is None and writeback_resources is None:
         raise fail("nothing to change: give at least one option (see --help)", 2)
     try:
         with session_scope(get_engine()) as session:
-            before = audited_settings(get_source(session, name))
-            record_edit(session, cli_actor(), before, update_source(session, name, changes))
+            source = get_source(session, name)
+            before = audited_settings(source)
+            if changes:
+                source = update_source(session, name, changes)
+            if writeback is not None or writeback_resources is not None:
+                resources = parse_resources(writeback_resources) if writeback_resources is not None else None
+                source = set_writeback(
+                    session, source, enabled=None if writeback is None else writeback == "on", resources=resources
+                )
+                changes["writeback"] = True
+            record_edit(session, cli_actor(), before, source)
     except (SourceError, SourceNotFound) as exc:
         raise fail(str(exc)) from None
     console.print(f"updated {name}: {', '.join(sorted(changes))}")

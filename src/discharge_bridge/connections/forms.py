@@ -389,6 +389,8 @@ def audited_settings(source: Source) -> dict[str, Any]:
         "inpatient_classes": list(source.inpatient_classes),
         "assignment": dict(source.assignment),
         "morning_time": source.morning_time,
+        # write-back's switch and resources (ehr/writeback/settings.py), not its moving watermark
+        "writeback": {k: v for k, v in (source.writeback or {}).items() if k in ("enabled", "resources")},
     }
 
 

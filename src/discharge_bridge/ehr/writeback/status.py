@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
+from discharge_bridge.audit import AdminAction, Target, record_admin_action
 from discharge_bridge.db import utcnow
 from discharge_bridge.ehr.models import WritebackItem, WritebackStatus
 from discharge_bridge.ehr.writeback.outbox import WritebackConfig
@@ -99,12 +100,15 @@ def writeback_status(session: Session, source: Source, *, failed_limit: int = FA
     )
 
 
-def retry_failed(session: Session, source: Source, *, now: datetime | None = None) -> int:
-    """Failed items of the source back to pending, due now, from their first attempt; how many."""
+def retry_failed(session: Session, source: Source, *, actor: str, now: datetime | None = None) -> int:
+    """Failed items of the source back to pending, due now, from their first attempt; how many.
+    Recorded in the audit trail of administration as done by ``actor``."""
     done = session.execute(
         update(WritebackItem)
         .where(col(WritebackItem.source_id) == source.id, col(WritebackItem.status) == WritebackStatus.failed)
         .values(status=WritebackStatus.pending, attempts=0, next_attempt_at=now or utcnow())
     )
+    count = int(done.rowcount)  # type: ignore[attr-defined]
+    record_admin_action(session, actor, AdminAction.writeback_retry, Target("source", source.name), {"items": count})
     session.flush()
-    return int(done.rowcount)  # type: ignore[attr-defined]
+    return count
