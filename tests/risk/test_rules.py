@@ -43,7 +43,7 @@ def level(priority: str | None) -> int:
 
 
 def test_version_is_text() -> None:
-    assert RULES.version == "2025.1"
+    assert RULES.version == "2025.2"
 
 
 @pytest.mark.parametrize(

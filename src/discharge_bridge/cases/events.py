@@ -49,6 +49,9 @@ class EventKind(StrEnum):
     consent_revoked = "consent_revoked"
     referral_created = "referral_created"  # a referral to a directory service (cases/referrals)
     referral_updated = "referral_updated"
+    screening_started = "screening_started"  # a BRASS or ISAR screening, pre-filled (cases/screening)
+    screening_updated = "screening_updated"  # answers changed; on a completed one: amended, re-scored
+    screening_completed = "screening_completed"
 
 
 def plain(value: Any) -> Any:

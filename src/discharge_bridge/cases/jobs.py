@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from discharge_bridge.cases.screening.service import completed_screenings
 from discharge_bridge.cases.stays import follow_stays
 from discharge_bridge.cases.sync import CaseSyncStats, sync_cases
 from discharge_bridge.config import Settings
@@ -45,7 +46,16 @@ def follow_patients(
     ctx = scoring_context(source, settings)
     ids = sorted(set(patient_ids)) if patient_ids is not None else patients_to_rescore(session, source.id)
     now = utcnow()
-    scores = score_patients(session, source, ids, ctx, now=now, force=force)
+    source_id = source.id
+    scores = score_patients(
+        session,
+        source,
+        ids,
+        ctx,
+        now=now,
+        force=force,
+        screenings=lambda encounter_ids: completed_screenings(session, source_id, encounter_ids),
+    )
     follow_stays(session, source.id, ids, ctx.mapping, now=now)
     stays = None
     if patient_ids is not None:  # every record of these people (Patient.link): their stays' admissions

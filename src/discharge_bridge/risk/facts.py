@@ -71,6 +71,10 @@ SAID: dict[str, dict[str, str]] = {
         "en": "Child aged {age} with no parent or guardian among contacts or related persons",
         "ru": "Ребёнок (возраст {age}) без родителя или опекуна среди контактов и связанных лиц",
     },
+    "screening": {
+        "en": "{tool} {total} at the bedside ({band}) on {ref}",
+        "ru": "{tool} {total} баллов при осмотре ({band_ru}), {ref}",
+    },
     "readmission": {
         "en": "Readmission: inpatient stay {ref} ended {ended}, {gap} days before",
         "ru": "Повторная госпитализация: стационарное лечение {ref} завершилось {ended}, за {gap} дн. до этой",
@@ -120,6 +124,7 @@ def extract_facts(record: PatientRecord, mapping: Mapping) -> list[Fact]:
         facts += _no_guardian(view, mapping)
     if "readmission" not in mapping.disabled:
         facts += _readmission(record, mapping)
+    facts += _screening_facts(record)
     seen: set[tuple[str, str]] = set()
     unique = []
     for fact in facts:
@@ -369,4 +374,45 @@ def _readmission(record: PatientRecord, mapping: Mapping) -> list[Fact]:
         if gap <= mapping.encounters.readmission_days:
             ref = typed_ref(stay.current, "Encounter")
             facts.append(said("readmission", "readmission", ref, value=gap, ref=ref, ended=ended.date(), gap=gap))
+    return facts
+
+
+# A completed bedside screening's published band -> the concept the rule set scores (risk/screening.py).
+SCREENING_CONCEPTS = {
+    ("brass", "not_home"): "brass_high",  # BRASS >= 20: likely not going home
+    ("brass", "needs_planning"): "brass_planning",  # BRASS 11-19: needs discharge planning
+    ("isar", "at_risk"): "isar_at_risk",  # ISAR >= 2
+}
+_BANDS_RU = {
+    "not_home": "вероятно, не вернётся домой",
+    "needs_planning": "нужно планирование выписки",
+    "at_risk": "в группе риска",
+}
+
+
+def _screening_facts(record: PatientRecord) -> list[Fact]:
+    """The latest completed BRASS and ISAR of the admission, when their band is a risk."""
+    latest: dict[str, dict[str, Any]] = {}
+    for item in record.screenings:
+        if isinstance(item, dict) and isinstance(item.get("total"), int):
+            latest[str(item.get("tool"))] = item  # the service passes them oldest first
+    facts = []
+    for tool, item in sorted(latest.items()):
+        concept = SCREENING_CONCEPTS.get((tool, str(item.get("band"))))
+        if concept is None:
+            continue
+        ref, band = str(item.get("evidence")), str(item.get("band"))
+        facts.append(
+            said(
+                "screening",
+                concept,
+                ref,
+                value=item["total"],
+                tool=tool.upper(),
+                total=item["total"],
+                band=band.replace("_", " "),
+                band_ru=_BANDS_RU.get(band, band),
+                ref=ref,
+            )
+        )
     return facts

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields, is_dataclass
 from datetime import datetime
 from pathlib import Path
@@ -96,6 +96,8 @@ def _inputs_digest(ctx: ScoringContext, record: PatientRecord, day: str, standin
         meta = obj(res.get("meta"))
         key = f"{res.get('resourceType')}/{res.get('id')}/{meta.get('versionId')}/{meta.get('lastUpdated')}|"
         sha.update(key.encode())
+    for done in record.screenings:  # a completed or amended bedside screening re-scores the admission
+        sha.update(f"{done.get('evidence')}/{done.get('version')}/{done.get('total')}|".encode())
     return sha.hexdigest()
 
 
@@ -168,12 +170,14 @@ def score_patients(
     *,
     now: datetime | None = None,
     force: bool = False,
+    screenings: Callable[[list[str]], dict[str, list[dict[str, Any]]]] | None = None,
 ) -> ScoreStats:
     """(Re)assess every current admission of these patients; mark ended ones as no longer current.
 
     A finished, cancelled or outpatient encounter never gets a new flag: it is only assessed if it
     was assessed while current, and then just loses ``current``. Rows are written with Core
-    upserts: building ORM objects cost more than the scoring itself.
+    upserts: building ORM objects cost more than the scoring itself. ``screenings`` (from the layer
+    above, which owns them) gives the completed bedside screenings per encounter id of a batch.
     """
     assert source.id is not None
     now = now or utcnow()
@@ -197,6 +201,7 @@ def score_patients(
                     merged[rtype] += rows
             clinical[pid] = merged
         existing = _previous(session, source.id, every)
+        screened = screenings([e.fhir_id for pid in batch for e in encounters[pid]]) if screenings else {}
         first_flags: dict[str, datetime] = {}
         for (enc_id, _), previous in existing.items():
             flagged_at = previous.first_flagged_at
@@ -234,6 +239,9 @@ def score_patients(
                     related_persons=facts_of.get("RelatedPerson", []),
                     other_encounters=[e.raw for e in encounters[pid] if e.fhir_id not in legs],
                     procedures=facts_of.get("Procedure", []),
+                    screenings=sorted(
+                        (done for leg in legs for done in screened.get(leg, [])), key=lambda d: d["id"]
+                    ),
                 )
                 standing = f"{current}|{whole.current_id if whole else ''}|{','.join(sorted(legs))}"
                 digest = _inputs_digest(ctx, record, day, standing)
