@@ -90,6 +90,9 @@ class FlagsOut(BaseModel):
     assessed_at: datetime
     current: bool
     reasons: list[dict[str, Any]]
+    lace: dict[str, Any] | None = None
+    # HOSPITAL (risk/hospital.py): total, partial, band (None until settled), inputs, missing.
+    hospital_score: dict[str, Any] | None = None
 
 
 class DischargeOut(BaseModel):

@@ -239,9 +239,7 @@ def score_patients(
                     related_persons=facts_of.get("RelatedPerson", []),
                     other_encounters=[e.raw for e in encounters[pid] if e.fhir_id not in legs],
                     procedures=facts_of.get("Procedure", []),
-                    screenings=sorted(
-                        (done for leg in legs for done in screened.get(leg, [])), key=lambda d: d["id"]
-                    ),
+                    screenings=sorted((done for leg in legs for done in screened.get(leg, [])), key=lambda d: d["id"]),
                 )
                 standing = f"{current}|{whole.current_id if whole else ''}|{','.join(sorted(legs))}"
                 digest = _inputs_digest(ctx, record, day, standing)
