@@ -37,11 +37,11 @@ from discharge_bridge.api.figures import router as figures_router
 from discharge_bridge.api.handoffs import router as handoffs_router
 from discharge_bridge.api.headers import SecurityHeaders
 from discharge_bridge.api.referrals import router as referrals_router
+from discharge_bridge.api.screening import router as screening_router
 from discharge_bridge.api.sources import router as sources_router
 from discharge_bridge.api.tasks import router as tasks_router
 from discharge_bridge.api.webhooks import router as webhooks_router
 from discharge_bridge.api.worklists import router as worklist_router
-from discharge_bridge.api.writeback import router as writeback_router
 from discharge_bridge.cases.errors import CoordinationError
 from discharge_bridge.clock import start_from_environment
 from discharge_bridge.config import Settings, get_settings
@@ -84,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(worklist_router)
     app.include_router(cases_router)
     app.include_router(barriers_router)
+    app.include_router(screening_router)
     app.include_router(tasks_router)
     app.include_router(handoffs_router)
     app.include_router(referrals_router)
@@ -94,7 +95,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(directory_router)
     app.include_router(suggestions_router)
     app.include_router(figures_router)
-    app.include_router(writeback_router)
     install_error_handlers(app)
     mount_ui(app)
     metrics.install(app)
