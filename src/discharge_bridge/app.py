@@ -42,6 +42,7 @@ from discharge_bridge.api.sources import router as sources_router
 from discharge_bridge.api.tasks import router as tasks_router
 from discharge_bridge.api.webhooks import router as webhooks_router
 from discharge_bridge.api.worklists import router as worklist_router
+from discharge_bridge.api.writeback import router as writeback_router
 from discharge_bridge.cases.errors import CoordinationError
 from discharge_bridge.clock import start_from_environment
 from discharge_bridge.config import Settings, get_settings
@@ -95,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(directory_router)
     app.include_router(suggestions_router)
     app.include_router(figures_router)
+    app.include_router(writeback_router)
     install_error_handlers(app)
     mount_ui(app)
     metrics.install(app)
