@@ -239,3 +239,22 @@ def test_a_task_completed_in_the_ehr_is_applied_to_ours(task_outbox: tuple[Engin
         item = session.exec(select(WritebackItem).where(WritebackItem.remote_id == remote_id)).one()
     assert task is not None and task.status == TaskStatus.completed
     assert (item.remote_version, item.status) == ("2", WritebackStatus.pending)
+
+
+def test_create_by_id_puts_under_our_identifier(outbox: Engine) -> None:
+    """For a server that cannot search a type by identifier: ``create_by`` "id" PUTs it under our id."""
+    with session_scope(outbox) as session:
+        source = session.exec(select(Source)).one()
+        source.writeback = {**source.writeback, "create_by": {"Flag": "id"}}
+        session.add(source)
+    item = the_item(outbox)
+    with respx.mock() as mock:
+        put = mock.put(f"{BASE}/Flag/{item.identifier}").mock(
+            return_value=httpx.Response(
+                201, json={"resourceType": "Flag", "id": item.identifier, "meta": {"versionId": "1"}}
+            )
+        )
+        assert send(outbox, T0) == (1, 0, 0, 0)
+    assert "If-None-Exist" not in put.calls.last.request.headers
+    assert orjson.loads(put.calls.last.request.content)["id"] == item.identifier
+    assert (the_item(outbox).remote_id, the_item(outbox).remote_version) == (item.identifier, "1")

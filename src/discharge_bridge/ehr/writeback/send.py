@@ -93,11 +93,33 @@ def _body(response: httpx.Response) -> dict[str, Any] | None:
     return parsed if isinstance(parsed, dict) else None
 
 
-def _write(client: FhirClient, item: WritebackItem, system: str) -> tuple[str | None, str | None, bool]:
+def creates_by_id(source: Source, resource_type: str) -> bool:
+    """``Source.writeback["create_by"]``: "conditional" (the default) or "id", for all types or per type
+    (``{"RiskAssessment": "id"}``). "id" creates by ``PUT [type]/<our identifier value>``, for servers that
+    take client-assigned ids but cannot search a type by identifier (sekmet 0.1.1 has no ``identifier``
+    parameter for RiskAssessment and refuses the If-None-Exist with 400)."""
+    how = (source.writeback or {}).get("create_by") or "conditional"
+    if isinstance(how, dict):
+        how = how.get(resource_type) or "conditional"
+    return how == "id"
+
+
+def _write(
+    client: FhirClient, item: WritebackItem, system: str, *, by_id: bool = False
+) -> tuple[str | None, str | None, bool]:
     """Send the item's desired resource; (remote id, version, created-by-match) from the answer."""
     resource = dict(item.desired)
     content = orjson.dumps(resource)
     headers = {"Content-Type": FHIR_JSON, "Prefer": "return=representation"}
+    if item.remote_id is None and by_id:  # PUT creates it under our id (or updates what an earlier pass made)
+        response = client.request(
+            "PUT",
+            f"{item.resource_type}/{item.identifier}",
+            content=orjson.dumps({**resource, "id": item.identifier}),
+            headers=headers,
+        )
+        body = _body(response)
+        return _id_of(response, body, item.resource_type) or item.identifier, _version_of(response, body), False
     if item.remote_id is None:
         headers["If-None-Exist"] = f"identifier={system}|{item.identifier}"
         response = client.request("POST", item.resource_type, content=content, headers=headers)
@@ -184,7 +206,7 @@ def _send_one(
         now = utcnow()
         hash_sent = item.desired_hash
         try:
-            remote_id, version, matched = _write(client, item, system)
+            remote_id, version, matched = _write(client, item, system, by_id=creates_by_id(source, item.resource_type))
             if matched and remote_id:
                 item.remote_id, item.remote_version = remote_id, version
                 remote_id, version, _ = _write(client, item, system)
