@@ -11,9 +11,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from discharge_bridge.assessment import sync_and_assess
-from discharge_bridge.cases.models import Case, CaseOutcome, CaseStatus
+from discharge_bridge.cases.models import Case, CaseEvent, CaseOutcome, CaseStatus
 from discharge_bridge.cases.service import change_status
-from discharge_bridge.cases.tasks.models import Task
+from discharge_bridge.cases.tasks.models import Task, TaskStatus
 from discharge_bridge.config import Settings
 from discharge_bridge.connections.service import add_source
 from discharge_bridge.db import session_scope
@@ -84,3 +84,16 @@ def test_write_back_against_the_simulator(sekmet: SekmetServer, engine: Engine, 
     cancelled = [t for t in tasks if t.case_id == cases[0].id]
     for task in cancelled:
         assert found(sekmet, "Task", system, f"task-sim-{task.id}")[0]["status"] == "cancelled"
+
+    # a nurse completes one of our Tasks in the EHR: our task follows, as ehr:sim
+    open_task = next(t for t in tasks if t.case_id != cases[0].id)
+    remote = found(sekmet, "Task", system, f"task-sim-{open_task.id}")[0]
+    sekmet.put({**remote, "status": "completed"})
+    fourth = writeback_pass("sim", settings, engine=engine)
+    assert fourth is not None and fourth.sent.applied == 1
+    with Session(engine) as session:
+        moved = session.get(Task, open_task.id)
+        events = session.exec(select(CaseEvent).where(CaseEvent.case_id == open_task.case_id)).all()
+    assert moved is not None and moved.status == TaskStatus.completed
+    assert any(e.actor == "ehr:sim" for e in events)
+    assert found(sekmet, "Task", system, f"task-sim-{open_task.id}")[0]["status"] == "completed"

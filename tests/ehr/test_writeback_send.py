@@ -16,6 +16,7 @@ from discharge_bridge.cases.tasks.models import Task, TaskStatus
 from discharge_bridge.db import session_scope
 from discharge_bridge.ehr.models import WritebackItem, WritebackStatus
 from discharge_bridge.ehr.writeback.outbox import reconcile
+from discharge_bridge.ehr.writeback.readback import read_back_tasks
 from discharge_bridge.ehr.writeback.send import backoff, send_due
 from discharge_bridge.ehr.writeback.status import retry_failed, writeback_status
 from discharge_bridge.fhir import FhirClient, RetryPolicy
@@ -258,3 +259,35 @@ def test_create_by_id_puts_under_our_identifier(outbox: Engine) -> None:
     assert "If-None-Exist" not in put.calls.last.request.headers
     assert orjson.loads(put.calls.last.request.content)["id"] == item.identifier
     assert (the_item(outbox).remote_id, the_item(outbox).remote_version) == (item.identifier, "1")
+
+
+def test_read_back_applies_the_ehrs_task_changes_once(task_outbox: tuple[Engine, int, str]) -> None:
+    engine, task_id, remote_id = task_outbox
+    with Session(engine) as session:
+        source = session.exec(select(Source)).one()
+        value = session.exec(select(WritebackItem).where(WritebackItem.remote_id == remote_id)).one().identifier
+
+    def bundle(version: str, status: str) -> dict[str, object]:
+        remote = {
+            "resourceType": "Task",
+            "id": remote_id,
+            "status": status,
+            "identifier": [{"system": SYSTEM, "value": value}],
+            "meta": {"versionId": version, "lastUpdated": "2026-11-02T09:00:00.000Z"},
+        }
+        return {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": remote}]}
+
+    with respx.mock() as mock, time_machine.travel(T0 + timedelta(hours=1), tick=False), client() as http:
+        route = mock.get(f"{BASE}/Task").mock(return_value=httpx.Response(200, json=bundle("1", "completed")))
+        assert read_back_tasks(engine, source, http, system=SYSTEM) == 0  # the version we wrote: ours
+        assert route.calls.last.request.url.params["identifier"] == f"{SYSTEM}|"
+        route.mock(return_value=httpx.Response(200, json=bundle("2", "in-progress")))
+        with Session(engine) as session:
+            source = session.exec(select(Source)).one()
+        assert read_back_tasks(engine, source, http, system=SYSTEM) == 1
+        assert route.calls.last.request.url.params["_lastUpdated"] == "ge2026-11-02T09:00:00.000Z"
+    with Session(engine) as session:
+        task = session.get(Task, task_id)
+        item = session.exec(select(WritebackItem).where(WritebackItem.remote_id == remote_id)).one()
+    assert task is not None and task.status == TaskStatus.in_progress
+    assert item.remote_version == "2"
