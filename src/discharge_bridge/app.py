@@ -36,8 +36,11 @@ from discharge_bridge.api.directory import suggestions_router
 from discharge_bridge.api.figures import router as figures_router
 from discharge_bridge.api.handoffs import router as handoffs_router
 from discharge_bridge.api.headers import SecurityHeaders
+from discharge_bridge.api.portal import router as portal_router
+from discharge_bridge.api.psychology import router as psychology_router
 from discharge_bridge.api.referrals import router as referrals_router
 from discharge_bridge.api.screening import router as screening_router
+from discharge_bridge.api.services_delivered import router as services_delivered_router
 from discharge_bridge.api.sources import router as sources_router
 from discharge_bridge.api.tasks import router as tasks_router
 from discharge_bridge.api.webhooks import router as webhooks_router
@@ -97,6 +100,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(suggestions_router)
     app.include_router(figures_router)
     app.include_router(writeback_router)
+    app.include_router(services_delivered_router)
+    app.include_router(portal_router)
+    app.include_router(psychology_router)
     install_error_handlers(app)
     mount_ui(app)
     metrics.install(app)
