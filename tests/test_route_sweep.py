@@ -39,6 +39,8 @@ from discharge_bridge.cases.handoffs.models import DestinationType
 from discharge_bridge.cases.handoffs.service import create_handoff
 from discharge_bridge.cases.models import BarrierCode, Case
 from discharge_bridge.cases.referrals.service import create_referral
+from discharge_bridge.cases.screening.models import ScreeningTool
+from discharge_bridge.cases.screening.service import start_screening
 from discharge_bridge.cases.tasks.models import Task
 from discharge_bridge.cases.tasks.repository import list_tasks
 from discharge_bridge.config import Settings
@@ -91,6 +93,7 @@ class Hospital:
     referral_id: int = 0
     consent_id: int = 0
     delivered_id: int = 0  # a service delivered recorded on the case
+    screening_id: int = 0  # a BRASS screening of the case (cases/screening)
 
 
 def _fill_source(h: Hospital) -> str:
@@ -106,6 +109,7 @@ PATH_PARAMS: dict[str, Callable[[Hospital], Any]] = {
     "contact_id": lambda h: h.contact_id,
     "referral_id": lambda h: h.referral_id,
     "delivered_id": lambda h: h.delivered_id,
+    "screening_id": lambda h: h.screening_id,
     "consent_id": lambda h: h.consent_id,
     "service_id": lambda h: h.service_id,
     "organisation_id": lambda h: h.organisation_id,
@@ -378,6 +382,9 @@ def _hospital(session: Session, settings: Settings, name: str, tag: str) -> Hosp
     )
     assert delivered.id is not None
     hospital.delivered_id = delivered.id
+    screening = start_screening(session, case, ScreeningTool.brass, actor="sweep", mappings_dir=settings.mappings_dir)
+    assert screening.id is not None
+    hospital.screening_id = screening.id
     return hospital
 
 

@@ -69,6 +69,7 @@ def _ids(ward: Ward) -> dict[str, int]:
         "referral_id": 1,
         "consent_id": 1,
         "delivered_id": 1,
+        "screening_id": 1,
         "service_id": 1,
         "organisation_id": 1,
     }
