@@ -125,6 +125,15 @@ class Settings(BaseSettings):
         description="Identifier.system of what write-back keeps on the EHR (e.g. https://bridge.example/fhir/sid).",
     )
 
+    # The address EHRs reach this service at, behind any proxy (scheme://host[:port][/prefix]): the `aud` a
+    # CDS Hooks JWT must carry and the base of the links in its cards (ehr/cds/). None: the request's own URL.
+    public_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",
+        description="External base URL of this service, e.g. https://bridge.hospital.example (no trailing path "
+        "needed): what EHRs call. Needed behind a proxy that rewrites the host or the scheme.",
+    )
+
     # Where a source may point (sources/safety.py).
     allow_plain_http: bool = Field(
         default=False,
