@@ -19,6 +19,8 @@ class AdminAction(StrEnum):
     user_role = "user.role"  # role and/or hospitals changed
     user_password = "user.password"  # noqa: S105 (a new password was set; never the password itself)
     user_disable = "user.disable"
+    user_link_ehr = "user.link_ehr"  # who the user is in a hospital's EHR (SMART launch, ehr/launch/)
+    user_unlink_ehr = "user.unlink_ehr"
     token_create = "token.create"  # noqa: S105 (an action's name, not a secret)
     token_revoke = "token.revoke"  # noqa: S105
     signin_lock = "signin.lock"  # failed sign-ins locked an account or a client address
