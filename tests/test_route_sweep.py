@@ -59,6 +59,18 @@ pytestmark = pytest.mark.parametrize("db_settings", ["sqlite"], indirect=True)
 
 # Open to anyone: health checks, the sign-in form and the favicon. Static files are a Mount.
 OPEN = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/login"), ("POST", "/login"), ("GET", "/favicon.ico")}
+# CDS Hooks discovery (two static service descriptions, nothing of a patient) and the CORS preflights a
+# browser sends without credentials. The calls themselves take the EHR's JWT: see CDS_JWT below.
+OPEN |= {
+    ("GET", "/cds-services"),
+    ("OPTIONS", "/cds-services"),
+    ("OPTIONS", "/cds-services/{hook_service}"),
+    ("OPTIONS", "/cds-services/{hook_service}/feedback"),
+}
+# Routes the EHR calls with a JWT it signs (api/cds.py, ``cds_caller``): no permission of ours applies,
+# so the sweep's rule for them is that anyone without a valid JWT gets 401, anonymous or holding any
+# of our API tokens (every role's), whichever hospital's ids the path names.
+CDS_JWT = {("POST", "/cds-services/{hook_service}"), ("POST", "/cds-services/{hook_service}/feedback")}
 OPEN_MOUNTS = {"/static"}
 # Any signed-in principal, whatever the role.
 SIGNED_IN = {
@@ -70,7 +82,7 @@ SIGNED_IN = {
     ("GET", "/openapi.json"),
 }
 # Answer 401 to an anonymous caller; other paths are pages, which may redirect to the sign-in page.
-STRICT_401 = ("/api/", "/metrics", "/openapi.json")
+STRICT_401 = ("/api/", "/metrics", "/openapi.json", "/cds-services")
 ROLES = (Role.coordinator, Role.bed_manager, Role.it_admin, Role.admin, Role.psychologist, Role.receiver)
 # Admins see every hospital. A receiver sees no hospital, only the referrals sent to its organisation
 # (hospital A's): another hospital's referral, to another organisation, must be a 404 to it.
@@ -120,6 +132,7 @@ PATH_PARAMS: dict[str, Callable[[Hospital], Any]] = {
     "dead_letter_id": lambda h: h.dead_letter_id,
     "deadletter_id": lambda h: h.dead_letter_id,
     "letter_id": lambda h: h.dead_letter_id,
+    "hook_service": lambda h: "discharge-bridge-patient-view",  # a CDS Hooks service (not a hospital's)
 }
 
 # Objects of the city's service directory: not a hospital's, so every reader of the directory sees them
@@ -197,6 +210,10 @@ class Endpoint:
         """Authenticated by a per-source secret header instead of sign-in (the dependency says so)."""
         return any(getattr(call, "webhook_secret", False) for call in self.calls())
 
+    def cds_jwt(self) -> bool:
+        """Authenticated by the EHR's signed JWT (CDS Hooks) instead of sign-in (the dependency says so)."""
+        return any(getattr(call, "cds_jwt", False) for call in self.calls())
+
     def user_like_fields(self) -> set[str]:
         """Fields of its declared body, or form fields its code names as string literals, that read like a user."""
         names: set[str] = set()
@@ -248,9 +265,17 @@ def classify(endpoints: list[Endpoint], mounts: set[str]) -> list[str]:
     """Routes that escape the sweep: unguarded, unknown parameters, stale allow-list entries."""
     problems = [f"mount {m}: not in OPEN_MOUNTS" for m in sorted(mounts - OPEN_MOUNTS)]
     keys = {e.key for e in endpoints}
-    problems += [f"{m} {p}: allow-listed but not registered" for m, p in sorted((OPEN | SIGNED_IN) - keys)]
+    problems += [f"{m} {p}: allow-listed but not registered" for m, p in sorted((OPEN | SIGNED_IN | CDS_JWT) - keys)]
     for e in endpoints:
         if e.key in OPEN or e.webhook():
+            continue
+        if e.cds_jwt() != (e.key in CDS_JWT):
+            problems.append(f"{e.method} {e.path}: a CDS Hooks JWT route must be both in CDS_JWT and guarded by it")
+            continue
+        if e.cds_jwt():
+            problems += [
+                f"{e.method} {e.path}: unknown path parameter {{{p}}}" for p in e.path_params if p not in PATH_PARAMS
+            ]
             continue
         if e.key in SIGNED_IN:
             if not e.signed_in():
@@ -423,6 +448,17 @@ def anonymous_failures(app: FastAPI, endpoints: list[Endpoint], mine: Hospital) 
     return failures
 
 
+def jwt_failures(clients: dict[Role, TestClient], endpoints: list[Endpoint], mine: Hospital) -> list[str]:
+    """A CDS Hooks route refuses each role's API token of ours with 401: only the EHR's JWT opens it."""
+    failures = []
+    for e in (e for e in endpoints if e.cds_jwt()):
+        for role, client in clients.items():
+            status = _call(client, e, mine).status_code
+            if status != 401:
+                failures.append(f"{role}'s API token: {e.method} {e.path} -> {status} (wants 401: needs the EHR's JWT)")
+    return failures
+
+
 def foreign_failures(
     clients: dict[Role, TestClient], endpoints: list[Endpoint], mine: Hospital, foreign: Hospital
 ) -> tuple[list[str], int]:
@@ -496,8 +532,9 @@ def test_every_route_answers_401_403_404_where_it_must(settings: Settings, engin
         for role in ROLES
     }
     swept = [e for e in endpoints if e.key not in OPEN]
-    guarded = [e for e in swept if not e.webhook()]
-    failures = anonymous_failures(app, swept, mine)
+    guarded = [e for e in swept if not e.webhook() and not e.cds_jwt()]
+    assert {e.key for e in swept if e.cds_jwt()} == CDS_JWT
+    failures = anonymous_failures(app, swept, mine) + jwt_failures(clients, swept, mine)
     found, checked = foreign_failures(clients, guarded, mine, foreign)
     failures += found + role_failures(clients, guarded, mine)
     assert not failures, "\n".join(failures)
@@ -652,7 +689,7 @@ def test_the_sweep_catches_a_route_that_forgets_the_hospital_scope(settings: Set
 
     endpoints = [e for e in enumerate_routes(app)[0] if e.path == "/api/v1/leaky/{case_id}"]
     assert classify(endpoints, set()) == [  # guarded by a permission, so only the scope check can catch it
-        f"{m} {p}: allow-listed but not registered" for m, p in sorted(OPEN | SIGNED_IN)
+        f"{m} {p}: allow-listed but not registered" for m, p in sorted(OPEN | SIGNED_IN | CDS_JWT)
     ]
     clients = {Role.coordinator: token_client(app, engine, "anna", Role.coordinator, (mine.source_name,))}
     failures, checked = foreign_failures(clients, endpoints, mine, foreign)

@@ -29,6 +29,7 @@ from discharge_bridge.api.access import router as access_router
 from discharge_bridge.api.audit import router as audit_router
 from discharge_bridge.api.barriers import router as barriers_router
 from discharge_bridge.api.cases import router as cases_router
+from discharge_bridge.api.cds import router as cds_router
 from discharge_bridge.api.consent import router as consent_router
 from discharge_bridge.api.contacts import router as contacts_router
 from discharge_bridge.api.directory import router as directory_router
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(sources_router)
     app.include_router(webhooks_router)  # authenticates by the per-source webhook secret
+    app.include_router(cds_router)  # CDS Hooks: the EHR's signed JWT (ehr/cds/auth.py); discovery is open
     app.include_router(worklist_router)
     app.include_router(cases_router)
     app.include_router(barriers_router)
