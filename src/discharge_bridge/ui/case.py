@@ -24,6 +24,7 @@ from discharge_bridge.ui.case_common import CasePageRoute, PageCase, Reader, fla
 from discharge_bridge.ui.case_view import case_context, open_sections, section_of_flash, section_of_path
 from discharge_bridge.ui.contacts_view import contacts_section
 from discharge_bridge.ui.referrals_view import referrals_section
+from discharge_bridge.ui.screening_view import screening_section
 from discharge_bridge.ui.services_delivered_view import delivered_section
 from discharge_bridge.ui.templating import language_of, principal_of, render
 from discharge_bridge.users.principal import Principal
@@ -40,6 +41,7 @@ def _context(session: SessionDep, settings: Settings, case: Case, principal: Pri
     context = case_context(session, settings, case, principal, now, contacts=contacts)
     context["network"] = referrals_section(session, case, principal, now)  # consent and referrals
     context["delivered"] = delivered_section(session, settings, case, principal, context["timezone"])
+    context["screening"] = screening_section(session, settings, case, principal)
     return context
 
 

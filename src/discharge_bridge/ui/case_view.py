@@ -203,6 +203,7 @@ def case_context(
         "person": person or _unknown_person(case),
         "timezone": timezone,
         "lace": risk.lace if risk else None,
+        "hospital_score": risk.hospital_score if risk else None,
         "reasons": [reason_view(r) for r in (view.flags.reasons if view.flags else [])],
         "coordinators": coordinators,
         "coordinator_name": names.get(case.coordinator or "", case.coordinator),

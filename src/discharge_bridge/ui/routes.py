@@ -19,9 +19,11 @@ from discharge_bridge.ui import (
     figures,
     it,
     it_writeback,
+    launch,
     portal,
     psychology,
     referrals,
+    screening,
     services_delivered,
     signin,
 )
@@ -38,9 +40,11 @@ ROUTERS = [
     referrals.router,
     figures.router,
     services_delivered.router,
+    screening.router,
     portal.router,
     psychology.router,
     directory.router,
+    launch.router,
 ]
 
 
