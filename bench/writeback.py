@@ -186,7 +186,8 @@ def main() -> None:
         "items": items,
     }
     print(
-        f"reconcile {n:,} cases: first {first_s:.2f} s ({out['first_cases_per_s']:,} cases/s, {first.created:,} items); "
+        f"reconcile {n:,} cases: first {first_s:.2f} s "
+        f"({out['first_cases_per_s']:,} cases/s, {first.created:,} items); "
         f"nothing changed {second_s:.3f} s ({second.cases} cases looked at); "
         f"1% changed {third_s:.3f} s ({third.cases:,} cases, {third.changed:,} items changed)"
     )
