@@ -104,8 +104,14 @@ def build_app(config: dict[str, Any]) -> Any:
             "scopes_supported": ["openid", "fhirUser", "launch", "launch/patient", "launch/encounter", "patient/*.rs"],
             "response_types_supported": ["code"],
             "capabilities": [
-                "launch-ehr", "launch-standalone", "client-public", "context-ehr-patient", "context-ehr-encounter",
-                "context-standalone-patient", "sso-openid-connect", "permission-patient",
+                "launch-ehr",
+                "launch-standalone",
+                "client-public",
+                "context-ehr-patient",
+                "context-ehr-encounter",
+                "context-standalone-patient",
+                "sso-openid-connect",
+                "permission-patient",
             ],
         }
 
@@ -202,7 +208,11 @@ def build_app(config: dict[str, Any]) -> Any:
             body["encounter"] = context["encounter"]
         if "openid" in granted["scopes"]:
             claims: dict[str, Any] = {
-                "iss": base, "aud": client_id, "sub": context["user"], "iat": now, "exp": now + 300,
+                "iss": base,
+                "aud": client_id,
+                "sub": context["user"],
+                "iat": now,
+                "exp": now + 300,
                 "fhirUser": f"{base}/{context['user']}",
             }
             if q.get("nonce"):
@@ -245,7 +255,9 @@ def serve_smart_auth(folder: Path, *, port: int, **config: Any) -> Iterator[Smar
     log = (folder / "smart_auth.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "tests.support.smart_auth", str(path), str(port)],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.monotonic() + 30
