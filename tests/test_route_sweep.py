@@ -67,6 +67,10 @@ OPEN |= {
     ("OPTIONS", "/cds-services/{hook_service}"),
     ("OPTIONS", "/cds-services/{hook_service}/feedback"),
 }
+# SMART App Launch (ui/launch.py): the EHR (or a bookmark) opens /launch before anyone is signed in, and
+# the EHR's authorization server sends the browser back to /launch/callback; the code, the state taken
+# once and the id_token decide who signs in there (ehr/launch/service.py).
+OPEN |= {("GET", "/launch"), ("GET", "/launch/callback")}
 # Routes the EHR calls with a JWT it signs (api/cds.py, ``cds_caller``): no permission of ours applies,
 # so the sweep's rule for them is that anyone without a valid JWT gets 401, anonymous or holding any
 # of our API tokens (every role's), whichever hospital's ids the path names.
