@@ -18,6 +18,7 @@ from discharge_bridge.connections.forms import audited_settings, record_edit
 from discharge_bridge.connections.service import add_source, update_source
 from discharge_bridge.connections.status import run_check
 from discharge_bridge.db import get_engine, session_scope
+from discharge_bridge.ehr.launch.service import configure_launch
 from discharge_bridge.ehr.writeback.settings import parse_resources, set_writeback
 from discharge_bridge.fhir import FhirError
 from discharge_bridge.ingest.changes import queue_depths
@@ -141,6 +142,12 @@ def sources_set(
     writeback_resources: Annotated[
         str | None, typer.Option(help="What write-back writes, e.g. Flag,RiskAssessment,Task (default: all).")
     ] = None,
+    smart_client_id: Annotated[
+        str | None, typer.Option(help="SMART App Launch: our client id at the EHR ('' turns the launch off).")
+    ] = None,
+    smart_scope: Annotated[
+        str | None, typer.Option(help="SMART App Launch: the scopes an EHR launch asks for.")
+    ] = None,
 ) -> None:
     """Change a source's settings; its synced data stays. Run `rescore` after a mapping change.
 
@@ -191,7 +198,8 @@ def sources_set(
     changes = {k: v for k, v in changes.items() if v is not None}
     if writeback not in (None, "on", "off"):
         raise fail("--writeback takes on or off", 2)
-    if not changes and writeback is None and writeback_resources is None:
+    smart = smart_client_id is not None or smart_scope is not None
+    if not changes and writeback is None and writeback_resources is None and not smart:
         raise fail("nothing to change: give at least one option (see --help)", 2)
     try:
         with session_scope(get_engine()) as session:
@@ -205,6 +213,9 @@ def sources_set(
                     session, source, enabled=None if writeback is None else writeback == "on", resources=resources
                 )
                 changes["writeback"] = True
+            if smart:
+                source = configure_launch(session, source, client_id=smart_client_id, scope=smart_scope)
+                changes["smart_launch"] = True
             record_edit(session, cli_actor(), before, source)
     except (SourceError, SourceNotFound) as exc:
         raise fail(str(exc)) from None

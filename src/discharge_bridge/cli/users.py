@@ -22,6 +22,7 @@ from discharge_bridge.cli.common import cli_actor, console, err, fail, ready_dat
 from discharge_bridge.config import get_settings
 from discharge_bridge.db import get_engine, session_scope
 from discharge_bridge.directory.service import organisation_by_code, organisations_by_id
+from discharge_bridge.ehr.launch.identities import ehr_identities, link_ehr_user, unlink_ehr_user
 from discharge_bridge.users.roles import Role
 from discharge_bridge.users.service import (
     UserError,
@@ -120,6 +121,7 @@ def users_list(fmt: Annotated[str, typer.Option("--format", help="table | json")
         views = list_users(session)
         ids = {v.organisation_id for v in views if v.organisation_id is not None}
         codes = {i: o.code for i, o in organisations_by_id(session, ids).items()}
+        ehr = ehr_identities(session)
     if fmt == "json":
         rows = [
             {
@@ -132,12 +134,13 @@ def users_list(fmt: Annotated[str, typer.Option("--format", help="table | json")
                 "last_login_at": v.last_login_at.isoformat() if v.last_login_at else None,
                 "tokens": v.tokens,
                 "organisation": codes.get(v.organisation_id) if v.organisation_id is not None else None,
+                "ehr": ehr.get(v.username, []),
             }
             for v in views
         ]
         typer.echo(json.dumps(rows, indent=2))
         return
-    table = Table("user", "name", "role", "hospitals", "lang", "status", "last sign-in", "tokens")
+    table = Table("user", "name", "role", "hospitals", "lang", "status", "last sign-in", "tokens", "EHR identity")
     for v in views:
         table.add_row(
             v.username,
@@ -150,8 +153,42 @@ def users_list(fmt: Annotated[str, typer.Option("--format", help="table | json")
             "disabled" if v.disabled else "active",
             v.last_login_at.strftime("%Y-%m-%d %H:%M") if v.last_login_at else "never",
             str(v.tokens),
+            ", ".join(ehr.get(v.username, [])) or "-",
         )
     console.print(table)
+
+
+@app.command("link-ehr")
+def users_link_ehr(
+    username: str,
+    source: Annotated[str, typer.Option("--source", help="The source (hospital) whose EHR launches the app.")],
+    fhir_user: Annotated[str, typer.Option("--fhir-user", help="The user in that EHR, e.g. Practitioner/123.")],
+) -> None:
+    """Link a user to who they are in a hospital's EHR: a SMART launch by that fhirUser signs them in."""
+
+    ready_database()
+    try:
+        with session_scope(get_engine()) as session:
+            added = link_ehr_user(session, username, source_name=source, fhir_user=fhir_user, actor=cli_actor())
+    except UserError as exc:
+        raise fail(str(exc)) from None
+    console.print(f"{username} is {fhir_user.strip()} in the EHR of {source}" + ("" if added else " (already)"))
+
+
+@app.command("unlink-ehr")
+def users_unlink_ehr(
+    username: str,
+    source: Annotated[str, typer.Option("--source", help="The source (hospital).")],
+) -> None:
+    """Remove a user's EHR identity at a source: launches from that EHR no longer sign them in."""
+
+    ready_database()
+    try:
+        with session_scope(get_engine()) as session:
+            removed = unlink_ehr_user(session, username, source_name=source, actor=cli_actor())
+    except UserError as exc:
+        raise fail(str(exc)) from None
+    console.print(f"removed {removed} EHR identity(ies) of {username} at {source}")
 
 
 @app.command("disable")

@@ -44,6 +44,7 @@ class SourcePublic(BaseModel):
     assessment_queue: int = 0  # patients stored and waiting for the assessment stage
     last_run: SyncRunPublic | None
     push: list[SubscriptionPublic] = []  # the EHR's Subscriptions and their health (sources subscribe)
+    smart_client_id: str | None = None  # SMART App Launch (ehr/launch/settings.py): None = off
 
     @classmethod
     def of(
@@ -67,4 +68,5 @@ class SourcePublic(BaseModel):
             dead_letters=dead_letters,
             assessment_queue=queued,
             last_run=SyncRunPublic.of(last_run) if last_run else None,
+            smart_client_id=(source.smart_launch or {}).get("client_id"),
         )

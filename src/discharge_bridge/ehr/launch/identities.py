@@ -12,7 +12,7 @@ from sqlmodel import Session, col, select
 
 from discharge_bridge.audit import AdminAction, Target, record_admin_action
 from discharge_bridge.sources.models import Source
-from discharge_bridge.users.models import UserFhirIdentity
+from discharge_bridge.users.models import User, UserFhirIdentity
 from discharge_bridge.users.service import UserError, get_user
 
 # SMART App Launch 2.0, "fhirUser": a Practitioner, PractitionerRole, Patient, RelatedPerson or Person.
@@ -71,11 +71,12 @@ def unlink_ehr_user(session: Session, username: str, *, source_name: str, actor:
     return len(rows)
 
 
-def ehr_identities(session: Session) -> dict[int, list[str]]:
-    """Per user id, ``source:Practitioner/123`` for each link (for ``users list``)."""
-    names = {s.id: s.name for s in session.exec(select(Source))}
-    out: dict[int, list[str]] = {}
+def ehr_identities(session: Session) -> dict[str, list[str]]:
+    """Per user name, ``source:Practitioner/123`` for each link (for ``users list``)."""
+    sources = {s.id: s.name for s in session.exec(select(Source))}
+    users = {u.id: u.username for u in session.exec(select(User))}
+    out: dict[str, list[str]] = {}
     query = select(UserFhirIdentity).order_by(col(UserFhirIdentity.source_id), col(UserFhirIdentity.fhir_user))
     for row in session.exec(query):
-        out.setdefault(row.user_id, []).append(f"{names.get(row.source_id, '?')}:{row.fhir_user}")
+        out.setdefault(users.get(row.user_id, "?"), []).append(f"{sources.get(row.source_id, '?')}:{row.fhir_user}")
     return out

@@ -20,7 +20,7 @@ from urllib.parse import urlencode, urlsplit
 from sqlmodel import Session, col, delete, select
 
 from discharge_bridge.ehr.launch import oidc
-from discharge_bridge.ehr.launch.settings import LaunchConfig
+from discharge_bridge.ehr.launch.settings import LaunchConfig, updated
 from discharge_bridge.ehr.models import SmartLaunchState
 from discharge_bridge.sources.models import Source
 from discharge_bridge.sources.safety import SourcePolicy, current_policy
@@ -238,3 +238,12 @@ def complete(
     encounter = tokens.get("encounter")
     encounter_id = encounter.strip() if isinstance(encounter, str) and encounter.strip() else None
     return LaunchResult(user, source, patient.strip(), encounter_id, fhir_user)
+
+
+def configure_launch(session: Session, source: Source, *, client_id: str | None, scope: str | None) -> Source:
+    """Set the source's SMART launch client id and / or scope (an empty client id turns launch off).
+    The caller audits the change (connections.forms.record_edit shows ``smart_launch``)."""
+    source.smart_launch = updated(source.smart_launch, client_id=client_id, scope=scope)
+    session.add(source)
+    session.flush()
+    return source
