@@ -16,11 +16,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
 from annotated_types import Interval
-from pydantic import AwareDatetime, GetCoreSchemaHandler, GetJsonSchemaHandler, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    StringConstraints,
+    WithJsonSchema,
+)
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import PydanticCustomError, core_schema
 
@@ -143,6 +150,20 @@ class _Years:
 
 # An instant with its time zone (ISO 8601 with Z or an offset), within YEAR_MIN..YEAR_MAX.
 Instant = Annotated[AwareDatetime, _Years()]
+
+
+def _within_years(value: date) -> date:
+    if not YEAR_MIN <= value.year <= YEAR_MAX:
+        raise PydanticCustomError("date_out_of_range", f"Input should be a date between {YEAR_MIN} and {YEAR_MAX}")
+    return value
+
+
+# A calendar day (YYYY-MM-DD) within the years every date of the API keeps to; bounded in the OpenAPI document.
+Day = Annotated[
+    date,
+    AfterValidator(_within_years),
+    WithJsonSchema({"type": "string", "format": "date", "maxLength": 10, "pattern": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}),
+]
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterator
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -15,6 +16,7 @@ from discharge_bridge.audit.models import AdminAuditEntry
 from discharge_bridge.cases.assessment import put_assessment
 from discharge_bridge.config import PROJECT_ROOT, Settings
 from discharge_bridge.db import session_scope
+from discharge_bridge.directory.imports import UPLOAD_MAX
 from tests.support.factories import api_client, flagged_case, make_source, user_client
 
 pytestmark = pytest.mark.parametrize("db_settings", ["sqlite"], indirect=True)
@@ -125,6 +127,21 @@ def test_a_bad_file_is_a_422_listing_lines_and_columns(settings: Settings) -> No
         api.post("/api/v1/directory/bundle", content=b"{", headers={"Content-Type": "application/json"}).status_code
         == 422
     )
+
+
+def test_a_file_over_the_limit_is_refused_as_it_arrives_with_a_413(settings: Settings) -> None:
+    api = api_client(settings)
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: counted chunk by chunk
+        yield b"code,name\n"
+        for _ in range(UPLOAD_MAX // 65536 + 2):
+            yield b"x" * 65536
+
+    for path in ("/api/v1/directory.csv", "/api/v1/directory/bundle"):
+        assert api.post(path, content=chunks(), headers=CSV).status_code == 413, path
+    declared = {**CSV, "Content-Length": str(UPLOAD_MAX + 1)}
+    assert api.post("/api/v1/directory.csv", content=b"x", headers=declared).status_code == 413
+    assert api.get("/api/v1/directory/services").json() == []
 
 
 def test_suggestions_for_a_case_are_scoped_and_logged(settings: Settings, engine: Engine) -> None:

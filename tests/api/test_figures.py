@@ -100,7 +100,8 @@ def test_bad_input_names_the_field(anna: TestClient) -> None:
     assert _detail(anna.get("/api/v1/figures", params={"from": "2026-12-06", "to": "2026-11-23"})) == [["query", "to"]]
     assert _detail(anna.get("/api/v1/figures", params={"from": "2024-01-01", "to": "2026-12-06"})) == [["query", "to"]]
     assert _detail(anna.get("/api/v1/figures", params={"from": "1066-10-14", "to": "1066-10-20"})) == [
-        ["query", "from"]
+        ["query", "from"],
+        ["query", "to"],
     ]
     assert _detail(anna.get("/api/v1/figures", params={**PERIOD, "group": "month"})) == [["query", "group"]]
     assert _detail(anna.get("/api/v1/figures", params={**PERIOD, "hospital": "city"})) == [["query", "hospital"]]

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from discharge_bridge.access import record_view
+from discharge_bridge.api.webhooks import read_limited
 from discharge_bridge.cases.errors import InvalidInput, NotFound
 from discharge_bridge.cases.referrals.suggestions import suggestions_for_case
 from discharge_bridge.deps import Actor, CurrentCase, CurrentPrincipal, SessionDep, require, require_by_method
@@ -26,7 +27,7 @@ from discharge_bridge.directory.errors import (
     OrganisationNotFound,
     ServiceNotFound,
 )
-from discharge_bridge.directory.imports import ImportResult
+from discharge_bridge.directory.imports import UPLOAD_MAX, ImportResult
 from discharge_bridge.directory.matching import Suggestion, explain
 from discharge_bridge.directory.models import DirectoryService, Organisation, ServiceCategory
 from discharge_bridge.directory.schemas import (
@@ -63,7 +64,6 @@ suggestions_router = APIRouter(
     tags=["directory"],
     dependencies=[Depends(require(Permission.read_cases)), Depends(require(Permission.read_directory))],
 )
-UPLOAD_MAX = 5 * 1024 * 1024  # bytes: a city's directory is a few hundred rows
 FHIR_JSON = "application/fhir+json"
 
 
@@ -234,10 +234,8 @@ def _result(result: ImportResult) -> ImportOut:
 
 
 async def _upload(request: Request) -> bytes:
-    body = await request.body()
-    if len(body) > UPLOAD_MAX:
-        raise InvalidInput(("body",), f"the file is larger than {UPLOAD_MAX // (1024 * 1024)} MB")
-    return body
+    """The file, counted as it arrives: a body past UPLOAD_MAX is a 413 before it is all read."""
+    return await read_limited(request, UPLOAD_MAX)
 
 
 @router.get(
@@ -256,7 +254,8 @@ def directory_csv(session: SessionDep) -> Response:
     )
 
 
-CSV_BODY = {"requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}}
+_FILE = {"type": "string", "format": "binary", "maxLength": UPLOAD_MAX, "pattern": "^[^\\x00]*$"}
+CSV_BODY = {"requestBody": {"required": True, "content": {"text/csv": {"schema": _FILE}}}}
 
 
 @router.post("/directory.csv", response_model=ImportOut, openapi_extra=CSV_BODY)
@@ -285,7 +284,10 @@ def directory_bundle(session: SessionDep) -> Response:
 
 
 BUNDLE_BODY = {
-    "requestBody": {"required": True, "content": {FHIR_JSON: {"schema": {"type": "object"}}, "application/json": {}}}
+    "requestBody": {
+        "required": True,
+        "content": {FHIR_JSON: {"schema": {"type": "object"}}, "application/json": {"schema": {"type": "object"}}},
+    }
 }
 
 

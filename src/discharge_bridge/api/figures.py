@@ -21,7 +21,7 @@ from discharge_bridge.sources.service import SourceNotFound, list_sources, narro
 from discharge_bridge.spreadsheet import write_rows
 from discharge_bridge.users.principal import Principal
 from discharge_bridge.users.roles import Permission
-from discharge_bridge.validation import YEAR_MAX, YEAR_MIN, Key
+from discharge_bridge.validation import Day, Key
 from discharge_bridge.worklists import city, sitrep
 from discharge_bridge.worklists.city import CityFigures, Grouping
 from discharge_bridge.worklists.periods import InvalidPeriod, period_of
@@ -31,8 +31,8 @@ router = APIRouter(prefix="/api/v1", tags=["figures"], dependencies=[Depends(req
 
 FIGURE_PARAMS = {"from", "to", "group", "source"}
 SITREP_PARAMS = {"source", "date"}
-From = Annotated[date | None, Query(alias="from", description="First local day (YYYY-MM-DD); default 4 weeks ago.")]
-To = Annotated[date | None, Query(description="Last local day, included (YYYY-MM-DD); default today.")]
+From = Annotated[Day | None, Query(alias="from", description="First local day (YYYY-MM-DD); default 4 weeks ago.")]
+To = Annotated[Day | None, Query(description="Last local day, included (YYYY-MM-DD); default today.")]
 Group = Annotated[Grouping, Query(description="hospital, ward, coordinator or week (ISO, local time).")]
 OneSource = Annotated[Key | None, Query(description="Only this source (hospital), among yours.")]
 
@@ -114,21 +114,19 @@ def export_figures(
 
 
 SourceParam = Annotated[Key, Query(description="The source (hospital), among yours.")]
-Day = Annotated[date | None, Query(alias="date", description="The local day (YYYY-MM-DD); default yesterday.")]
+ReportDay = Annotated[Day | None, Query(alias="date", description="The local day (YYYY-MM-DD); default yesterday.")]
 
 
 def report(session: SessionDep, principal: Principal, source: str, day: date | None) -> SitRep:
     hospital = covered(session, principal, source)[0]
     if day is None:
         day = utcnow().astimezone(ZoneInfo(hospital.timezone)).date() - timedelta(days=1)
-    if not YEAR_MIN <= day.year <= YEAR_MAX:
-        raise InvalidInput(("query", "date"), f"a date between {YEAR_MIN} and {YEAR_MAX}")
     return sitrep.sitrep(session, hospital, day)
 
 
 @router.get("/sitrep", response_model=SitRep)
 def get_sitrep(
-    request: Request, session: SessionDep, principal: CurrentPrincipal, source: SourceParam, day: Day = None
+    request: Request, session: SessionDep, principal: CurrentPrincipal, source: SourceParam, day: ReportDay = None
 ) -> SitRep:
     """The daily situation report of one hospital (after the NHS discharge SitRep): at midnight local
     after ``date``, the patients medically ready but not discharged, by delay reason and destination,
@@ -139,7 +137,7 @@ def get_sitrep(
 
 @router.get("/sitrep.csv", response_class=Response)
 def export_sitrep(
-    request: Request, session: SessionDep, principal: CurrentPrincipal, source: SourceParam, day: Day = None
+    request: Request, session: SessionDep, principal: CurrentPrincipal, source: SourceParam, day: ReportDay = None
 ) -> Response:
     """The report as CSV: hospital, date, census_at, section, item, patients."""
     known_params(request, SITREP_PARAMS)

@@ -29,7 +29,7 @@ from discharge_bridge.deps import (
 )
 from discharge_bridge.users.principal import Principal
 from discharge_bridge.users.roles import Permission
-from discharge_bridge.validation import LINES, Id, PageSize, Version
+from discharge_bridge.validation import LINES, Day, Id, PageSize, Version
 
 router = APIRouter(
     prefix="/api/v1/portal", tags=["receiver portal"], dependencies=[Depends(require(Permission.receive_referrals))]
@@ -86,7 +86,7 @@ class PortalPatch(BaseModel):
         default=None, description="The answer; omitted: only `proposed_date` changes (it must then be given)."
     )
     reason: Reason | None = Field(default=None, description="Why it is declined (status rejected): required then.")
-    proposed_date: date | None = Field(default=None, description="The date the organisation proposes for the help.")
+    proposed_date: Day | None = Field(default=None, description="The date the organisation proposes for the help.")
     note: Reason | None = Field(default=None, description="With completed: what was delivered (kept on the service).")
     version: Version | None = Field(default=None, description="Alternative to If-Match.")
 

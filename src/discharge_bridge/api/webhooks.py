@@ -50,7 +50,7 @@ class WebhookUnauthorized(HTTPException):
 
 class BodyTooLarge(HTTPException):
     def __init__(self, limit: int) -> None:
-        super().__init__(status.HTTP_413_CONTENT_TOO_LARGE, f"notification body too large (over {limit} bytes)")
+        super().__init__(status.HTTP_413_CONTENT_TOO_LARGE, f"request body too large (over {limit} bytes)")
 
 
 async def read_limited(request: Request, limit: int) -> bytes:

@@ -31,6 +31,8 @@ from discharge_bridge.directory.service import (
     update_service,
 )
 
+UPLOAD_MAX = 5 * 1024 * 1024  # bytes of a file to import: a city's directory is a few hundred rows
+
 
 def _state(row: Any) -> dict[str, Any]:
     return {field: getattr(row, field) for field in type(row).model_fields if field != "updated_at"}

@@ -22,6 +22,7 @@ from discharge_bridge.cases.referrals.suggestions import suggestions_for_case
 from discharge_bridge.deps import CurrentCase, SessionDep, require
 from discharge_bridge.directory import csv_io, fhir_io
 from discharge_bridge.directory.errors import DirectoryError, ImportRefused, InvalidDirectoryInput
+from discharge_bridge.directory.imports import UPLOAD_MAX
 from discharge_bridge.directory.models import DirectoryService, Organisation, ServiceCategory
 from discharge_bridge.directory.schemas import (
     NEED_DOMAINS,
@@ -52,7 +53,6 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 Reader = Annotated[Principal, Depends(require(Permission.read_directory))]
 Manager = Annotated[Principal, Depends(require(Permission.manage_directory))]
 CaseReader = Annotated[Principal, Depends(require(Permission.read_cases))]
-UPLOAD_MAX = 5 * 1024 * 1024
 NOTICES = {
     "saved": N_("Saved."),
     "imported": N_("The directory was imported."),

@@ -5,28 +5,13 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from discharge_bridge.cases.referrals.models import ReferralStatus
 from discharge_bridge.cases.tasks.models import TaskDomain
-from discharge_bridge.validation import ITEMS_MAX, LINES, YEAR_MAX, YEAR_MIN, Id, Version
+from discharge_bridge.validation import ITEMS_MAX, LINES, Day, Id, Version
 
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000), LINES]
-
-
-def _within_years(value: date) -> date:
-    if not YEAR_MIN <= value.year <= YEAR_MAX:
-        raise PydanticCustomError("date_out_of_range", f"Input should be a date between {YEAR_MIN} and {YEAR_MAX}")
-    return value
-
-
-# A calendar day (YYYY-MM-DD) within the years every date of the API keeps to; bounded in the OpenAPI document.
-Day = Annotated[
-    date,
-    AfterValidator(_within_years),
-    WithJsonSchema({"type": "string", "format": "date", "maxLength": 10, "pattern": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}),
-]
 
 
 class ReferralIn(BaseModel):
