@@ -18,6 +18,7 @@ from discharge_bridge.connections.forms import audited_settings, record_edit
 from discharge_bridge.connections.service import add_source, update_source
 from discharge_bridge.connections.status import run_check
 from discharge_bridge.db import get_engine, session_scope
+from discharge_bridge.ehr.cds.settings import set_cds_hooks
 from discharge_bridge.ehr.launch.service import configure_launch
 from discharge_bridge.ehr.writeback.settings import parse_resources, set_writeback
 from discharge_bridge.fhir import FhirError
@@ -148,6 +149,18 @@ def sources_set(
     smart_scope: Annotated[
         str | None, typer.Option(help="SMART App Launch: the scopes an EHR launch asks for.")
     ] = None,
+    cds_issuer: Annotated[str | None, typer.Option(help="CDS Hooks: the `iss` of the EHR's JWTs.")] = None,
+    cds_jwks_url: Annotated[str | None, typer.Option(help="CDS Hooks: the EHR's JWK Set URL.")] = None,
+    cds_jku: Annotated[
+        list[str] | None, typer.Option(help="CDS Hooks: a JWK Set URL a token's jku may name; repeatable.")
+    ] = None,
+    cds_algorithms: Annotated[
+        str | None, typer.Option(help="CDS Hooks: accepted JWT algorithms (default RS384,ES384).")
+    ] = None,
+    cds_origin: Annotated[
+        list[str] | None, typer.Option(help="CDS Hooks: a browser-based EHR's origin allowed by CORS; repeatable.")
+    ] = None,
+    cds_off: Annotated[bool, typer.Option("--cds-off", help="CDS Hooks: forget this source's settings.")] = False,
 ) -> None:
     """Change a source's settings; its synced data stays. Run `rescore` after a mapping change.
 
@@ -198,8 +211,10 @@ def sources_set(
     changes = {k: v for k, v in changes.items() if v is not None}
     if writeback not in (None, "on", "off"):
         raise fail("--writeback takes on or off", 2)
+    cds_given = [cds_issuer, cds_jwks_url, cds_jku, cds_algorithms, cds_origin]
+    cds = cds_off or any(v is not None for v in cds_given)
     smart = smart_client_id is not None or smart_scope is not None
-    if not changes and writeback is None and writeback_resources is None and not smart:
+    if not changes and writeback is None and writeback_resources is None and not cds and not smart:
         raise fail("nothing to change: give at least one option (see --help)", 2)
     try:
         with session_scope(get_engine()) as session:
@@ -213,6 +228,18 @@ def sources_set(
                     session, source, enabled=None if writeback is None else writeback == "on", resources=resources
                 )
                 changes["writeback"] = True
+            if cds:
+                source = set_cds_hooks(
+                    session,
+                    source,
+                    issuer=cds_issuer,
+                    jwks_url=cds_jwks_url,
+                    jku_allow=cds_jku,
+                    algorithms=cds_algorithms.split(",") if cds_algorithms is not None else None,
+                    origins=cds_origin,
+                    off=cds_off,
+                )
+                changes["cds_hooks"] = True
             if smart:
                 source = configure_launch(session, source, client_id=smart_client_id, scope=smart_scope)
                 changes["smart_launch"] = True

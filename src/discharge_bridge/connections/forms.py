@@ -392,6 +392,7 @@ def audited_settings(source: Source) -> dict[str, Any]:
         # write-back's switch and resources (ehr/writeback/settings.py), not its moving watermark
         "writeback": {k: v for k, v in (source.writeback or {}).items() if k in ("enabled", "resources")},
         "smart_launch": dict(source.smart_launch or {}),  # SMART App Launch client (ehr/launch/settings.py)
+        "cds_hooks": dict(source.cds_hooks or {}),  # the EHR's CDS Hooks client (ehr/cds/settings.py)
     }
 
 

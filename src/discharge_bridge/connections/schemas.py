@@ -45,6 +45,9 @@ class SourcePublic(BaseModel):
     last_run: SyncRunPublic | None
     push: list[SubscriptionPublic] = []  # the EHR's Subscriptions and their health (sources subscribe)
     smart_client_id: str | None = None  # SMART App Launch (ehr/launch/settings.py): None = off
+    # The EHR's CDS Hooks client (ehr/cds/settings.py): None = CDS Hooks off for this source.
+    cds_issuer: str | None = None
+    cds_jwks_url: str | None = None
 
     @classmethod
     def of(
@@ -69,4 +72,6 @@ class SourcePublic(BaseModel):
             assessment_queue=queued,
             last_run=SyncRunPublic.of(last_run) if last_run else None,
             smart_client_id=(source.smart_launch or {}).get("client_id"),
+            cds_issuer=(source.cds_hooks or {}).get("issuer"),
+            cds_jwks_url=(source.cds_hooks or {}).get("jwks_url"),
         )
