@@ -291,3 +291,14 @@ def test_read_back_applies_the_ehrs_task_changes_once(task_outbox: tuple[Engine,
         item = session.exec(select(WritebackItem).where(WritebackItem.remote_id == remote_id)).one()
     assert task is not None and task.status == TaskStatus.in_progress
     assert item.remote_version == "2"
+
+
+def test_403_fails_without_keeping_the_body(outbox: Engine) -> None:
+    """Missing scopes: failed until IT grants them and presses Retry; a 401/403 body is never kept
+    (some token servers echo the rejected credentials)."""
+    with respx.mock() as mock:
+        mock.post(f"{BASE}/Flag").mock(return_value=httpx.Response(403, json=OUTCOME))
+        assert send(outbox, T0) == (0, 0, 1, 0)
+    failed = the_item(outbox)
+    assert failed.status == WritebackStatus.failed and failed.last_outcome is None
+    assert "403" in (failed.last_error or "") and "scopes" in (failed.last_error or "")
