@@ -70,6 +70,7 @@ SHARED_MODULES = frozenset(
         "tests/ui/test_contacts_browser.py",
         "tests/ui/test_coordinator.py",
         "tests/ui/test_directory_browser.py",
+        "tests/ui/test_launch_browser.py",
         "tests/ui/test_referral_journey.py",
         "tests/ui/test_security_browser.py",
         "tests/ui/test_signin.py",

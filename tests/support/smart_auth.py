@@ -39,6 +39,8 @@ import httpx
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from fastapi import FastAPI, Form, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -73,12 +75,9 @@ def s256(verifier: str) -> str:
 # -- the server -------------------------------------------------------------------------------------------
 
 
-def build_app(config: dict[str, Any]) -> Any:
+def build_app(config: dict[str, Any]) -> FastAPI:
     """``config``: base (the FHIR base = iss), client_id, redirect_uris, key_pem, default_user,
     default_patient, default_encounter (standalone)."""
-    from fastapi import FastAPI, Form, Request
-    from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-
     app = FastAPI()
     base: str = config["base"].rstrip("/")
     root = base.rsplit("/fhir", 1)[0]
