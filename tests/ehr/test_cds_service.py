@@ -428,3 +428,12 @@ def test_cors_only_for_an_origin_a_source_lists(world: World) -> None:
         )
     assert refused.status_code == 401  # readable by the EHR's page: it can show why
     assert refused.headers["access-control-allow-origin"] == "https://ehr.city.test"
+
+
+def test_a_prefetch_the_ehr_could_not_satisfy_is_null_or_absent_and_still_answers(world: World) -> None:
+    body = copy.deepcopy(PATIENT_VIEW_REQUEST)
+    body["prefetch"] = {"patient": None}  # the spec: a template not satisfied is left out (or null)
+    with time_machine.travel(NOW, tick=False):
+        response = call(world, PATIENT_VIEW, body)
+    assert response.status_code == 200, response.text
+    assert len(response.json()["cards"]) == 1
