@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+import respx
 import time_machine
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
@@ -19,6 +20,7 @@ from discharge_bridge.cases.handoffs.service import DocumentsMissing, create_han
 from discharge_bridge.cases.models import Case, CaseEvent, CaseStatus
 from discharge_bridge.cases.referrals.errors import ConsentRequired, InvalidReferralTransition
 from discharge_bridge.cases.referrals.models import REFERRAL_TRANSITIONS, Referral, ReferralStatus
+from discharge_bridge.cases.referrals.remote import sync_remote_referrals
 from discharge_bridge.cases.referrals.service import (
     create_referral,
     move_referral,
@@ -29,7 +31,7 @@ from discharge_bridge.cases.referrals.service import (
 from discharge_bridge.cases.tasks.models import Task, TaskPriority, TaskStatus
 from discharge_bridge.config import Settings
 from discharge_bridge.db import session_scope
-from discharge_bridge.directory.models import ServiceCategory
+from discharge_bridge.directory.models import Organisation, ServiceCategory
 from discharge_bridge.scheduling.jobs import escalation_job
 from tests.cases.referral_support import make_service
 from tests.support.factories import flagged_case, make_source
@@ -303,3 +305,20 @@ def test_a_destination_referral_takes_the_handoff_proposed_by_hand(engine: Engin
         assert len(session.exec(select(Handoff)).all()) == 2  # no second handoff to the same place
         move_referral(session, referral, _R.rejected, actor="org", reason="no places")
         assert by_hand.status == HandoffStatus.declined
+
+
+def test_a_receivers_fhir_server_at_a_forbidden_address_is_never_called(engine: Engine, settings: Settings) -> None:
+    """The directory, not hospital IT, names these servers: the sources' safety rules apply to them, and
+    a refusal is one failed referral, retried later, not a crashed job."""
+    with session_scope(engine) as session:
+        case = _case_with_consent(session)
+        referral = _referral(session, case)
+        organisation = session.get(Organisation, referral.organisation_id)
+        assert organisation is not None
+        organisation.fhir_base_url = "http://169.254.169.254/fhir"  # a cloud metadata address
+    with respx.mock(assert_all_called=False) as mock:  # were it called, it would answer
+        route = mock.route().respond(201, json={"resourceType": "Task", "id": "t1", "meta": {"versionId": "1"}})
+        result = sync_remote_referrals(settings)
+    assert (result.sent, result.failed, route.call_count) == (0, 1, 0)
+    with session_scope(engine) as session:
+        assert session.exec(select(Referral)).one().remote_task_id is None

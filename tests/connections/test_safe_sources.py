@@ -31,9 +31,9 @@ from discharge_bridge.sources.safety import (
     UnsafeSource,
     check_folder,
     check_url,
-    file_download_client,
     guarded_transport,
     masked_url,
+    vetted_client,
 )
 from discharge_bridge.sources.service import SourceError, client_for, get_source
 
@@ -424,7 +424,7 @@ def test_a_bulk_file_on_another_host_meets_the_rules_before_it_is_fetched(
     resolving(monkeypatch, {"files.example": ["169.254.10.1"], "storage.example": ["10.20.0.9"]})
     monkeypatch.setattr(socket, "create_connection", lambda *a, **k: pytest.fail("connected"))
     fhir = FhirClient("https://ehr.city.example/fhir", transport=httpx.MockTransport(lambda r: httpx.Response(500)))
-    bulk = BulkExportClient(fhir, downloads=file_download_client(policy))
+    bulk = BulkExportClient(fhir, downloads=vetted_client(policy, field="bulk_file"))
     with pytest.raises(SourceRefused, match=f"(?i)not fetched: Bulk export file: .*{why}"):
         list(bulk.iter_lines(ExportFile(type="Patient", url=url), requires_access_token=False))
     bulk.close()
@@ -435,7 +435,7 @@ def test_a_bulk_file_redirected_to_a_metadata_address_is_not_fetched(
 ) -> None:
     """Storage that answers with a redirect: the next URL meets the same rules."""
     resolving(monkeypatch, {"storage.example": ["10.20.0.9"]})
-    client = file_download_client(policy)
+    client = vetted_client(policy, field="bulk_file")
     sent: list[str] = []
 
     def storage(request: httpx.Request) -> httpx.Response:

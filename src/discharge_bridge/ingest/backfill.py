@@ -54,7 +54,7 @@ from discharge_bridge.ingest.writer import (
 )
 from discharge_bridge.sources import service as source_registry
 from discharge_bridge.sources.models import Source, SourceMode
-from discharge_bridge.sources.safety import current_policy, file_download_client
+from discharge_bridge.sources.safety import current_policy, vetted_client
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +153,9 @@ class BulkBackfill:
     # -- the export -------------------------------------------------------------------------------
 
     def pages(self) -> Iterator[Page]:
-        bulk = BulkExportClient(self.client, sleep=self.sleep, downloads=file_download_client(current_policy()))
+        bulk = BulkExportClient(
+            self.client, sleep=self.sleep, downloads=vetted_client(current_policy(), field="bulk_file")
+        )
         export_id = self._prepare()
         try:
             try:

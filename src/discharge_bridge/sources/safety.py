@@ -422,16 +422,25 @@ def guarded_transport(base_url: str, policy: SourcePolicy) -> httpx.BaseTranspor
     return _GuardedTransport(_GuardedBackend(policy, plain_host))
 
 
-def file_download_client(policy: SourcePolicy, *, timeout: float = 60.0) -> httpx.Client:
-    """A client without credentials for the files of a Bulk export that live on another host (pre-signed
-    object storage): the server's manifest names them, so each URL, a redirect's too, meets the rules of
-    a base URL before it is sent, and each connection is checked as it opens."""
+def vetted_client(
+    policy: SourcePolicy, *, field: str, timeout: float = 60.0, headers: dict[str, str] | None = None
+) -> httpx.Client:
+    """A client without credentials for URLs that data names rather than hospital IT: the files of a
+    Bulk export on another host (pre-signed object storage), a receiving organisation's FHIR server
+    from the directory. Each URL, a redirect's too, meets the rules of a base URL before it is sent
+    (``field`` names the setting in the refusal), and each connection is checked as it opens."""
 
     def vet(request: httpx.Request) -> None:
         try:
-            check_url(str(request.url), policy, field="bulk_file")
+            check_url(str(request.url), policy, field=field)
         except UnsafeSource as exc:
             raise SourceRefused(f"not fetched: {exc}") from None
 
     transport = None if _proxied("https://files.invalid/") else _GuardedTransport(_GuardedBackend(policy, None))
-    return httpx.Client(timeout=timeout, follow_redirects=True, transport=transport, event_hooks={"request": [vet]})
+    return httpx.Client(
+        timeout=timeout,
+        follow_redirects=True,
+        transport=transport,
+        headers=headers,
+        event_hooks={"request": [vet]},
+    )

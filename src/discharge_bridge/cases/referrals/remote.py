@@ -31,11 +31,11 @@ from discharge_bridge.cases.referrals.service import move_referral, service_of
 from discharge_bridge.config import Settings
 from discharge_bridge.db import get_engine, session_scope, utcnow
 from discharge_bridge.directory.models import Organisation
+from discharge_bridge.sources.safety import SourceRefused, current_policy, vetted_client
 
 log = logging.getLogger(__name__)
 
 FHIR_JSON = "application/fhir+json"
-TIMEOUT = httpx.Timeout(10.0)
 BATCH = 200
 CANCEL_NOTICE = timedelta(days=7)  # how long a cancellation made here is offered to the receiver's server
 
@@ -52,7 +52,8 @@ class RemoteSync:
 
 
 def _client(client: httpx.Client | None) -> httpx.Client:
-    return client or httpx.Client(timeout=TIMEOUT, headers={"Accept": FHIR_JSON})
+    """The directory names these servers, not hospital IT: each URL meets the sources' safety rules."""
+    return client or vetted_client(current_policy(), field="fhir_base_url", timeout=10.0, headers={"Accept": FHIR_JSON})
 
 
 def _post(client: httpx.Client, base: str, resource: dict[str, Any], identifier: str) -> dict[str, Any]:
@@ -224,7 +225,7 @@ def sync_remote_referrals(settings: Settings, *, client: httpx.Client | None = N
                     if referral is not None and referral.remote_task_id is None:
                         send_referral(session, referral, http)
                         result.sent += 1
-            except (RemoteReferralError, httpx.HTTPError, ValueError) as exc:
+            except (RemoteReferralError, SourceRefused, httpx.HTTPError, ValueError) as exc:
                 result.failed += 1
                 log.warning("referral %s: not sent to the receiver's FHIR server: %s", referral_id, type(exc).__name__)
         for referral_id in to_poll:
@@ -233,7 +234,7 @@ def sync_remote_referrals(settings: Settings, *, client: httpx.Client | None = N
                     referral = session.get(Referral, referral_id)
                     if referral is not None and poll_referral(session, referral, http):
                         result.updated += 1
-            except (RemoteReferralError, CoordinationError, httpx.HTTPError, ValueError) as exc:
+            except (RemoteReferralError, SourceRefused, CoordinationError, httpx.HTTPError, ValueError) as exc:
                 result.failed += 1
                 log.warning("referral %s: the receiver's Task was not read: %s", referral_id, type(exc).__name__)
     finally:
