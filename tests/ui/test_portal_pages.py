@@ -145,6 +145,7 @@ def test_the_case_page_shows_and_records_services_delivered(engine: Engine, sett
             f"{url}/services", data={"kind": "my_documents_application", "delivered_at": "2026-11-05T07:30"}
         )
         assert made.status_code == 200 and "Application to My Documents" in made.text
+        assert "Service recorded." in made.text  # the case page says what the submit did
         assert re.search(r'<details class="card part" id="services" open', made.text)
         refused = anna.post(f"{url}/services", data={"kind": "psychologist_session"})
         assert refused.status_code == 422 and 'aria-invalid="true"' in refused.text
@@ -152,6 +153,6 @@ def test_the_case_page_shows_and_records_services_delivered(engine: Engine, sett
             row = session.exec(select(ServiceDelivered)).one()
             assert row.delivered_at == datetime(2026, 11, 5, 7, 30, tzinfo=UTC)  # read in the hospital's zone (UTC)
         struck = anna.post(f"{url}/services/{row.id}/strike")
-        assert struck.status_code == 200 and "struck out" in struck.text
+        assert struck.status_code == 200 and "Service struck out." in struck.text
         boris = user_client(settings, engine, "boris", role="bed_manager")
         assert boris.post(f"{url}/services", data={"kind": "consultation"}).status_code == 403

@@ -36,6 +36,7 @@ from discharge_bridge.deps import SessionDep, require
 from discharge_bridge.ui import i18n
 from discharge_bridge.ui.case_labels import N_
 from discharge_bridge.ui.contact_labels import FLASH as CONTACT_FLASH
+from discharge_bridge.ui.portal_labels import FLASH as PORTAL_FLASH
 from discharge_bridge.ui.referral_labels import FLASH as REFERRAL_FLASH
 from discharge_bridge.ui.templating import PageRoute, render
 from discharge_bridge.users.principal import Principal
@@ -77,6 +78,9 @@ FLASH = {
     "handoff_unchanged": N_("The handoff was already so: nothing changed."),
     **CONTACT_FLASH,  # the contacts section (ui/contact_labels.py)
     **REFERRAL_FLASH,  # the consent and referrals sections (ui/referral_labels.py)
+    # the services delivered section (ui/services_delivered.py), worded as on the psychologist's page
+    "service_recorded": PORTAL_FLASH["service_recorded"],
+    "service_struck": PORTAL_FLASH["service_struck"],
 }
 # A refused value, next to its field, by the kind of problem pydantic (or the form reader) found.
 FIELD_PROBLEMS = {
