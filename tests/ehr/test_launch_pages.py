@@ -98,7 +98,7 @@ def test_a_patient_we_do_not_hold_is_named(client: TestClient, ehr: respx.MockRo
 def test_a_replayed_callback_is_refused_in_the_readers_language(client: TestClient, ehr: respx.MockRouter) -> None:
     query = _launch(client, ehr, patient="p1", encounter="adm1")
     client.get("/launch/callback", params={"code": "c", "state": query["state"]}, follow_redirects=False)
-    client.cookies.clear()
+    client.cookies.delete(SESSION_COOKIE)
     again = client.get(
         "/launch/callback", params={"code": "c", "state": query["state"]}, headers={"Accept-Language": "ru"}
     )
@@ -120,3 +120,16 @@ def test_standalone_launch_by_source_name(client: TestClient, ehr: respx.MockRou
     assert started.status_code == 302
     query = parse_qs(urlsplit(started.headers["location"]).query)
     assert "launch" not in query and "launch/patient" in query["scope"][0]
+
+
+def test_a_callback_in_another_browser_is_refused_and_spends_nothing(client: TestClient, ehr: respx.MockRouter) -> None:
+    """Login CSRF: a code and state from someone else's launch, sent to a browser that did not start it."""
+    query = _launch(client, ehr, patient="p1", encounter="adm1")
+    assert client.cookies.get("discharge_bridge_launch") == query["state"]
+    client.cookies.delete("discharge_bridge_launch")
+    other = client.get("/launch/callback", params={"code": "c", "state": query["state"]}, follow_redirects=False)
+    assert other.status_code == 400 and "not one we started" in other.text
+    assert SESSION_COOKIE not in other.headers.get("set-cookie", "")
+    client.cookies.set("discharge_bridge_launch", query["state"], domain="bridge.test", path="/launch/callback")
+    back = client.get("/launch/callback", params={"code": "c", "state": query["state"]}, follow_redirects=False)
+    assert back.status_code == 303  # the browser that started it still can

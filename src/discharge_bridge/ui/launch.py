@@ -11,9 +11,10 @@ every page refuses framing (api/headers.py), so the embedded mode is not offered
 
 from __future__ import annotations
 
+import secrets
 from datetime import timedelta
 from typing import Annotated
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -37,6 +38,9 @@ from discharge_bridge.users.roles import Permission
 from discharge_bridge.users.service import start_session
 
 ROUTE = "ui.launch.patient"
+# The state of the launch this browser started: the callback must come back to the same browser, so a
+# code and state obtained by someone else cannot sign a victim's browser in as them (login CSRF).
+LAUNCH_COOKIE = "discharge_bridge_launch"
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 Param = Annotated[str | None, Query(max_length=500)]
 Name = Annotated[str | None, Query(max_length=64)]
@@ -107,7 +111,18 @@ def launch(
         )
     except LaunchRefused as refused:
         return _refusal(request, refused.reason)
-    return RedirectResponse(url, status_code=302)
+    response = RedirectResponse(url, status_code=302)
+    state = parse_qs(urlsplit(url).query)["state"][-1]
+    response.set_cookie(
+        LAUNCH_COOKIE,
+        state,
+        httponly=True,
+        samesite="lax",  # sent on the authorization server's top-level redirect back to us
+        secure=_secure(request, settings),
+        max_age=int(service.STATE_LIFETIME.total_seconds()),
+        path="/launch/callback",
+    )
+    return response
 
 
 @router.get("/launch/callback", name="launch_callback")
@@ -124,6 +139,9 @@ def launch_callback(
         return _refusal(request, "ehr_error")
     if not code or not state:
         return _refusal(request, "bad_request")
+    started = request.cookies.get(LAUNCH_COOKIE, "")
+    if not started or not secrets.compare_digest(started.encode(), state.encode()):
+        return _refusal(request, service.BAD_STATE)  # not this browser's launch: its state stays unspent
     try:
         result = service.complete(
             session,
