@@ -65,3 +65,14 @@ def test_every_status_needs_a_row() -> None:
         Transitions(Light, {Light.red: (Light.green,), Light.green: (Light.red,)})
     with pytest.raises(ValueError):
         TASK_TRANSITIONS.moves("done")
+
+
+def test_the_path_to_a_status_takes_only_allowed_steps_and_is_the_shortest() -> None:
+    assert HANDOFF_TRANSITIONS.path(HandoffStatus.proposed, HandoffStatus.scheduled) == [
+        HandoffStatus.referred,
+        HandoffStatus.accepted,
+        HandoffStatus.scheduled,
+    ]
+    assert TASK_TRANSITIONS.path("requested", "completed") == [TaskStatus.in_progress, TaskStatus.completed]
+    assert TASK_TRANSITIONS.path("completed", "in-progress") == []  # final: nowhere to go
+    assert TASK_TRANSITIONS.path("accepted", "accepted") == []  # already there

@@ -8,6 +8,7 @@ Every check and every list of "allowed next" comes from the table, so the servic
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from types import MappingProxyType
@@ -37,6 +38,23 @@ class Transitions(Generic[S]):
     def allowed(self, current: S | str) -> list[S]:
         """Where ``current`` may go, sorted (the API's ``allowed_transitions``)."""
         return sorted(self.moves(current))
+
+    def path(self, current: S | str, target: S | str) -> list[S]:
+        """The shortest walk of allowed moves from ``current`` to ``target``, without ``current``
+        (empty when there is none, or nothing to do): how a status another system jumped to is
+        reached here one allowed step at a time, each step an event."""
+        start, goal = self.status(current), self.status(target)
+        walks: dict[S, list[S]] = {start: []}
+        queue = deque([start])
+        while queue:
+            status = queue.popleft()
+            if status == goal:
+                return walks[status]
+            for nxt in self.table[status]:
+                if nxt not in walks:
+                    walks[nxt] = [*walks[status], nxt]
+                    queue.append(nxt)
+        return []
 
     def check(self, what: str, current: S | str, target: S | str) -> None:
         """Raise InvalidTransition (naming the allowed next statuses) unless ``current -> target`` is allowed."""

@@ -13,7 +13,6 @@ steps between. Nothing about the patient is logged.
 from __future__ import annotations
 
 import logging
-from collections import deque
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -107,21 +106,6 @@ def send_referral(session: Session, referral: Referral, client: httpx.Client) ->
     session.flush()
 
 
-def _path(current: ReferralStatus, target: ReferralStatus) -> list[ReferralStatus]:
-    """The shortest walk along REFERRAL_TRANSITIONS (empty when there is none, or nothing to do)."""
-    seen = {current: [current]}
-    queue = deque([current])
-    while queue:
-        status = queue.popleft()
-        if status == target:
-            return seen[status][1:]
-        for nxt in REFERRAL_TRANSITIONS.moves(status):
-            if nxt not in seen:
-                seen[nxt] = [*seen[status], nxt]
-                queue.append(nxt)
-    return []
-
-
 def _proposed(remote: dict[str, Any]) -> date | None:
     start = str((remote.get("executionPeriod") or {}).get("start") or "")
     try:
@@ -143,7 +127,7 @@ def apply_remote_task(session: Session, referral: Referral, remote: dict[str, An
     reason = str((remote.get("statusReason") or {}).get("text") or "") or None
     proposed = _proposed(remote)
     actor = f"fhir:{organisation.code}"
-    steps = _path(ReferralStatus(referral.status), target)
+    steps = REFERRAL_TRANSITIONS.path(ReferralStatus(referral.status), target)
     for step in steps:
         needs_reason = step in (ReferralStatus.rejected, ReferralStatus.cancelled)
         move_referral(

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import random
-from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -137,21 +136,6 @@ def _write(
     return _id_of(response, body, item.resource_type) or item.remote_id, _version_of(response, body), False
 
 
-def _path(current: TaskStatus, target: TaskStatus) -> list[TaskStatus]:
-    """The shortest walk along TASK_TRANSITIONS from ``current`` to ``target`` (empty: none)."""
-    seen = {current: [current]}
-    queue = deque([current])
-    while queue:
-        status = queue.popleft()
-        if status == target:
-            return seen[status][1:]
-        for nxt in TASK_TRANSITIONS.moves(status):
-            if nxt not in seen:
-                seen[nxt] = [*seen[status], nxt]
-                queue.append(nxt)
-    return []
-
-
 def apply_remote_task(session: Session, item: WritebackItem, remote: dict[str, Any], source: Source) -> bool:
     """Take the EHR's Task status onto ours, unless ours changed since we last sent it; True if applied."""
     task_id = int(item.identifier.rsplit("-", 1)[1])
@@ -165,7 +149,7 @@ def apply_remote_task(session: Session, item: WritebackItem, remote: dict[str, A
         target = TaskStatus(str(remote.get("status")))
     except ValueError:
         return False
-    steps = _path(TaskStatus(row.status), target)
+    steps = TASK_TRANSITIONS.path(TaskStatus(row.status), target)
     if not steps:
         return False
     reason = str((remote.get("statusReason") or {}).get("text") or "") or None
