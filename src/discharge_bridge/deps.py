@@ -10,7 +10,7 @@ or a ``csrf_token`` form field): a cookie alone never authorises a write.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Path, Request, Response, status
@@ -18,6 +18,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
+from discharge_bridge.access import record_view
 from discharge_bridge.cases.errors import CaseNotFound, InvalidInput, NotFound, VersionRequired
 from discharge_bridge.cases.models import Barrier, Case
 from discharge_bridge.cases.referrals.psychology import psychology_case
@@ -239,3 +240,14 @@ def case_of(session: SessionDep, case_id: int) -> Case:
     case = session.get(Case, case_id)
     assert case is not None  # the foreign key guarantees it
     return case
+
+
+def log_view(session: Session, principal: Principal, route: str, patients: Iterable[tuple[int, str]]) -> None:
+    """Record that this request showed these patients' identity, and commit now, in this thread.
+
+    The one way a page or an API answer writes the access log. Committing here, once what is shown
+    has been read, ends the write at once: held to the session's exit (after rendering a page of 100
+    rows), it kept SQLite's other writers waiting under load.
+    """
+    if record_view(session, user=principal.username, route=route, patients=patients) is not None:
+        session.commit()

@@ -6,12 +6,19 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
 
-from discharge_bridge.access import record_view
 from discharge_bridge.cases.consent.errors import ConsentNotFound
 from discharge_bridge.cases.consent.models import Consent
 from discharge_bridge.cases.consent.schemas import ConsentIn, ConsentOut, ConsentRevoke
 from discharge_bridge.cases.consent.service import consents_of, get_consent, record_consent, revoke_consent
-from discharge_bridge.deps import Actor, CurrentCase, CurrentPrincipal, SessionDep, SourceScope, require_by_method
+from discharge_bridge.deps import (
+    Actor,
+    CurrentCase,
+    CurrentPrincipal,
+    SessionDep,
+    SourceScope,
+    log_view,
+    require_by_method,
+)
 from discharge_bridge.users.roles import Permission
 from discharge_bridge.validation import Id
 
@@ -44,9 +51,7 @@ def consents_index(case: CurrentCase, session: SessionDep, principal: CurrentPri
     ones too. They name the guardian or witness: the view is written to the access log."""
     consents = consents_of(session, case.source_id, case.patient_fhir_id)
     if consents:
-        record_view(
-            session, user=principal.username, route=LIST_ROUTE, patients=[(case.source_id, case.patient_fhir_id)]
-        )
+        log_view(session, principal, LIST_ROUTE, [(case.source_id, case.patient_fhir_id)])
     return [consent_out(session, c) for c in consents]
 
 

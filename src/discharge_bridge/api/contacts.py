@@ -11,7 +11,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Response
 
-from discharge_bridge.access import record_view
 from discharge_bridge.cases.contacts.models import CaseContact, ContactLogEntry
 from discharge_bridge.cases.contacts.schemas import (
     ContactIn,
@@ -43,6 +42,7 @@ from discharge_bridge.deps import (
     SessionDep,
     SettingsDep,
     expected_version,
+    log_view,
     require_by_method,
     set_etag,
 )
@@ -96,7 +96,7 @@ def _entry(entry: ContactLogEntry) -> LogEntryOut:
 
 
 def _seen(session: SessionDep, principal: CurrentPrincipal, case: Case, route: str) -> None:
-    record_view(session, user=principal.username, route=route, patients=[(case.source_id, case.patient_fhir_id)])
+    log_view(session, principal, route, [(case.source_id, case.patient_fhir_id)])
 
 
 def _added_view(

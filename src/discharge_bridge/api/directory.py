@@ -14,11 +14,10 @@ from typing import Annotated, Any, NoReturn
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from discharge_bridge.access import record_view
 from discharge_bridge.api.webhooks import read_limited
 from discharge_bridge.cases.errors import InvalidInput, NotFound
 from discharge_bridge.cases.referrals.suggestions import suggestions_for_case
-from discharge_bridge.deps import Actor, CurrentCase, CurrentPrincipal, SessionDep, require, require_by_method
+from discharge_bridge.deps import Actor, CurrentCase, CurrentPrincipal, SessionDep, log_view, require, require_by_method
 from discharge_bridge.directory import csv_io, fhir_io
 from discharge_bridge.directory.errors import (
     DirectoryError,
@@ -351,10 +350,5 @@ def case_suggestions(case: CurrentCase, session: SessionDep, principal: CurrentP
     why it fits, what is unknown or does not fit, and the documents it needs. The coordinator picks."""
     found = suggestions_for_case(session, case)
     # The reasons carry the person's age and district: a view of the person, in the access log.
-    record_view(
-        session,
-        user=principal.username,
-        route="api.case_suggestions",
-        patients=[(case.source_id, case.patient_fhir_id)],
-    )
+    log_view(session, principal, "api.case_suggestions", [(case.source_id, case.patient_fhir_id)])
     return [suggestion_out(s) for s in found]

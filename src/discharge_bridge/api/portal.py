@@ -13,7 +13,6 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from discharge_bridge.access import record_view
 from discharge_bridge.cases.referrals.errors import ReferralNotFound
 from discharge_bridge.cases.referrals.models import ReferralStatus
 from discharge_bridge.cases.referrals.portal import PortalReferral, portal_move, portal_referral, portal_referrals
@@ -24,6 +23,7 @@ from discharge_bridge.deps import (
     SessionDep,
     SettingsDep,
     expected_version,
+    log_view,
     require,
     set_etag,
 )
@@ -127,7 +127,7 @@ def _one(session: SessionDep, principal: Principal, referral_id: int) -> PortalR
     item = portal_referral(session, organisation, referral_id) if organisation is not None else None
     if item is None:
         raise ReferralNotFound(referral_id)
-    record_view(session, user=principal.username, route=ONE_ROUTE, patients=[item.patient])
+    log_view(session, principal, ONE_ROUTE, [item.patient])
     return item
 
 
@@ -141,7 +141,7 @@ def portal_index(
     """The referrals addressed to the caller's organisation, by id (keyset pages)."""
     organisation = _organisation(principal)
     items = portal_referrals(session, organisation, after=after, limit=limit) if organisation is not None else []
-    record_view(session, user=principal.username, route=LIST_ROUTE, patients=[i.patient for i in items])
+    log_view(session, principal, LIST_ROUTE, [i.patient for i in items])
     return PortalPage(items=[_out(i) for i in items], next_after=items[-1].id if len(items) == limit else None)
 
 

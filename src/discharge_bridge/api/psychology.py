@@ -13,10 +13,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
-from discharge_bridge.access import record_view
 from discharge_bridge.cases.referrals.psychology import psychology_cases
 from discharge_bridge.db import utcnow
-from discharge_bridge.deps import CurrentPrincipal, SessionDep, require
+from discharge_bridge.deps import CurrentPrincipal, SessionDep, log_view, require
 from discharge_bridge.users.roles import Permission
 from discharge_bridge.validation import Id, PageSize
 
@@ -53,9 +52,7 @@ def psychology_index(
 ) -> PsychologyPage:
     """One row per live referral to a psychologist of an open case in the caller's hospitals."""
     rows = psychology_cases(session, source_ids=principal.scope, today=utcnow().date(), after=after, limit=limit)
-    record_view(
-        session, user=principal.username, route=ROUTE, patients=[(r.source_id, r.patient_fhir_id) for r in rows]
-    )
+    log_view(session, principal, ROUTE, [(r.source_id, r.patient_fhir_id) for r in rows])
     items = [
         PsychologyCaseOut(
             case_id=r.case_id,

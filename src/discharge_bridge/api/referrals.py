@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Response
 
-from discharge_bridge.access import record_view
 from discharge_bridge.cases.consent.models import Consent
 from discharge_bridge.cases.referrals.errors import ReferralNotFound
 from discharge_bridge.cases.referrals.fhir import referral_bundle
@@ -31,6 +30,7 @@ from discharge_bridge.deps import (
     SourceScope,
     case_of,
     expected_version,
+    log_view,
     require_by_method,
     set_etag,
 )
@@ -169,7 +169,5 @@ def referral_fhir(referral: CurrentReferral, session: SessionDep, principal: Cur
     case = case_of(session, referral.case_id)
     service, organisation = service_of(session, referral)
     consent = session.get(Consent, referral.consent_id) if referral.consent_id else None
-    record_view(
-        session, user=principal.username, route="api.referral_fhir", patients=[(case.source_id, case.patient_fhir_id)]
-    )
+    log_view(session, principal, "api.referral_fhir", [(case.source_id, case.patient_fhir_id)])
     return referral_bundle(referral, case, service, organisation, consent)

@@ -11,10 +11,17 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
-from discharge_bridge.access import record_view
 from discharge_bridge.cases.errors import InvalidInput
 from discharge_bridge.db import utcnow
-from discharge_bridge.deps import CurrentPrincipal, SessionDep, SettingsDep, SourceScope, require, require_by_method
+from discharge_bridge.deps import (
+    CurrentPrincipal,
+    SessionDep,
+    SettingsDep,
+    SourceScope,
+    log_view,
+    require,
+    require_by_method,
+)
 from discharge_bridge.risk import RuleSetError, loading
 from discharge_bridge.sources.service import SourceNotFound, narrow_scope
 from discharge_bridge.users.roles import Permission
@@ -121,8 +128,7 @@ def get_worklist(
         )
     except InvalidFilter as exc:
         raise InvalidInput(("query", exc.param), exc.message) from None
-    record_view(session, user=principal.username, route="api.worklist", patients=page.shown)
-    session.commit()  # now, in this thread: held to the session's exit, SQLite's writers starve
+    log_view(session, principal, "api.worklist", page.shown)
     return page
 
 
@@ -172,8 +178,7 @@ def get_board(
         )
     except InvalidBoardCursor as exc:
         raise InvalidInput(("query", "after"), str(exc)) from None
-    record_view(session, user=principal.username, route="api.board", patients=result.shown)
-    session.commit()  # now, in this thread: held to the session's exit, SQLite's writers starve
+    log_view(session, principal, "api.board", result.shown)
     return board_out(result)
 
 

@@ -16,10 +16,9 @@ from babel.dates import format_date
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from discharge_bridge.access import record_view
 from discharge_bridge.cases.handoffs.models import DestinationType
 from discharge_bridge.db import utcnow
-from discharge_bridge.deps import SessionDep, SettingsDep, require
+from discharge_bridge.deps import SessionDep, SettingsDep, log_view, require
 from discharge_bridge.risk import RuleSetError, loading
 from discharge_bridge.sources.models import Source
 from discharge_bridge.sources.service import SourceNotFound
@@ -191,8 +190,7 @@ def board_page(
             mappings_dir=settings.mappings_dir,
             figures_max_age=settings.list_figures_max_age_seconds,
         )
-    record_view(session, user=principal.username, route="ui.board", patients=result.shown)
-    session.commit()  # now, in this thread: held to the session's exit, SQLite's writers starve
+    log_view(session, principal, "ui.board", result.shown)
     tz = board_timezone([chosen] if chosen else sources)
     asked = (("hospital", hospital), ("ward", ward), ("destination", destination), ("status", status))
     query = urlencode({k: v for k, v in asked if v})
@@ -302,7 +300,7 @@ def board_csv(
     i18n.set_language(language_of(request))
     flt, _, _ = _filter(session, settings, principal, hospital, ward, destination, status)
     result = board(session, flt, now=utcnow(), limit=None, mappings_dir=settings.mappings_dir)
-    record_view(session, user=principal.username, route="ui.board.csv", patients=result.shown)
+    log_view(session, principal, "ui.board.csv", result.shown)
     buffer = io.StringIO()
     buffer.write("\ufeff")
     writer = csv.writer(buffer)

@@ -2,7 +2,7 @@
 
 Reads go through the case's repository and views, scoped to the reader's hospitals (a case of
 another hospital is a 404, as in the API); the forms post to ``ui/case_forms.py``. Each view shows
-the patient's identity, so each records one access-log entry (``access.record_view``).
+the patient's identity, so each records one access-log entry (``deps.log_view``).
 """
 
 from __future__ import annotations
@@ -12,13 +12,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from discharge_bridge.access import record_view
 from discharge_bridge.cases.errors import NotFound, refused
 from discharge_bridge.cases.models import Case
 from discharge_bridge.cases.repository import get_case
 from discharge_bridge.config import Settings
 from discharge_bridge.db import get_engine, session_scope, utcnow
-from discharge_bridge.deps import SessionDep, SettingsDep, settings_dep
+from discharge_bridge.deps import SessionDep, SettingsDep, log_view, settings_dep
 from discharge_bridge.ui import i18n
 from discharge_bridge.ui.case_common import CasePageRoute, PageCase, Reader, flash_message, refusal
 from discharge_bridge.ui.case_view import case_context, open_sections, section_of_flash, section_of_path
@@ -63,8 +62,7 @@ def _page(
     context["refused"] = refused_form
     also = (section_of_flash(flash), section_of_path(refused_form["action"]) if refused_form else None)
     context["opened"] = open_sections(context, also=also)
-    record_view(session, user=principal.username, route=ROUTE, patients=[(case.source_id, case.patient_fhir_id)])
-    session.commit()  # now, in this thread: held to the session's exit, SQLite's writers starve
+    log_view(session, principal, ROUTE, [(case.source_id, case.patient_fhir_id)])
     return render(request, "case.html", context, status_code=status_code)
 
 
@@ -88,7 +86,7 @@ def case_plan_print(
     i18n.set_language(language_of(request))
     context = _context(session, settings, case, principal)
     context["printed_by"] = principal.display_name
-    record_view(session, user=principal.username, route=PRINT_ROUTE, patients=[(case.source_id, case.patient_fhir_id)])
+    log_view(session, principal, PRINT_ROUTE, [(case.source_id, case.patient_fhir_id)])
     return render(request, "case/print.html", context)
 
 

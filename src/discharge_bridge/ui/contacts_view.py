@@ -3,7 +3,7 @@ the EHR and added by hand), click-to-call numbers, and the log of calls and visi
 
 ``contacts_section`` builds what ``templates/case/contacts.html`` needs; the case page passes it
 as ``contacts``. It shows relatives' names and phones, which is identity: the page that shows it
-records the view (``access.record_view``), once for the whole page.
+records the view (``deps.log_view``), once for the whole page.
 """
 
 from __future__ import annotations

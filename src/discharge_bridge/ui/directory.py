@@ -16,10 +16,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from starlette.datastructures import FormData, UploadFile
 
-from discharge_bridge.access import record_view
 from discharge_bridge.cases.errors import NotFound
 from discharge_bridge.cases.referrals.suggestions import suggestions_for_case
-from discharge_bridge.deps import CurrentCase, SessionDep, require
+from discharge_bridge.deps import CurrentCase, SessionDep, log_view, require
 from discharge_bridge.directory import csv_io, fhir_io
 from discharge_bridge.directory.errors import DirectoryError, ImportRefused, InvalidDirectoryInput
 from discharge_bridge.directory.imports import UPLOAD_MAX
@@ -434,12 +433,7 @@ async def organisation_change(
 def case_suggestions(request: Request, case: CurrentCase, principal: CaseReader, session: SessionDep) -> Response:
     """The "Suggested services" part: loaded into the case page by htmx, or a page of its own."""
     found = suggestions_for_case(session, case)
-    record_view(
-        session,
-        user=principal.username,
-        route="page.case_suggestions",
-        patients=[(case.source_id, case.patient_fhir_id)],
-    )
+    log_view(session, principal, "page.case_suggestions", [(case.source_id, case.patient_fhir_id)])
     set_language(language_of(request))
     fragment = request.headers.get("hx-request") == "true"
     return render(

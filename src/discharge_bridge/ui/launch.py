@@ -19,10 +19,9 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from discharge_bridge.access import record_view
 from discharge_bridge.config import Settings
 from discharge_bridge.db import utcnow
-from discharge_bridge.deps import SESSION_COOKIE, SessionDep, SettingsDep
+from discharge_bridge.deps import SESSION_COOKIE, SessionDep, SettingsDep, log_view
 from discharge_bridge.ehr.launch import service
 from discharge_bridge.ehr.launch.context import landing
 from discharge_bridge.ehr.launch.service import LaunchRefused
@@ -199,7 +198,7 @@ def launch_patient(
     where = landing(session, found.id, patient, encounter)
     if where.case_id is not None:  # opened meanwhile
         return RedirectResponse(f"/cases/{where.case_id}", status_code=303)
-    record_view(session, user=principal.username, route=ROUTE, patients=[(found.id, patient)])
+    log_view(session, principal, ROUTE, [(found.id, patient)])
     context = {
         "source": found,
         "patient": patient,

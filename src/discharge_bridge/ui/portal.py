@@ -15,11 +15,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from discharge_bridge.access import record_view
 from discharge_bridge.cases.errors import InvalidInput
 from discharge_bridge.cases.referrals.errors import ReferralNotFound
 from discharge_bridge.cases.referrals.portal import PortalReferral, portal_move, portal_referral, portal_referrals
-from discharge_bridge.deps import SessionDep, SettingsDep, require
+from discharge_bridge.deps import SessionDep, SettingsDep, log_view, require
 from discharge_bridge.ui import i18n
 from discharge_bridge.ui.case_common import CasePageRoute, Form, text, version_of
 from discharge_bridge.ui.portal_labels import flash, label
@@ -54,8 +53,7 @@ def portal_page(
     """The organisation's referrals, grouped new / in progress / done, 100 a page by id."""
     organisation = principal.organisation_id
     items = portal_referrals(session, organisation, after=after, limit=100) if organisation is not None else []
-    record_view(session, user=principal.username, route=LIST_ROUTE, patients=[i.patient for i in items])
-    session.commit()
+    log_view(session, principal, LIST_ROUTE, [i.patient for i in items])
     grouped: dict[str, list[PortalReferral]] = {g: [] for g in GROUPS}
     for item in items:
         grouped[item.group].append(item)
@@ -78,8 +76,7 @@ def portal_referral_page(
 ) -> Response:
     i18n.set_language(language_of(request))
     item = _one(session, principal, referral_id)
-    record_view(session, user=principal.username, route=ONE_ROUTE, patients=[item.patient])
-    session.commit()
+    log_view(session, principal, ONE_ROUTE, [item.patient])
     context = {
         "r": item,
         "label": label,

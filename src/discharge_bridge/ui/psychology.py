@@ -13,7 +13,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from discharge_bridge.access import record_view
 from discharge_bridge.cases.delivered.repository import get_service_delivered
 from discharge_bridge.cases.delivered.service import may_strike, strike_service
 from discharge_bridge.cases.errors import NotFound
@@ -21,7 +20,7 @@ from discharge_bridge.cases.models import Case
 from discharge_bridge.cases.referrals.person import briefs
 from discharge_bridge.cases.referrals.psychology import psychology_cases
 from discharge_bridge.db import utcnow
-from discharge_bridge.deps import SessionDep, SettingsDep, get_case_or_404, require
+from discharge_bridge.deps import SessionDep, SettingsDep, get_case_or_404, log_view, require
 from discharge_bridge.sources.service import list_sources
 from discharge_bridge.ui import i18n
 from discharge_bridge.ui.case_common import CasePageRoute, Form
@@ -45,10 +44,7 @@ CASE_ROUTE = "ui.psychology.case"
 @router.get("/psychology", dependencies=PSYCHOLOGISTS)
 def psychology_page(request: Request, session: SessionDep, principal: Psychologist) -> Response:
     rows = psychology_cases(session, source_ids=principal.scope, today=utcnow().date(), limit=500)
-    record_view(
-        session, user=principal.username, route=LIST_ROUTE, patients=[(r.source_id, r.patient_fhir_id) for r in rows]
-    )
-    session.commit()
+    log_view(session, principal, LIST_ROUTE, [(r.source_id, r.patient_fhir_id) for r in rows])
     return render(request, "psychology.html", {"rows": rows, "label": label})
 
 
@@ -76,8 +72,7 @@ def psychology_case_page(
         "flash": flash(done),
         "refused": None,
     }
-    record_view(session, user=principal.username, route=CASE_ROUTE, patients=[(case.source_id, case.patient_fhir_id)])
-    session.commit()
+    log_view(session, principal, CASE_ROUTE, [(case.source_id, case.patient_fhir_id)])
     return render(request, "psychology/case.html", context)
 
 

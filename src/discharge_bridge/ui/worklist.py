@@ -17,10 +17,9 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from discharge_bridge.access import record_view
 from discharge_bridge.cases.service import open_case_by_hand
 from discharge_bridge.db import utcnow
-from discharge_bridge.deps import SessionDep, SettingsDep
+from discharge_bridge.deps import SessionDep, SettingsDep, log_view
 from discharge_bridge.risk import RuleSetError, loading
 from discharge_bridge.sources.service import list_sources
 from discharge_bridge.ui import i18n
@@ -198,8 +197,7 @@ def worklist_page(
         refused = {"field": exc.param, "message": i18n.gettext(REFUSED.get(exc.param, CHOOSE))}
         found = WorklistPage(total=0, items=[])
     shown += found.shown
-    record_view(session, user=principal.username, route="ui.worklist", patients=shown)
-    session.commit()  # now, in this thread: held to the session's exit, SQLite's writers starve
+    log_view(session, principal, "ui.worklist", shown)
     live = {
         "rows": [
             {
