@@ -187,6 +187,7 @@ def test_pages_speak_russian_for_a_russian_user(engine: Engine, settings: Settin
         "Барьеры выписки",
         "Родственники и контакты",
         "Оказанные услуги",
+        "Скрининг (BRASS, ISAR)",
         "Хронология",
     ]
     assert f"Случай №{ids['mine']}" in case and "Координатор" in case
