@@ -19,6 +19,7 @@ and the old record of N. Hospital "north" has a patient in a bed that "city" nev
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -34,7 +35,16 @@ from discharge_bridge.cases.readiness import set_dates_by_person
 from discharge_bridge.config import Settings
 from discharge_bridge.db import session_scope
 from discharge_bridge.ingest.models import EncounterSnapshot, PatientAlias
-from discharge_bridge.worklists.board import Board, GroupTotals, Readiness, board, board_filter
+from discharge_bridge.worklists import figures
+from discharge_bridge.worklists.board import (
+    Board,
+    BoardRow,
+    BoardTotals,
+    GroupTotals,
+    Readiness,
+    board,
+    board_filter,
+)
 from tests.support.factories import RULES, flagged_case, make_source, put_encounter, put_risk
 
 pytestmark = pytest.mark.clock
@@ -117,7 +127,9 @@ def seed(engine: Engine, settings: Settings) -> dict[str, int]:
         return {"city": city, "north": north}
 
 
-def _board(engine: Engine, settings: Settings, source_ids: list[int] | None, **filters: Any) -> Board:
+def _board(
+    engine: Engine, settings: Settings, source_ids: list[int] | None, max_age: float = 0, **filters: Any
+) -> Board:
     with session_scope(engine) as session:
         flt, _, _ = board_filter(
             session,
@@ -128,7 +140,7 @@ def _board(engine: Engine, settings: Settings, source_ids: list[int] | None, **f
             rules_version=RULES,
             **filters,
         )
-        return board(session, flt, now=NOW, mappings_dir=settings.mappings_dir)
+        return board(session, flt, now=NOW, mappings_dir=settings.mappings_dir, figures_max_age=max_age)
 
 
 def _listed(result: Board) -> list[str]:
@@ -196,8 +208,32 @@ def test_filters_by_ward_destination_and_readiness(
 ) -> None:
     result = _board(engine, settings, city, **filters)
     assert _listed(result) == expected
-    assert result.totals.in_bed == len(expected) and sum(w.in_bed for w in result.by_ward) == len(expected)
+    assert result.totals == _totals_of(result.rows)
+    assert sum(w.in_bed for w in result.by_ward) == sum(d.in_bed for d in result.by_destination) == len(expected)
     assert result.wards == ["Surgery 2", "Therapy 3"]  # the ward filter's choices stay whole
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(figures, "_kept", OrderedDict())
+        _board(engine, settings, city, max_age=60)  # the kept answer over the hospitals...
+        kept = _board(engine, settings, city, max_age=60, **filters)  # ...serves this filter's totals
+    assert (_listed(kept), kept.totals, kept.by_ward, kept.wards) == (
+        expected,
+        result.totals,
+        result.by_ward,
+        result.wards,
+    )
+
+
+def _totals_of(rows: list[BoardRow]) -> BoardTotals:
+    """The totals counted from the rows themselves (each row's readiness and delay)."""
+    states = [r.readiness for r in rows]
+    return BoardTotals(
+        in_bed=len(rows),
+        ready_not_discharged=sum(r.medically_ready_at is not None for r in rows),
+        bed_days_lost=round(sum(r.days_delayed or 0.0 for r in rows), 1),
+        ready_today=states.count(Readiness.today),
+        this_week=states.count(Readiness.today) + states.count(Readiness.week),
+        delayed=states.count(Readiness.delayed),
+    )
 
 
 def test_other_hospitals_and_a_local_day_in_another_zone(engine: Engine, settings: Settings) -> None:

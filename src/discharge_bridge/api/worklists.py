@@ -154,7 +154,7 @@ def get_board(
     pages of ``limit`` rows."""
     _known_params(request, BOARD_PARAMS)
     try:
-        flt, _, _ = board_filter(
+        flt, sources, _ = board_filter(
             session,
             principal.scope,
             hospital,
@@ -175,6 +175,7 @@ def get_board(
             after=after,
             mappings_dir=settings.mappings_dir,
             figures_max_age=settings.list_figures_max_age_seconds,
+            sources=sources,
         )
     except InvalidBoardCursor as exc:
         raise InvalidInput(("query", "after"), str(exc)) from None

@@ -170,8 +170,9 @@ def board_page(
 ) -> Response:
     i18n.set_language(language_of(request))
     flt, sources, chosen = _filter(session, settings, principal, hospital, ward, destination, status)
-    try:
-        result: Board = board(
+
+    def page(after: str | None) -> Board:
+        return board(
             session,
             flt,
             now=utcnow(),
@@ -179,17 +180,14 @@ def board_page(
             after=after,
             mappings_dir=settings.mappings_dir,
             figures_max_age=settings.list_figures_max_age_seconds,
+            sources=sources,
         )
+
+    try:
+        result = page(after)
     except InvalidBoardCursor:  # a stale or hand-made link: the first page rather than an error
         after = None
-        result = board(
-            session,
-            flt,
-            now=utcnow(),
-            limit=ROWS_SHOWN,
-            mappings_dir=settings.mappings_dir,
-            figures_max_age=settings.list_figures_max_age_seconds,
-        )
+        result = page(None)
     log_view(session, principal, "ui.board", result.shown)
     tz = board_timezone([chosen] if chosen else sources)
     asked = (("hospital", hospital), ("ward", ward), ("destination", destination), ("status", status))
@@ -298,8 +296,8 @@ def board_csv(
     """Every row of the board as filtered (no display limit), UTF-8 with a BOM so Excel reads Cyrillic.
     Names and MRNs are in it: the export is one access-log entry with every patient in the file."""
     i18n.set_language(language_of(request))
-    flt, _, _ = _filter(session, settings, principal, hospital, ward, destination, status)
-    result = board(session, flt, now=utcnow(), limit=None, mappings_dir=settings.mappings_dir)
+    flt, sources, _ = _filter(session, settings, principal, hospital, ward, destination, status)
+    result = board(session, flt, now=utcnow(), limit=None, mappings_dir=settings.mappings_dir, sources=sources)
     log_view(session, principal, "ui.board.csv", result.shown)
     buffer = io.StringIO()
     buffer.write("\ufeff")

@@ -75,16 +75,18 @@ class BoardFilter:
 def stay_rules(session: Session, sources: list[Source], mappings_dir: Path) -> tuple[StayRule, ...]:
     """Each hospital's current-stay classes and statuses, hospitals with the same ones together.
     A mapping that does not load (the IT page says why) counts with the defaults."""
-    grouped: dict[tuple[frozenset[str], frozenset[str]], list[int]] = {}
+    by_mapping: dict[str, list[int]] = {}
     for source in sources:
-        if source.id is None:
-            continue
+        if source.id is not None:
+            by_mapping.setdefault(source.mapping, []).append(source.id)
+    grouped: dict[tuple[frozenset[str], frozenset[str]], list[int]] = {}
+    for name, ids in by_mapping.items():  # a city's hundred hospitals share a few mappings
         try:
-            mapping = loading.mapping(source.mapping, mappings_dir)
+            mapping = loading.mapping(name, mappings_dir)
             key = (mapping.inpatient_classes, mapping.current_statuses)
         except MappingError:
             key = _defaults()
-        grouped.setdefault(key, []).append(source.id)
+        grouped.setdefault(key, []).extend(ids)
     return tuple(StayRule(tuple(sorted(ids)), classes, statuses) for (classes, statuses), ids in grouped.items())
 
 

@@ -9,6 +9,7 @@ delayed beyond the ready date, bed-days lost. The charts' weekly series live in 
 
 from __future__ import annotations
 
+from array import array
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -242,13 +243,16 @@ def board_keys() -> list[keyset.Key]:
     ]
 
 
-def _anchor(session: Session, cursor: str) -> list[Any]:
-    """The sort values of the row a cursor points after (read again: a cursor holds no patient data).
-    The row need not be in a bed any more: the next page starts after where it stood."""
+def _cursor_id(cursor: str) -> int:
     try:
-        last_id = keyset.decode(cursor, BOARD_SORT)
+        return keyset.decode(cursor, BOARD_SORT)
     except keyset.InvalidCursor as exc:
         raise InvalidBoardCursor(str(exc)) from None
+
+
+def _anchor(session: Session, last_id: int) -> list[Any]:
+    """The sort values of the row a cursor points after (read again: a cursor holds no patient data).
+    The row need not be in a bed any more: the next page starts after where it stood."""
     query = (
         select(*(k.expression for k in board_keys()))
         .select_from(EncounterSnapshot)
@@ -265,8 +269,63 @@ def _anchor(session: Session, cursor: str) -> list[Any]:
     return list(values)
 
 
+def _order(session: Session, flt: BoardFilter, now: datetime, calendars: dict[int, Days]) -> array[int]:
+    """The ids of every row the filter keeps, in the board's order (8 bytes a row)."""
+    keys = board_keys()
+    query = _beds(flt, now, calendars, [EncounterSnapshot.id]).order_by(*keyset.order_by(keys))
+    return array("q", session.execute(query).scalars())
+
+
+def _kept_slots(order: array[int], after_id: int | None, limit: int) -> list[int] | None:
+    """The ids of the ``limit + 1`` slots after ``after_id`` in a kept order; None when that row is
+    not in it (the order was computed again since): the caller then pages by SQL."""
+    start = 0
+    if after_id is not None:
+        try:
+            start = order.index(after_id) + 1
+        except ValueError:
+            return None
+    return order[start : start + limit + 1].tolist()
+
+
 class InvalidBoardCursor(ValueError):
     """The board's ``after`` was not made by the board, or its row is gone."""
+
+
+def _page(
+    session: Session,
+    flt: BoardFilter,
+    now: datetime,
+    calendars: dict[int, Days],
+    columns: list[Any],
+    after_id: int | None,
+    limit: int | None,
+    max_age: float,
+) -> tuple[list[Any], int | None]:
+    """The rows of one page and the id of its last slot when more follow. With ``max_age`` the
+    board's order over every row is kept that long (``figures.kept``: one sort of 100,000 rows then
+    serves every page), and a page reads its rows by id, live: a row that left its bed or the filter
+    since is not shown, one that arrived shows once the order is computed again. Otherwise (or when
+    the cursor's row is not in the kept order) the page is one keyset query."""
+    if max_age > 0 and limit is not None:
+        order_key = ("board-order", str(session.get_bind().engine.url), repr(flt), now.date())
+        order = kept(order_key, max_age, lambda: _order(session, flt, now, calendars))
+        slots = _kept_slots(order, after_id, limit)
+        if slots is not None:
+            shown = slots[:limit]
+            live = _beds(flt, now, calendars, columns).where(col(EncounterSnapshot.id).in_(shown))
+            found = {row.id: row for row in session.execute(live)}
+            return [found[i] for i in shown if i in found], (shown[-1] if len(slots) > limit else None)
+    keys = board_keys()
+    ordered = _beds(flt, now, calendars, columns).order_by(*keyset.order_by(keys))
+    if after_id is not None:
+        ordered = ordered.where(keyset.after(keys, _anchor(session, after_id)))
+    if limit is not None:
+        ordered = ordered.limit(limit + 1)
+    picked = session.execute(ordered).all()
+    if limit is None or len(picked) <= limit:
+        return list(picked), None
+    return list(picked[:limit]), picked[limit - 1].id
 
 
 def board(
@@ -278,13 +337,18 @@ def board(
     after: str | None = None,
     mappings_dir: Path | None = None,
     figures_max_age: float = 0,
+    sources: list[Source] | None = None,
 ) -> Board:
     """Patients in a bed, medically ready ones first (longest waiting first), then by expected
     discharge; ``limit`` rows after the cursor ``after`` (None: all), totals over all of them from
     one aggregate query (kept ``figures_max_age`` seconds, see ``figures.kept``). With ``mappings_dir``
-    each row carries its patient's identity."""
-    sources = {s.id: s for s in list_sources(session, source_ids=flt.source_ids) if s.id is not None}
-    calendars = {sid: local_days(s.timezone, now) for sid, s in sources.items()}
+    each row carries its patient's identity. ``sources``: the caller's, as ``board_filter`` gave them
+    (else read again)."""
+    if sources is None:
+        sources = list_sources(session, source_ids=flt.source_ids)
+    wanted = None if flt.source_ids is None else set(flt.source_ids)
+    by_id = {s.id: s for s in sources if s.id is not None and (wanted is None or s.id in wanted)}
+    calendars = {sid: local_days(s.timezone, now) for sid, s in by_id.items()}
     columns: list[Any] = [
         EncounterSnapshot.id,
         EncounterSnapshot.source_id,
@@ -296,15 +360,8 @@ def board(
         EncounterSnapshot.planned_end,
         Case,
     ]
-    keys = board_keys()
-    ordered = _beds(flt, now, calendars, columns).order_by(*keyset.order_by(keys))
-    if after:
-        ordered = ordered.where(keyset.after(keys, _anchor(session, after)))
-    if limit is not None:
-        ordered = ordered.limit(limit + 1)
-    picked = session.execute(ordered).all()
-    more = limit is not None and len(picked) > limit
-    picked = picked[:limit] if limit is not None else picked
+    after_id = _cursor_id(after) if after else None
+    picked, last_slot = _page(session, flt, now, calendars, columns, after_id, limit, figures_max_age)
     case_ids = [row.Case.id for row in picked if row.Case is not None and row.Case.id is not None]
     barriers = _open_barriers(session, case_ids, now)
     handoffs = _current_handoffs(session, case_ids)
@@ -314,7 +371,7 @@ def board(
     rows = [
         _row(
             row,
-            sources[row.source_id],
+            by_id[row.source_id],
             now,
             calendars[row.source_id],
             barriers.get(row.Case.id, []) if row.Case is not None and row.Case.id is not None else [],
@@ -323,10 +380,13 @@ def board(
         )
         for row in picked
     ]
-    key = ("board", str(session.get_bind().engine.url), repr(flt), now.date())
-    totals, by_ward, by_destination = kept(key, figures_max_age, lambda: _totals(session, flt, now, calendars))
-    next_after = keyset.encode(BOARD_SORT, picked[-1].id) if more and picked else None
-    return Board(totals, rows, _wards(session, flt, now), by_ward, by_destination, next_after=next_after)
+    broad = BoardFilter(source_ids=flt.source_ids, stays=flt.stays, rules_version=flt.rules_version)
+    key = ("board", str(session.get_bind().engine.url), repr(broad), now.date())
+    groups = kept(key, figures_max_age, lambda: _groups(session, broad, now, calendars))
+    totals, by_ward, by_destination = _summed(groups, flt)
+    wards = sorted({g.ward for g in groups if g.ward})
+    next_after = keyset.encode(BOARD_SORT, last_slot) if last_slot is not None else None
+    return Board(totals, rows, wards, by_ward, by_destination, next_after=next_after)
 
 
 def _row(
@@ -411,11 +471,22 @@ def _days_since(instant: Any, now: datetime, dialect: str) -> Any:
     return func.julianday(literal(now, UTCDateTime())) - func.julianday(instant)
 
 
-def _totals(
-    session: Session, flt: BoardFilter, now: datetime, calendars: dict[int, Days]
-) -> tuple[BoardTotals, list[GroupTotals], list[GroupTotals]]:
+@dataclass(frozen=True)
+class _Group:
+    """Admissions in a bed alike in ward, planned destination and readiness."""
+
+    ward: str | None
+    place: str  # a DestinationType value, or NO_HANDOFF
+    state: Readiness
+    beds: int
+    ready: int  # medically ready among them
+    lost: float  # their bed-days lost
+
+
+def _groups(session: Session, flt: BoardFilter, now: datetime, calendars: dict[int, Days]) -> list[_Group]:
     """Every admission the filter keeps, not just the rows shown: one aggregate query grouped by
-    ward, destination and readiness (a few hundred groups at most), summed up here."""
+    ward, destination and readiness (a few hundred groups at most). The ward, destination and
+    status filters are these groups' keys, so one answer over the hospitals serves all of them."""
     ready = col(Case.medically_ready_at)
     rows = _beds(
         flt,
@@ -438,12 +509,32 @@ def _totals(
     figures: list[Any] = [rows.c.ward, rows.c.place, rows.c.state]
     figures += [func.count(), func.count(rows.c.medically), func.sum(lost)]
     query = select(*figures).group_by(rows.c.ward, rows.c.place, rows.c.state)
+    return [
+        _Group(
+            ward, str(place) if place else NO_HANDOFF, Readiness(state), int(beds), int(ready_n), float(lost_days or 0)
+        )
+        for ward, place, state, beds, ready_n, lost_days in session.execute(query)
+    ]
+
+
+_WITHIN = {status: {status} for status in Readiness} | {Readiness.week: {Readiness.today, Readiness.week}}
+
+
+def _summed(groups: list[_Group], flt: BoardFilter) -> tuple[BoardTotals, list[GroupTotals], list[GroupTotals]]:
+    """The totals of the groups ``flt``'s ward, destination and status keep: overall, per ward and
+    per destination (this week includes today, as the status filter does)."""
     overall = _Sum()
     wards: dict[str | None, _Sum] = defaultdict(_Sum)
     places: dict[str, _Sum] = defaultdict(_Sum)
-    for ward, place, state, beds, ready_n, lost_days in session.execute(query):
-        for bucket in (overall, wards[ward], places[str(place) if place else NO_HANDOFF]):
-            bucket.add(state, int(beds), int(ready_n), float(lost_days or 0.0))
+    for g in groups:
+        if flt.ward and g.ward != flt.ward:
+            continue
+        if flt.destination and g.place != flt.destination:
+            continue
+        if flt.status is not None and g.state not in _WITHIN[flt.status]:
+            continue
+        for bucket in (overall, wards[g.ward], places[g.place]):
+            bucket.add(g.state, g.beds, g.ready, g.lost)
     totals = BoardTotals(
         in_bed=overall.in_bed,
         ready_not_discharged=overall.ready,
@@ -455,13 +546,6 @@ def _totals(
     by_ward = [wards[w].group(w) for w in sorted(wards, key=lambda w: (w is None, w or ""))]
     by_destination = [places[d].group(d) for d in DESTINATIONS if d in places]
     return totals, by_ward, by_destination
-
-
-def _wards(session: Session, flt: BoardFilter, now: datetime) -> list[str]:
-    """The wards of the filtered hospitals' beds, whatever the other filters (the ward filter's choices)."""
-    every = BoardFilter(source_ids=flt.source_ids, stays=flt.stays, rules_version=flt.rules_version)
-    query = in_bed(select(EncounterSnapshot.ward).select_from(EncounterSnapshot), every, now, with_ward=False)
-    return sorted({w for w in session.execute(query.distinct()).scalars() if w})
 
 
 def board_out(result: Board) -> BoardOut:
