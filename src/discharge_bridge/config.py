@@ -80,8 +80,9 @@ class Settings(BaseSettings):
         default=0,
         ge=0,
         le=300,
-        description="Keep the worklist filters' counts and the bed board's totals this long per web process "
-        "(0: compute them on every request). At city scale they are aggregates over every open admission.",
+        description="Keep the worklist filters' counts, the bed board's totals and the board's order this "
+        "long per web process (0: compute them on every request). At city scale they are aggregates and a sort "
+        "over every open admission; the rows of a page are always read live.",
     )
     # Workers that share the sources (scheduling/workers.py, `discharge-bridge worker`).
     poll_by: Literal["scheduler", "workers"] = Field(

@@ -1,8 +1,9 @@
 """Figures beside a list, kept a few seconds in this process: the worklist filters' counts and the
 bed board's totals are aggregates over every matching admission (100,000 at city scale: seconds on
-SQLite), while the rows of a page are one indexed query. With ``list_figures_max_age_seconds`` set,
-readers asking the same question of the same database within that many seconds share one answer
-(each web process keeps its own, at most ``MAX_ENTRIES``); the rows themselves are always live.
+SQLite), and the board's order is a sort of all of them (its keys span the case and the stay, so no
+index walks it), while the rows of a page are one indexed query. With ``list_figures_max_age_seconds``
+set, readers asking the same question of the same database within that many seconds share one answer
+(each web process keeps its own, at most ``MAX_ENTRIES``); the rows themselves are always read live.
 0 (the default) computes them on every request.
 """
 
