@@ -12,7 +12,7 @@ typing error, refused with the field named (``InvalidInput``), from the API and 
 from __future__ import annotations
 
 from datetime import datetime, time
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
@@ -133,7 +133,17 @@ def _day_of_admission(session: Session, case: Case, now: datetime) -> datetime |
     return datetime.combine(day, time(0), tzinfo=zone)
 
 
-def bed_days_lost(case: Case, now: datetime | None = None) -> float | None:
+class ReadyDates(Protocol):
+    """What the delay is counted from: a case, or a row of its two dates."""
+
+    @property
+    def medically_ready_at(self) -> datetime | None: ...
+
+    @property
+    def actual_discharge_at(self) -> datetime | None: ...
+
+
+def bed_days_lost(case: ReadyDates, now: datetime | None = None) -> float | None:
     """Days in a bed after being medically ready: to the discharge, or to now while still in."""
     if case.medically_ready_at is None:
         return None

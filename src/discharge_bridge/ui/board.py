@@ -44,6 +44,7 @@ from discharge_bridge.worklists.board import (
     delay_series,
     handoff_series,
 )
+from discharge_bridge.worklists.figures import kept
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 BoardViewer = Annotated[Principal, Depends(require(Permission.view_board))]
@@ -107,10 +108,17 @@ def _week_label(day: date) -> str:
     return format_date(day, "d MMM", locale=i18n.current_language())
 
 
-def _charts(session: SessionDep, flt: BoardFilter, tz: str) -> dict[str, object]:
+def _charts(session: SessionDep, flt: BoardFilter, tz: str, max_age: float) -> dict[str, object]:
     now = utcnow()
-    delays = delay_series(session, flt, now=now, tz=tz, weeks=WEEKS)
-    handoffs = handoff_series(session, flt, now=now, tz=tz, weeks=WEEKS)
+    key = ("board-series", str(session.get_bind().engine.url), repr(flt), tz, now.date())
+    delays, handoffs = kept(
+        key,
+        max_age,
+        lambda: (
+            delay_series(session, flt, now=now, tz=tz, weeks=WEEKS),
+            handoff_series(session, flt, now=now, tz=tz, weeks=WEEKS),
+        ),
+    )
     labels = [_week_label(w.week_start) for w in delays]
     days, patients = i18n.gettext("days"), i18n.gettext("patients")
     delay_title = i18n.gettext("Ready-to-discharge delay per week")
@@ -212,7 +220,7 @@ def board_page(
         "next_url": "/board?" + urlencode([*((k, v) for k, v in asked if v), ("after", result.next_after)])
         if result.next_after
         else None,
-        "charts": _charts(session, flt, tz),
+        "charts": _charts(session, flt, tz, settings.list_figures_max_age_seconds),
         "label": label,
     }
     return render(request, "board.html", context)

@@ -72,13 +72,14 @@ def delay_series(session: Session, flt: BoardFilter, *, now: datetime, tz: str, 
     """Per week: the delay from medically ready to discharge of that week's discharges, and who still waits."""
     starts = week_starts(now, tz, weeks)
     window_start = starts[0]
-    query = select(Case).where(
+    dates = (col(Case.medically_ready_at), col(Case.actual_discharge_at), col(Case.closed_at))
+    query = select(*dates).where(
         col(Case.medically_ready_at).is_not(None),
         col(Case.medically_ready_at) <= now,
         or_(col(Case.actual_discharge_at).is_(None), col(Case.actual_discharge_at) >= window_start),
         or_(col(Case.closed_at).is_(None), col(Case.closed_at) >= window_start),
     )
-    cases = list(session.exec(_ward_filter(query, flt)))
+    cases = list(session.execute(_ward_filter(query, flt)))  # rows of dates: 20,000 at city scale
     delays: list[list[float]] = [[] for _ in starts]
     for c in cases:
         if c.actual_discharge_at is not None:
@@ -103,7 +104,7 @@ def delay_series(session: Session, flt: BoardFilter, *, now: datetime, tz: str, 
     return series
 
 
-def _waiting_at(c: Case, point: datetime) -> bool:
+def _waiting_at(c: Any, point: datetime) -> bool:
     """Medically ready by ``point`` and not yet gone (discharged, or the case closed another way)."""
     if c.medically_ready_at is None or c.medically_ready_at > point:
         return False
