@@ -10,20 +10,24 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields, is_dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, update
+import orjson
+from sqlalchemy import JSON, Table, bindparam, func, update
 from sqlalchemy import select as sa_select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
 from sqlmodel import Session, col, select
 
 from discharge_bridge.config import Settings
-from discharge_bridge.db import utcnow
+from discharge_bridge.db import UTCDateTime, utcnow
 from discharge_bridge.fhir.fields import obj
 from discharge_bridge.ingest.aliases import records_of, survivors
-from discharge_bridge.ingest.models import ClinicalSnapshot, EncounterSnapshot, PatientSnapshot
-from discharge_bridge.ingest.store import insert_for
+from discharge_bridge.ingest.models import EncounterSnapshot
+from discharge_bridge.ingest.store import padded
 from discharge_bridge.risk import (
     Mapping,
     PatientRecord,
@@ -111,30 +115,47 @@ _Loaded = tuple[dict[str, dict[str, Any]], dict[str, list[_Stay]], dict[str, dic
 
 
 def _load(session: Session, source_id: int, patient_ids: Sequence[str]) -> _Loaded:
-    """Patients, their encounters and their clinical facts, as raw FHIR, in three queries."""
-    patients: dict[str, dict[str, Any]] = {
-        fid: dict(raw)
-        for fid, raw in session.exec(
-            select(PatientSnapshot.fhir_id, PatientSnapshot.raw).where(
-                PatientSnapshot.source_id == source_id, col(PatientSnapshot.fhir_id).in_(patient_ids)
-            )
-        )
-    }
+    """Patients, their encounters and their clinical facts, as raw FHIR, in three queries.
+
+    Plain driver SQL, the raw JSON decoded here: through SQLAlchemy, the expanding ``IN`` and the
+    per-row result processing cost a third as much as decoding the JSON itself (bench/scale.py)."""
+    patients: dict[str, dict[str, Any]] = {}
     encounters: dict[str, list[_Stay]] = defaultdict(list)
-    for fid, pid, raw in session.exec(
-        select(EncounterSnapshot.fhir_id, EncounterSnapshot.patient_fhir_id, EncounterSnapshot.raw).where(
-            EncounterSnapshot.source_id == source_id, col(EncounterSnapshot.patient_fhir_id).in_(patient_ids)
-        )
-    ):
-        encounters[pid].append(_Stay(fid, dict(raw)))
     clinical: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
-    for pid, rtype, raw in session.exec(
-        select(ClinicalSnapshot.patient_fhir_id, ClinicalSnapshot.resource_type, ClinicalSnapshot.raw).where(
-            ClinicalSnapshot.source_id == source_id, col(ClinicalSnapshot.patient_fhir_id).in_(patient_ids)
-        )
-    ):
-        clinical[pid][rtype].append(dict(raw))
+    if not patient_ids:
+        return patients, encounters, clinical
+    connection = session.connection()
+    mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+    ids = padded(patient_ids)
+    params = (source_id, *ids)
+    sqls = _load_sql(len(ids), mark)
+    for fid, raw in connection.exec_driver_sql(sqls[0], params):
+        patients[fid] = _decoded(raw)
+    for fid, pid, raw in connection.exec_driver_sql(sqls[1], params):
+        encounters[pid].append(_Stay(fid, _decoded(raw)))
+    for pid, rtype, raw in connection.exec_driver_sql(sqls[2], params):
+        clinical[pid][rtype].append(_decoded(raw))
     return patients, encounters, clinical
+
+
+def _decoded(raw: str | bytes | dict[str, Any]) -> dict[str, Any]:
+    """A stored raw resource: JSON text on SQLite; psycopg decodes it already (with orjson, db.make_engine)."""
+    return raw if isinstance(raw, dict) else orjson.loads(raw)  # type: ignore[no-any-return]
+
+
+@lru_cache(maxsize=32)
+def _load_sql(size: int, mark: str) -> tuple[str, str, str]:
+    """The three queries of ``_load`` for ``size`` patient ids, in the order SQLAlchemy's ORM issued
+    them (no ORDER BY, as before: rows come in the index's order, and the risk core sorts what it needs)."""
+    marks = ", ".join([mark] * size)
+    where = f"source_id = {mark} AND {{column}} IN ({marks})"
+    return (
+        f"SELECT fhir_id, raw FROM patient_snapshot WHERE {where.format(column='fhir_id')}",  # noqa: S608
+        "SELECT fhir_id, patient_fhir_id, raw FROM encounter_snapshot"  # noqa: S608
+        f" WHERE {where.format(column='patient_fhir_id')}",
+        "SELECT patient_fhir_id, resource_type, raw FROM clinical_snapshot"  # noqa: S608
+        f" WHERE {where.format(column='patient_fhir_id')}",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,13 +338,14 @@ _FIELDS: dict[type, tuple[str, ...]] = {}
 
 def _write(session: Session, upserts: list[dict[str, Any]], ended: list[dict[str, Any]]) -> None:
     if upserts:
-        stmt = insert_for(session, _TABLE)
-        key = ["source_id", "encounter_fhir_id", "rules_version"]
-        changing = [c for c in upserts[0] if c not in key and c != "first_flagged_at"]
-        set_ = {c: getattr(stmt.excluded, c) for c in changing}
-        # Keep the first time an admission was flagged (the morning list's "new since").
-        set_["first_flagged_at"] = func.coalesce(_TABLE.c.first_flagged_at, stmt.excluded.first_flagged_at)
-        session.execute(stmt.on_conflict_do_update(index_elements=key, set_=set_), upserts)
+        connection = session.connection()
+        sql, order, converters = _upsert_plan(connection.dialect, tuple(upserts[0]))
+        plan = list(zip(order, converters, strict=True))
+        rows = [tuple(conv(row[c]) if conv else row[c] for c, conv in plan) for row in upserts]
+        if connection.dialect.paramstyle == "qmark":
+            connection.exec_driver_sql(sql, rows)
+        else:
+            connection.exec_driver_sql(sql, [dict(zip(order, row, strict=True)) for row in rows])
     if ended:
         session.execute(
             update(_TABLE)
@@ -331,6 +353,44 @@ def _write(session: Session, upserts: list[dict[str, Any]], ended: list[dict[str
             .values(current=False, inputs_digest=bindparam("_digest"), assessed_at=bindparam("_now")),
             ended,
         )
+
+
+@lru_cache(maxsize=8)
+def _upsert_plan(dialect: Dialect, columns: tuple[str, ...]) -> tuple[str, tuple[str, ...], tuple[Any, ...]]:
+    """The assessments' upsert compiled once, its parameter order, and a converter per parameter doing
+    what the column type would (JSON text; naive UTC text for SQLite's datetimes): SQLAlchemy's per-row
+    parameter processing cost as much as the statement itself (bench/scale.py)."""
+    stmt = (postgresql.insert if dialect.name == "postgresql" else sqlite.insert)(_TABLE)
+    stmt = stmt.values({c: bindparam(c) for c in columns})
+    key = ["source_id", "encounter_fhir_id", "rules_version"]
+    set_ = {c: getattr(stmt.excluded, c) for c in columns if c not in key and c != "first_flagged_at"}
+    # Keep the first time an admission was flagged (the morning list's "new since").
+    set_["first_flagged_at"] = func.coalesce(_TABLE.c.first_flagged_at, stmt.excluded.first_flagged_at)
+    compiled = stmt.on_conflict_do_update(index_elements=key, set_=set_).compile(dialect=dialect)
+    order = tuple(compiled.positiontup or columns)
+    converters: list[Any] = []
+    for name in order:
+        kind = _TABLE.c[name].type
+        if isinstance(kind, JSON):
+            converters.append(_json_text)
+        elif isinstance(kind, UTCDateTime) and dialect.name == "sqlite":
+            converters.append(_utc_text)
+        else:
+            converters.append(None)
+    return str(compiled), order, tuple(converters)
+
+
+def _json_text(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
+
+
+def _utc_text(value: datetime | None) -> str | None:
+    """The text SQLAlchemy's SQLite DATETIME stores for an aware datetime (naive UTC, microseconds)."""
+    if value is None:
+        return None
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.isoformat(" ", "microseconds")[:26]
 
 
 def patients_to_rescore(session: Session, source_id: int) -> list[str]:
