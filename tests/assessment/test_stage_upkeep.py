@@ -1,0 +1,146 @@
+"""What the assessment stage does around its batches: no cyclic collection while a batch is in hand,
+and, on PostgreSQL, fresh planner statistics for tables a first sync fills faster than autovacuum
+analyses them (bench/scale.py)."""
+
+from __future__ import annotations
+
+import gc
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+from discharge_bridge.assessment import drain, stage
+from discharge_bridge.config import PROJECT_ROOT, Settings
+from discharge_bridge.connections.service import add_source
+from discharge_bridge.db import session_scope
+from discharge_bridge.ingest.normalise import normalise
+from discharge_bridge.ingest.store import upsert_snapshots
+from discharge_bridge.sources.models import Source
+from tests.support.fakefhir import BASE, encounter, patient
+
+
+@pytest.fixture
+def city(engine: Engine, settings: Settings, tmp_path: Path) -> tuple[int, Settings]:
+    """A source with stored admissions of ``PATIENTS`` old people living alone, all queued."""
+    mappings = tmp_path / "mappings"
+    shutil.copytree(PROJECT_ROOT / "mappings", mappings)
+    with session_scope(engine) as session:
+        source = add_source(session, name="city", hospital="City Hospital", base_url=BASE)
+        assert source.id is not None
+        rows = []
+        for i in range(PATIENTS):
+            rows += [patient(f"p{i}", birthDate="1931-02-03"), encounter(f"e{i}", f"p{i}")]
+        upsert_snapshots(session, source.id, [normalise(r) for r in rows])
+        source_id = source.id
+    return source_id, settings.model_copy(update={"mappings_dir": mappings})
+
+
+PATIENTS = 6
+
+
+@pytest.fixture
+def collecting() -> Iterator[None]:
+    """Automatic collection on, as in a fresh process, whatever the test run set before."""
+    was = gc.isenabled()
+    gc.enable()
+    yield
+    if not was:
+        gc.disable()
+
+
+def _spy(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Record whether automatic collection was on while each batch was assessed."""
+    seen: list[bool] = []
+    real = stage.follow_patients
+
+    def follow(session: Any, source: Source, settings: Settings, ids: Any, **kwargs: Any) -> Any:
+        seen.append(gc.isenabled())
+        return real(session, source, settings, ids, **kwargs)
+
+    monkeypatch.setattr(stage, "follow_patients", follow)
+    return seen
+
+
+def test_no_automatic_collection_while_a_batch_is_assessed(
+    engine: Engine, city: tuple[int, Settings], monkeypatch: pytest.MonkeyPatch, collecting: None
+) -> None:
+    _, settings = city
+    seen = _spy(monkeypatch)
+    stats = drain(engine, settings, batch_size=2)
+    assert (stats.batches, stats.patients, stats.error) == (3, PATIENTS, None)
+    assert seen == [False, False, False]
+    assert gc.isenabled()  # on again once the drain is done
+
+
+def test_collection_is_back_on_after_a_batch_that_failed(
+    engine: Engine, city: tuple[int, Settings], monkeypatch: pytest.MonkeyPatch, collecting: None
+) -> None:
+    _, settings = city
+    real = stage.follow_patients
+    seen: list[tuple[int, bool]] = []
+
+    def fails(session: Any, source: Source, settings: Settings, ids: Any, **kwargs: Any) -> Any:
+        seen.append((len(ids), gc.isenabled()))
+        if len(ids) > 1:  # the batch fails; each patient alone (outside the batch) succeeds
+            raise ZeroDivisionError("a scoring bug")
+        return real(session, source, settings, ids, **kwargs)
+
+    monkeypatch.setattr(stage, "follow_patients", fails)
+    stats = drain(engine, settings, batch_size=PATIENTS)
+    assert (stats.patients, stats.failed) == (PATIENTS, 0)
+    assert seen == [(PATIENTS, False)] + [(1, True)] * PATIENTS  # retried one by one with collection on
+    assert gc.isenabled()
+
+
+def test_a_caller_that_turned_collection_off_keeps_it_off(
+    engine: Engine, city: tuple[int, Settings], monkeypatch: pytest.MonkeyPatch, collecting: None
+) -> None:
+    _, settings = city
+    seen = _spy(monkeypatch)
+    gc.disable()
+    try:
+        drain(engine, settings, batch_size=PATIENTS)
+        assert seen == [False] and not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def _planner_rows(engine: Engine, table: str) -> float:
+    with engine.connect() as connection:
+        query = text("SELECT reltuples FROM pg_class WHERE relname = :t")
+        return float(connection.execute(query, {"t": table}).scalar_one())
+
+
+def test_statistics_are_refreshed_for_tables_that_outgrew_them(
+    engine: Engine, city: tuple[int, Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tables holding over twice the rows their statistics say are analysed, on PostgreSQL only;
+    analysed once, they are left alone until they double again."""
+    if engine.dialect.name != "postgresql":
+        assert stage.refresh_statistics(engine) == []
+        return
+    monkeypatch.setattr(stage, "STATISTICS_FLOOR", 4)
+    assert _planner_rows(engine, "patient_snapshot") <= 0  # never analysed: -1 (0 once vacuumed empty)
+    with engine.connect() as connection:  # the pool's one connection wrote the rows: count them now
+        connection.execute(text("SELECT pg_stat_force_next_flush()"))
+        connection.commit()
+    analysed = stage.refresh_statistics(engine)
+    assert {"patient_snapshot", "encounter_snapshot"} <= set(analysed)
+    assert "risk_assessment" not in analysed  # empty: below the floor
+    assert _planner_rows(engine, "patient_snapshot") == PATIENTS
+    assert stage.refresh_statistics(engine) == []  # up to date: nothing analysed again
+
+
+def test_statistics_are_looked_at_after_each_batch(
+    engine: Engine, city: tuple[int, Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, settings = city
+    calls: list[Engine] = []
+    monkeypatch.setattr(stage, "refresh_statistics", calls.append)
+    stats = drain(engine, settings, batch_size=2)
+    assert stats.batches == 3 and calls == [engine] * 3
