@@ -31,7 +31,6 @@ from discharge_bridge.cases.events import EventKind, plain
 from discharge_bridge.cases.models import PRIORITY_RANK, Case, CaseEvent, CaseStatus, Priority
 from discharge_bridge.cases.tasks.models import Task, TaskDomain, TaskKind, TaskPriority, TaskStatus
 from discharge_bridge.db import utcnow
-from discharge_bridge.ingest.store import insert_for
 from discharge_bridge.risk.models import RiskAssessment
 
 FIRST_VISIT_DUE = timedelta(days=1)
@@ -129,6 +128,70 @@ def write_events(session: Session, rows: list[dict[str, Any]]) -> None:
 
 
 _EVENT_COLUMNS = ("case_id", "at", "actor", "kind", "data")
+_ROWS_PER_INSERT = 500
+_HASHABLE = (datetime, str, int, bool)
+
+
+def insert_returning(
+    session: Session,
+    table: Table,
+    rows: list[dict[str, Any]],
+    returning: tuple[str, ...],
+    skip_conflicts_on: tuple[str, ...] | None = None,
+) -> list[tuple[Any, ...]]:
+    """INSERT ``rows`` (dicts of the same columns) in multi-row statements with RETURNING, as
+    SQLAlchemy's "insertmanyvalues" does, ids in the order given; with ``skip_conflicts_on`` a row
+    that conflicts on those columns is left out and not returned (ON CONFLICT DO NOTHING).
+
+    The values go through the column types' own bind processors, each distinct value once (a batch's
+    rows share a few instants and statuses), and one SQL text per chunk size is reused: the per-value
+    processing and the per-statement SQL rendering (and, on PostgreSQL, psycopg parsing each new
+    text again) cost more than the inserts (bench/scale.py)."""
+    if not rows:
+        return []
+    connection = session.connection()
+    dialect = connection.dialect
+    columns = tuple(rows[0])
+    processors = [table.c[c].type._cached_bind_processor(dialect) for c in columns]
+    memos: list[dict[Any, Any]] = [{} for _ in columns]
+    plan = list(zip(columns, processors, memos, strict=True))
+    out: list[tuple[Any, ...]] = []
+    for start in range(0, len(rows), _ROWS_PER_INSERT):
+        chunk = rows[start : start + _ROWS_PER_INSERT]
+        params: list[Any] = []
+        for row in chunk:
+            for name, process, memo in plan:
+                value = row[name]
+                if process is not None:
+                    if value is None or type(value) in _HASHABLE:
+                        if value in memo:
+                            value = memo[value]
+                        else:
+                            value = memo[value] = process(value)
+                    else:
+                        value = process(value)
+                params.append(value)
+        qmark = dialect.paramstyle == "qmark"
+        sql = _insert_sql(table.name, columns, returning, skip_conflicts_on, len(chunk), qmark)
+        out += [tuple(r) for r in connection.exec_driver_sql(sql, tuple(params))]
+    return out
+
+
+@lru_cache(maxsize=32)
+def _insert_sql(
+    table: str,
+    columns: tuple[str, ...],
+    returning: tuple[str, ...],
+    conflict: tuple[str, ...] | None,
+    n: int,
+    qmark: bool,
+) -> str:
+    mark = "?" if qmark else "%s"
+    one = "(" + ", ".join([mark] * len(columns)) + ")"
+    values = ", ".join([one] * n)
+    skip = f" ON CONFLICT ({', '.join(conflict)}) DO NOTHING" if conflict else ""
+    # the names are our tables' and columns', never input
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES {values}{skip} RETURNING {', '.join(returning)}"  # noqa: S608
 
 
 @lru_cache(maxsize=4)
@@ -248,14 +311,9 @@ def open_cases_for_flags(
                 "version": 1,
             }
         )
-    # One executemany (SQLAlchemy's "insertmanyvalues": compiled once, sent as multi-row INSERTs
-    # with RETURNING); a row another writer inserted meanwhile is skipped and not returned.
-    stmt = (
-        insert_for(session, CASES)
-        .on_conflict_do_nothing(index_elements=["source_id", "encounter_fhir_id"])
-        .returning(CASES.c.id, CASES.c.encounter_fhir_id)
-    )
-    created = {eid: case_id for case_id, eid in session.execute(stmt, drafts)}
+    # Multi-row INSERTs with RETURNING; a row another writer inserted meanwhile is skipped and not returned.
+    returned = insert_returning(session, CASES, drafts, ("id", "encounter_fhir_id"), ("source_id", "encounter_fhir_id"))
+    created = {eid: case_id for case_id, eid in returned}
     new = sorted((created[eid], eid, reasons, priority) for eid, _, priority, reasons in wanted if eid in created)
     coordinators = _assign(session, source_id, [(case_id, eid) for case_id, eid, _, _ in new])
     assigned = [
@@ -288,8 +346,8 @@ def open_cases_for_flags(
                     "version": 2 if owner is not None else 1,
                 }
             )
-    stmt = TASKS.insert().returning(TASKS.c.id, TASKS.c.case_id, TASKS.c.kind)
-    task_ids = {(case_id, kind): task_id for task_id, case_id, kind in session.execute(stmt, tasks)} if tasks else {}
+    returned = insert_returning(session, TASKS, tasks, ("id", "case_id", "kind"))
+    task_ids = {(case_id, kind): task_id for task_id, case_id, kind in returned}
     events = []
     for case_id, _, reasons, priority in new:
         concepts = [str(r.get("concept")) for r in reasons]
