@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, func, or_, select
+from sqlalchemy import ColumnElement, and_, false, func, or_, select, tuple_
 
 from discharge_bridge.validation import is_id
 
@@ -28,17 +28,21 @@ class InvalidCursor(ValueError):
 class Key:
     expression: Any  # an SQL column or expression
     descending: bool = False
+    # A NOT NULL column: ordered without NULLS LAST, so PostgreSQL can walk a plain index backwards
+    # for a descending key (DESC NULLS LAST matches no ascending index), and "after" needs no
+    # "or NULL" branch.
+    nullable: bool = True
 
     def ordered(self) -> Any:
         ordering = self.expression.desc() if self.descending else self.expression.asc()
-        return ordering.nulls_last()
+        return ordering.nulls_last() if self.nullable else ordering
 
     def after(self, value: Any) -> ColumnElement[bool]:
         """Rows strictly after ``value`` on this key alone (NULLs come last)."""
         if value is None:
             return false()
         beyond = self.expression < value if self.descending else self.expression > value
-        return or_(beyond, self.expression.is_(None))
+        return or_(beyond, self.expression.is_(None)) if self.nullable else beyond
 
     def tie(self, value: Any) -> ColumnElement[bool]:
         return self.expression.is_(None) if value is None else self.expression == value
@@ -55,6 +59,25 @@ def after(keys: list[Key], values: list[Any]) -> ColumnElement[bool]:
         ties = [k.tie(v) for k, v in zip(keys[:index], values[:index], strict=True)]
         branches.append(and_(*ties, key.after(values[index])))
     return or_(*branches)
+
+
+def bound(keys: list[Key], values: list[Any]) -> ColumnElement[bool] | None:
+    """A condition implied by ``after(keys, values)`` that an index on the leading keys can seek to:
+    ``(k1, k2) <= (v1, v2)`` over the longest run of leading NOT NULL keys of one direction (None if
+    there is no such run). ``after`` alone is an OR of branches, which no planner turns into a range,
+    so a deep page would read and drop every row before it."""
+    run: list[tuple[Key, Any]] = []
+    for key, value in zip(keys, values, strict=True):
+        if key.nullable or value is None or key.descending != keys[0].descending:
+            break
+        run.append((key, value))
+    if not run:
+        return None
+    if len(run) == 1:
+        left, right = run[0][0].expression, run[0][1]
+    else:
+        left, right = tuple_(*(k.expression for k, _ in run)), tuple_(*(v for _, v in run))
+    return left <= right if keys[0].descending else left >= right
 
 
 def encode(sort: str, last_id: int) -> str:

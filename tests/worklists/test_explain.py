@@ -147,3 +147,44 @@ def test_the_case_list_and_the_dead_letters_a_deep_page_by_cursor_use_indexes(pg
     assert "ix_dead_letter_list" in indexes, sorted(indexes)
     # A hospital's open cases: (source_id, status) narrows to a few hundred rows, sorted in memory.
     assert "ix_coordination_case_source" in indexes, sorted(indexes)
+
+
+def plans(engine: Engine, statements: list[tuple[str, Any]], *settings: str) -> list[list[dict[str, Any]]]:
+    """The nodes of each statement's plan under these planner settings."""
+    found = []
+    with engine.connect() as conn:
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        for setting in settings:
+            cursor.execute(setting)
+        for statement, parameters in statements:
+            cursor.execute("EXPLAIN (FORMAT JSON) " + statement, parameters)
+            row = cursor.fetchone()
+            assert row is not None
+            raw = row[0]
+            found.append(list(_nodes((raw if isinstance(raw, list) else json.loads(raw))[0]["Plan"])))
+    return found
+
+
+def test_the_worklist_first_and_deep_page_walk_the_priority_index_in_order(pg_engine: Engine) -> None:
+    """The default sort (priority, score, admission, id) is read in index order and stops after a
+    page: the rows' ids come from ix_risk_assessment_worklist walked backwards (priority and score
+    descending: NOT NULL keys, ordered without NULLS LAST, which no ascending index matches), only
+    the admission's start is sorted within a (priority, score) group, and a deep page seeks to its
+    cursor's (priority, score) in the index instead of reading every row before it. With full sorts
+    priced out, a plan that must sort the whole join still shows a Sort node and the test names it."""
+    with time_machine.travel(NOW, tick=False), session_scope(pg_engine) as session:
+        first = worklist(session, rules_version=RULES, limit=5, now=NOW)
+        assert first.next_after is not None
+        with captured(pg_engine) as statements:
+            worklist(session, rules_version=RULES, limit=5, now=NOW)
+            worklist(session, rules_version=RULES, limit=5, query=WorklistQuery(after=first.next_after), now=NOW)
+    pages = [(s, p) for s, p in statements if s.lstrip().startswith("SELECT risk_assessment.id \nFROM")]
+    assert len(pages) == 2, [s[:80] for s, _ in statements]  # the ids of each page, before their columns
+    first_plan, deep_plan = plans(pg_engine, pages, "SET enable_seqscan = off", "SET enable_sort = off")
+    for plan in (first_plan, deep_plan):
+        assert [n["Node Type"] for n in plan if n["Node Type"] == "Sort"] == []
+        walked = [n for n in plan if n.get("Index Name") == "ix_risk_assessment_worklist"]
+        assert walked and walked[0]["Scan Direction"] == "Backward", walked
+        assert any(n["Node Type"] == "Incremental Sort" for n in plan)
+    seek = next(n for n in deep_plan if n.get("Index Name") == "ix_risk_assessment_worklist")
+    assert "ROW(priority_rank, score) <=" in seek["Index Cond"], seek["Index Cond"]

@@ -27,31 +27,30 @@ FILTERS = ("search", "ward", "rule", "priority", "coordinator", "status", "due")
 _ACTIVE = sorted(TASK_TRANSITIONS.active)
 
 
-def joined(query: Any) -> Any:
-    """``query`` over the assessment, its admission, its case and its patient (no raw resource read)."""
-    return (
-        query.select_from(RiskAssessment)
-        .join(
+def joined(query: Any, *, admission: bool = True) -> Any:
+    """``query`` over the assessment, its admission, its case and its patient (no raw resource read).
+    ``admission=False``: without the admission, for a caller that checks it otherwise."""
+    query = query.select_from(RiskAssessment)
+    if admission:
+        query = query.join(
             EncounterSnapshot,
             and_(
                 col(EncounterSnapshot.source_id) == RiskAssessment.source_id,
                 col(EncounterSnapshot.fhir_id) == RiskAssessment.encounter_fhir_id,
             ),
         )
-        .outerjoin(
-            Case,
-            and_(
-                col(Case.source_id) == RiskAssessment.source_id,
-                col(Case.encounter_fhir_id) == RiskAssessment.encounter_fhir_id,
-            ),
-        )
-        .outerjoin(
-            PatientSnapshot,
-            and_(
-                col(PatientSnapshot.source_id) == RiskAssessment.source_id,
-                col(PatientSnapshot.fhir_id) == RiskAssessment.patient_fhir_id,
-            ),
-        )
+    return query.outerjoin(
+        Case,
+        and_(
+            col(Case.source_id) == RiskAssessment.source_id,
+            col(Case.encounter_fhir_id) == RiskAssessment.encounter_fhir_id,
+        ),
+    ).outerjoin(
+        PatientSnapshot,
+        and_(
+            col(PatientSnapshot.source_id) == RiskAssessment.source_id,
+            col(PatientSnapshot.fhir_id) == RiskAssessment.patient_fhir_id,
+        ),
     )
 
 
@@ -175,16 +174,16 @@ def all_of(found: dict[str, ColumnElement[bool]], *, but: str | None = None) -> 
 
 def sort_keys(sort: Sort) -> list[Key]:
     """The keys of each sort; the last is the assessment's id, so every row has its own place."""
-    rank = Key(col(RiskAssessment.priority_rank), descending=True)
+    rank = Key(col(RiskAssessment.priority_rank), descending=True, nullable=False)
     start = col(EncounterSnapshot.period_start)
     row_id = col(RiskAssessment.id)
     if sort == Sort.admitted:
-        return [Key(start, descending=True), Key(row_id, descending=True)]
+        return [Key(start, descending=True), Key(row_id, descending=True, nullable=False)]
     if sort == Sort.stay:
-        return [Key(start), Key(row_id)]
+        return [Key(start), Key(row_id, nullable=False)]
     if sort == Sort.due:
-        return [Key(next_due()), rank, Key(row_id)]
+        return [Key(next_due()), rank, Key(row_id, nullable=False)]
     if sort == Sort.name:
-        return [Key(col(PatientSnapshot.name)), Key(row_id)]
-    score = Key(col(RiskAssessment.score), descending=True)
-    return [rank, score, Key(start), Key(row_id)]
+        return [Key(col(PatientSnapshot.name)), Key(row_id, nullable=False)]
+    score = Key(col(RiskAssessment.score), descending=True, nullable=False)
+    return [rank, score, Key(start), Key(row_id, nullable=False)]

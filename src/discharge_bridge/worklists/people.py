@@ -16,7 +16,6 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, or_
 from sqlmodel import Session, col, select
 
 from discharge_bridge.fhir.fields import Identifier, pick_identifier
@@ -83,21 +82,29 @@ def coordinator_names(session: Session, source_ids: Iterable[int]) -> dict[str, 
 
 
 def mrn_systems(session: Session, source_ids: Iterable[int], mappings_dir: Path) -> dict[int, str | None]:
-    """Each source's MRN system from its mapping (``None``: use the identifier typed MR)."""
+    """Each source's MRN system from its mapping (``None``: use the identifier typed MR); each
+    mapping is looked up once however many hospitals share it."""
     found: dict[int, str | None] = {}
-    for source in session.exec(select(Source).where(col(Source.id).in_(set(source_ids)))):
-        try:
-            found[source.id] = loading.mapping(source.mapping, mappings_dir).identity.mrn_system  # type: ignore[index]
-        except MappingError:  # a broken mapping is shown on the IT page; the pages still show names
-            found[source.id] = None  # type: ignore[index]
+    systems: dict[str, str | None] = {}
+    for source_id, name in session.execute(
+        select(Source.id, Source.mapping).where(col(Source.id).in_(sorted(set(source_ids))))
+    ):
+        if name not in systems:
+            try:
+                systems[name] = loading.mapping(name, mappings_dir).identity.mrn_system
+            except MappingError:  # a broken mapping is shown on the IT page; the pages still show names
+                systems[name] = None
+        found[source_id] = systems[name]
     return found
 
 
 def identities(session: Session, keys: Iterable[Key], now: datetime, mappings_dir: Path) -> dict[Key, Identity]:
     """Identity of each (source_id, encounter_fhir_id) stored; unknown encounters are left out.
 
-    One query for the whole list whatever the hospitals (the ids of each hospital ORed), reading the
-    columns shown and never the raw resources."""
+    One query for the whole list whatever the hospitals, reading the columns shown and never the
+    raw resources. Its shape is the same for every page (the hospitals IN a list, the encounters IN
+    another, pairs of another hospital dropped here), so SQLAlchemy compiles it once, not per page:
+    an OR per hospital made a new statement for every page of a city-wide list."""
     wanted: dict[int, set[str]] = defaultdict(set)
     for source_id, encounter_id in keys:
         wanted[source_id].add(encounter_id)
@@ -116,16 +123,13 @@ def identities(session: Session, keys: Iterable[Key], now: datetime, mappings_di
             isouter=True,
         )
         .where(
-            or_(
-                *(
-                    and_(col(EncounterSnapshot.source_id) == source_id, col(EncounterSnapshot.fhir_id).in_(sorted(ids)))
-                    for source_id, ids in wanted.items()
-                )
-            )
+            col(EncounterSnapshot.source_id).in_(sorted(wanted)),
+            col(EncounterSnapshot.fhir_id).in_(sorted(set().union(*wanted.values()))),
         )
     ).all()
     for row in rows:
-        found[(row.source_id, row.fhir_id)] = _identity(row, systems.get(row.source_id), now, today)
+        if row.fhir_id in wanted[row.source_id]:
+            found[(row.source_id, row.fhir_id)] = _identity(row, systems.get(row.source_id), now, today)
     return found
 
 
