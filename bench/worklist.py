@@ -373,7 +373,7 @@ def surfaces(info: dict[str, Any], n: int) -> dict[str, tuple[dict[str, str], An
     return {
         "api_worklist": (api, lambda: "/api/v1/worklist?limit=50"),
         "api_worklist_deep": (api, lambda: f"/api/v1/worklist?limit=50&after={info['deep_after']}"),
-        "worklist_page": (page, lambda: "/worklist?half=all"),
+        "worklist_page": (page, lambda: "/worklist?view=all"),
         "case_page": (page, lambda: f"/cases/{rnd.randint(1, n)}"),
         "api_board": (api, lambda: "/api/v1/board"),
         "board_page": (page, lambda: "/board"),

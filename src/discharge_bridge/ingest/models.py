@@ -10,7 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, String, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from discharge_bridge.db import UTCDateTime, utcnow
@@ -46,6 +46,7 @@ class EncounterSnapshot(SQLModel, table=True):
         Index("ix_encounter_snapshot_patient", "source_id", "patient_fhir_id"),
         Index("ix_encounter_snapshot_status", "source_id", "status"),
         Index("ix_encounter_snapshot_start", "period_start"),  # the worklist by admission (0014)
+        Index("ix_encounter_snapshot_class", text("upper(class_code)")),  # the board's stay filter's statistics (0018)
     )
 
     id: int | None = Field(default=None, primary_key=True)
