@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, cast
 
@@ -31,6 +31,7 @@ from discharge_bridge.cases.events import EventKind, plain
 from discharge_bridge.cases.models import PRIORITY_RANK, Case, CaseEvent, CaseStatus, Priority
 from discharge_bridge.cases.tasks.models import Task, TaskDomain, TaskKind, TaskPriority, TaskStatus
 from discharge_bridge.db import utcnow
+from discharge_bridge.ingest.store import utc_text
 from discharge_bridge.risk.models import RiskAssessment
 
 FIRST_VISIT_DUE = timedelta(days=1)
@@ -121,7 +122,7 @@ def write_events(session: Session, rows: list[dict[str, Any]]) -> None:
         at = row["at"]
         stamp = stamps.get(at)
         if stamp is None:
-            stamp = stamps[at] = _utc_text(at) if connection.dialect.name == "sqlite" else at
+            stamp = stamps[at] = utc_text(at) if connection.dialect.name == "sqlite" else at
         cells = (row["case_id"], stamp, row["actor"], row["kind"], orjson.dumps(row["data"]).decode())
         params.append(cells if qmark else dict(zip(_EVENT_COLUMNS, cells, strict=True)))
     connection.exec_driver_sql(sql, params)
@@ -198,13 +199,6 @@ def _insert_sql(
 def _events_sql(dialect: str, qmark: bool) -> str:
     marks = ", ".join("?" if qmark else f"%({c})s" for c in _EVENT_COLUMNS)
     return f"INSERT INTO {EVENTS.name} ({', '.join(_EVENT_COLUMNS)}) VALUES ({marks})"  # noqa: S608
-
-
-def _utc_text(value: datetime) -> str:
-    """The text SQLAlchemy's SQLite DATETIME stores for an aware datetime (naive UTC, microseconds)."""
-    if value.tzinfo is not UTC:
-        value = value.astimezone(UTC)
-    return value.isoformat(" ", "microseconds")[:26]
 
 
 def update_cases(session: Session, rows: list[dict[str, Any]], columns: Sequence[str]) -> None:

@@ -218,7 +218,7 @@ def _write_snapshots(
         for i, conv in convert:
             cells[i] = conv(cells[i])
         updated = stamp(row.last_updated) if stamp else row.last_updated
-        raw = row.raw_json if row.raw_json is not None else _json_text(row.raw)
+        raw = row.raw_json if row.raw_json is not None else json_text(row.raw)
         params.append(arrange([source_id, row.fhir_id, row.version_id, updated, raw, now_value, *cells]))
     if connection.dialect.name == "sqlite":
         connection.exec_driver_sql(sql, params)
@@ -226,7 +226,7 @@ def _write_snapshots(
         connection.exec_driver_sql(sql, [dict(zip(order, cells, strict=True)) for cells in params])
 
 
-def _utc_text(value: datetime | None) -> str | None:
+def utc_text(value: datetime | None) -> str | None:
     """The text form SQLAlchemy's SQLite DATETIME stores and reads back (naive UTC)."""
     if value is None:
         return None
@@ -235,7 +235,7 @@ def _utc_text(value: datetime | None) -> str | None:
     return value.isoformat(" ", "microseconds")[:26]  # without the "+00:00" (cheaper than replace())
 
 
-def _json_text(value: Any) -> str | None:
+def json_text(value: Any) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
 
 
@@ -252,16 +252,24 @@ def _upsert_plan(
     )
     compiled = stmt.compile(dialect=dialect)
     order = tuple(compiled.positiontup or columns)
+    return str(compiled), order, driver_converters(table, order, dialect)
+
+
+def driver_converters(
+    table: Table, order: tuple[str, ...], dialect: Dialect
+) -> tuple[Callable[[Any], Any] | None, ...]:
+    """Per parameter, what its column type would do to a value before the driver sees it (JSON text;
+    naive UTC text for SQLite's datetimes), or None: for statements sent through the driver."""
     converters: list[Callable[[Any], Any] | None] = []
     for name in order:
         column_type = table.c[name].type
         if isinstance(column_type, JSON):
-            converters.append(_json_text)
+            converters.append(json_text)
         elif isinstance(column_type, UTCDateTime) and dialect.name == "sqlite":
-            converters.append(_utc_text)
+            converters.append(utc_text)
         else:
             converters.append(None)
-    return str(compiled), order, tuple(converters)
+    return tuple(converters)
 
 
 def execute_upsert(session: Session, table: Table, conflict: tuple[str, ...], values: list[dict[str, Any]]) -> None:

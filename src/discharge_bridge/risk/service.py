@@ -10,24 +10,24 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields, is_dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, Table, bindparam, func, update
+from sqlalchemy import Table, bindparam, func, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlmodel import Session, col, select
 
 from discharge_bridge.config import Settings
-from discharge_bridge.db import UTCDateTime, utcnow
+from discharge_bridge.db import utcnow
 from discharge_bridge.fhir.fields import obj
 from discharge_bridge.ingest.aliases import records_of, survivors
 from discharge_bridge.ingest.models import EncounterSnapshot
-from discharge_bridge.ingest.store import padded
+from discharge_bridge.ingest.store import driver_converters, padded
 from discharge_bridge.risk import (
     Mapping,
     PatientRecord,
@@ -368,29 +368,7 @@ def _upsert_plan(dialect: Dialect, columns: tuple[str, ...]) -> tuple[str, tuple
     set_["first_flagged_at"] = func.coalesce(_TABLE.c.first_flagged_at, stmt.excluded.first_flagged_at)
     compiled = stmt.on_conflict_do_update(index_elements=key, set_=set_).compile(dialect=dialect)
     order = tuple(compiled.positiontup or columns)
-    converters: list[Any] = []
-    for name in order:
-        kind = _TABLE.c[name].type
-        if isinstance(kind, JSON):
-            converters.append(_json_text)
-        elif isinstance(kind, UTCDateTime) and dialect.name == "sqlite":
-            converters.append(_utc_text)
-        else:
-            converters.append(None)
-    return str(compiled), order, tuple(converters)
-
-
-def _json_text(value: Any) -> str | None:
-    return None if value is None else orjson.dumps(value).decode()
-
-
-def _utc_text(value: datetime | None) -> str | None:
-    """The text SQLAlchemy's SQLite DATETIME stores for an aware datetime (naive UTC, microseconds)."""
-    if value is None:
-        return None
-    if value.tzinfo is not UTC:
-        value = value.astimezone(UTC)
-    return value.isoformat(" ", "microseconds")[:26]
+    return str(compiled), order, driver_converters(_TABLE, order, dialect)
 
 
 def patients_to_rescore(session: Session, source_id: int) -> list[str]:
