@@ -25,9 +25,15 @@ pytestmark = pytest.mark.clock
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
-def test_an_answer_is_kept_for_its_max_age_then_computed_again(monkeypatch: pytest.MonkeyPatch) -> None:
-    clock = [1000.0]
-    monkeypatch.setattr(figures.time, "monotonic", lambda: clock[0])
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The monotonic clock ``figures.kept`` ages its answers by, moved by hand."""
+    now = [1000.0]
+    monkeypatch.setattr(figures.time, "monotonic", lambda: now[0])
+    return now
+
+
+def test_an_answer_is_kept_for_its_max_age_then_computed_again(clock: list[float]) -> None:
     calls: list[int] = []
 
     def compute() -> int:
@@ -103,10 +109,8 @@ def _board(engine: Engine, city: int, max_age: float, **kwargs: object) -> Board
 
 
 def test_the_board_keeps_its_order_and_totals_within_the_age_and_reads_its_rows_live(
-    engine: Engine, monkeypatch: pytest.MonkeyPatch
+    engine: Engine, clock: list[float]
 ) -> None:
-    clock = [1000.0]
-    monkeypatch.setattr(figures.time, "monotonic", lambda: clock[0])
     with time_machine.travel(NOW, tick=False):
         with session_scope(engine) as session:
             city = make_source(session).id or 0
@@ -135,10 +139,8 @@ def test_the_board_keeps_its_order_and_totals_within_the_age_and_reads_its_rows_
 
 
 def test_a_kept_order_pages_every_row_once_and_a_cursor_outside_it_pages_by_sql(
-    engine: Engine, monkeypatch: pytest.MonkeyPatch
+    engine: Engine, clock: list[float]
 ) -> None:
-    clock = [1000.0]
-    monkeypatch.setattr(figures.time, "monotonic", lambda: clock[0])
     with time_machine.travel(NOW, tick=False):
         with session_scope(engine) as session:
             city = make_source(session).id or 0
