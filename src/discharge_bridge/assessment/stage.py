@@ -15,21 +15,18 @@ and is recorded on it: the entries stay queued until the file is fixed.
 
 from __future__ import annotations
 
-import gc
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import Table, and_, bindparam, delete, select, text, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from discharge_bridge import collection
 from discharge_bridge.cases.jobs import FollowUp, follow_patients
 from discharge_bridge.config import Settings
 from discharge_bridge.db import session_scope, utcnow
 from discharge_bridge.ingest.changes import QUEUE
-from discharge_bridge.ingest.writer import fewer_gc_pauses
 from discharge_bridge.logs import safe_exception_text
 from discharge_bridge.risk import MappingError, RuleSetError
 from discharge_bridge.sources.models import Source
@@ -145,10 +142,10 @@ def drain(
 ) -> AssessmentStats:
     """Assess queued patients until the queue (of ``source_id``, or of every source) is empty.
 
-    Young-generation collections are spaced out as in the ingest pass (``fewer_gc_pauses``): a
-    batch decodes and drops tens of thousands of JSON dicts without cycles, and at the default
-    threshold the collector ran over them again and again."""
-    with fewer_gc_pauses():
+    Young-generation collections are spaced out as in the ingest pass, and off while a batch is
+    assessed (``collection``): a batch decodes tens of thousands of JSON dicts without cycles, and
+    at the default threshold the collector ran over them again and again."""
+    with collection.fewer_young_collections():
         return _drain(engine, settings, source_id, batch_size, max_batches)
 
 
@@ -190,27 +187,6 @@ def refresh_statistics(engine: Engine) -> list[str]:
     return stale
 
 
-@contextmanager
-def _no_collection() -> Iterator[None]:
-    """Automatic cyclic collection off while one batch is assessed, then one young collection.
-
-    A batch keeps its decoded FHIR JSON (a few hundred thousand dicts and lists) alive until it is
-    scored, so each automatic young collection walked the batch again and moved it to an older
-    generation, whose collections walked it once more: about a tenth of the stage's CPU time
-    (bench/scale.py), for nothing, since the batch's data has no cycles and is freed by reference
-    counting when the batch ends. The cyclic garbage a batch does make (SQLAlchemy's sessions and
-    results) is collected right after it, so memory stays bounded by one batch."""
-    if not gc.isenabled():  # the caller manages collection itself
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
-        gc.collect(1)
-
-
 def _drain(
     engine: Engine, settings: Settings, source_id: int | None, batch_size: int | None, max_batches: int | None
 ) -> AssessmentStats:
@@ -222,7 +198,7 @@ def _drain(
         entries: list[_Entry] = []
         sid: int | None = None
         try:
-            with _no_collection(), session_scope(engine) as session:
+            with collection.paused(), session_scope(engine) as session:
                 sid = source_id if source_id is not None else _oldest_source(session, blocked, failed)
                 if sid is None or sid in blocked:
                     break

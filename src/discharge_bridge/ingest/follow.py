@@ -79,7 +79,7 @@ def entries(bundle: dict[str, Any]) -> Iterator[tuple[Any, str | None]]:
 class Reader:
     """Searches on one source's EHR, counting the bytes received.
 
-    The page writer paces its garbage collections by those bytes (``writer.fewer_gc_pauses``):
+    The page writer paces its garbage collections by those bytes (``collection.fewer_young_collections``):
     a producer hands ``take_received()`` over with each page.
     """
 

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 from sqlalchemy import JSON, Table, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Connection, Dialect
 from sqlmodel import Session, SQLModel
 
 from discharge_bridge.db import UTCDateTime, insert_for, utcnow
@@ -220,10 +220,7 @@ def _write_snapshots(
         updated = stamp(row.last_updated) if stamp else row.last_updated
         raw = row.raw_json if row.raw_json is not None else json_text(row.raw)
         params.append(arrange([source_id, row.fhir_id, row.version_id, updated, raw, now_value, *cells]))
-    if connection.dialect.name == "sqlite":
-        connection.exec_driver_sql(sql, params)
-    else:
-        connection.exec_driver_sql(sql, [dict(zip(order, cells, strict=True)) for cells in params])
+    send_rows(connection, sql, order, params)
 
 
 def utc_text(value: datetime | None) -> str | None:
@@ -281,9 +278,26 @@ def execute_upsert(session: Session, table: Table, conflict: tuple[str, ...], va
     """
     connection = session.connection()
     sql, order, converters = _upsert_plan(connection.dialect, table.name, tuple(values[0]), conflict)
+    execute_prepared(connection, sql, order, converters, values)
+
+
+def execute_prepared(
+    connection: Connection,
+    sql: str,
+    order: tuple[str, ...],
+    converters: tuple[Callable[[Any], Any] | None, ...],
+    values: list[dict[str, Any]],
+) -> None:
+    """Send rows to a statement compiled once, each value converted as its column type would
+    (``driver_converters``), in the driver's parameter style: positional for SQLite, named else."""
     plan = list(zip(order, converters, strict=True))
-    rows = [tuple(conv(row[c]) if conv else row[c] for c, conv in plan) for row in values]
-    if connection.dialect.name == "sqlite":
+    send_rows(connection, sql, order, [tuple(conv(row[c]) if conv else row[c] for c, conv in plan) for row in values])
+
+
+def send_rows(connection: Connection, sql: str, order: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+    """Rows already in the statement's parameter order, in the driver's style: positional for
+    SQLite, named for psycopg."""
+    if connection.dialect.paramstyle == "qmark":
         connection.exec_driver_sql(sql, rows)
     else:
         connection.exec_driver_sql(sql, [dict(zip(order, row, strict=True)) for row in rows])

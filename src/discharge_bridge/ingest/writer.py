@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Callable, Generator, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +25,7 @@ from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
+from discharge_bridge.collection import fewer_young_collections
 from discharge_bridge.config import Settings
 from discharge_bridge.db import session_scope, utcnow
 from discharge_bridge.fhir import FhirError
@@ -43,7 +43,7 @@ from discharge_bridge.sources.models import Source, SyncRun, SyncStatus
 
 Progress = Callable[[str, int], None]  # (stage, resources so far)
 
-# Dead responses allowed to pile up between two collections (see fewer_gc_pauses). A collection
+# Dead responses allowed to pile up between two collections (see collection.fewer_young_collections). A collection
 # walks whatever the page in hand still holds, ~5 ms: one per page cost 8% of a pass.
 GC_EVERY_BYTES = 8 * 2**20
 
@@ -117,27 +117,6 @@ class SyncResult:
 def format_instant(value: datetime) -> str:
     """A cursor as stored: UTC, milliseconds, ``Z``."""
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-@contextmanager
-def fewer_gc_pauses() -> Iterator[None]:
-    """Raise the young-generation threshold while a pass runs.
-
-    A page parses into hundreds of thousands of short-lived dicts without cycles; at the default
-    threshold (700 allocations) a 100k-resource pass ran dozens of full collections over the
-    whole heap, about a fifth of its CPU time (bench/ingest.py). The price: the count that
-    triggers a collection is allocations *minus* frees, so while a page's dicts come and go it
-    hardly moves, and cyclic garbage piles up. Each httpx Response is such a cycle (it and its
-    stream refer to each other) holding its body: halfway through a 100k-resource pass, 400 dead
-    responses held 51 MB, and peak memory grew with the input. The writer collects the young
-    generations after every ``GC_EVERY_BYTES`` of responses instead (``Page.nbytes``).
-    """
-    old = gc.get_threshold()
-    gc.set_threshold(50_000, old[1], old[2])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*old)
 
 
 class PageWriter:
@@ -224,7 +203,7 @@ class PageWriter:
         source.cursors = merged  # reassign (not mutate) so SQLAlchemy sees the JSON column change
 
     def _collect_if_due(self) -> None:
-        """Free the dead responses (see ``fewer_gc_pauses``) once enough have arrived.
+        """Free the dead responses (see ``collection.fewer_young_collections``) once enough have arrived.
 
         Called where the page just parsed has been let go, so the collection has little to walk.
         """
@@ -319,7 +298,7 @@ def write_pass(
 ) -> SyncResult:
     """One pass of a producer's pages for a source, recorded as a sync run of ``kind``."""
     writer = PageWriter(engine, source, settings=settings, progress=progress, stop_after_pages=stop_after_pages)
-    with fewer_gc_pauses():
+    with fewer_young_collections():
         return writer.run(kind, pages)
 
 

@@ -27,7 +27,7 @@ from discharge_bridge.db import utcnow
 from discharge_bridge.fhir.fields import obj
 from discharge_bridge.ingest.aliases import records_of, survivors
 from discharge_bridge.ingest.models import EncounterSnapshot
-from discharge_bridge.ingest.store import driver_converters, padded
+from discharge_bridge.ingest.store import driver_converters, execute_prepared, padded
 from discharge_bridge.risk import (
     Mapping,
     PatientRecord,
@@ -339,13 +339,7 @@ _FIELDS: dict[type, tuple[str, ...]] = {}
 def _write(session: Session, upserts: list[dict[str, Any]], ended: list[dict[str, Any]]) -> None:
     if upserts:
         connection = session.connection()
-        sql, order, converters = _upsert_plan(connection.dialect, tuple(upserts[0]))
-        plan = list(zip(order, converters, strict=True))
-        rows = [tuple(conv(row[c]) if conv else row[c] for c, conv in plan) for row in upserts]
-        if connection.dialect.paramstyle == "qmark":
-            connection.exec_driver_sql(sql, rows)
-        else:
-            connection.exec_driver_sql(sql, [dict(zip(order, row, strict=True)) for row in rows])
+        execute_prepared(connection, *_upsert_plan(connection.dialect, tuple(upserts[0])), upserts)
     if ended:
         session.execute(
             update(_TABLE)
