@@ -52,6 +52,23 @@ def test_identity_of_a_list_in_one_call(engine: Engine, settings: Settings) -> N
     assert (unknown.name, unknown.mrn, unknown.label) == (None, None, "Patient/p2")
 
 
+def test_only_the_pairs_asked_for_across_hospitals_with_the_same_encounter_ids(
+    engine: Engine, settings: Settings
+) -> None:
+    """PostgreSQL looks the pairs up, SQLite reads both lists and drops the crossed pairs: either way
+    hospital A's adm2 and hospital B's adm1 are not asked for and not returned."""
+    with session_scope(engine) as session:
+        a = make_source(session, name="a").id or 0
+        b = make_source(session, name="b").id or 0
+        for source_id in (a, b):
+            put_encounter(session, source_id, "adm1", "p1", person=PERSON)
+            put_encounter(session, source_id, "adm2", "p2")
+    with session_scope(engine) as session:
+        found = identities(session, [(a, "adm1"), (b, "adm2"), (b, "adm3")], NOW, settings.mappings_dir)
+    assert sorted(found) == sorted([(a, "adm1"), (b, "adm2")])
+    assert (found[(a, "adm1")].name, found[(b, "adm2")].name) == ("Orlova Vera", None)
+
+
 def test_the_mrn_follows_the_system_the_mapping_names(engine: Engine, settings: Settings, tmp_path: Path) -> None:
     source_id = _seed(engine)
     (tmp_path / "site.yaml").write_text("extends: default\nidentity:\n  mrn_system: http://h.example/passport\n")
