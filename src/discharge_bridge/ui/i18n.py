@@ -105,7 +105,7 @@ def fmt_datetime(value: datetime | None, timezone: str = "UTC", *, with_zone: bo
     if value is None:
         return "—"
     local = value.astimezone(ZoneInfo(timezone))
-    text = format_datetime(local, "d MMM y, HH:mm", locale=Locale.parse(_current.get()))
+    text = _datetime_text(local.replace(tzinfo=None, second=0, microsecond=0), _current.get())
     return f"{text} {local.tzname()}" if with_zone else text
 
 
@@ -114,4 +114,22 @@ def fmt_date(value: date | datetime | None, timezone: str = "UTC") -> str:
         return "—"
     if isinstance(value, datetime):
         value = value.astimezone(ZoneInfo(timezone)).date()
-    return format_date(value, "d MMM y", locale=Locale.parse(_current.get()))
+    return _date_text(value, _current.get())
+
+
+# A page of 100 beds formats 300 dates, most of them the same few days: Babel parsed the locale and
+# the pattern for each, a fifth of the board page's time (bench/worklist.py).
+@lru_cache(maxsize=4096)
+def _date_text(day: date, language: str) -> str:
+    return format_date(day, "d MMM y", locale=_locale(language))
+
+
+@lru_cache(maxsize=4096)
+def _datetime_text(local: datetime, language: str) -> str:
+    """``local``: the wall-clock time to the minute, without its zone (the pattern shows neither)."""
+    return format_datetime(local, "d MMM y, HH:mm", locale=_locale(language))
+
+
+@lru_cache(maxsize=8)
+def _locale(language: str) -> Locale:
+    return Locale.parse(language)
