@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import gc
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from typing import TypeVar
 
 import pytest
 
 from discharge_bridge import collection
+
+T = TypeVar("T")
 
 
 @pytest.fixture(autouse=True)
@@ -22,33 +26,39 @@ def default_collector() -> Iterator[None]:
     (gc.enable if was_enabled else gc.disable)()
 
 
-def test_overlapping_callers_put_the_threshold_back_when_the_last_leaves() -> None:
-    """A pass and a drain in two threads: A in, B in, A out, B out. Restoring per caller left
-    B's saved value (A's raised one) in place for good."""
+def _overlap(enter: Callable[[], AbstractContextManager[None]], observe: Callable[[], T]) -> dict[str, T]:
+    """Two threads: A enters, B enters, A leaves, B leaves. What ``observe`` saw after A left, and
+    while B was alone inside."""
     a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
-    seen: dict[str, tuple[int, int, int]] = {}
+    seen: dict[str, T] = {}
 
     def first() -> None:
-        with collection.fewer_young_collections():
+        with enter():
             a_in.set()
             b_in.wait(5)
-        seen["after A"] = gc.get_threshold()
+        seen["after A"] = observe()
         a_out.set()
 
     def second() -> None:
         a_in.wait(5)
-        with collection.fewer_young_collections():
+        with enter():
             b_in.set()
             a_out.wait(5)
-            seen["B alone"] = gc.get_threshold()
+            seen["B alone"] = observe()
 
     threads = [threading.Thread(target=first), threading.Thread(target=second)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(10)
-    assert seen["after A"] == (collection.YOUNG_THRESHOLD, 10, 10)  # B is still inside
-    assert seen["B alone"] == (collection.YOUNG_THRESHOLD, 10, 10)
+    return seen
+
+
+def test_overlapping_callers_put_the_threshold_back_when_the_last_leaves() -> None:
+    """A pass and a drain in two threads. Restoring per caller left B's saved value (A's raised
+    one) in place for good."""
+    raised = (collection.YOUNG_THRESHOLD, 10, 10)
+    assert _overlap(collection.fewer_young_collections, gc.get_threshold) == {"after A": raised, "B alone": raised}
     assert gc.get_threshold() == (700, 10, 10)
 
 
@@ -67,29 +77,7 @@ def test_the_threshold_comes_back_after_an_error() -> None:
 
 
 def test_collection_stays_off_until_the_last_pausing_thread_leaves() -> None:
-    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
-    seen: dict[str, bool] = {}
-
-    def first() -> None:
-        with collection.paused():
-            a_in.set()
-            b_in.wait(5)
-        seen["after A"] = gc.isenabled()
-        a_out.set()
-
-    def second() -> None:
-        a_in.wait(5)
-        with collection.paused():
-            b_in.set()
-            a_out.wait(5)
-            seen["B alone"] = gc.isenabled()
-
-    threads = [threading.Thread(target=first), threading.Thread(target=second)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(10)
-    assert seen == {"after A": False, "B alone": False}
+    assert _overlap(collection.paused, gc.isenabled) == {"after A": False, "B alone": False}
     assert gc.isenabled()
 
 
