@@ -1,18 +1,23 @@
 """Figures beside the lists kept a few seconds (``list_figures_max_age_seconds``): the filters'
-counts and the board's totals are shared by readers asking the same question within that time, then
-computed again; off (0, the default) they are computed on every request. The worklist's rows
-stay live; the board keeps its order over every row and reads the rows of a page live."""
+counts and the board's totals are shared by readers asking the same question within that time; an
+older answer is still returned at once while a background thread computes the new one with its own
+session; off (0, the default) they are computed on every request. The worklist's rows stay live; the
+board keeps its order over every row and reads the rows of a page live."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
+from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from discharge_bridge.cases.models import Case
 from discharge_bridge.db import session_scope
@@ -33,33 +38,61 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     return now
 
 
-def test_an_answer_is_kept_for_its_max_age_then_computed_again(clock: list[float]) -> None:
+@pytest.fixture(autouse=True)
+def _nothing_kept(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Each test starts with no kept answers (a recycled test database may have the same URL) and
+    ends once the background refreshes it started have: the test's database (set up first, so torn
+    down after) is still there for them."""
+    if "engine" in request.fixturenames:
+        request.getfixturevalue("engine")
+    monkeypatch.setattr(figures, "_kept", OrderedDict())
+    yield
+    figures.settle()
+
+
+@pytest.fixture
+def caller() -> Iterator[Session]:
+    """The reader's session: an engine of its own, in memory (the answers below need no tables)."""
+    memory = create_engine("sqlite://")
+    with Session(memory) as session:
+        yield session
+    memory.dispose()
+
+
+def test_an_answer_is_kept_for_its_max_age_then_computed_again(clock: list[float], caller: Session) -> None:
     calls: list[int] = []
 
-    def compute() -> int:
+    def compute(session: Session) -> int:
         calls.append(1)
         return len(calls)
 
-    assert figures.kept(("k", 1), 10, compute) == 1
+    assert figures.kept(("k", 1), 10, caller, compute) == 1
     clock[0] += 9.9
-    assert figures.kept(("k", 1), 10, compute) == 1  # within the age: the same answer, not computed
-    assert figures.kept(("k", 2), 10, compute) == 2  # another question
+    assert figures.kept(("k", 1), 10, caller, compute) == 1  # within the age: the same answer, not computed
+    assert figures.kept(("k", 2), 10, caller, compute) == 2  # another question
     clock[0] += 0.2
-    assert figures.kept(("k", 1), 10, compute) == 3  # older than the age: computed again
-    assert figures.kept(("k", 1), 0, compute) == 4  # off: always computed
+    assert figures.kept(("k", 1), 10, caller, compute) == 1  # older than the age: the old one, at once...
+    figures.settle()
+    assert figures.kept(("k", 1), 10, caller, compute) == 3  # ...while it was computed again
+    assert figures.kept(("k", 1), 0, caller, compute) == 4  # off: always computed
+    assert len(calls) == 4
 
 
-def test_readers_arriving_together_compute_a_key_once_and_keep_the_old_answer_while_it_is_renewed() -> None:
-    calls: list[int] = []
+def test_readers_arriving_together_compute_a_first_answer_once_in_a_reader_with_its_session(
+    caller: Session,
+) -> None:
+    calls: list[tuple[Session, threading.Thread]] = []
     release = threading.Event()
 
-    def slow() -> int:
-        calls.append(1)
+    def slow(session: Session) -> int:
+        calls.append((session, threading.current_thread()))
         assert release.wait(10)
         return len(calls)
 
     answers: list[int] = []
-    readers = [threading.Thread(target=lambda: answers.append(figures.kept(("slow",), 0.5, slow))) for _ in range(8)]
+    readers = [
+        threading.Thread(target=lambda: answers.append(figures.kept(("slow",), 0.5, caller, slow))) for _ in range(8)
+    ]
     for reader in readers:
         reader.start()
     time.sleep(0.2)
@@ -67,21 +100,100 @@ def test_readers_arriving_together_compute_a_key_once_and_keep_the_old_answer_wh
     for reader in readers:
         reader.join(10)
     assert answers == [1] * 8 and len(calls) == 1  # one aggregate for eight readers
+    assert calls[0][0] is caller and calls[0][1] in readers  # computed by a reader, with its session
     time.sleep(0.6)  # older than the age now
     release.clear()
-    renewing = threading.Thread(target=lambda: answers.append(figures.kept(("slow",), 0.5, slow)))
+    renewing = threading.Thread(target=lambda: answers.append(figures.kept(("slow",), 0.5, caller, slow)))
     renewing.start()
-    time.sleep(0.2)
-    assert figures.kept(("slow",), 0.5, slow) == 1  # while one thread computes, the others keep the old
-    release.set()
     renewing.join(10)
-    assert answers[-1] == 2 and len(calls) == 2
+    assert answers[-1] == 1  # the reader that found it old kept the old answer
+    assert figures.kept(("slow",), 0.5, caller, slow) == 1  # so does the next one while it is renewed
+    release.set()
+    figures.settle()
+    assert figures.kept(("slow",), 0.5, caller, slow) == 2 and len(calls) == 2
 
 
-@pytest.fixture(autouse=True)
-def _nothing_kept(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test starts with no kept answers (a recycled test database may have the same URL)."""
-    monkeypatch.setattr(figures, "_kept", OrderedDict())
+def test_a_stale_reader_gets_the_old_answer_at_once_and_a_background_thread_computes_the_new_one(
+    clock: list[float], caller: Session
+) -> None:
+    calls: list[tuple[Session, threading.Thread]] = []
+    release = threading.Event()
+
+    def compute(session: Session) -> int:
+        calls.append((session, threading.current_thread()))
+        if len(calls) > 1:
+            assert release.wait(5)
+        return len(calls)
+
+    assert figures.kept(("stale",), 10, caller, compute) == 1
+    clock[0] += 11
+    started = time.perf_counter()
+    assert figures.kept(("stale",), 10, caller, compute) == 1  # the old answer...
+    assert not release.is_set() and time.perf_counter() - started < 1  # ...before the new one could exist
+    assert figures.kept(("stale",), 10, caller, compute) == 1  # still, while it is computed
+    release.set()
+    figures.settle()
+    assert figures.kept(("stale",), 10, caller, compute) == 2  # the new one once computed
+    assert len(calls) == 2
+    (first, in_reader), (own, in_background) = calls
+    assert first is caller and in_reader is threading.current_thread()
+    assert in_background is not threading.current_thread() and in_background.daemon
+    assert isinstance(own, Session) and own is not caller and own.get_bind() is caller.get_bind()
+
+
+def test_many_readers_of_a_stale_key_start_one_background_refresh(clock: list[float], caller: Session) -> None:
+    calls: list[threading.Thread] = []
+    release = threading.Event()
+
+    def compute(session: Session) -> int:
+        calls.append(threading.current_thread())
+        if len(calls) > 1:
+            assert release.wait(5)
+        return len(calls)
+
+    assert figures.kept(("many",), 10, caller, compute) == 1
+    clock[0] += 11
+    answers: list[int] = []
+    readers = [
+        threading.Thread(target=lambda: answers.append(figures.kept(("many",), 10, caller, compute))) for _ in range(20)
+    ]
+    for reader in readers:
+        reader.start()
+    for reader in readers:
+        reader.join(10)
+    assert answers == [1] * 20  # none of them waited for the new answer
+    release.set()
+    figures.settle()
+    assert len(calls) == 2  # one refresh for twenty stale readers
+    assert figures.kept(("many",), 10, caller, compute) == 2 and len(calls) == 2
+
+
+def test_a_failed_refresh_keeps_the_old_answer_logs_no_value_and_the_next_stale_reader_retries(
+    clock: list[float], caller: Session, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls: list[int] = []
+
+    def compute(session: Session) -> str:
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("result-secret for p-secret")
+        return f"result-{len(calls)}"
+
+    key = ("failing", "p-secret")
+    assert figures.kept(key, 10, caller, compute) == "result-1"
+    clock[0] += 11
+    with caplog.at_level(logging.WARNING, logger=figures.__name__):
+        assert figures.kept(key, 10, caller, compute) == "result-1"
+        figures.settle()
+        assert figures.kept(key, 10, caller, compute) == "result-1"  # the old one kept; a refresh again
+        figures.settle()
+    assert len(calls) == 3
+    assert figures.kept(key, 10, caller, compute) == "result-3"
+    warned = [r for r in caplog.records if r.name == figures.__name__]
+    assert len(warned) == 1 and warned[0].levelno == logging.WARNING and not warned[0].exc_info
+    message = warned[0].getMessage()
+    assert "failing" in message
+    assert "secret" not in message and "result" not in message  # neither the value nor the rest of the key
 
 
 def test_the_worklist_counts_are_shared_within_the_age_while_its_rows_stay_live(engine: Engine) -> None:
@@ -101,6 +213,29 @@ def test_the_worklist_counts_are_shared_within_the_age_while_its_rows_stay_live(
             flagged_case(session, city, "adm2", "p2", priority="medium")
         assert read(60) == (2, 1)  # rows live; the counts as kept
         assert read(0) == (2, 2)  # computed on every request
+
+
+def test_stale_worklist_counts_are_returned_at_once_and_renewed_in_the_background(
+    engine: Engine, clock: list[float]
+) -> None:
+    with time_machine.travel(NOW, tick=False):
+        with session_scope(engine) as session:
+            city = make_source(session).id or 0
+            flagged_case(session, city, "adm1", "p1")
+
+        def read() -> tuple[int, int]:
+            with session_scope(engine) as session:
+                page = worklist(session, rules_version=RULES, now=NOW, with_counts=True, figures_max_age=60)
+            assert page.counts is not None
+            return len(page.items), sum(c.count for c in page.counts.priority)
+
+        assert read() == (1, 1)
+        with session_scope(engine) as session:
+            flagged_case(session, city, "adm2", "p2", priority="medium")
+        clock[0] += 61
+        assert read() == (2, 1)  # older than the age: the old counts at once, the rows live
+        figures.settle()
+        assert read() == (2, 2)  # computed anew in the background, with a session of its own
 
 
 def _board(engine: Engine, city: int, max_age: float, **kwargs: object) -> Board:
@@ -134,8 +269,11 @@ def test_the_board_keeps_its_order_and_totals_within_the_age_and_reads_its_rows_
         live = _board(engine, city, 0)
         assert [r.encounter for r in live.rows] == ["adm2", "adm3"] and live.totals.in_bed == 2
         clock[0] += 61
+        stale = _board(engine, city, 60)
+        assert [r.encounter for r in stale.rows] == ["adm2"]  # the old order at once, its rows live...
+        figures.settle()
         again = _board(engine, city, 60)
-        assert [r.encounter for r in again.rows] == ["adm2", "adm3"] and again.totals.in_bed == 2  # computed again
+        assert [r.encounter for r in again.rows] == ["adm2", "adm3"] and again.totals.in_bed == 2  # ...then the new
 
 
 def test_a_kept_order_pages_every_row_once_and_a_cursor_outside_it_pages_by_sql(
@@ -161,6 +299,8 @@ def test_a_kept_order_pages_every_row_once_and_a_cursor_outside_it_pages_by_sql(
         cursor = _board(engine, city, 60, limit=2).next_after
         with session_scope(engine) as session:
             put_encounter(session, city, "adm2", "p2", status="finished", end="2026-11-25T10:00:00+03:00")
-        clock[0] += 61  # the order computed again without adm2, the cursor's row
+        clock[0] += 61
+        assert [r.encounter for r in _board(engine, city, 60, limit=2).rows] == ["adm1"]  # the old order, live
+        figures.settle()  # the order computed again without adm2, the cursor's row
         rest = _board(engine, city, 60, limit=2, after=cursor)
         assert [r.encounter for r in rest.rows] == ["adm3", "adm4"]  # after where adm2 stood, by SQL

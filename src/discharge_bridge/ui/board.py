@@ -114,9 +114,10 @@ def _charts(session: SessionDep, flt: BoardFilter, tz: str, max_age: float) -> d
     delays, handoffs = kept(
         key,
         max_age,
-        lambda: (
-            delay_series(session, flt, now=now, tz=tz, weeks=WEEKS),
-            handoff_series(session, flt, now=now, tz=tz, weeks=WEEKS),
+        session,
+        lambda s: (
+            delay_series(s, flt, now=now, tz=tz, weeks=WEEKS),
+            handoff_series(s, flt, now=now, tz=tz, weeks=WEEKS),
         ),
     )
     labels = [_week_label(w.week_start) for w in delays]

@@ -309,7 +309,7 @@ def _page(
     the cursor's row is not in the kept order) the page is one keyset query."""
     if max_age > 0 and limit is not None:
         order_key = ("board-order", str(session.get_bind().engine.url), repr(flt), now.date())
-        order = kept(order_key, max_age, lambda: _order(session, flt, now, calendars))
+        order = kept(order_key, max_age, session, lambda s: _order(s, flt, now, calendars))
         slots = _kept_slots(order, after_id, limit)
         if slots is not None:
             shown = slots[:limit]
@@ -382,7 +382,7 @@ def board(
     ]
     broad = BoardFilter(source_ids=flt.source_ids, stays=flt.stays, rules_version=flt.rules_version)
     key = ("board", str(session.get_bind().engine.url), repr(broad), now.date())
-    groups = kept(key, figures_max_age, lambda: _groups(session, broad, now, calendars))
+    groups = kept(key, figures_max_age, session, lambda s: _groups(s, broad, now, calendars))
     totals, by_ward, by_destination = _summed(groups, flt)
     wards = sorted({g.ward for g in groups if g.ward})
     next_after = keyset.encode(BOARD_SORT, last_slot) if last_slot is not None else None

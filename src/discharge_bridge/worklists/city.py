@@ -24,6 +24,7 @@ The ward is the stored admission's; the coordinator is the case's current one.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -144,7 +145,8 @@ class CityFigures:
 
 
 class _Figures:
-    """The figures of one question: the covered hospitals, the period and the grouping."""
+    """The figures of one question: the covered hospitals (id, name, time zone), the period and the
+    grouping, read with ``session``."""
 
     def compute(self) -> CityFigures:
         delay, lost, lost_total = self.ready_to_discharge()
@@ -163,13 +165,15 @@ class _Figures:
             hospitals=dict(self.names),
         )
 
-    def __init__(self, session: Session, sources: list[Source], period: Period, grouping: Grouping) -> None:
+    def __init__(
+        self, session: Session, hospitals: Sequence[tuple[int, str, str]], period: Period, grouping: Grouping
+    ) -> None:
         self.session = session
         self.period = period.check()
         self.grouping = grouping
-        self.source_ids = [s.id for s in sources if s.id is not None]
-        self.names = {s.id: s.name for s in sources if s.id is not None}
-        self.calendars = Calendars.of((s.id, s.timezone) for s in sources if s.id is not None)
+        self.source_ids = [sid for sid, _, _ in hospitals]
+        self.names = {sid: name for sid, name, _ in hospitals}
+        self.calendars = Calendars.of((sid, timezone) for sid, _, timezone in hospitals)
         self.dialect = session.get_bind().dialect.name
 
     def key(self, at: Any, *, person: Any = None) -> Any:
@@ -429,9 +433,10 @@ def city_figures(
     ``list_figures_max_age_seconds``) readers asking the same question within that many seconds share
     one answer (``worklists.figures.kept``). Raises ``InvalidPeriod`` for a period that ends before it
     starts, is longer than a year or lies outside the years the API takes."""
-    figures = _Figures(session, sources, period, grouping)
-    key = ("city", str(session.get_bind().engine.url), tuple(sorted(figures.source_ids)), figures.period, grouping)
-    return kept(key, figures_max_age, figures.compute)
+    hospitals = [(s.id, s.name, s.timezone) for s in sources if s.id is not None]  # plain data, not the rows
+    checked = period.check()
+    key = ("city", str(session.get_bind().engine.url), tuple(sorted(sid for sid, _, _ in hospitals)), checked, grouping)
+    return kept(key, figures_max_age, session, lambda s: _Figures(s, hospitals, checked, grouping).compute())
 
 
 CSV_HEADER = ["figure", "group", "detail", "measure", "value"]

@@ -137,7 +137,8 @@ def worklist(
         counts = kept(
             key,
             figures_max_age,
-            lambda: count_filters(session, found, win=win, dialect=session.get_bind().dialect.name),
+            session,
+            lambda s: count_filters(s, found, win=win, dialect=s.get_bind().dialect.name),
         )
     return WorklistPage(
         total=min(total, keyset.TOTAL_CAP),
