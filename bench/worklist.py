@@ -129,6 +129,7 @@ def _rows(n: int, hospitals: int, rules_version: str) -> dict[str, list[dict[str
                 "facts": [],
                 "lace": None,
                 "age": rnd.randint(35, 99),
+                "admitted_at": start,  # as the assessment copies it from the encounter
                 "inputs_digest": "bench",
                 "first_flagged_at": start,
                 "assessed_at": start,
@@ -245,7 +246,7 @@ def seed(engine: Engine, n: int, hospitals: int) -> dict[str, Any]:
         order: list[Any] = [
             col(RiskAssessment.priority_rank).desc(),
             col(RiskAssessment.score).desc(),
-            col(EncounterSnapshot.period_start).asc(),
+            col(RiskAssessment.admitted_at).asc(),
             col(RiskAssessment.id).asc(),
         ]
         deep_id = session.execute(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from discharge_bridge.config import PROJECT_ROOT, Settings
 from discharge_bridge.connections.service import add_source
 from discharge_bridge.db import session_scope
 from discharge_bridge.fhir import FhirClient, RetryPolicy
+from discharge_bridge.ingest.models import EncounterSnapshot
 from discharge_bridge.risk.models import RiskAssessment
 from discharge_bridge.worklists.service import worklist
 from tests.support.fakefhir import BASE, FakeFhir, condition, encounter, patient
@@ -123,3 +125,24 @@ def test_a_discharge_takes_the_admission_off_the_worklist(engine: Engine, site: 
     with Session(engine) as session:
         assert worklist(session, rules_version=row.rules_version).total == 0
         assert session.exec(select(func.count()).select_from(RiskAssessment)).one() == 2
+
+
+def test_an_assessment_copies_its_admission_start_and_follows_a_corrected_one(
+    engine: Engine, site: tuple[FakeFhir, Settings]
+) -> None:
+    """The worklist orders by the start copied onto the assessment (``admitted_at``): it is the
+    stored encounter's, and an EHR correction of the start re-assesses the admission and moves it."""
+    ehr, settings = site
+    _sync(engine, settings, ehr)
+
+    def starts() -> dict[str, tuple[datetime | None, datetime | None]]:
+        with Session(engine) as session:
+            stored = dict(session.exec(select(EncounterSnapshot.fhir_id, EncounterSnapshot.period_start)).all())
+            return {r.encounter_fhir_id: (r.admitted_at, stored[r.encounter_fhir_id]) for r in _rows(engine)}
+
+    first = starts()
+    assert first["adm"][0] == datetime(2026, 11, 1, 6, 30, tzinfo=UTC) == first["adm"][1]
+    assert first["adm2"][0] == first["adm2"][1]
+    ehr.put(encounter("adm", "old", period={"start": "2026-10-28T22:15:00+03:00"}))
+    _sync(engine, settings, ehr)
+    assert starts()["adm"] == (datetime(2026, 10, 28, 19, 15, tzinfo=UTC),) * 2

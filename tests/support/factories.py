@@ -6,12 +6,14 @@ ones; risk rows are written directly (the scoring itself is tested in tests/risk
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
+from sqlalchemy import update
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from discharge_bridge.app import create_app
 from discharge_bridge.cases.models import Case
@@ -19,6 +21,7 @@ from discharge_bridge.cases.service import open_case
 from discharge_bridge.config import Settings
 from discharge_bridge.connections.service import add_source
 from discharge_bridge.db import session_scope
+from discharge_bridge.ingest.models import EncounterSnapshot
 from discharge_bridge.ingest.normalise import normalise
 from discharge_bridge.ingest.store import upsert_snapshots
 from discharge_bridge.risk.models import RiskAssessment
@@ -77,10 +80,16 @@ def put_risk(
     current: bool = True,
     rules_version: str = RULES,
 ) -> RiskAssessment:
+    started = session.exec(
+        select(EncounterSnapshot.period_start).where(
+            EncounterSnapshot.source_id == source_id, EncounterSnapshot.fhir_id == eid
+        )
+    ).first()
     row = RiskAssessment(
         source_id=source_id,
         encounter_fhir_id=eid,
         patient_fhir_id=pid,
+        admitted_at=started,  # as the assessment copies it from the stored encounter
         rules_version=rules_version,
         score=len(concepts) * 3,
         priority=priority if flagged else None,
@@ -93,6 +102,21 @@ def put_risk(
     session.add(row)
     session.flush()
     return row
+
+
+def move_admission(session: Session, source_id: int, eid: str, start: datetime) -> None:
+    """The admission's start changed in the EHR: the stored encounter's, and its assessments'
+    (``RiskAssessment.admitted_at``) as the re-assessment that follows would copy it."""
+    session.execute(
+        update(EncounterSnapshot)
+        .where(col(EncounterSnapshot.source_id) == source_id, col(EncounterSnapshot.fhir_id) == eid)
+        .values(period_start=start)
+    )
+    session.execute(
+        update(RiskAssessment)
+        .where(col(RiskAssessment.source_id) == source_id, col(RiskAssessment.encounter_fhir_id) == eid)
+        .values(admitted_at=start)
+    )
 
 
 def flagged_case(session: Session, source_id: int, eid: str = "adm1", pid: str = "p1", **risk: Any) -> Case:

@@ -17,11 +17,10 @@ from sqlalchemy import update
 from sqlalchemy.engine import Engine
 
 from discharge_bridge.db import session_scope
-from discharge_bridge.ingest.models import EncounterSnapshot
 from discharge_bridge.risk.models import RiskAssessment
 from discharge_bridge.worklists.filters import Sort, WorklistQuery
 from discharge_bridge.worklists.service import worklist
-from tests.support.factories import RULES, make_source, put_encounter, put_risk
+from tests.support.factories import RULES, make_source, move_admission, put_encounter, put_risk
 
 pytestmark = pytest.mark.clock
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -42,11 +41,7 @@ def _admit(engine: Engine, source_id: int, n: int, rnd: random.Random) -> None:
             priority=rnd.choice(PRIORITIES),
             concepts=rnd.choice(CONCEPTS),  # scores tie often: the id decides within a tie
         )
-        session.execute(
-            update(EncounterSnapshot)
-            .where(EncounterSnapshot.source_id == source_id, EncounterSnapshot.fhir_id == f"adm{n}")  # type: ignore[arg-type]
-            .values(period_start=NOW - timedelta(days=rnd.randint(0, 5), hours=rnd.randint(0, 23)))
-        )
+        move_admission(session, source_id, f"adm{n}", NOW - timedelta(days=rnd.randint(0, 5), hours=rnd.randint(0, 23)))
 
 
 def _discharge(engine: Engine, source_id: int, n: int) -> None:

@@ -28,7 +28,7 @@ from discharge_bridge.risk.models import RiskAssessment
 from discharge_bridge.worklists.filters import CaseState, Due, InvalidFilter, Sort, WorklistQuery
 from discharge_bridge.worklists.schemas import WorklistPage
 from discharge_bridge.worklists.service import worklist
-from tests.support.factories import RULES, flagged_case, make_source, put_encounter, put_risk
+from tests.support.factories import RULES, flagged_case, make_source, move_admission, put_encounter, put_risk
 
 pytestmark = pytest.mark.clock
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -56,8 +56,8 @@ def _admit(session: Session, source_id: int, eid: str, pid: str, who: dict[str, 
         select(EncounterSnapshot).where(EncounterSnapshot.source_id == source_id, EncounterSnapshot.fhir_id == eid)
     ).one()
     enc.ward, enc.bed = ward, f"bed-{eid}"
-    enc.period_start = datetime.fromisoformat(admitted)
     session.add(enc)
+    move_admission(session, source_id, eid, datetime.fromisoformat(admitted))
 
 
 def _case(session: Session, source_id: int, eid: str, pid: str, coordinator: str | None, **risk: Any) -> Case:

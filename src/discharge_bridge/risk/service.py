@@ -10,7 +10,7 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields, is_dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -109,6 +109,7 @@ def _inputs_digest(ctx: ScoringContext, record: PatientRecord, day: str, standin
 class _Stay:
     fhir_id: str
     raw: dict[str, Any]
+    started: datetime | None  # period_start as ingest stored it: the worklist's order (RiskAssessment.admitted_at)
 
 
 _Loaded = tuple[dict[str, dict[str, Any]], dict[str, list[_Stay]], dict[str, dict[str, list[dict[str, Any]]]]]
@@ -131,11 +132,18 @@ def _load(session: Session, source_id: int, patient_ids: Sequence[str]) -> _Load
     sqls = _load_sql(len(ids), mark)
     for fid, raw in connection.exec_driver_sql(sqls[0], params):
         patients[fid] = _decoded(raw)
-    for fid, pid, raw in connection.exec_driver_sql(sqls[1], params):
-        encounters[pid].append(_Stay(fid, _decoded(raw)))
+    for fid, pid, raw, started in connection.exec_driver_sql(sqls[1], params):
+        encounters[pid].append(_Stay(fid, _decoded(raw), _instant(started)))
     for pid, rtype, raw in connection.exec_driver_sql(sqls[2], params):
         clinical[pid][rtype].append(_decoded(raw))
     return patients, encounters, clinical
+
+
+def _instant(value: datetime | str | None) -> datetime | None:
+    """A stored UTC instant read through the driver: SQLite's naive UTC text; psycopg's datetime."""
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(value).replace(tzinfo=UTC)
 
 
 def _decoded(raw: str | bytes | dict[str, Any]) -> dict[str, Any]:
@@ -151,7 +159,7 @@ def _load_sql(size: int, mark: str) -> tuple[str, str, str]:
     where = f"source_id = {mark} AND {{column}} IN ({marks})"
     return (
         f"SELECT fhir_id, raw FROM patient_snapshot WHERE {where.format(column='fhir_id')}",  # noqa: S608
-        "SELECT fhir_id, patient_fhir_id, raw FROM encounter_snapshot"  # noqa: S608
+        "SELECT fhir_id, patient_fhir_id, raw, period_start FROM encounter_snapshot"  # noqa: S608
         f" WHERE {where.format(column='patient_fhir_id')}",
         "SELECT patient_fhir_id, resource_type, raw FROM clinical_snapshot"  # noqa: S608
         f" WHERE {where.format(column='patient_fhir_id')}",
@@ -271,7 +279,7 @@ def score_patients(
                 if row is not None and not current:
                     ended.append({"_id": row.id, "_digest": digest, "_now": now})
                     continue
-                values = _assessment(source.id, pid, stay.fhir_id, record, ctx, digest, now)
+                values = _assessment(source.id, pid, stay, record, ctx, digest, now)
                 if values["flagged"]:
                     stats.flagged += 1
                     values["first_flagged_at"] = (row and row.first_flagged_at) or first_flags.get(stay.fhir_id) or now
@@ -284,7 +292,7 @@ def score_patients(
 def _assessment(
     source_id: int,
     patient_id: str,
-    encounter_id: str,
+    stay: _Stay,
     record: PatientRecord,
     ctx: ScoringContext,
     digest: str,
@@ -295,7 +303,7 @@ def _assessment(
     lace = compute_lace(record, now)
     return {
         "source_id": source_id,
-        "encounter_fhir_id": encounter_id,
+        "encounter_fhir_id": stay.fhir_id,
         "patient_fhir_id": patient_id,
         "rules_version": ctx.rules.version,
         "score": result.score,
@@ -308,6 +316,7 @@ def _assessment(
         "lace": _plain(lace),
         "hospital_score": _plain(compute_hospital(record, now, lace)),
         "age": next((f.value for f in facts if f.concept == "age" and isinstance(f.value, int)), None),
+        "admitted_at": stay.started,
         "inputs_digest": digest,
         "first_flagged_at": None,
         "assessed_at": now,

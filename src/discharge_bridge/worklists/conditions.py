@@ -186,4 +186,6 @@ def sort_keys(sort: Sort) -> list[Key]:
     if sort == Sort.name:
         return [Key(col(PatientSnapshot.name)), Key(row_id, nullable=False)]
     score = Key(col(RiskAssessment.score), descending=True, nullable=False)
-    return [rank, score, Key(start), Key(row_id, nullable=False)]
+    # The admission's start as copied onto its assessment: the whole order is then one index's
+    # (ix_risk_assessment_worklist), not a join and a sort of every row tied on priority and score.
+    return [rank, score, Key(col(RiskAssessment.admitted_at)), Key(row_id, nullable=False)]
