@@ -10,7 +10,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Index, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import SQLModel
 
 import discharge_bridge.models  # noqa: F401  (registers every table)
@@ -91,14 +91,7 @@ def test_a_migration_that_copies_a_parent_table_on_sqlite_keeps_the_rows_below_i
     upgrade(settings)
     engine = get_engine(settings)
     with engine.begin() as conn:
-        conn.execute(
-            text(
-                "INSERT INTO source (name, hospital, base_url, auth, mode, poll_interval_seconds, timezone, mapping,"
-                " inpatient_classes, enabled, cursors, assignment, writeback, cds_hooks, smart_launch, created_at)"
-                " VALUES ('city', 'City', 'http://x.example', '{}', 'poll', 300, 'UTC', 'default', '[]', true, '{}',"
-                " '{}', '{}', '{}', '{}', '2026-11-01 00:00:00')"
-            )
-        )
+        _add_source(conn)
         conn.execute(
             text(
                 "INSERT INTO patient_snapshot (source_id, fhir_id, active, deceased, raw, identifiers, ingested_at)"
@@ -120,14 +113,7 @@ def test_assessments_stored_before_0019_get_their_admission_start(tmp_path: Path
     upgrade(settings, "0018")
     engine = get_engine(settings)
     with engine.begin() as conn:
-        conn.execute(
-            text(
-                "INSERT INTO source (name, hospital, base_url, auth, mode, poll_interval_seconds, timezone, mapping,"
-                " inpatient_classes, enabled, cursors, assignment, writeback, cds_hooks, smart_launch, created_at)"
-                " VALUES ('city', 'City', 'http://x.example', '{}', 'poll', 300, 'UTC', 'default', '[]', true, '{}',"
-                " '{}', '{}', '{}', '{}', '2026-11-01 00:00:00')"
-            )
-        )
+        _add_source(conn)
         for eid, start in (("adm1", "'2026-11-01 06:30:00.000000'"), ("adm2", "NULL")):
             conn.execute(
                 text(
@@ -147,3 +133,15 @@ def test_assessments_stored_before_0019_get_their_admission_start(tmp_path: Path
     with engine.connect() as conn:
         found = dict(conn.execute(text("SELECT encounter_fhir_id, admitted_at FROM risk_assessment")).all())
     assert found == {"adm1": "2026-11-01 06:30:00.000000", "adm2": None, "gone": None}
+
+
+def _add_source(conn: Connection) -> None:
+    """A hospital as the schema since 0017 stores it, with id 1."""
+    conn.execute(
+        text(
+            "INSERT INTO source (name, hospital, base_url, auth, mode, poll_interval_seconds, timezone, mapping,"
+            " inpatient_classes, enabled, cursors, assignment, writeback, cds_hooks, smart_launch, created_at)"
+            " VALUES ('city', 'City', 'http://x.example', '{}', 'poll', 300, 'UTC', 'default', '[]', true, '{}',"
+            " '{}', '{}', '{}', '{}', '2026-11-01 00:00:00')"
+        )
+    )

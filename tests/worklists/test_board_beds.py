@@ -20,7 +20,6 @@ and the old record of N. Hospital "north" has a patient in a bed that "city" nev
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -49,16 +48,6 @@ from discharge_bridge.worklists.board import (
 from tests.support.factories import RULES, flagged_case, make_source, put_encounter, put_risk
 
 pytestmark = pytest.mark.clock
-
-
-@pytest.fixture(autouse=True)
-def _settled(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Kept figures computed anew in the background are done before the test's database goes (its
-    engine, when the test has one, is set up first so that it is torn down after them)."""
-    if "engine" in request.fixturenames:
-        request.getfixturevalue("engine")
-    yield
-    figures.settle()
 
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

@@ -3,7 +3,6 @@ figure, each grouping checked, on SQLite and PostgreSQL (the ``engine`` fixture 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -21,7 +20,6 @@ from discharge_bridge.db import make_engine, session_scope
 from discharge_bridge.demo import prepare_demo
 from discharge_bridge.demo.activity import STORIES
 from discharge_bridge.sources.models import Source
-from discharge_bridge.worklists import figures
 from discharge_bridge.worklists.city import (
     BedDays,
     CityFigures,
@@ -38,16 +36,6 @@ from discharge_bridge.worklists.sitrep import sitrep
 from tests.worklists.city_fixture import NOW, PERIOD, City, at, seed_city
 
 pytestmark = pytest.mark.clock
-
-
-@pytest.fixture(autouse=True)
-def _settled(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Kept figures computed anew in the background are done before the test's database goes (its
-    engine, when the test has one, is set up first so that it is torn down after them)."""
-    if "engine" in request.fixturenames:
-        request.getfixturevalue("engine")
-    yield
-    figures.settle()
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -36,18 +35,6 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     now = [1000.0]
     monkeypatch.setattr(figures.time, "monotonic", lambda: now[0])
     return now
-
-
-@pytest.fixture(autouse=True)
-def _nothing_kept(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Each test starts with no kept answers (a recycled test database may have the same URL) and
-    ends once the background refreshes it started have: the test's database (set up first, so torn
-    down after) is still there for them."""
-    if "engine" in request.fixturenames:
-        request.getfixturevalue("engine")
-    monkeypatch.setattr(figures, "_kept", OrderedDict())
-    yield
-    figures.settle()
 
 
 @pytest.fixture
@@ -196,23 +183,25 @@ def test_a_failed_refresh_keeps_the_old_answer_logs_no_value_and_the_next_stale_
     assert "secret" not in message and "result" not in message  # neither the value nor the rest of the key
 
 
+def _rows_and_counts(engine: Engine, max_age: float) -> tuple[int, int]:
+    """The worklist's rows and its priority filter's counts, summed."""
+    with session_scope(engine) as session:
+        page = worklist(session, rules_version=RULES, now=NOW, with_counts=True, figures_max_age=max_age)
+    assert page.counts is not None
+    return len(page.items), sum(c.count for c in page.counts.priority)
+
+
 def test_the_worklist_counts_are_shared_within_the_age_while_its_rows_stay_live(engine: Engine) -> None:
     with time_machine.travel(NOW, tick=False):
         with session_scope(engine) as session:
             city = make_source(session).id or 0
             flagged_case(session, city, "adm1", "p1")
 
-        def read(max_age: float) -> tuple[int, int]:
-            with session_scope(engine) as session:
-                page = worklist(session, rules_version=RULES, now=NOW, with_counts=True, figures_max_age=max_age)
-            assert page.counts is not None
-            return len(page.items), sum(c.count for c in page.counts.priority)
-
-        assert read(60) == (1, 1)
+        assert _rows_and_counts(engine, 60) == (1, 1)
         with session_scope(engine) as session:
             flagged_case(session, city, "adm2", "p2", priority="medium")
-        assert read(60) == (2, 1)  # rows live; the counts as kept
-        assert read(0) == (2, 2)  # computed on every request
+        assert _rows_and_counts(engine, 60) == (2, 1)  # rows live; the counts as kept
+        assert _rows_and_counts(engine, 0) == (2, 2)  # computed on every request
 
 
 def test_stale_worklist_counts_are_returned_at_once_and_renewed_in_the_background(
@@ -223,19 +212,13 @@ def test_stale_worklist_counts_are_returned_at_once_and_renewed_in_the_backgroun
             city = make_source(session).id or 0
             flagged_case(session, city, "adm1", "p1")
 
-        def read() -> tuple[int, int]:
-            with session_scope(engine) as session:
-                page = worklist(session, rules_version=RULES, now=NOW, with_counts=True, figures_max_age=60)
-            assert page.counts is not None
-            return len(page.items), sum(c.count for c in page.counts.priority)
-
-        assert read() == (1, 1)
+        assert _rows_and_counts(engine, 60) == (1, 1)
         with session_scope(engine) as session:
             flagged_case(session, city, "adm2", "p2", priority="medium")
         clock[0] += 61
-        assert read() == (2, 1)  # older than the age: the old counts at once, the rows live
+        assert _rows_and_counts(engine, 60) == (2, 1)  # older than the age: the old counts at once, rows live
         figures.settle()
-        assert read() == (2, 2)  # computed anew in the background, with a session of its own
+        assert _rows_and_counts(engine, 60) == (2, 2)  # computed anew in the background, with its own session
 
 
 def _board(engine: Engine, city: int, max_age: float, **kwargs: object) -> Board:
