@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -153,6 +153,41 @@ def test_many_readers_of_a_stale_key_start_one_background_refresh(clock: list[fl
     figures.settle()
     assert len(calls) == 2  # one refresh for twenty stale readers
     assert figures.kept(("many",), 10, caller, compute) == 2 and len(calls) == 2
+
+
+def test_at_most_max_refreshing_keys_are_renewed_at_once(clock: list[float], caller: Session) -> None:
+    """Each refresh holds a pooled connection: past the cap an old answer is served and nothing is
+    started until a refresh is done."""
+    release = threading.Event()
+    refreshing: list[str] = []
+
+    def compute_of(name: str) -> Callable[[Session], str]:
+        def compute(session: Session) -> str:
+            if session is caller:  # the first answer, in the reader
+                return f"{name}-old"
+            refreshing.append(name)  # a refresh, in the background
+            release.wait(10)
+            return f"{name}-new"
+
+        return compute
+
+    names = [f"k{i}" for i in range(figures.MAX_REFRESHING + 1)]
+    for name in names:
+        assert figures.kept((name,), 10, caller, compute_of(name)) == f"{name}-old"
+    clock[0] += 11
+    assert [figures.kept((name,), 10, caller, compute_of(name)) for name in names] == [f"{n}-old" for n in names]
+    for _ in range(500):
+        if len(refreshing) == figures.MAX_REFRESHING:
+            break
+        time.sleep(0.01)
+    time.sleep(0.05)
+    assert sorted(refreshing) == names[: figures.MAX_REFRESHING]  # the last key was not started
+    release.set()
+    figures.settle()
+    last = names[-1]
+    assert figures.kept((last,), 10, caller, compute_of(last)) == f"{last}-old"  # its refresh starts now
+    figures.settle()
+    assert figures.kept((last,), 10, caller, compute_of(last)) == f"{last}-new"
 
 
 def test_a_failed_refresh_keeps_the_old_answer_logs_no_value_and_the_next_stale_reader_retries(

@@ -25,6 +25,9 @@ from sqlmodel import Session
 
 T = TypeVar("T")
 MAX_ENTRIES = 256
+# Background refreshes at once per process: each holds a pooled connection (10 + 20 on PostgreSQL) and
+# a core's worth of aggregate; past this many, an old answer is served until one of them is done.
+MAX_REFRESHING = 4
 _kept: OrderedDict[Hashable, tuple[float, object]] = OrderedDict()
 _lock = threading.Lock()
 _computing: dict[Hashable, threading.Lock] = {}  # one per key: who computes its first answer
@@ -40,14 +43,15 @@ def kept(key: Hashable, max_age: float, session: Session, compute: Callable[[Ses
     The first answer is computed in the caller with its ``session``, by one thread at a time (50
     readers arriving together would otherwise run the same aggregate 50 times at once and all wait
     for the last). An older answer is returned at once, and one daemon thread computes the new one as
-    ``compute(own_session)`` on the same engine; if that fails the old answer stays (logged) and the
-    next reader to find it old tries again. ``max_age`` <= 0 computes on every call, in the caller."""
+    ``compute(own_session)`` on the same engine (at most ``MAX_REFRESHING`` keys at once, others wait
+    for a later reader); if that fails the old answer stays (logged) and the next reader to find it
+    old tries again. ``max_age`` <= 0 computes on every call, in the caller."""
     if max_age <= 0:
         return compute(session)
     with _lock:
         hit = _kept.get(key)
         if hit is not None:
-            if time.monotonic() - hit[0] >= max_age and key not in _refreshing:
+            if time.monotonic() - hit[0] >= max_age and key not in _refreshing and len(_refreshing) < MAX_REFRESHING:
                 _refresh_in_background(key, session.get_bind().engine, compute)
             return hit[1]  # type: ignore[return-value]
         busy = _computing.setdefault(key, threading.Lock())
