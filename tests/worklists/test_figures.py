@@ -218,6 +218,14 @@ def test_a_failed_refresh_keeps_the_old_answer_logs_no_value_and_the_next_stale_
     assert "secret" not in message and "result" not in message  # neither the value nor the rest of the key
 
 
+def _city_with_one_flag(engine: Engine) -> int:
+    """A hospital with one flagged admission and its case; its id."""
+    with session_scope(engine) as session:
+        city = make_source(session).id or 0
+        flagged_case(session, city, "adm1", "p1")
+    return city
+
+
 def _rows_and_counts(engine: Engine, max_age: float) -> tuple[int, int]:
     """The worklist's rows and its priority filter's counts, summed."""
     with session_scope(engine) as session:
@@ -228,10 +236,7 @@ def _rows_and_counts(engine: Engine, max_age: float) -> tuple[int, int]:
 
 def test_the_worklist_counts_are_shared_within_the_age_while_its_rows_stay_live(engine: Engine) -> None:
     with time_machine.travel(NOW, tick=False):
-        with session_scope(engine) as session:
-            city = make_source(session).id or 0
-            flagged_case(session, city, "adm1", "p1")
-
+        city = _city_with_one_flag(engine)
         assert _rows_and_counts(engine, 60) == (1, 1)
         with session_scope(engine) as session:
             flagged_case(session, city, "adm2", "p2", priority="medium")
@@ -243,10 +248,7 @@ def test_stale_worklist_counts_are_returned_at_once_and_renewed_in_the_backgroun
     engine: Engine, clock: list[float]
 ) -> None:
     with time_machine.travel(NOW, tick=False):
-        with session_scope(engine) as session:
-            city = make_source(session).id or 0
-            flagged_case(session, city, "adm1", "p1")
-
+        city = _city_with_one_flag(engine)
         assert _rows_and_counts(engine, 60) == (1, 1)
         with session_scope(engine) as session:
             flagged_case(session, city, "adm2", "p2", priority="medium")
