@@ -21,7 +21,7 @@ from functools import lru_cache
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Table, and_, bindparam, exists, select, update
+from sqlalchemy import Select, Table, and_, bindparam, exists, select, update
 from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session
 
@@ -235,9 +235,9 @@ def expire_cases(session: Session, ids: set[int]) -> None:
             session.expire(obj)
 
 
-def _flagged_without_case(
-    session: Session, source_id: int, rules_version: str, encounter_fhir_ids: Sequence[str] | None
-) -> list[tuple[str, str, str | None, list[Any]]]:
+def _flagged_without_case_query(
+    source_id: int, rules_version: str, encounter_fhir_ids: Sequence[str] | None
+) -> Select[Any]:
     has_case = exists().where(
         CASES.c.source_id == RISKS.c.source_id, CASES.c.encounter_fhir_id == RISKS.c.encounter_fhir_id
     )
@@ -254,6 +254,13 @@ def _flagged_without_case(
     )
     if encounter_fhir_ids is not None:
         query = query.where(RISKS.c.encounter_fhir_id.in_(list(encounter_fhir_ids)))
+    return query
+
+
+def _flagged_without_case(
+    session: Session, source_id: int, rules_version: str, encounter_fhir_ids: Sequence[str] | None
+) -> list[tuple[str, str, str | None, list[Any]]]:
+    query = _flagged_without_case_query(source_id, rules_version, encounter_fhir_ids)
     return [tuple(row) for row in session.execute(query)]  # type: ignore[misc]
 
 
