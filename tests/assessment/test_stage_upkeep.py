@@ -17,6 +17,8 @@ from sqlalchemy.engine import Engine
 
 from discharge_bridge.assessment import drain, stage
 from discharge_bridge.cases import batch
+from discharge_bridge.cases.models import Case
+from discharge_bridge.cases.stays import open_cases_of
 from discharge_bridge.config import PROJECT_ROOT, Settings
 from discharge_bridge.connections.service import add_source
 from discharge_bridge.db import session_scope
@@ -143,47 +145,43 @@ def test_statistics_are_refreshed_for_tables_that_outgrew_them(
     assert stage.refresh_statistics(engine) == []  # up to date: nothing analysed again
 
 
-def _flagged_lookup_plan(engine: Engine, source_id: int) -> str:
-    query = batch._flagged_without_case_query(source_id, "v1", ["e1", "e2", "e3"])
+def _plan(engine: Engine, query: Any) -> str:
     with engine.connect() as connection:
         compiled = query.compile(connection, compile_kwargs={"literal_binds": True})
         return " ".join(row[3] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}"))
 
 
-def test_with_statistics_sqlite_finds_flagged_admissions_by_their_key(
-    engine: Engine, city: tuple[int, Settings]
-) -> None:
+def test_with_statistics_sqlite_finds_a_batch_by_its_keys(engine: Engine, city: tuple[int, Settings]) -> None:
     """Without statistics SQLite looked a batch's flagged admissions up through the worklist's index
     (rules version, flagged, current): a scan of every flagged admission of the city per batch, so a
     1M-resource backfill's batches grew from 0.6 to 1.1 s. Analysed, the lookup goes by (source,
-    admission)."""
+    admission); a batch's open cases are found by (source, patient) (0020), not among every open
+    case of the hospital."""
     if engine.dialect.name != "sqlite":
         pytest.skip("SQLite's planner, without statistics")
     source_id, _ = city
-    rows = [
-        {
-            "source_id": source_id,
-            "encounter_fhir_id": f"e{i}",
-            "patient_fhir_id": f"p{i}",
-            "rules_version": "v1",
-            "score": i % 7,
-            "priority": "high",
-            "priority_rank": 3,
-            "flagged": True,
-            "current": True,
-            "reasons": [],
-            "facts": [],
-            "inputs_digest": "x",
-            "assessed_at": datetime(2026, 12, 1, tzinfo=UTC),
-        }
-        for i in range(3 * stage.STATISTICS_FLOOR)
-    ]
+    at = datetime(2026, 12, 1, tzinfo=UTC)
+    same = {"source_id": source_id, "priority": "high", "priority_rank": 3}
+    risks, cases = [], []
+    for i in range(3 * stage.STATISTICS_FLOOR):
+        ids = {"encounter_fhir_id": f"e{i}", "patient_fhir_id": f"p{i}"}
+        risks.append(
+            same
+            | ids
+            | {"rules_version": "v1", "score": i % 7, "flagged": True, "current": True, "reasons": [], "facts": []}
+            | {"inputs_digest": "x", "assessed_at": at}
+        )
+        cases.append(same | ids | {"status": "open", "opened_at": at, "opened_by": "system", "updated_at": at, "version": 1})
     with engine.begin() as connection:
-        connection.execute(RiskAssessment.__table__.insert(), rows)  # type: ignore[attr-defined]
-    key = "SEARCH risk_assessment USING INDEX sqlite_autoindex_risk_assessment_1 (source_id=? AND encounter_fhir_id=?"
-    assert key not in _flagged_lookup_plan(engine, source_id)  # the worklist's index, as it was
-    assert "risk_assessment" in stage.refresh_statistics(engine)
-    assert key in _flagged_lookup_plan(engine, source_id)
+        connection.execute(RiskAssessment.__table__.insert(), risks)  # type: ignore[attr-defined]
+        connection.execute(Case.__table__.insert(), cases)  # type: ignore[attr-defined]
+    flagged = batch._flagged_without_case_query(source_id, "v1", ["e1", "e2", "e3"])
+    by_key = "SEARCH risk_assessment USING INDEX sqlite_autoindex_risk_assessment_1 (source_id=? AND encounter_fhir_id=?"
+    assert by_key not in _plan(engine, flagged)  # the worklist's index, as it was
+    assert {"risk_assessment", "coordination_case"} <= set(stage.refresh_statistics(engine))
+    assert by_key in _plan(engine, flagged)
+    by_patient = "USING INDEX ix_coordination_case_patient (source_id=? AND patient_fhir_id=?)"
+    assert by_patient in _plan(engine, open_cases_of(source_id, ["p1", "p2", "p3"]))
 
 
 def test_statistics_are_looked_at_after_each_batch(

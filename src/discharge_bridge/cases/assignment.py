@@ -119,13 +119,14 @@ class CoordinatorPicker:
             wards = {}
         self.wards = {ward.casefold(): user for ward, user in wards.items()}
         self.pool = [u.username for u in coordinators_of(self.session, self.source_id)]
-        newest = (
-            select(Case.coordinator, func.max(Case.id))
-            .where(Case.source_id == self.source_id, col(Case.coordinator).in_(self.pool))
-            .group_by(col(Case.coordinator))
-        )
         self.last = {name: -1 for name in self.pool}
-        self.last.update({str(name): last or 0 for name, last in self.session.exec(newest)})
+        if self.pool:  # with none, the query would still walk every case of the hospital
+            newest = (
+                select(Case.coordinator, func.max(Case.id))
+                .where(Case.source_id == self.source_id, col(Case.coordinator).in_(self.pool))
+                .group_by(col(Case.coordinator))
+            )
+            self.last.update({str(name): last or 0 for name, last in self.session.exec(newest)})
         self._loaded = True
 
     def __call__(self, case: Case) -> str | None:

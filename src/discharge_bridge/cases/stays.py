@@ -17,13 +17,14 @@ Run by the assessment stage after scoring, before cases are opened and followed,
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from discharge_bridge.cases.events import EventKind, record_event
 from discharge_bridge.cases.models import Case, CaseOutcome, CaseStatus
@@ -46,6 +47,13 @@ class StayStats:
     in_error: int = 0
 
 
+def open_cases_of(source_id: int, patient_ids: Iterable[str]) -> SelectOfScalar[Case]:
+    """The hospital's open cases of these patient records (by ``ix_coordination_case_patient``)."""
+    return select(Case).where(
+        Case.source_id == source_id, Case.status == CaseStatus.open, col(Case.patient_fhir_id).in_(sorted(patient_ids))
+    )
+
+
 def follow_stays(
     session: Session,
     source_id: int,
@@ -63,11 +71,7 @@ def follow_stays(
     records = records_of(session, source_id, set(to_survivor.values()))
     person = {rid: survivor for survivor, group in records.items() for rid in group}
     cases: dict[str, list[Case]] = defaultdict(list)
-    for case in session.exec(
-        select(Case).where(
-            Case.source_id == source_id, Case.status == CaseStatus.open, col(Case.patient_fhir_id).in_(sorted(person))
-        )
-    ):
+    for case in session.exec(open_cases_of(source_id, person)):
         survivor = person[case.patient_fhir_id]
         if case.patient_fhir_id != survivor:  # the record was merged: the case follows the person
             record_event(
