@@ -193,6 +193,9 @@ def refresh_statistics(engine: Engine) -> list[str]:
     return stale
 
 
+_SQLITE_ROWS = "SELECT " + ", ".join(f"(SELECT max(rowid) FROM {name})" for name in _PLANNED_TABLES)
+
+
 def _refresh_sqlite_statistics(engine: Engine) -> list[str]:
     """SQLite keeps no live row count: ``max(rowid)``, one index probe, stands in for it (rows ever
     added, an upper bound), against the largest count ``sqlite_stat1`` holds for the table."""
@@ -201,11 +204,12 @@ def _refresh_sqlite_statistics(engine: Engine) -> list[str]:
         if connection.exec_driver_sql("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'").first():
             for table, stat in connection.exec_driver_sql("SELECT tbl, stat FROM sqlite_stat1"):
                 known[table] = max(known.get(table, 0), int(str(stat).split()[0]))
-        stale = []
-        for name in _PLANNED_TABLES:
-            rows = connection.exec_driver_sql(f"SELECT max(rowid) FROM {name}").scalar() or 0
-            if rows >= STATISTICS_FLOOR and rows > 2 * known.get(name, 0):
-                stale.append(name)
+        newest = connection.exec_driver_sql(_SQLITE_ROWS).one()
+        stale = [
+            name
+            for name, rows in zip(_PLANNED_TABLES, newest, strict=True)
+            if (rows or 0) >= STATISTICS_FLOOR and (rows or 0) > 2 * known.get(name, 0)
+        ]
         if stale:
             connection.exec_driver_sql(f"PRAGMA analysis_limit={SQLITE_SAMPLE}")
             for name in stale:
