@@ -88,7 +88,7 @@ class Case(SQLModel, table=True):
         Index("ix_coordination_case_list", "status", "priority_rank", "opened_at"),
         Index("ix_coordination_case_source", "source_id", "status"),
         Index("ix_coordination_case_coordinator", "coordinator", "status"),
-        Index("ix_coordination_case_patient", "patient_fhir_id", "source_id"),  # 0020
+        Index("ix_coordination_case_patient", "source_id", "patient_fhir_id"),  # 0020
     )
     __mapper_args__ = {"version_id_col": _case_version}
 
