@@ -71,9 +71,12 @@ def test_the_language_switch_works_without_an_inline_handler(live_server: LiveSe
     console = watch(page)
     sign_in(page, live_server, "boris")
     assert page.locator("select#language").get_attribute("onchange") is None
-    page.locator("select#language").select_option("ru")  # pages.js submits the form on change
-    page.wait_for_load_state()
+    # pages.js submits the form on change. It is a deferred script: waiting for the new page's
+    # load event, not only its heading, keeps the second switch from racing the listener.
+    with page.expect_navigation(wait_until="load"):
+        page.locator("select#language").select_option("ru")
     page.get_by_role("heading", level=1, name="Коечный фонд").wait_for()
-    page.locator("select#language").select_option("en")
+    with page.expect_navigation(wait_until="load"):
+        page.locator("select#language").select_option("en")
     page.get_by_role("heading", level=1, name="Bed board").wait_for()
     assert violations(page) == [] and console == []
