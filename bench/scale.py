@@ -40,14 +40,17 @@ def _counts(engine: Any) -> dict[str, int]:
     return out
 
 
-def run_drain(port: int, url: str | None, per_row: bool, profile_top: int, conn: Any) -> None:
-    """Child process: ingest the served hospital without assessment, then time ``drain`` alone."""
+def run_drain(port: int, url: str | None, per_row: bool, profile_top: int, processes: int, conn: Any) -> None:
+    """Child process: ingest the served hospital without assessment, then time ``drain`` alone;
+    ``processes``: scoring processes (assessment/pool.py), started before the clock as in a worker
+    that has been running."""
     try:
         import tempfile
 
         from sqlalchemy import event
 
         from discharge_bridge.assessment import drain
+        from discharge_bridge.assessment.pool import close_pools, scoring_pool
         from discharge_bridge.fhir import FhirClient
         from discharge_bridge.ingest.poll import sync_source
 
@@ -59,6 +62,7 @@ def run_drain(port: int, url: str | None, per_row: bool, profile_top: int, conn:
             jobs.sync_cases = sync_cases_per_row  # type: ignore[assignment]
         with tempfile.TemporaryDirectory(prefix="dbscale-") as tmp:
             settings, engine = _fresh_database(tmp, f"http://127.0.0.1:{port}/fhir", url)
+            settings = settings.model_copy(update={"scoring_processes": processes})
             client = FhirClient(f"http://127.0.0.1:{port}/fhir")
             w0 = time.perf_counter()
             result = sync_source("bench", engine=engine, settings=settings, client=client)
@@ -71,6 +75,9 @@ def run_drain(port: int, url: str | None, per_row: bool, profile_top: int, conn:
                 statements[0] += 1
 
             event.listen(engine, "before_cursor_execute", count)
+            pool = scoring_pool(settings)
+            if pool is not None:
+                pool.warm()
             profiler = None
             if profile_top:
                 import cProfile
@@ -100,6 +107,8 @@ def run_drain(port: int, url: str | None, per_row: bool, profile_top: int, conn:
                 "rows": _counts(engine),
                 "peak_rss_mb": _peak_rss_mb(),
             }
+            out["scoring_peak_rss_mb"] = _scoring_peak_rss_mb(pool)
+            close_pools()
             if profiler is not None:
                 out["profile"] = _profile_text(profiler, profile_top, wall, "assessment drain")
             engine.dispose()
@@ -108,27 +117,37 @@ def run_drain(port: int, url: str | None, per_row: bool, profile_top: int, conn:
         conn.send({"error": traceback.format_exc()})
 
 
-def run_backfill(port: int, url: str | None, conn: Any) -> None:
+def run_backfill(port: int, url: str | None, processes: int, conn: Any) -> None:
     """Child process: a Bulk backfill of the served export into a fresh database, then the assessment
-    stage; wall time of both and the process's peak RSS."""
+    stage; wall time of both and the peak RSS of the process and of its scoring processes, which
+    start inside the timed window."""
     try:
         import tempfile
 
         from discharge_bridge.assessment import drain
+        from discharge_bridge.assessment.pool import close_pools, scoring_pool
         from discharge_bridge.fhir import FhirClient
         from discharge_bridge.ingest import backfill
 
         base = f"http://127.0.0.1:{port}/fhir"
         with tempfile.TemporaryDirectory(prefix="dbscale-1m-") as tmp:
             settings, engine = _fresh_database(tmp, base, url)
+            settings = settings.model_copy(update={"scoring_processes": processes})
             w0 = time.perf_counter()
+            pool = scoring_pool(settings)
+            if pool is not None:
+                pool.warm()
             with FhirClient(base) as client:
                 outcome = backfill.backfill_source("bench", engine=engine, settings=settings, client=client)
             ingest_s = time.perf_counter() - w0
             ingest_rss = _peak_rss_mb()
             stats = drain(engine, settings)
+            wall = time.perf_counter() - w0
+            scoring_rss = _scoring_peak_rss_mb(pool)
+            close_pools()
             out = {
-                "wall_s": time.perf_counter() - w0,
+                "wall_s": wall,
+                "scoring_peak_rss_mb": scoring_rss,
                 "ingest_s": ingest_s,
                 "status": str(outcome.sync.status),
                 "ingested": outcome.sync.fetched,
@@ -143,6 +162,18 @@ def run_backfill(port: int, url: str | None, conn: Any) -> None:
         conn.send({"error": traceback.format_exc()})
 
 
+def _scoring_peak_rss_mb(pool: Any) -> float:
+    """The largest peak RSS of the pool's processes (VmHWM: since their exec, unlike RUSAGE_CHILDREN,
+    which counts the parent's pages a spawned child held between fork and exec)."""
+    if pool is None:
+        return 0.0
+    peaks = [0.0]
+    for pid in pool.pids():
+        with open(f"/proc/{pid}/status") as status:
+            peaks += [int(line.split()[1]) / 1024 for line in status if line.startswith("VmHWM:")]
+    return max(peaks)
+
+
 def _line(label: str, r: dict[str, Any]) -> str:
     rows = r["rows"]
     return (
@@ -152,6 +183,7 @@ def _line(label: str, r: dict[str, Any]) -> str:
         f" ({r['statements'] / max(r['patients'], 1):.2f}/patient) | cases {rows['coordination_case']:,}"
         f" events {rows['case_event']:,} tasks {rows['case_task']:,} | peak RSS {r['peak_rss_mb']:.0f} MB"
         f" | left queued {rows['queued']} | failed {r['failed']}"
+        + (f" | scoring process peak RSS {r['scoring_peak_rss_mb']:.0f} MB" if r["scoring_peak_rss_mb"] else "")
     )
 
 
@@ -166,6 +198,12 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=20)
     parser.add_argument("--backfill-1m", action="store_true", help="also a 1M-resource backfill with scoring")
     parser.add_argument("--backfill-size", type=int, default=1_000_000, help="resources of --backfill-1m")
+    parser.add_argument(
+        "--scoring-processes",
+        type=int,
+        default=1,
+        help="scoring processes of the pooled drain and of the backfill (DISCHARGE_BRIDGE_SCORING_PROCESSES)",
+    )
     args = parser.parse_args()
     size = 6000 if args.quick else args.resources
     ctx = mp.get_context("spawn")
@@ -184,14 +222,18 @@ def main() -> None:
         print(f"discharge_bridge scale benchmark: the assessment stage alone on a {size:,}-resource hospital")
         with _server(ctx, size) as info:
             for name, pg in databases:
-                variants = [("bulk", False)] + ([("per-row", True)] if args.per_row else [])
-                for variant, per_row in variants:
+                n = args.scoring_processes
+                variants = [("bulk", False, 0)]
+                variants += [(f"bulk +{n} scoring", False, n)] if n else []
+                variants += [("per-row", True, 0)] if args.per_row else []
+                for variant, per_row, processes in variants:
                     url = pg.url(pg.create_database()) if pg is not None else None
-                    r = _child(ctx, run_drain, info["port"], url, per_row, args.top if args.profile else 0)
+                    top = args.top if args.profile else 0
+                    r = _child(ctx, run_drain, info["port"], url, per_row, top, processes)
                     if r["error"] or r["status"] != "ok":
                         raise SystemExit(f"{name} {variant}: {r['error'] or r['status']}")
                     print(_line(f"{name} {variant}", r) + f" | ingest before {r['ingest_s']:.1f} s")
-                    key = name if variant == "bulk" else f"{name}_per_row"
+                    key = {"bulk": name, "per-row": f"{name}_per_row"}.get(variant, f"{name}_pooled")
                     figures[f"{key}_patients_per_s"] = round(r["patients"] / r["wall_s"])
                     figures[f"{key}_patients_per_cpu_s"] = round(r["patients"] / r["cpu_s"])
                     figures[f"{key}_patients"] = r["patients"]
@@ -204,7 +246,11 @@ def main() -> None:
                     ratio = figures[f"{name}_patients_per_s"] / figures[f"{name}_per_row_patients_per_s"]
                     figures[f"{name}_ratio"] = round(ratio, 1)
                     print(f"  {name}: bulk / per-row {ratio:.1f}x")
-        figures["patients_per_s"] = figures["sqlite_patients_per_s"]
+        # The headline: SQLite as configured with --scoring-processes (the one-process figure is sqlite_...).
+        figures["patients_per_s"] = figures[
+            "sqlite_pooled_patients_per_s" if args.scoring_processes else "sqlite_patients_per_s"
+        ]
+        figures["scoring_processes"] = args.scoring_processes
         if args.backfill_1m:
             import tempfile
 
@@ -216,17 +262,19 @@ def main() -> None:
             ):
                 for name, pg in databases:
                     url = pg.url(pg.create_database()) if pg is not None else None
-                    r = _child(ctx, run_backfill, info["port"], url)
+                    r = _child(ctx, run_backfill, info["port"], url, args.scoring_processes)
                     if r.get("error") or r["status"] != "ok":
                         raise SystemExit(f"{name} 1M backfill: {r.get('error') or r['status']}")
                     print(
                         f"  {name} backfill of {info['resources']:,} resources with scoring: {r['wall_s']:.1f} s"
                         f" (ingest {r['ingest_s']:.1f} s, {r['ingested']:,} ingested), {r['patients']:,} patients,"
                         f" {r['opened']:,} cases, peak RSS {r['peak_rss_mb']:.0f} MB"
-                        f" (ingest {r['ingest_peak_rss_mb']:.0f} MB)"
+                        f" (ingest {r['ingest_peak_rss_mb']:.0f} MB), {args.scoring_processes} scoring process(es)"
+                        + (f" of peak RSS {r['scoring_peak_rss_mb']:.0f} MB" if args.scoring_processes else "")
                     )
                     figures[f"{name}_backfill_1m_s"] = round(r["wall_s"], 1)
                     figures[f"{name}_backfill_peak_rss_mb"] = round(r["peak_rss_mb"], 1)
+                    figures[f"{name}_backfill_scoring_peak_rss_mb"] = round(r["scoring_peak_rss_mb"], 1)
             figures["backfill_1m_s"] = figures["sqlite_backfill_1m_s"]
             figures["peak_rss_mb"] = figures["sqlite_backfill_peak_rss_mb"]
     finally:

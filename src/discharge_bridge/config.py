@@ -67,6 +67,13 @@ class Settings(BaseSettings):
     assessment_batch_size: int = Field(
         default=500, ge=1, le=5000, description="Queued patients assessed per transaction by the assessment stage."
     )
+    scoring_processes: int = Field(
+        default=0,
+        ge=0,
+        le=32,
+        description="Extra processes that score shares of each assessment batch on other cores "
+        "(assessment/pool.py); 0 scores in the draining process alone.",
+    )
     webhook_max_body_bytes: int = Field(
         default=1024 * 1024,
         ge=1024,

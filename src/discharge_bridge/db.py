@@ -24,6 +24,7 @@ import orjson
 from sqlalchemy import DateTime, Table, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session, create_engine
 
@@ -99,10 +100,23 @@ def _json_dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def make_engine(url: str) -> Engine:
+# A SQLite connection reads the planner statistics (``sqlite_stat1``) when it opens, and never again
+# when another connection ANALYZEs (the assessment stage, as tables grow): a pooled connection of the
+# web process would plan with the statistics of the day it opened, or none. So they are replaced.
+SQLITE_RECYCLE_SECONDS = 300
+
+
+def make_engine(url: str, *, fresh_connections: bool = False) -> Engine:
+    """``fresh_connections``: on SQLite, a connection per checkout, for a process that only reads
+    what another analyses (assessment/pool.py); otherwise SQLite connections last
+    ``SQLITE_RECYCLE_SECONDS``."""
     kwargs: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        if fresh_connections:
+            kwargs["poolclass"] = NullPool
+        elif _sqlite_path(url) is not None:
+            kwargs["pool_recycle"] = SQLITE_RECYCLE_SECONDS
     else:
         kwargs["pool_pre_ping"] = True
         kwargs["pool_size"] = 10

@@ -181,5 +181,6 @@ def sign_in(page: object, server: LiveServer, username: str, password: str | Non
     page.goto(f"{server.base_url}/login")  # type: ignore[attr-defined]
     page.get_by_label("User name").fill(username)  # type: ignore[attr-defined]
     page.get_by_label("Password").fill(password or server.password)  # type: ignore[attr-defined]
-    page.get_by_role("button", name="Sign in").click()  # type: ignore[attr-defined]
-    page.wait_for_load_state()  # type: ignore[attr-defined]
+    # Until the next page's load event: its deferred scripts (htmx, pages.js) are running by then.
+    with page.expect_navigation(wait_until="load"):  # type: ignore[attr-defined]
+        page.get_by_role("button", name="Sign in").click()  # type: ignore[attr-defined]

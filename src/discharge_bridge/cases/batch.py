@@ -390,20 +390,8 @@ def _assign(session: Session, source_id: int, new: list[tuple[int, str]]) -> dic
     return {case_id: pick(cast(Case, _NewCase(case_id, eid))) for case_id, eid in new}
 
 
-def refresh_priorities(
-    session: Session,
-    source_id: int,
-    *,
-    rules_version: str,
-    actor: str = "system",
-    encounter_fhir_ids: Sequence[str] | None = None,
-    now: datetime | None = None,
-) -> int:
-    """Give open cases (of ``encounter_fhir_ids`` when given) the priority of their admission's current
-    assessment, and mark or unmark a withdrawn flag (not on a case opened by hand); return how many
-    priorities changed. An admission no longer flagged keeps its case (a coordinator decides) but
-    loses its priority."""
-    now = now or utcnow()
+def _priorities_query(source_id: int, rules_version: str, encounter_fhir_ids: Sequence[str] | None) -> Select[Any]:
+    """Open cases of the source (of these admissions) with their admission's current assessment."""
     query = (
         select(
             CASES.c.id,
@@ -430,6 +418,24 @@ def refresh_priorities(
     )
     if encounter_fhir_ids is not None:
         query = query.where(CASES.c.encounter_fhir_id.in_(list(encounter_fhir_ids)))
+    return query
+
+
+def refresh_priorities(
+    session: Session,
+    source_id: int,
+    *,
+    rules_version: str,
+    actor: str = "system",
+    encounter_fhir_ids: Sequence[str] | None = None,
+    now: datetime | None = None,
+) -> int:
+    """Give open cases (of ``encounter_fhir_ids`` when given) the priority of their admission's current
+    assessment, and mark or unmark a withdrawn flag (not on a case opened by hand); return how many
+    priorities changed. An admission no longer flagged keeps its case (a coordinator decides) but
+    loses its priority."""
+    now = now or utcnow()
+    query = _priorities_query(source_id, rules_version, encounter_fhir_ids)
     session.flush()  # Core reads do not autoflush
     changed = 0
     updates: list[dict[str, Any]] = []

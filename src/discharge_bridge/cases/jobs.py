@@ -18,7 +18,13 @@ from discharge_bridge.config import Settings
 from discharge_bridge.db import session_scope, utcnow
 from discharge_bridge.ingest.aliases import records_of, survivors
 from discharge_bridge.ingest.models import EncounterSnapshot
-from discharge_bridge.risk.service import ScoreStats, patients_to_rescore, score_patients, scoring_context
+from discharge_bridge.risk.service import (
+    Offload,
+    ScoreStats,
+    patients_to_rescore,
+    score_patients,
+    scoring_context,
+)
 from discharge_bridge.sources.models import Source
 from discharge_bridge.sources.service import get_source
 
@@ -36,11 +42,13 @@ def follow_patients(
     patient_ids: Iterable[str] | None = None,
     *,
     force: bool = False,
+    offload: Offload | None = None,
 ) -> FollowUp:
     """Score the given patients (default: every patient with a possibly current stay), then open,
     re-prioritise and discharge cases, in the caller's transaction. Their stays' cases are followed
     even when discharged, so a corrected discharge time or disposition is taken.
 
+    ``offload``: shares of the scoring go to other processes (``score_patients``).
     Raises MappingError / RuleSetError for broken files."""
     assert source.id is not None
     ctx = scoring_context(source, settings)
@@ -55,6 +63,7 @@ def follow_patients(
         now=now,
         force=force,
         screenings=lambda encounter_ids: completed_screenings(session, source_id, encounter_ids),
+        offload=offload,
     )
     follow_stays(session, source.id, ids, ctx.mapping, now=now)
     stays = None

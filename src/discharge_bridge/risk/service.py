@@ -7,13 +7,15 @@ Runs after each sync for the patients whose data changed, and over everything on
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, fields, is_dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from sqlalchemy import Table, bindparam, func, update
@@ -44,6 +46,8 @@ from discharge_bridge.risk.rules import PRIORITY_ORDER
 from discharge_bridge.risk.stays import group_stays, is_deceased, stay_of
 from discharge_bridge.sources.models import Source
 
+log = logging.getLogger(__name__)
+
 BATCH = 200  # patients per round trip
 
 
@@ -59,6 +63,11 @@ class ScoreStats:
     assessed: int = 0
     flagged: int = 0
     unchanged: int = 0
+
+    def add(self, other: ScoreStats) -> None:
+        self.assessed += other.assessed
+        self.flagged += other.flagged
+        self.unchanged += other.unchanged
 
 
 def _files_digest(paths: Iterable[str]) -> str:
@@ -191,6 +200,27 @@ def _previous(session: Session, source_id: int, patient_ids: Sequence[str]) -> d
     }
 
 
+@dataclass
+class Scored:
+    """What scoring some patients found, not yet written: the rows ``_write`` takes, and the counts."""
+
+    upserts: list[dict[str, Any]]
+    ended: list[dict[str, Any]]
+    stats: ScoreStats
+
+
+Screenings = Callable[[list[str]], dict[str, list[dict[str, Any]]]]
+
+
+class Offload(Protocol):
+    """Hands shares of a batch to other processes (assessment/pool.py): each share's ids (survivors,
+    a contiguous run of ``ids``) and its future ``Scored``; ``[]`` keeps the whole batch here."""
+
+    def __call__(
+        self, source_id: int, ids: list[str], *, now: datetime, force: bool, digest: str
+    ) -> list[tuple[list[str], Future[Scored]]]: ...
+
+
 def score_patients(
     session: Session,
     source: Source,
@@ -199,7 +229,8 @@ def score_patients(
     *,
     now: datetime | None = None,
     force: bool = False,
-    screenings: Callable[[list[str]], dict[str, list[dict[str, Any]]]] | None = None,
+    screenings: Screenings | None = None,
+    offload: Offload | None = None,
 ) -> ScoreStats:
     """(Re)assess every current admission of these patients; mark ended ones as no longer current.
 
@@ -207,86 +238,135 @@ def score_patients(
     was assessed while current, and then just loses ``current``. Rows are written with Core
     upserts: building ORM objects cost more than the scoring itself. ``screenings`` (from the layer
     above, which owns them) gives the completed bedside screenings per encounter id of a batch.
+    ``offload``: the later shares of the patients are scored by other processes meanwhile; their
+    rows are written here, after this process's own, in the same order as without them. A share
+    whose process fails is scored here.
     """
     assert source.id is not None
     now = now or utcnow()
-    day = now.date().isoformat()
-    stats = ScoreStats()
     # A merged record (Patient.link) is assessed as its survivor, with every record of the person.
     ids = sorted(set(survivors(session, source.id, set(patient_ids)).values()))
-    for start in range(0, len(ids), BATCH):
-        batch = ids[start : start + BATCH]
-        records = records_of(session, source.id, batch)
-        every = sorted({rid for group in records.values() for rid in group})
-        patients, by_record, clinical_by_record = _load(session, source.id, every)
-        encounters = {pid: [e for rid in sorted(records[pid]) for e in by_record.get(rid, [])] for pid in batch}
-        clinical: dict[str, dict[str, list[dict[str, Any]]]] = {}
-        for pid in batch:
-            merged: dict[str, list[dict[str, Any]]] = defaultdict(list)
-            for rid in sorted(records[pid]):
-                for rtype, rows in clinical_by_record.get(rid, {}).items():
-                    if rtype == "RelatedPerson" and rid != pid:  # a merged record's relatives are the person's
-                        rows = [{**r, "patient": {"reference": f"Patient/{pid}"}} for r in rows]
-                    merged[rtype] += rows
-            clinical[pid] = merged
-        existing = _previous(session, source.id, every)
-        screened = screenings([e.fhir_id for pid in batch for e in encounters[pid]]) if screenings else {}
-        first_flags: dict[str, datetime] = {}
-        for (enc_id, _), previous in existing.items():
-            flagged_at = previous.first_flagged_at
-            if flagged_at and (enc_id not in first_flags or flagged_at < first_flags[enc_id]):
-                first_flags[enc_id] = flagged_at
-        upserts: list[dict[str, Any]] = []
-        ended: list[dict[str, Any]] = []
-        for pid in batch:
-            patient = patients.get(pid)
-            if patient is None:
-                continue  # assessed once the Patient arrives; no_contacts cannot be judged without it
-            facts_of = clinical.get(pid, {})
-            raws = [e.raw for e in encounters.get(pid, [])]
-            stays = group_stays(raws, ctx.mapping, now=now)
-            alive = not is_deceased(patient)
-            for stay in encounters.get(pid, []):
-                row = existing.get((stay.fhir_id, ctx.rules.version))
-                whole = stay_of(stay.fhir_id, stays)
-                # One stay, one assessment: its current leg's, while the stay goes on and the person lives.
-                current = (
-                    alive
-                    and whole is not None
-                    and whole.ended_at is None
-                    and whole.current_id == stay.fhir_id
-                    and is_flaggable(stay.raw, ctx.mapping)
-                )
-                if not current and row is None:
-                    continue
-                legs = set(whole.leg_ids) if whole is not None else {stay.fhir_id}
-                record = PatientRecord(
-                    patient=patient,
-                    encounter=stay.raw,
-                    conditions=facts_of.get("Condition", []),
-                    observations=facts_of.get("Observation", []),
-                    related_persons=facts_of.get("RelatedPerson", []),
-                    other_encounters=[e.raw for e in encounters[pid] if e.fhir_id not in legs],
-                    procedures=facts_of.get("Procedure", []),
-                    screenings=sorted((done for leg in legs for done in screened.get(leg, [])), key=lambda d: d["id"]),
-                )
-                standing = f"{current}|{whole.current_id if whole else ''}|{','.join(sorted(legs))}"
-                digest = _inputs_digest(ctx, record, day, standing)
-                if row is not None and row.inputs_digest == digest and not force:
-                    stats.unchanged += 1
-                    continue
-                stats.assessed += 1
-                if row is not None and not current:
-                    ended.append({"_id": row.id, "_digest": digest, "_now": now})
-                    continue
-                values = _assessment(source.id, pid, stay, record, ctx, digest, now)
-                if values["flagged"]:
-                    stats.flagged += 1
-                    values["first_flagged_at"] = (row and row.first_flagged_at) or first_flags.get(stay.fhir_id) or now
-                upserts.append(values)
-        _write(session, upserts, ended)
+    shares = offload(source.id, ids, now=now, force=force, digest=ctx.digest) if offload is not None and ids else []
+    handed = {pid for part, _ in shares for pid in part}
+    stats = ScoreStats()
+    own = [pid for pid in ids if pid not in handed]
+    for start in range(0, len(own), BATCH):
+        scored = _score_chunk(session, source.id, own[start : start + BATCH], ctx, now, force, screenings)
+        _write(session, scored.upserts, scored.ended)
+        stats.add(scored.stats)
+    for part, future in shares:
+        try:
+            scored = future.result()
+        except Exception as exc:  # a process killed or failing: its share is scored here instead
+            log.warning("a scoring process failed (%s): its %d patients are scored here", type(exc).__name__, len(part))
+            scored = compute_scores(session, source.id, part, ctx, now=now, force=force, screenings=screenings)
+        _write(session, scored.upserts, scored.ended)
+        stats.add(scored.stats)
     session.flush()
     return stats
+
+
+def compute_scores(
+    session: Session,
+    source_id: int,
+    ids: Sequence[str],
+    ctx: ScoringContext,
+    *,
+    now: datetime,
+    force: bool = False,
+    screenings: Screenings | None = None,
+) -> Scored:
+    """``score_patients`` for survivor ids without writing: what a scoring process hands back."""
+    total = Scored([], [], ScoreStats())
+    for start in range(0, len(ids), BATCH):
+        scored = _score_chunk(session, source_id, ids[start : start + BATCH], ctx, now, force, screenings)
+        total.upserts += scored.upserts
+        total.ended += scored.ended
+        total.stats.add(scored.stats)
+    return total
+
+
+def _score_chunk(
+    session: Session,
+    source_id: int,
+    batch: Sequence[str],
+    ctx: ScoringContext,
+    now: datetime,
+    force: bool,
+    screenings: Screenings | None,
+) -> Scored:
+    """One round trip: the facts of up to ``BATCH`` survivors, read and scored."""
+    day = now.date().isoformat()
+    stats = ScoreStats()
+    records = records_of(session, source_id, batch)
+    every = sorted({rid for group in records.values() for rid in group})
+    patients, by_record, clinical_by_record = _load(session, source_id, every)
+    encounters = {pid: [e for rid in sorted(records[pid]) for e in by_record.get(rid, [])] for pid in batch}
+    clinical: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for pid in batch:
+        merged: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for rid in sorted(records[pid]):
+            for rtype, rows in clinical_by_record.get(rid, {}).items():
+                if rtype == "RelatedPerson" and rid != pid:  # a merged record's relatives are the person's
+                    rows = [{**r, "patient": {"reference": f"Patient/{pid}"}} for r in rows]
+                merged[rtype] += rows
+        clinical[pid] = merged
+    existing = _previous(session, source_id, every)
+    screened = screenings([e.fhir_id for pid in batch for e in encounters[pid]]) if screenings else {}
+    first_flags: dict[str, datetime] = {}
+    for (enc_id, _), previous in existing.items():
+        flagged_at = previous.first_flagged_at
+        if flagged_at and (enc_id not in first_flags or flagged_at < first_flags[enc_id]):
+            first_flags[enc_id] = flagged_at
+    upserts: list[dict[str, Any]] = []
+    ended: list[dict[str, Any]] = []
+    for pid in batch:
+        patient = patients.get(pid)
+        if patient is None:
+            continue  # assessed once the Patient arrives; no_contacts cannot be judged without it
+        facts_of = clinical.get(pid, {})
+        raws = [e.raw for e in encounters.get(pid, [])]
+        stays = group_stays(raws, ctx.mapping, now=now)
+        alive = not is_deceased(patient)
+        for stay in encounters.get(pid, []):
+            row = existing.get((stay.fhir_id, ctx.rules.version))
+            whole = stay_of(stay.fhir_id, stays)
+            # One stay, one assessment: its current leg's, while the stay goes on and the person lives.
+            current = (
+                alive
+                and whole is not None
+                and whole.ended_at is None
+                and whole.current_id == stay.fhir_id
+                and is_flaggable(stay.raw, ctx.mapping)
+            )
+            if not current and row is None:
+                continue
+            legs = set(whole.leg_ids) if whole is not None else {stay.fhir_id}
+            record = PatientRecord(
+                patient=patient,
+                encounter=stay.raw,
+                conditions=facts_of.get("Condition", []),
+                observations=facts_of.get("Observation", []),
+                related_persons=facts_of.get("RelatedPerson", []),
+                other_encounters=[e.raw for e in encounters[pid] if e.fhir_id not in legs],
+                procedures=facts_of.get("Procedure", []),
+                screenings=sorted((done for leg in legs for done in screened.get(leg, [])), key=lambda d: d["id"]),
+            )
+            standing = f"{current}|{whole.current_id if whole else ''}|{','.join(sorted(legs))}"
+            digest = _inputs_digest(ctx, record, day, standing)
+            if row is not None and row.inputs_digest == digest and not force:
+                stats.unchanged += 1
+                continue
+            stats.assessed += 1
+            if row is not None and not current:
+                ended.append({"_id": row.id, "_digest": digest, "_now": now})
+                continue
+            values = _assessment(source_id, pid, stay, record, ctx, digest, now)
+            if values["flagged"]:
+                stats.flagged += 1
+                values["first_flagged_at"] = (row and row.first_flagged_at) or first_flags.get(stay.fhir_id) or now
+            upserts.append(values)
+    return Scored(upserts, ended, stats)
 
 
 def _assessment(
