@@ -14,10 +14,8 @@ must be the same after each drain, row versions included.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -40,37 +38,19 @@ from discharge_bridge.cases.service import assign, change_status
 from discharge_bridge.cases.tasks.models import Task
 from discharge_bridge.config import Settings
 from discharge_bridge.connections.service import add_source, update_source
-from discharge_bridge.db import make_engine, session_scope
+from discharge_bridge.db import session_scope
 from discharge_bridge.ingest.normalise import normalise
 from discharge_bridge.ingest.store import upsert_snapshots
 from discharge_bridge.risk.models import RiskAssessment
 from tests.assessment.per_row import sync_cases_per_row
-from tests.support.db import migrated_sqlite
 from tests.support.factories import RULES, flagged_case, make_source, make_user
 from tests.support.fakefhir import BASE
-from tests.support.postgres import PostgresServer
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 T1 = T0 + timedelta(days=1)
 PLANNED_END = "http://hl7.org/fhir/5.0/StructureDefinition/extension-Encounter.plannedEndDate"
 WARDS = (None, "Ward 3A", "Ward 5")
 _ids = itertools.count()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def two_engines(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Engine, Engine, Settings]]:
-    """Two fresh, migrated databases of one kind: one drained in bulk, one per row."""
-    if request.param == "postgresql":
-        server: PostgresServer = request.getfixturevalue("postgres_server")
-        urls = [server.url(server.create_database(migrated=True)) for _ in range(2)]
-        settings = Settings(data_dir=tmp_path / "data", database_url=urls[0])
-    else:
-        settings = migrated_sqlite(tmp_path / "a")
-        urls = [settings.sqlalchemy_url, migrated_sqlite(tmp_path / "b").sqlalchemy_url]
-    bulk, per_row = make_engine(urls[0]), make_engine(urls[1])
-    yield bulk, per_row, settings
-    bulk.dispose()
-    per_row.dispose()
 
 
 # -- the cohort ------------------------------------------------------------------------------------

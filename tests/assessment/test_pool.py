@@ -11,7 +11,6 @@ import os
 import signal
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,13 +21,11 @@ from discharge_bridge.assessment import drain
 from discharge_bridge.assessment.pool import close_pools, scoring_pool
 from discharge_bridge.config import Settings
 from discharge_bridge.connections.service import add_source
-from discharge_bridge.db import make_engine, session_scope
+from discharge_bridge.db import session_scope
 from discharge_bridge.ingest.normalise import UnusableResource, normalise
 from discharge_bridge.ingest.store import upsert_snapshots
 from tests.assessment.test_bulk_equivalence import _dump
-from tests.support.db import migrated_sqlite
 from tests.support.fakefhir import BASE
-from tests.support.postgres import PostgresServer
 from tests.support.synthetic import generate
 
 NOW = datetime(2025, 1, 20, 9, 0, tzinfo=UTC)  # a fortnight into the synthetic hospital's admissions
@@ -44,30 +41,27 @@ def _hospital() -> list[Any]:
     return rows
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def two_hospitals(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[list[Engine], Settings, int]]:
+@pytest.fixture
+def two_hospitals(two_engines: tuple[Engine, Engine, Settings]) -> Iterator[tuple[list[Engine], Settings, int]]:
     """The same synthetic hospital stored and queued in two fresh databases; settings on the first."""
-    if request.param == "postgresql":
-        server: PostgresServer = request.getfixturevalue("postgres_server")
-        urls = [server.url(server.create_database(migrated=True)) for _ in range(2)]
-        settings = Settings(data_dir=tmp_path / "data", database_url=urls[0])
-    else:
-        settings = migrated_sqlite(tmp_path / "a")
-        urls = [settings.sqlalchemy_url, migrated_sqlite(tmp_path / "b").sqlalchemy_url]
-    engines = [make_engine(url) for url in urls]
+    shared, alone, settings = two_engines
     rows = _hospital()
     source_ids = set()
-    for engine in engines:
+    for engine in (shared, alone):
         with session_scope(engine) as session:
             source = add_source(session, name="city", hospital="City Hospital", base_url=BASE)
             assert source.id is not None
             source_ids.add(source.id)
             upsert_snapshots(session, source.id, rows)
     assert len(source_ids) == 1
-    yield engines, settings, source_ids.pop()
+    yield [shared, alone], settings, source_ids.pop()
     close_pools()
-    for engine in engines:
-        engine.dispose()
+
+
+def _same_rows(shared: Engine, alone: Engine, source_id: int) -> None:
+    got, want = _dump(shared, source_id), _dump(alone, source_id)
+    for table in ("cases", "tasks", "risks", "events"):
+        assert got[table] == want[table], table
 
 
 def _url(engine: Engine) -> str:
@@ -80,7 +74,9 @@ def _with_processes(settings: Settings, engine: Engine, n: int) -> Settings:
 
 @pytest.mark.clock
 def test_a_drain_with_a_scoring_process_writes_the_rows_of_one_without(
-    two_hospitals: tuple[list[Engine], Settings, int], caplog: pytest.LogCaptureFixture
+    two_hospitals: tuple[list[Engine], Settings, int],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     (shared, alone), settings, source_id = two_hospitals
     pooled = _with_processes(settings, shared, 1)
@@ -94,12 +90,9 @@ def test_a_drain_with_a_scoring_process_writes_the_rows_of_one_without(
         handed.extend(len(part) for part, _ in shares)
         return shares
 
+    monkeypatch.setattr(type(pool), "__call__", counting)
     with time_machine.travel(NOW, tick=False), caplog.at_level(logging.WARNING):
-        type(pool).__call__ = counting  # type: ignore[method-assign]
-        try:
-            with_pool = drain(shared, pooled)
-        finally:
-            type(pool).__call__ = call  # type: ignore[method-assign]
+        with_pool = drain(shared, pooled)
         without = drain(alone, settings.model_copy(update={"database_url": _url(alone)}))
     assert handed and sum(handed) >= 150  # the process scored about half of the ~330 patients
     assert with_pool.patients == without.patients > 300
@@ -109,9 +102,7 @@ def test_a_drain_with_a_scoring_process_writes_the_rows_of_one_without(
         without.cases_opened,
     )
     assert without.cases_opened > 50
-    got, want = _dump(shared, source_id), _dump(alone, source_id)
-    for table in ("cases", "tasks", "risks", "events"):
-        assert got[table] == want[table], table
+    _same_rows(shared, alone, source_id)
     assert "scoring process failed" not in caplog.text
 
 
@@ -131,8 +122,6 @@ def test_a_scoring_process_killed_costs_no_batch(
         drain(alone, settings.model_copy(update={"database_url": _url(alone)}))
     assert stats.failed == 0 and stats.error is None and stats.patients > 300
     assert "scoring process" in caplog.text  # said, and the share scored here instead
-    got, want = _dump(shared, source_id), _dump(alone, source_id)
-    for table in ("cases", "tasks", "risks", "events"):
-        assert got[table] == want[table], table
+    _same_rows(shared, alone, source_id)
     second = pool.pids()  # the next batches have processes again
     assert second and not set(second) & set(first)
